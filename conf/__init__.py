@@ -1,0 +1,1 @@
+"""Configuration: YAML per environment (local.yaml, cluster.yaml) and the one loader, `conf.settings`."""

@@ -1,0 +1,207 @@
+"""The one configuration loader.
+
+`load_config()` reads `conf/local.yaml` (or the file named by `--config` / RECO_CONFIG), lays it over the
+defaults below, applies the RECO_* environment overrides and validates the result. Unknown or badly typed keys
+stop with a ConfigError naming the key, e.g. `als.implicit.rank: Input should be greater than 0`.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "conf" / "local.yaml"
+
+DATASETS = ("ml-100k", "ml-1m", "ml-latest-small", "ml-20m", "ml-25m", "ml-32m")
+
+# Environment variable -> dotted config key it overrides.
+ENV_OVERRIDES = {
+    "RECO_DATA_ROOT": "data.root",
+    "RECO_DATASET": "data.dataset",
+    "RECO_MOVIELENS_DIR": "data.movielens_dir",
+    "RECO_DOWNLOAD_BASE_URL": "data.download_base_url",
+    "RECO_SPARK_MASTER": "spark.master",
+    "RECO_REDIS_URL": "redis.url",
+    "RECO_HOST": "serving.host",
+    "RECO_PORT": "serving.port",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkSettings(_Section):
+    master: str = "local[2]"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = Field(4, gt=0)
+    extra: dict[str, str] = {}
+
+
+class DataSettings(_Section):
+    root: str = "./data"
+    dataset: Literal[DATASETS] = "ml-100k"  # type: ignore[valid-type]
+    movielens_dir: str | None = None
+    download_base_url: str = "https://files.grouplens.org/datasets/movielens"
+
+
+class ValidationSettings(_Section):
+    min_ratings: int = Field(1000, ge=1)
+    min_movies: int = Field(100, ge=1)
+    ts_min: str = "1995-01-01"
+    max_bad_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @field_validator("ts_min")
+    @classmethod
+    def _iso_date(cls, value: str) -> str:
+        datetime.fromisoformat(value)
+        return value
+
+    @property
+    def ts_min_epoch(self) -> int:
+        return int(datetime.fromisoformat(self.ts_min).replace(tzinfo=timezone.utc).timestamp())
+
+
+class CleanSettings(_Section):
+    min_user_ratings: int = Field(1, ge=1)
+    min_item_ratings: int = Field(1, ge=1)
+
+
+class SplitSettings(_Section):
+    train_ratio: float = Field(0.75, gt=0.0, lt=1.0)
+    seed: int = 42
+
+
+class ImplicitALSSettings(_Section):
+    rank: int = Field(128, gt=0)
+    reg_param: float = Field(0.5, ge=0.0)
+    alpha: float = Field(5.0, gt=0.0)
+    max_iter: int = Field(15, gt=0)
+    confidence: Literal["linear", "log", "binary", "threshold"] = "linear"
+    threshold: float = 3.5
+    seed: int = 42
+
+
+class ExplicitALSSettings(_Section):
+    rank: int = Field(10, gt=0)
+    reg_param: float = Field(0.1, ge=0.0)
+    max_iter: int = Field(20, gt=0)
+    bias_reg: float = Field(10.0, ge=0.0)
+    seed: int = 42
+
+
+class ALSSettings(_Section):
+    implicit: ImplicitALSSettings = ImplicitALSSettings()
+    explicit: ExplicitALSSettings = ExplicitALSSettings()
+    checkpoint_interval: int = Field(5, gt=0)
+
+
+class EvaluateSettings(_Section):
+    k: int = Field(10, gt=0)
+
+
+class GateSettings(_Section):
+    min_ndcg_lift_over_popularity: float = 0.0
+    max_ndcg_drop_vs_live: float = Field(0.02, ge=0.0)
+
+
+class RecommendSettings(_Section):
+    top_n: int = Field(50, gt=0)
+    neighbors: int = Field(50, gt=0)
+    popular_n: int = Field(100, gt=0)
+
+
+class RedisSettings(_Section):
+    url: str = "redis://127.0.0.1:6379/0"
+    retention: int = Field(3, ge=2)  # the live version and at least one to roll back to
+    socket_timeout: float = Field(0.5, gt=0)
+    connect_timeout: float = Field(0.25, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+class ServingSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, gt=0, lt=65536)
+
+
+class Config(_Section):
+    spark: SparkSettings = SparkSettings()
+    data: DataSettings = DataSettings()
+    validation: ValidationSettings = ValidationSettings()
+    clean: CleanSettings = CleanSettings()
+    split: SplitSettings = SplitSettings()
+    als: ALSSettings = ALSSettings()
+    evaluate: EvaluateSettings = EvaluateSettings()
+    gates: GateSettings = GateSettings()
+    recommend: RecommendSettings = RecommendSettings()
+    redis: RedisSettings = RedisSettings()
+    serving: ServingSettings = ServingSettings()
+    source: str = ""  # which file this came from, for reports
+
+    @property
+    def data_root(self) -> str:
+        return _resolve(self.data.root)
+
+    @property
+    def movielens_dir(self) -> str | None:
+        return _resolve(self.data.movielens_dir) if self.data.movielens_dir else None
+
+
+def _resolve(path: str) -> str:
+    """Relative local paths are taken from the repository root; URIs (s3a://, hdfs://) pass through."""
+    if "://" in path:
+        return path
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else (REPO_ROOT / p).resolve())
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load and validate the configuration.
+
+    Precedence, lowest first: built-in defaults, the YAML file (`path`, else RECO_CONFIG, else
+    conf/local.yaml), RECO_* environment variables, then `overrides` (dotted keys, for tests and CLIs).
+    """
+    config_path = Path(path or os.environ.get("RECO_CONFIG") or DEFAULT_CONFIG)
+    if not config_path.is_file():
+        raise ConfigError(f"config file not found: {config_path}")
+    try:
+        tree = yaml.safe_load(config_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_path}: not valid YAML: {exc}") from exc
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{config_path}: the top level must be a mapping of sections")
+    for env_name, dotted in ENV_OVERRIDES.items():
+        if os.environ.get(env_name):
+            _set_dotted(tree, dotted, os.environ[env_name])
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(tree, dotted, value)
+    tree["source"] = str(config_path)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{config_path}: {problems}") from None

@@ -1,0 +1,1 @@
+"""Spark batch jobs, one module each; `jobs.common` holds what they share."""

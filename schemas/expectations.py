@@ -1,0 +1,56 @@
+"""Great Expectations suites for raw MovieLens data: the contract a run must meet before anything downstream.
+
+Three suites, each over one frame the validate job builds:
+- `ratings`: ratings with a `movie_in_catalog` flag (the rated movie exists in movies),
+- `movies`: one row per movie,
+- `movie_genres`: one row per (movie, genre) pair.
+Row-level expectations accept up to `validation.max_bad_fraction` bad rows (`mostly`); the default 0 is strict.
+"""
+from __future__ import annotations
+
+import time
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+
+from conf.settings import ValidationSettings
+from schemas.movielens import RAW_GENRES, DatasetSpec
+
+SUITE_NAMES = ("ratings", "movies", "movie_genres")
+
+
+def build_suites(spec: DatasetSpec, settings: ValidationSettings) -> dict[str, gx.ExpectationSuite]:
+    mostly = 1.0 - settings.max_bad_fraction
+    ts_max = int(time.time()) + 86_400  # tomorrow: a timestamp from the future is a broken clock or a bad row
+    ratings = gx.ExpectationSuite(name="ratings", expectations=[
+        gxe.ExpectTableRowCountToBeBetween(min_value=settings.min_ratings),
+        gxe.ExpectColumnValuesToNotBeNull(column="user_id", mostly=mostly),
+        gxe.ExpectColumnValuesToNotBeNull(column="movie_id", mostly=mostly),
+        gxe.ExpectColumnValuesToNotBeNull(column="rating", mostly=mostly),
+        gxe.ExpectColumnValuesToNotBeNull(column="ts", mostly=mostly),
+        gxe.ExpectColumnValuesToBeBetween(column="user_id", min_value=1, mostly=mostly),
+        gxe.ExpectColumnValuesToBeInSet(column="rating", value_set=list(spec.rating_values), mostly=mostly),
+        gxe.ExpectColumnValuesToBeBetween(column="ts", min_value=settings.ts_min_epoch, max_value=ts_max,
+                                          mostly=mostly),
+        gxe.ExpectColumnValuesToBeInSet(column="movie_in_catalog", value_set=[True], mostly=mostly),
+    ])
+    movies = gx.ExpectationSuite(name="movies", expectations=[
+        gxe.ExpectTableRowCountToBeBetween(min_value=settings.min_movies),
+        gxe.ExpectColumnValuesToNotBeNull(column="movie_id"),
+        gxe.ExpectColumnValuesToBeUnique(column="movie_id"),
+        gxe.ExpectColumnValuesToNotBeNull(column="title", mostly=mostly),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="title", min_value=1, mostly=mostly),
+    ])
+    movie_genres = gx.ExpectationSuite(name="movie_genres", expectations=[
+        gxe.ExpectColumnValuesToBeInSet(column="genre", value_set=sorted(RAW_GENRES), mostly=mostly),
+    ])
+    return {"ratings": ratings, "movies": movies, "movie_genres": movie_genres}
+
+
+def describe(expectation_type: str, kwargs: dict) -> str:
+    """`expect_column_values_to_be_in_set(column=rating, value_set=[1.0, ...])`, short enough for a log line."""
+    def short(value):
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "...]"
+    args = ", ".join(f"{k}={short(v)}" for k, v in kwargs.items() if k not in ("batch_id",))
+    return f"{expectation_type}({args})"
