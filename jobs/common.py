@@ -41,6 +41,8 @@ def spark_session(config: Config, app_name: str):
     submitted = SparkConf().contains("spark.master")  # spark-submit put it there
     if not submitted:
         builder = builder.master(config.spark.master).config("spark.driver.memory", config.spark.driver_memory)
+        # Python workers run the driver's interpreter (the project's venv), not whatever python3 is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings = {
         "spark.sql.shuffle.partitions": str(config.spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",

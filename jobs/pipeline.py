@@ -1,0 +1,55 @@
+"""Every batch job in order in one Spark session, without Airflow: ingest, validate, clean, train, evaluate,
+recommend (and publish with --publish). Prints the path of metrics.json. `make pipeline` runs this."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from datetime import datetime, timezone
+
+from conf.settings import ConfigError, load_config
+from jobs import clean, evaluate, ingest, recommend, train, validate
+from jobs.common import JobError, run_paths, spark_session
+
+BATCH_JOBS = (("ingest", ingest.run), ("validate", validate.run), ("clean", clean.run), ("train", train.run),
+              ("evaluate", evaluate.run), ("recommend", recommend.run))
+
+log = logging.getLogger("reco.pipeline")
+
+
+def run_pipeline(config, run_id: str, spark=None, publish: bool = False) -> dict:
+    """Run the batch jobs in order; returns {job: seconds}. Stops at the first failure (JobError)."""
+    spark = spark or spark_session(config, "pipeline")
+    seconds = {}
+    steps = list(BATCH_JOBS)
+    if publish:
+        from jobs import publish as publish_job
+        steps.append(("publish", publish_job.run))
+    for name, job in steps:
+        log.info("step %s ...", name)
+        started = time.perf_counter()
+        job(config, run_id, spark=spark)
+        seconds[name] = round(time.perf_counter() - started, 2)
+        log.info("step %s done in %.1f s", name, seconds[name])
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m jobs.pipeline", description=__doc__)
+    parser.add_argument("--run-id", default=datetime.now(timezone.utc).strftime("manual_%Y%m%dT%H%M%S"))
+    parser.add_argument("--config")
+    parser.add_argument("--publish", action="store_true", help="also publish to Redis")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = load_config(args.config)
+        run_pipeline(config, args.run_id, publish=args.publish)
+    except (JobError, ConfigError) as exc:
+        print(f"pipeline failed: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(run_paths(config, args.run_id).metrics)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The Redis layout, shared by the publisher (jobs/publish.py) and the lookup service (serving/).
+
+    reco:live                          string   the live version id
+    reco:versions                      zset     version id -> publication time (epoch seconds)
+    reco:v:<version>:meta              json     run id, dataset, published/trained at, headline metrics, counts
+    reco:v:<version>:user:<user_id>    json     [item, ...] top-N for the user, best first
+    reco:v:<version>:similar:<movie>   json     [item, ...] nearest movies by cosine of ALS item factors
+    reco:v:<version>:popular:<genre>   json     [item, ...] most rated movies; genre "_all" for the whole catalog
+    reco:v:<version>:movie:<movie_id>  json     {movie_id, title, year, genres, n_ratings, mean_rating}
+    reco:v:<version>:title:<token>     json     [movie_id, ...] movies whose title has the token, most rated first
+
+An item is {"movie_id", "title", "year", "genres", "score"}: values are serialised once, at publication, in
+exactly the shape the API returns, so a request does a lookup, a slice and no joins.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from importlib import resources
+
+import orjson
+
+PREFIX = "reco"
+LIVE = f"{PREFIX}:live"
+VERSIONS = f"{PREFIX}:versions"
+ALL_GENRES = "_all"
+
+KINDS = ("meta", "user", "similar", "popular", "movie", "title")
+
+
+def version_prefix(version: str) -> str:
+    """Everything of one version starts with this; the lookup script appends '<kind>:<id>'."""
+    return f"{PREFIX}:v:{version}:"
+
+
+def key(version: str, kind: str, ident: object = None) -> str:
+    assert kind in KINDS, kind
+    return version_prefix(version) + (kind if ident is None else f"{kind}:{ident}")
+
+
+def suffix(kind: str, ident: object = None) -> str:
+    """The part of a key after the version prefix (what the service passes to the lookup script)."""
+    return kind if ident is None else f"{kind}:{ident}"
+
+
+def version_pattern(version: str) -> str:
+    return version_prefix(version) + "*"
+
+
+def encode(value: object) -> bytes:
+    return orjson.dumps(value)
+
+
+def decode(raw: bytes | None) -> object:
+    return None if raw is None else orjson.loads(raw)
+
+
+def title_tokens(text: str) -> list[str]:
+    """Lower-case, accent-free alphanumeric words: 'Misérables, Les' -> ['miserables', 'les']."""
+    folded = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode().lower()
+    return re.findall(r"[a-z0-9]+", folded)
+
+
+def lookup_script() -> str:
+    """Lua that resolves the live pointer and reads keys under that version in one atomic round trip."""
+    return resources.files("schemas").joinpath("lookup.lua").read_text()
