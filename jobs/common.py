@@ -175,10 +175,11 @@ def utc_now() -> str:
 
 
 def job_main(name: str, description: str, run: Callable[..., Any],
-             add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+             add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+             run_id_required: bool = True) -> None:
     """Parse the common arguments, run the job, and turn expected failures into a clear message and exit 2."""
     parser = argparse.ArgumentParser(prog=f"spark-submit jobs/{name}.py", description=description)
-    parser.add_argument("--run-id", required=True, help="run identifier; outputs go to <data root>/runs/<run id>/")
+    parser.add_argument("--run-id", required=run_id_required, help="run identifier; outputs go to <data root>/runs/<run id>/")
     parser.add_argument("--config", help="YAML config file (default: $RECO_CONFIG or conf/local.yaml)")
     if add_arguments:
         add_arguments(parser)

@@ -38,6 +38,12 @@ def key(version: str, kind: str, ident: object = None) -> str:
     return version_prefix(version) + (kind if ident is None else f"{kind}:{ident}")
 
 
+def kind_prefix(version: str, kind: str) -> str:
+    """Keys of one kind in one version are this plus the id (the publisher builds keys in Spark from it)."""
+    assert kind in KINDS, kind
+    return f"{version_prefix(version)}{kind}:"
+
+
 def suffix(kind: str, ident: object = None) -> str:
     """The part of a key after the version prefix (what the service passes to the lookup script)."""
     return kind if ident is None else f"{kind}:{ident}"
