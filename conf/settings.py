@@ -137,6 +137,8 @@ class RedisSettings(_Section):
 class ServingSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)
+    pointer_ttl: float = Field(1.0, ge=0.0)      # seconds a worker trusts its copy of the live pointer
+    cache_entries: int = Field(20_000, ge=0)     # per-worker LRU of (version, key) values; 0 disables
 
 
 class Config(_Section):

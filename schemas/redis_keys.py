@@ -10,13 +10,13 @@
     reco:v:<version>:title:<token>     json     [movie_id, ...] movies whose title has the token, most rated first
 
 An item is {"movie_id", "title", "year", "genres", "score"}: values are serialised once, at publication, in
-exactly the shape the API returns, so a request does a lookup, a slice and no joins.
+exactly the shape the API returns, so a request does a lookup, a slice and no joins. A version's keys never
+change once the pointer names it, which is what lets the service cache them (serving/store.py).
 """
 from __future__ import annotations
 
 import re
 import unicodedata
-from importlib import resources
 
 import orjson
 
@@ -29,7 +29,7 @@ KINDS = ("meta", "user", "similar", "popular", "movie", "title")
 
 
 def version_prefix(version: str) -> str:
-    """Everything of one version starts with this; the lookup script appends '<kind>:<id>'."""
+    """Everything of one version starts with this."""
     return f"{PREFIX}:v:{version}:"
 
 
@@ -45,7 +45,7 @@ def kind_prefix(version: str, kind: str) -> str:
 
 
 def suffix(kind: str, ident: object = None) -> str:
-    """The part of a key after the version prefix (what the service passes to the lookup script)."""
+    """The part of a key after the version prefix."""
     return kind if ident is None else f"{kind}:{ident}"
 
 
@@ -65,8 +65,3 @@ def title_tokens(text: str) -> list[str]:
     """Lower-case, accent-free alphanumeric words: 'Misérables, Les' -> ['miserables', 'les']."""
     folded = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode().lower()
     return re.findall(r"[a-z0-9]+", folded)
-
-
-def lookup_script() -> str:
-    """Lua that resolves the live pointer and reads keys under that version in one atomic round trip."""
-    return resources.files("schemas").joinpath("lookup.lua").read_text()

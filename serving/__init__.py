@@ -1,0 +1,84 @@
+"""The lookup service: `create_app(config)` builds the Flask app; gunicorn runs `serving.wsgi:app`."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from importlib import resources
+
+import yaml
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from conf.settings import Config, load_config
+from serving.api import BadRequest, api, error_response, json_response
+from serving.observability import REDIS_ERRORS, REQUESTS, render
+from serving.store import NoLiveVersion, Store, StoreUnavailable
+from serving.web import web
+
+log = logging.getLogger("reco.serving")
+
+
+def load_openapi() -> dict:
+    return yaml.safe_load(resources.files("schemas").joinpath("openapi.yaml").read_text())
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or load_config()
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    app.config["RECO_LIMITS"] = {"top_n": config.recommend.top_n, "neighbors": config.recommend.neighbors,
+                                 "popular_n": config.recommend.popular_n}
+    # No connection is opened here: the pool connects on first use, in each worker after the fork.
+    app.extensions["reco_store"] = Store(config.redis.url, config.redis.socket_timeout,
+                                         config.redis.connect_timeout, config.serving.pointer_ttl,
+                                         config.serving.cache_entries)
+    openapi = json.dumps(load_openapi()).encode()
+    app.register_blueprint(api)
+    app.register_blueprint(web)
+
+    @app.get("/openapi.json")
+    def openapi_document():
+        return Response(openapi, mimetype="application/json")
+
+    @app.get("/metrics")
+    def metrics():
+        body, content_type = render()
+        return Response(body, content_type=content_type)
+
+    @app.errorhandler(BadRequest)
+    def bad_request(exc: BadRequest):
+        return error_response(exc.status, exc.error, exc.detail)
+
+    @app.errorhandler(StoreUnavailable)
+    def store_unavailable(exc: StoreUnavailable):
+        REDIS_ERRORS.inc()
+        return error_response(503, "unavailable", "the recommendation store is unreachable; retry shortly")
+
+    @app.errorhandler(NoLiveVersion)
+    def no_live_version(exc: NoLiveVersion):
+        return error_response(503, "not_ready", str(exc))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return error_response(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unexpected error")
+        return error_response(500, "internal_error", "unexpected error; it has been logged")
+
+    @app.before_request
+    def start_timer():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def observe(response: Response):
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        REQUESTS.labels(endpoint, str(response.status_code)).observe(time.perf_counter() - g.started)
+        return response
+
+    return app
+
+
+__all__ = ["create_app", "json_response"]

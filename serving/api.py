@@ -1,0 +1,158 @@
+"""The JSON API (blueprint `api`): recommendations, similar and popular movies, movie details and search,
+version, health and readiness. Every handler is key lookups and a slice; nothing is computed here."""
+from __future__ import annotations
+
+import orjson
+from flask import Blueprint, Response, current_app, request
+
+from schemas import redis_keys as rk
+from schemas.movielens import GENRES
+from serving.observability import FALLBACKS
+from serving.store import Store
+
+api = Blueprint("api", __name__)
+
+MAX_ID = 2**31 - 1
+MAX_QUERY_CHARS = 100
+MAX_QUERY_WORDS = 8
+_GENRES_BY_LOWER = {g.lower(): g for g in GENRES}
+
+
+class BadRequest(Exception):
+    def __init__(self, detail: str, status: int = 400, error: str = "bad_request"):
+        super().__init__(detail)
+        self.detail, self.status, self.error = detail, status, error
+
+
+def json_response(payload: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status=status, mimetype="application/json")
+
+
+def error_response(status: int, error: str, detail: str) -> Response:
+    return json_response({"error": error, "detail": detail}, status)
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def parse_id(raw: str, name: str) -> int:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not 1 <= int(raw) <= MAX_ID:
+        raise BadRequest(f"{name} must be a whole number from 1 to {MAX_ID}, got {raw[:40]!r}")
+    return int(raw)
+
+
+def parse_k(limit: int, default: int = 10) -> int:
+    raw = request.args.get("k")
+    if raw is None:
+        return min(default, limit)
+    if not raw.isascii() or not raw.lstrip("-").isdigit() or len(raw) > 6 or not 1 <= int(raw) <= limit:
+        raise BadRequest(f"k must be a whole number from 1 to {limit}, got {raw[:40]!r}")
+    return int(raw)
+
+
+def parse_genre() -> str | None:
+    raw = request.args.get("genre")
+    if raw is None or raw == "":
+        return None
+    genre = _GENRES_BY_LOWER.get(raw.strip().lower())
+    if genre is None:
+        raise BadRequest(f"unknown genre {raw[:40]!r}; one of: {', '.join(GENRES)}")
+    return genre
+
+
+def store() -> Store:
+    return current_app.extensions["reco_store"]
+
+
+def limits() -> dict:
+    return current_app.config["RECO_LIMITS"]
+
+
+def _by_genre(items: list[dict], genre: str | None, k: int) -> list[dict]:
+    if genre:
+        items = [item for item in items if genre in (item.get("genres") or ())]
+    return items[:k]
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+@api.get("/v1/users/<user_id>/recommendations")
+def user_recommendations(user_id: str):
+    uid = parse_id(user_id, "user_id")
+    k, genre = parse_k(limits()["top_n"]), parse_genre()
+    version, (recommended,) = store().lookup(rk.suffix("user", uid))
+    payload = {"user_id": uid, "version": version}
+    if recommended is not None:
+        items = _by_genre(recommended, genre, k)
+    else:
+        # Unknown user: the popular list of the same version (of the genre when one was asked for).
+        FALLBACKS.labels(reason="unknown_user").inc()
+        popular = store().get_in_version(version, [rk.suffix("popular", genre or rk.ALL_GENRES)])[0]
+        items = (popular or [])[:k]
+        payload.update(fallback="popular", reason="no recommendations for this user (unknown or new user)")
+    payload.update(genre=genre, items=items)
+    return json_response(payload)
+
+
+@api.get("/v1/movies/<movie_id>/similar")
+def similar_movies(movie_id: str):
+    mid = parse_id(movie_id, "movie_id")
+    k = parse_k(limits()["neighbors"])
+    version, (similar,) = store().lookup(rk.suffix("similar", mid))
+    if similar is None and store().get_in_version(version, [rk.suffix("movie", mid)])[0] is None:
+        raise BadRequest(f"movie {mid} is not in the catalog", 404, "not_found")
+    return json_response({"movie_id": mid, "version": version, "items": (similar or [])[:k]})
+
+
+@api.get("/v1/popular")
+def popular_movies():
+    k, genre = parse_k(limits()["popular_n"]), parse_genre()
+    version, (popular,) = store().lookup(rk.suffix("popular", genre or rk.ALL_GENRES))
+    return json_response({"version": version, "genre": genre, "items": (popular or [])[:k]})
+
+
+@api.get("/v1/movies/<movie_id>")
+def movie_details(movie_id: str):
+    mid = parse_id(movie_id, "movie_id")
+    version, (movie,) = store().lookup(rk.suffix("movie", mid))
+    if movie is None:
+        raise BadRequest(f"movie {mid} is not in the catalog", 404, "not_found")
+    return json_response({"version": version, **movie})
+
+
+@api.get("/v1/movies")
+def search_movies():
+    query = request.args.get("q", "")
+    k = parse_k(limits()["popular_n"])
+    if len(query) > MAX_QUERY_CHARS:
+        raise BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters")
+    words = list(dict.fromkeys(rk.title_tokens(query)))
+    if not words:
+        raise BadRequest("q must contain at least one letter or digit of a title")
+    if len(words) > MAX_QUERY_WORDS:
+        raise BadRequest(f"q may have at most {MAX_QUERY_WORDS} words")
+    version, lists = store().lookup(*[rk.suffix("title", w) for w in words])
+    matches: list[int] = []
+    if all(ids is not None for ids in lists):
+        others = [set(ids) for ids in lists[1:]]
+        matches = [m for m in lists[0] if all(m in other for other in others)][:k]
+    details = store().get_in_version(version, [rk.suffix("movie", m) for m in matches])
+    return json_response({"version": version, "q": query, "items": [d for d in details if d]})
+
+
+@api.get("/v1/version")
+def live_version():
+    version, (meta,) = store().lookup(rk.suffix("meta"))
+    return json_response(meta or {"version": version})
+
+
+@api.get("/healthz")
+def healthz():
+    return json_response({"status": "ok"})
+
+
+@api.get("/readyz")
+def readyz():
+    version = store().live_version(refresh=True)  # readiness is about Redis now, not the cached pointer
+    return json_response({"status": "ready", "version": version})
