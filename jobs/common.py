@@ -190,7 +190,16 @@ def job_main(name: str, description: str, run: Callable[..., Any],
         config = load_config(args.config)
         result = run(config, args.run_id, **extra)
     except (JobError, ConfigError) as exc:
-        print(f"{name} failed: {exc}", file=sys.stderr)
+        print(f"{name} failed: {exc}", file=sys.stderr, flush=True)
+        _stop_spark()  # also lets spark-submit relay the message before the JVM exits with our code
         sys.exit(2)
     if result is not None:
-        print(json.dumps(result, indent=2, default=str))
+        print(json.dumps(result, indent=2, default=str), flush=True)
+    _stop_spark()
+
+
+def _stop_spark() -> None:
+    from pyspark.sql import SparkSession
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()

@@ -1,0 +1,67 @@
+"""Session fixtures: one SparkSession (local[2]), one real redis-server, and one pipeline run on MovieLens 100K
+that the integration tests share."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conf.settings import load_config
+from tests.support import RedisServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Small-but-real model settings so the suite stays fast; production settings live in conf/local.yaml.
+FAST_ALS = {
+    "als.implicit.rank": 64, "als.implicit.reg_param": 0.5, "als.implicit.alpha": 10.0,
+    "als.implicit.max_iter": 10, "als.explicit.rank": 10, "als.explicit.max_iter": 10,
+    "spark.shuffle_partitions": 2,
+}
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir() -> Path:
+    folder = os.environ.get("RECO_MOVIELENS_DIR")
+    if not folder or not (Path(folder) / "u.data").is_file():
+        pytest.exit("RECO_MOVIELENS_DIR must name a MovieLens 100K folder (make test sets it to "
+                    "../shared/data/ml-100k)", returncode=2)
+    return Path(folder)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def make_config(tmp_path_factory, ml100k_dir):
+    """Build a validated Config for a test: a fresh data root unless given, fast ALS, extra dotted overrides."""
+    def build(data_root: Path | None = None, **overrides):
+        values = {"data.root": str(data_root or tmp_path_factory.mktemp("data")),
+                  "data.movielens_dir": str(ml100k_dir), **FAST_ALS}
+        values.update({k.replace("__", "."): v for k, v in overrides.items()})
+        return load_config(REPO / "conf" / "local.yaml", overrides=values)
+    return build
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory, make_config):
+    from jobs.common import spark_session
+    config = make_config(spark__extra={"spark.ui.enabled": "false"})
+    session = spark_session(config, "tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(spark, make_config, redis_server):
+    """The whole batch pipeline once on MovieLens 100K: (config, run_id, paths)."""
+    from jobs.common import run_paths
+    from jobs.pipeline import run_pipeline
+    config = make_config(redis__url=redis_server.url)
+    run_id = "it_ml100k"
+    seconds = run_pipeline(config, run_id, spark=spark)
+    return config, run_id, run_paths(config, run_id), seconds

@@ -1,0 +1,87 @@
+"""The whole batch chain on MovieLens 100K, and the spark-submit path of a job."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from jobs import recommend
+from jobs.common import read_json
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_als_beats_popularity_on_the_guide_protocol(pipeline_run):
+    config, run_id, paths, _ = pipeline_run
+    metrics = read_json(paths.metrics)
+    als, pop = metrics["models"]["als"], metrics["models"]["popularity"]
+    for model in (als, pop):
+        for key in ("precision@10", "recall@10", "ndcg@10", "map@10", "rmse", "mae", "coverage"):
+            assert isinstance(model[key], float), key
+    assert als["ndcg@10"] > 0.35
+    assert als["ndcg@10"] > pop["ndcg@10"] and als["precision@10"] > pop["precision@10"]
+    assert 0.85 < als["rmse"] < 1.0 and als["mae"] < als["rmse"]
+    assert als["rmse"] < pop["rmse"]
+    assert als["coverage"] > pop["coverage"]
+    assert metrics["publishable"] is True
+    assert metrics["run_id"] == run_id and metrics["dataset"] == "ml-100k" and metrics["k"] == 10
+    assert metrics["counts"]["train"] + metrics["counts"]["test"] == metrics["counts"]["all"] == 100_000
+    assert metrics["counts"]["test_users"] == als["users_evaluated"] == 943
+    assert metrics["params"]["implicit"]["rank"] == config.als.implicit.rank
+    assert set(als["by_activity"]) <= {"1-19", "20-49", "50-99", "100-249", "250+"}
+    assert sum(b["users"] for b in als["by_activity"].values()) == 943
+
+
+def test_recommendation_outputs(pipeline_run, spark):
+    config, _, paths, _ = pipeline_run
+    recs = spark.read.parquet(paths.user_recs)
+    assert recs.select("user_id").distinct().count() == 943
+    assert recs.groupBy("user_id").count().where("count != 50").count() == 0
+    rated = spark.read.parquet(paths.clean_ratings)
+    assert recs.join(rated, ["user_id", "movie_id"]).count() == 0  # never recommends what the user rated
+    neighbors = spark.read.parquet(paths.item_neighbors)
+    assert neighbors.where("movie_id = neighbor_id").count() == 0
+    assert neighbors.where("score > 1.0001 OR score < -1.0001").count() == 0  # cosine
+    popular = spark.read.parquet(paths.popular)
+    assert popular.where("genre = '_all'").count() == config.recommend.popular_n
+    top = popular.where("genre = '_all' AND rank = 1").first()["movie_id"]
+    assert top == 50  # Star Wars is the most rated movie of ML-100K
+    latest = Path(config.data_root) / "runs" / "latest"
+    assert latest.is_symlink() and latest.resolve() == Path(paths.root).resolve()
+    report = read_json(paths.clean_report)
+    assert report["ratings_in"] == report["ratings_out"] == 100_000
+    assert report["movies_without_genre"] == 2  # the two 'unknown' movies of ML-100K
+
+
+def test_rerun_of_a_job_overwrites_only_its_own_outputs(pipeline_run, spark):
+    config, run_id, paths, _ = pipeline_run
+    before = {p: p.stat().st_mtime for p in Path(paths.root).rglob("*") if p.is_file()}
+    recommend.run(config, run_id, spark=spark)
+    after = {p: p.stat().st_mtime for p in Path(paths.root).rglob("*") if p.is_file()}
+    changed = {p for p in after if after[p] != before.get(p)}
+    assert changed and all("recommend" in p.parts for p in changed)
+    assert sorted(os.listdir(Path(config.data_root) / "runs")) == sorted(["latest", run_id])
+    assert spark.read.parquet(paths.user_recs).count() == 943 * 50
+
+
+def test_spark_submit_validate_on_corrupted_copy_exits_naming_expectation(pipeline_run, ml100k_dir, tmp_path):
+    config, _, _, _ = pipeline_run
+    folder = tmp_path / "ml-100k"
+    shutil.copytree(ml100k_dir, folder)
+    lines = (folder / "u.data").read_text().splitlines()
+    lines[10] = lines[10].rsplit("\t", 2)[0] + "\t11\t881250949"
+    (folder / "u.data").write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "RECO_DATA_ROOT": str(tmp_path / "data"), "RECO_MOVIELENS_DIR": str(folder),
+           "PYSPARK_PYTHON": sys.executable}
+    submit = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
+              "--conf", "spark.ui.enabled=false"]
+    ok = subprocess.run(submit + [str(REPO / "jobs" / "ingest.py"), "--run-id", "bad"], env=env,
+                        capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    failed = subprocess.run(submit + [str(REPO / "jobs" / "validate.py"), "--run-id", "bad"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 2
+    output = failed.stdout + failed.stderr  # spark-submit relays the Python process's stderr on stdout
+    assert "validate failed: 1 expectation(s) failed" in output
+    assert "expect_column_values_to_be_in_set(column='rating'" in output
+    assert "1 of 100000 rows unexpected, e.g. [11.0]" in output

@@ -1,0 +1,184 @@
+"""Unit tests of the pure DataFrame transforms on tiny frames, with exact expected results."""
+import math
+
+import pytest
+from pyspark.sql import Row
+
+from conf.settings import ImplicitALSSettings
+from jobs.clean import clean_movies, drop_duplicates, filter_activity, flag_violations
+from jobs.ingest import parse_movies_100k, parse_movies_pipe_genres, parse_ratings
+from jobs.ranking import (per_user_ranking_metrics, popularity_percentiles, popularity_top_n, top_n_by_dot,
+                          mean_ranking_metrics)
+from jobs.recommend import item_neighbors, popular_lists
+from jobs.train import bias_model, implicit_preferences, stratified_split
+from schemas.movielens import GENRES_100K
+
+RATINGS = "user_id int, movie_id int, rating double, ts long"
+
+
+def rows(frame, *order):
+    return [tuple(r) for r in frame.orderBy(*order).collect()]
+
+
+# ---------------------------------------------------------------- ingest parsing
+
+def test_parse_ratings_turns_bad_fields_into_nulls(spark):
+    raw = spark.createDataFrame([("1", "10", "4", "881250949"), ("x", "10", "4", "1"), ("2", " 3 ", "4.5", "")],
+                                "a string, b string, c string, d string")
+    assert rows(parse_ratings(raw), "ts") == [(2, 3, 4.5, None), (None, 10, 4.0, 1), (1, 10, 4.0, 881250949)]
+
+
+def test_parse_movies_100k_genre_flags_and_release_year(spark):
+    flags = ["0"] * 19
+    flags[GENRES_100K.index("Comedy")] = "1"
+    flags[GENRES_100K.index("Children's")] = "1"
+    raw = spark.createDataFrame([("1", "Toy Story (1995)", "01-Jan-1995", "", "http://x", *flags),
+                                 ("2", "Nothing", "", "", "", *(["0"] * 19))],
+                                ", ".join(f"c{i} string" for i in range(24)))
+    assert rows(parse_movies_100k(raw), "movie_id") == [
+        (1, "Toy Story (1995)", 1995, ["Children's", "Comedy"]), (2, "Nothing", None, [])]
+
+
+def test_parse_movies_pipe_genres(spark):
+    raw = spark.createDataFrame([("1", "Heat (1995)", "Action|Crime|Thriller"), ("2", "X", None)],
+                                "a string, b string, c string")
+    assert rows(parse_movies_pipe_genres(raw), "movie_id") == [
+        (1, "Heat (1995)", None, ["Action", "Crime", "Thriller"]), (2, "X", None, [])]
+
+
+# ---------------------------------------------------------------- clean
+
+def test_drop_duplicates_keeps_latest_rating(spark):
+    frame = spark.createDataFrame([(1, 1, 3.0, 10), (1, 1, 5.0, 20), (1, 2, 4.0, 5), (2, 1, 1.0, 7)], RATINGS)
+    assert rows(drop_duplicates(frame), "user_id", "movie_id") == [(1, 1, 5.0, 20), (1, 2, 4.0, 5), (2, 1, 1.0, 7)]
+
+
+def test_flag_violations_names_first_rule_broken(spark):
+    frame = spark.createDataFrame([(1, 1, 4.0, 100), (None, 1, 4.0, 100), (1, 1, 7.0, 100), (1, 1, 4.0, 5),
+                                   (1, 99, 4.0, 100)], RATINGS)
+    movies = spark.createDataFrame([(1,)], "movie_id int")
+    flagged = flag_violations(frame, movies, (1.0, 2.0, 3.0, 4.0, 5.0), ts_min=50, ts_max=1000)
+    assert sorted((r["violation"] or "ok") for r in flagged.collect()) == sorted(
+        ["ok", "missing_field", "rating_off_scale", "ts_out_of_range", "unknown_movie"])
+
+
+def test_filter_activity_items_then_users(spark):
+    # movie 3 has one rating (dropped with min_item=2); user 2 is then left with 1 rating (dropped with min_user=2)
+    frame = spark.createDataFrame([(1, 1, 4.0, 1), (1, 2, 4.0, 1), (2, 1, 4.0, 1), (2, 3, 4.0, 1),
+                                   (3, 2, 4.0, 1), (3, 1, 4.0, 1)], RATINGS)
+    kept = filter_activity(frame, min_user_ratings=2, min_item_ratings=2)
+    assert rows(kept.select("user_id", "movie_id"), "user_id", "movie_id") == [(1, 1), (1, 2), (3, 1), (3, 2)]
+
+
+def test_clean_movies_year_title_and_genres(spark):
+    frame = spark.createDataFrame([
+        (1, "Toy Story (1995)", None, ["Children's", "Comedy", "unknown"]),
+        (2, "Misérables, Les (1995) ", None, ["(no genres listed)"]),
+        (3, "No Year Here", 1999, ["Drama"]),
+    ], "movie_id int, title string, year int, genres array<string>")
+    assert rows(clean_movies(frame), "movie_id") == [
+        (1, "Toy Story", 1995, ["Children", "Comedy"]), (2, "Misérables, Les", 1995, []),
+        (3, "No Year Here", 1999, ["Drama"])]
+
+
+# ---------------------------------------------------------------- train
+
+def test_stratified_split_is_per_user_and_deterministic(spark):
+    frame = spark.createDataFrame([(u, m, 4.0, 1) for u in (1, 2) for m in range(1, 21)] + [(3, 1, 4.0, 1)],
+                                  RATINGS)
+    train, test = stratified_split(frame, 0.75, seed=7)
+    per_user = {r["user_id"]: r["count"] for r in train.groupBy("user_id").count().collect()}
+    assert per_user == {1: 15, 2: 15, 3: 1}  # 75% of 20, and a one-rating user keeps it in train
+    assert test.count() == 10
+    assert train.join(test, ["user_id", "movie_id"]).count() == 0
+    again, _ = stratified_split(frame.repartition(3), 0.75, seed=7)
+    assert set(rows(train, "user_id", "movie_id")) == set(rows(again, "user_id", "movie_id"))
+    other, _ = stratified_split(frame, 0.75, seed=8)
+    assert set(rows(train, "user_id", "movie_id")) != set(rows(other, "user_id", "movie_id"))
+
+
+@pytest.mark.parametrize("confidence, expected", [
+    ("linear", [1.0, 4.0]), ("binary", [1.0, 1.0]), ("log", [math.log1p(1.0), math.log1p(4.0)]),
+    ("threshold", [4.0]),
+])
+def test_implicit_preferences(spark, confidence, expected):
+    frame = spark.createDataFrame([(1, 1, 1.0, 1), (1, 2, 4.0, 1)], RATINGS)
+    got = [r["rating"] for r in implicit_preferences(frame, ImplicitALSSettings(confidence=confidence))
+           .orderBy("movie_id").collect()]
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_bias_model_shrinks_toward_mean(spark):
+    frame = spark.createDataFrame([(1, 1, 5.0, 1), (2, 1, 5.0, 1), (1, 2, 1.0, 1), (2, 2, 1.0, 1)], RATINGS)
+    mu, users, items = bias_model(frame, shrinkage=2.0)
+    assert mu == 3.0
+    item = {r["movie_id"]: r["item_bias"] for r in items.collect()}
+    assert item == pytest.approx({1: 4.0 / 4, 2: -4.0 / 4})  # sum(r - mu) / (n + 2)
+    assert {r["user_id"]: r["user_bias"] for r in users.collect()} == pytest.approx({1: 0.0, 2: 0.0})
+
+
+# ---------------------------------------------------------------- ranking
+
+def test_top_n_by_dot_excludes_and_orders(spark):
+    items = spark.createDataFrame([(10, [1.0, 0.0]), (20, [0.0, 1.0]), (30, [1.0, 1.0]), (40, [0.5, 0.0])],
+                                  "movie_id int, features array<float>")
+    queries = spark.createDataFrame([(1, [1.0, 0.0], [30]), (2, [0.0, 2.0], None)],
+                                    "user_id int, features array<float>, exclude array<int>")
+    got = rows(top_n_by_dot(queries, items, 2, "user_id"), "user_id", "rank")
+    assert got == [(1, 1, 10, 1.0), (1, 2, 40, 0.5), (2, 1, 20, 2.0), (2, 2, 30, 2.0)]
+
+
+def test_top_n_breaks_ties_by_movie_id_and_never_returns_excluded(spark):
+    items = spark.createDataFrame([(m, [1.0]) for m in (5, 3, 9, 1)], "movie_id int, features array<float>")
+    queries = spark.createDataFrame([(1, [1.0], [1, 3, 5, 9])], "user_id int, features array<float>, exclude array<int>")
+    assert top_n_by_dot(queries, items, 3, "user_id").count() == 0
+    queries = spark.createDataFrame([(1, [1.0], [3])], "user_id int, features array<float>, exclude array<int>")
+    assert [r["movie_id"] for r in top_n_by_dot(queries, items, 3, "user_id").orderBy("rank").collect()] == [1, 5, 9]
+
+
+def test_ranking_metrics_match_hand_computation(spark):
+    recs = spark.createDataFrame([(1, 1, 10), (1, 2, 20), (1, 3, 30), (2, 1, 40), (2, 2, 50), (2, 3, 60)],
+                                 "user_id int, rank int, movie_id int")
+    truth = spark.createDataFrame([(1, 20), (1, 99), (2, 40), (2, 60), (3, 70)], "user_id int, movie_id int")
+    per_user = {r["user_id"]: r for r in per_user_ranking_metrics(recs, truth, 3).collect()}
+    one, two, three = per_user[1], per_user[2], per_user[3]
+    assert one["precision"] == pytest.approx(1 / 3) and one["recall"] == pytest.approx(1 / 2)
+    assert one["ndcg"] == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+    assert one["ap"] == pytest.approx((1 / 2) / 2)
+    assert two["precision"] == pytest.approx(2 / 3) and two["recall"] == pytest.approx(1.0)
+    assert two["ndcg"] == pytest.approx((1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3)))
+    assert two["ap"] == pytest.approx((1 / 1 + 2 / 3) / 2)
+    assert (three["precision"], three["recall"], three["ndcg"], three["ap"]) == (0, 0, 0, 0)  # no recs: zeros
+    means = mean_ranking_metrics(per_user_ranking_metrics(recs, truth, 3), 3)
+    assert means["users_evaluated"] == 3
+    assert means["precision@3"] == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
+
+
+def test_popularity_baseline_excludes_rated_movies(spark):
+    train = spark.createDataFrame([(1, 1, 5.0, 1), (2, 1, 4.0, 1), (3, 1, 3.0, 1), (2, 2, 5.0, 1), (3, 2, 5.0, 1),
+                                   (3, 3, 1.0, 1)], RATINGS)
+    users = spark.createDataFrame([(1,), (3,)], "user_id int")
+    got = rows(popularity_top_n(train, users, 2).select("user_id", "rank", "movie_id"), "user_id", "rank")
+    assert got == [(1, 1, 2), (1, 2, 3)]  # user 3 rated everything
+    pct = {r["movie_id"]: r["pop_pct"] for r in popularity_percentiles(train).collect()}
+    assert pct == {1: 1.0, 2: 0.5, 3: 0.0}
+
+
+def test_popular_lists_overall_and_per_genre(spark):
+    ratings = spark.createDataFrame([(u, 1, 4.0, 1) for u in range(3)] + [(u, 2, 5.0, 1) for u in range(2)]
+                                    + [(0, 3, 2.0, 1), (1, 3, 3.0, 1)], RATINGS)
+    movies = spark.createDataFrame([(1, ["Drama"]), (2, ["Comedy", "Drama"]), (3, ["Comedy"])],
+                                   "movie_id int, genres array<string>")
+    got = rows(popular_lists(ratings, movies, 2).select("genre", "rank", "movie_id"), "genre", "rank")
+    # movie 2 and 3 both have 2 ratings; movie 2's higher mean breaks the tie
+    assert got == [("Comedy", 1, 2), ("Comedy", 2, 3), ("Drama", 1, 1), ("Drama", 2, 2), ("_all", 1, 1),
+                   ("_all", 2, 2)]
+
+
+def test_item_neighbors_are_cosine_and_skip_self(spark):
+    class Model:  # the only thing item_neighbors reads of an ALSModel
+        itemFactors = spark.createDataFrame([(1, [1.0, 0.0]), (2, [10.0, 1.0]), (3, [0.0, 1.0])],
+                                            "id int, features array<float>")
+    got = {(r["movie_id"], r["rank"]): (r["neighbor_id"], r["score"]) for r in item_neighbors(Model, 1).collect()}
+    assert got[(1, 1)][0] == 2 and got[(3, 1)][0] == 2
+    assert got[(1, 1)][1] == pytest.approx(10 / math.sqrt(101), rel=1e-5)
