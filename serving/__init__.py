@@ -25,7 +25,7 @@ def load_openapi() -> dict:
 
 def create_app(config: Config | None = None) -> Flask:
     config = config or load_config()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # static files belong to the web blueprint
     app.json.sort_keys = False
     app.config["RECO_LIMITS"] = {"top_n": config.recommend.top_n, "neighbors": config.recommend.neighbors,
                                  "popular_n": config.recommend.popular_n}
