@@ -9,7 +9,9 @@ MSETs. Readers never see half a version: the pointer moves only after every key 
 """
 from __future__ import annotations
 
+import argparse
 import logging
+import random
 import time
 from datetime import datetime, timezone
 
@@ -232,6 +234,40 @@ def publish(config: Config, run_id: str, spark: SparkSession, force: bool = Fals
     return report
 
 
+def smoke_check(config: Config, run_id: str, sample: int = 25, seed: int = 0) -> dict:
+    """After publication: the live version is this run's, and a sample of its users and movies answer through
+    the service's own reader. On any gap, point live back to the previous version and raise."""
+    from serving.store import Store
+
+    report = read_json(run_paths(config, run_id).publish_report)
+    store = Store(config.redis.url, config.redis.socket_timeout, config.redis.connect_timeout, cache_entries=0)
+    client = connect(config.redis)
+    problems = []
+    live = store.live_version(refresh=True)
+    if live != report["version"]:
+        problems.append(f"live version is {live}, this run published {report['version']}")
+    rng = random.Random(seed)
+    users = [int(k.decode().rsplit(":", 1)[1]) for k in
+             client.scan_iter(match=rk.kind_prefix(report["version"], "user") + "*", count=1000)]
+    movies = [int(k.decode().rsplit(":", 1)[1]) for k in
+              client.scan_iter(match=rk.kind_prefix(report["version"], "similar") + "*", count=1000)]
+    if len(users) != report["counts"]["user"] or len(movies) != report["counts"]["similar"]:
+        problems.append(f"{len(users)} users and {len(movies)} movies found, publication counted "
+                        f"{report['counts']['user']} and {report['counts']['similar']}")
+    picked_users = rng.sample(users, min(sample, len(users)))
+    picked_movies = rng.sample(movies, min(sample, len(movies)))
+    _, values = store.lookup(*[rk.suffix("user", u) for u in picked_users],
+                             *[rk.suffix("movie", m) for m in picked_movies],
+                             rk.suffix("popular", rk.ALL_GENRES), rk.suffix("meta"))
+    names = [f"user {u}" for u in picked_users] + [f"movie {m}" for m in picked_movies] + ["popular", "meta"]
+    problems += [f"{name}: missing or empty" for name, value in zip(names, values) if not value]
+    if problems:
+        if report.get("previous"):
+            rollback(client, report["previous"])
+        raise JobError(f"smoke check failed ({'; '.join(problems[:5])}); live version: {_live(client)}")
+    return {"version": live, "users_checked": len(picked_users), "movies_checked": len(picked_movies)}
+
+
 def run(config: Config, run_id: str | None, spark: SparkSession | None = None, force: bool = False,
         rollback_to: str | bool | None = None, prune_only: bool = False) -> dict:
     if rollback_to is not None:
@@ -244,7 +280,8 @@ def run(config: Config, run_id: str | None, spark: SparkSession | None = None, f
 
 
 def _arguments(parser) -> None:
-    parser.add_argument("--force", action="store_true", help="publish even when metrics.json says not publishable")
+    parser.add_argument("--force", action=argparse.BooleanOptionalAction, default=False,
+                        help="publish even when metrics.json says not publishable")
     parser.add_argument("--rollback", dest="rollback_to", nargs="?", const="", default=None, metavar="VERSION",
                         help="point live at VERSION (default: the previous kept version) and exit")
     parser.add_argument("--prune", dest="prune_only", action="store_true",

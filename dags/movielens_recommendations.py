@@ -1,0 +1,113 @@
+"""Daily MovieLens recommendations: every Spark job through spark-submit, then publication to Redis.
+
+ingest -> validate -> clean -> train -> evaluate -> gate -> recommend -> publish -> smoke_check -> cleanup
+
+Wiring only: the work lives in jobs/ (Spark) and in small callables that import project code when they run,
+so parsing this file stays cheap. The Spark master comes from the `spark_default` connection
+(AIRFLOW_CONN_SPARK_DEFAULT), `local[2]` unless set otherwise.
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import DAG, Param, task
+
+REPO = Path(__file__).resolve().parent.parent
+DATASETS = ["ml-100k", "ml-1m", "ml-latest-small", "ml-20m", "ml-25m", "ml-32m"]
+RUN_ID = "{{ run_id | reco_run_id }}"
+# Seconds before the first retry; doubles on each retry (tests shorten it).
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("RECO_DAG_RETRY_DELAY_S", "60")))
+
+# Per-run choices reach the jobs as the same RECO_* variables the config loader reads.
+JOB_ENV = {
+    "RECO_DATASET": "{{ params.dataset }}",
+    "RECO_MOVIELENS_DIR": "{{ params.movielens_dir or '' }}",
+    "RECO_DOWNLOAD_BASE_URL": "{{ params.download_base_url or '' }}",
+}
+
+
+def _reco_run_id(airflow_run_id: str) -> str:
+    from jobs.common import sanitize_run_id
+    return sanitize_run_id(airflow_run_id)
+
+
+def spark_job(name: str, *extra_args: str, timeout_minutes: int = 60) -> SparkSubmitOperator:
+    return SparkSubmitOperator(
+        task_id=name,
+        application=str(REPO / "jobs" / f"{name}.py"),
+        application_args=["--run-id", RUN_ID, *extra_args],
+        conn_id="spark_default",
+        name=f"reco-{name}-{RUN_ID}",
+        env_vars={**{k: v for k, v in os.environ.items() if k.startswith(("RECO_", "PYSPARK_"))}, **JOB_ENV},
+        conf={"spark.ui.showConsoleProgress": "false"},
+        execution_timeout=timedelta(minutes=timeout_minutes),
+    )
+
+
+with DAG(
+    dag_id="movielens_recommendations",
+    description="Validate, train, evaluate and publish MovieLens recommendations",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    user_defined_filters={"reco_run_id": _reco_run_id},
+    params={
+        # Defaults come from the environment of the scheduler (the same RECO_* variables as everywhere).
+        "dataset": Param(os.environ.get("RECO_DATASET", "ml-100k"), enum=DATASETS, description="MovieLens dataset"),
+        "movielens_dir": Param(os.environ.get("RECO_MOVIELENS_DIR", ""), type="string",
+                               description="local MovieLens folder; empty: download from GroupLens"),
+        "download_base_url": Param(os.environ.get("RECO_DOWNLOAD_BASE_URL", ""), type="string",
+                                   description="where the zips are; empty: GroupLens"),
+        "force": Param(False, type="boolean", description="publish even when the quality gate fails"),
+    },
+    default_args={
+        "retries": 2,
+        "retry_delay": RETRY_DELAY,
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+        "execution_timeout": timedelta(minutes=30),
+    },
+    tags=["movielens", "spark", "redis"],
+) as dag:
+
+    @task.short_circuit(task_id="gate", execution_timeout=timedelta(minutes=5))
+    def gate(reco_run: str, params=None) -> bool:
+        """Go on to recommend and publish only when metrics.json says publishable (or params.force)."""
+        from conf.settings import load_config
+        from jobs.common import read_json, run_paths
+        metrics = read_json(run_paths(load_config(), reco_run).metrics)
+        failed = [g["gate"] for g in metrics.get("gates", []) if not g.get("passed")]
+        print(f"publishable={metrics['publishable']} failed gates={failed} force={params['force']}")
+        return bool(metrics["publishable"] or params["force"])
+
+    @task(task_id="smoke_check", execution_timeout=timedelta(minutes=5))
+    def smoke_check(reco_run: str) -> dict:
+        """Query a sample of users and movies through the service's own reader; on any gap, point live back
+        to the previous version and fail the run."""
+        from conf.settings import load_config
+        from jobs.publish import smoke_check as check
+        return check(load_config(), reco_run)
+
+    @task(task_id="cleanup", execution_timeout=timedelta(minutes=10))
+    def cleanup() -> list[str]:
+        """Delete versions beyond the retention count (publish prunes too; this catches stragglers)."""
+        from conf.settings import load_config
+        from jobs.publish import connect, prune
+        return prune(connect(load_config().redis), load_config().redis.retention)
+
+    ingest = spark_job("ingest")
+    validate = spark_job("validate", timeout_minutes=30)
+    clean = spark_job("clean")
+    train = spark_job("train", timeout_minutes=180)
+    evaluate = spark_job("evaluate")
+    recommend = spark_job("recommend", timeout_minutes=120)
+    publish = spark_job("publish", "{{ '--force' if params.force else '--no-force' }}")
+
+    ingest >> validate >> clean >> train >> evaluate
+    evaluate >> gate(RUN_ID) >> recommend >> publish
+    publish >> smoke_check(RUN_ID) >> cleanup()
