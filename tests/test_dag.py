@@ -1,0 +1,130 @@
+"""The Airflow DAG: integrity, a whole `airflow dags test` run into a real redis-server, and the validation
+failure path."""
+import ast
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from schemas import redis_keys as rk
+from serving import create_app
+from tests.conftest import FAST_ALS
+
+REPO = Path(__file__).resolve().parent.parent
+DAG_ID = "movielens_recommendations"
+EXPECTED_EDGES = {
+    ("ingest", "validate"), ("validate", "clean"), ("clean", "train"), ("train", "evaluate"),
+    ("evaluate", "gate"), ("gate", "recommend"), ("recommend", "publish"), ("publish", "smoke_check"),
+    ("smoke_check", "cleanup"),
+}
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory, redis_server, ml100k_dir):
+    home = tmp_path_factory.mktemp("airflow")
+    fast = home / "fast.yaml"
+    tree = {}
+    for dotted, value in FAST_ALS.items():
+        node = tree
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    fast.write_text(yaml.safe_dump(tree))
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ,
+           "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+           "AIRFLOW_CONN_SPARK_DEFAULT": '{"conn_type": "spark", "host": "local[2]"}',
+           "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
+           "RECO_CONFIG": str(fast), "RECO_DATA_ROOT": str(home / "data"), "RECO_REDIS_URL": redis_server.url,
+           "RECO_MOVIELENS_DIR": str(ml100k_dir), "RECO_DAG_RETRY_DELAY_S": "1"}
+    migrate = subprocess.run([f"{bin_dir}/airflow", "db", "migrate"], env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    return env
+
+
+def airflow(env, *args, timeout=900):
+    return subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_dag_integrity(airflow_env, monkeypatch):
+    for key, value in airflow_env.items():
+        monkeypatch.setenv(key, value)
+    from airflow.dag_processing.dagbag import DagBag
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    dag = bag.get_dag(DAG_ID)
+    edges = {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
+    assert edges == EXPECTED_EDGES
+    assert all(t.retries >= 1 and t.retry_exponential_backoff and t.execution_timeout for t in dag.tasks)
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert set(dag.params.keys()) == {"dataset", "movielens_dir", "download_base_url", "force"}
+    spark_tasks = [t for t in dag.tasks if t.task_type == "SparkSubmitOperator"]
+    assert {t.task_id for t in spark_tasks} == {"ingest", "validate", "clean", "train", "evaluate", "recommend",
+                                                "publish"}
+
+
+def test_dag_file_has_no_heavy_imports_at_top():
+    """Airflow parses DAG files often: only the DAG file's functions may import project or data libraries."""
+    tree = ast.parse((REPO / "dags" / "movielens_recommendations.py").read_text())
+    top_level = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            top_level |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            top_level.add((node.module or "").split(".")[0])
+    heavy = {"pyspark", "pandas", "numpy", "pyarrow", "great_expectations", "redis", "jobs", "serving", "conf"}
+    assert top_level & heavy == set()
+    assert "airflow" in top_level
+
+
+def test_dag_run_publishes_a_new_live_version(airflow_env, redis_server):
+    client = redis_server.client()
+    client.flushdb()
+    result = airflow(airflow_env, "dags", "test", DAG_ID)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    live = client.get(rk.LIVE).decode()
+    run_folder = Path(airflow_env["RECO_DATA_ROOT"]) / "runs" / live.split("-", 1)[1]
+    assert run_folder.is_dir() and (run_folder / "metrics.json").is_file()
+    config_env = {k: v for k, v in airflow_env.items() if k.startswith("RECO_")}
+    from conf.settings import load_config
+    config = load_config(config_env["RECO_CONFIG"], overrides={"redis.url": redis_server.url})
+    body = create_app(config).test_client().get("/v1/users/196/recommendations?k=5").get_json()
+    assert body["version"] == live and len(body["items"]) == 5 and "fallback" not in body
+
+
+def test_dag_run_on_corrupted_data_fails_at_validate_and_keeps_live(airflow_env, redis_server, ml100k_dir,
+                                                                    tmp_path):
+    client = redis_server.client()
+    before = client.get(rk.LIVE)
+    assert before is not None, "runs after the successful DAG run"
+    corrupted = tmp_path / "ml-100k"
+    shutil.copytree(ml100k_dir, corrupted)
+    lines = (corrupted / "u.data").read_text().splitlines()
+    (corrupted / "u.data").write_text("\n".join(lines[:100] + ["1\t99999\t5\t881250949"] + lines[100:]) + "\n")
+    env = {**airflow_env, "RECO_MOVIELENS_DIR": str(corrupted)}
+    result = airflow(env, "dags", "test", DAG_ID)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "movie_in_catalog" in output  # the failed expectation is named in the task log
+    by_task = _last_run_task_states(env)
+    assert by_task["ingest"] == "success" and by_task["validate"] == "failed"
+    assert all(by_task[t] in ("upstream_failed", None) for t in ("clean", "train", "publish", "smoke_check"))
+    assert client.get(rk.LIVE) == before
+
+
+def _last_run_task_states(env) -> dict:
+    """Task states of the newest DAG run, from the Airflow metadata database of this test."""
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        (run_id,) = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
+                               (DAG_ID,)).fetchone()
+        return dict(db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
+                               (DAG_ID, run_id)).fetchall())
