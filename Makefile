@@ -7,9 +7,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
+# The MovieLens 100K copy beside the project (tests, demo), when there is one; otherwise the jobs download.
+ifneq ($(wildcard ../shared/data/ml-100k/u.data),)
 export RECO_MOVIELENS_DIR ?= $(abspath ../shared/data/ml-100k)
+endif
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PATH := $(abspath $(BIN)):$(PATH)
+
+# Project-local Redis for the demo and `make serve` (loopback, password, its own folder).
+REDIS_DIR := $(abspath .redis)
+REDIS_PORT ?= 6380
+REDIS_URL = redis://:$$(cat $(REDIS_DIR)/password)@127.0.0.1:$(REDIS_PORT)/0
+RECO_PORT ?= 8000
+# Project-local Airflow: AIRFLOW_HOME in an ignored folder, this repo's DAG, Spark master local[2].
+AIRFLOW_ENV = export AIRFLOW_HOME=$(abspath .airflow) AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
+	AIRFLOW_CONN_SPARK_DEFAULT="$${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[2]\"}}"
 
 .PHONY: help setup system-deps test pipeline demo serve airflow redis-up redis-down bench bench-pipeline bench-serving bench-quality tune clean
 
@@ -32,6 +45,7 @@ system-deps:
 	if [ -z "$$jv" ] || [ "$$jv" -lt 17 ]; then need+=(openjdk-17-jre-headless); fi; \
 	command -v redis-server >/dev/null || need+=(redis-server); \
 	command -v redis-benchmark >/dev/null || need+=(redis-tools); \
+	command -v curl >/dev/null || need+=(curl); \
 	if [ $${#need[@]} -gt 0 ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "setup: installing $${need[*]} with apt-get"; \
@@ -44,8 +58,8 @@ system-deps:
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	@echo "setup: installing pinned Python dependencies into $(VENV) (first run: about a minute)"
-	@$(PY) -m pip install -q --upgrade "pip>=24"
-	@$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	@( $(PY) -m pip install --upgrade "pip>=24" && $(PY) -m pip install -c constraints.txt -e ".[dev]" ) \
+	  > $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; echo "setup: pip install failed (log: $(VENV)/install.log)"; exit 1; }
 	@touch $@
 
 test: setup
@@ -54,5 +68,55 @@ test: setup
 pipeline: setup
 	@$(PY) -m jobs.pipeline $(if $(RUN_ID),--run-id $(RUN_ID))
 
-clean:
+redis-up: system-deps
+	@mkdir -p $(REDIS_DIR)
+	@test -s $(REDIS_DIR)/password || (head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/password)
+	@if redis-cli -p $(REDIS_PORT) -a "$$(cat $(REDIS_DIR)/password)" --no-auth-warning ping >/dev/null 2>&1; then \
+	  echo "redis: running on 127.0.0.1:$(REDIS_PORT) (data in .redis/)"; \
+	else \
+	  redis-server --bind 127.0.0.1 --port $(REDIS_PORT) --requirepass "$$(cat $(REDIS_DIR)/password)" \
+	    --dir $(REDIS_DIR) --appendonly yes --daemonize yes --pidfile $(REDIS_DIR)/redis.pid \
+	    --logfile $(REDIS_DIR)/redis.log && \
+	  for i in $$(seq 50); do redis-cli -p $(REDIS_PORT) -a "$$(cat $(REDIS_DIR)/password)" --no-auth-warning ping >/dev/null 2>&1 && break; sleep 0.1; done && \
+	  echo "redis: started on 127.0.0.1:$(REDIS_PORT) (password in .redis/password, data in .redis/)"; \
+	fi
+
+redis-down:
+	@if [ -f $(REDIS_DIR)/redis.pid ]; then kill $$(cat $(REDIS_DIR)/redis.pid) 2>/dev/null || true; rm -f $(REDIS_DIR)/redis.pid; echo "redis: stopped"; fi
+
+# The first command of the README: set up, run the DAG once on MovieLens 100K, serve it. Ctrl-C stops it all.
+demo: setup redis-up
+	@set -e; t0=$$(date +%s); step() { echo "[demo $$(( $$(date +%s) - t0 ))s] $$*"; }; \
+	export RECO_REDIS_URL="$(REDIS_URL)"; $(AIRFLOW_ENV); mkdir -p .airflow; \
+	step "preparing Airflow in .airflow/ (airflow db migrate)"; \
+	airflow db migrate > .airflow/db-migrate.log 2>&1; \
+	step "running the DAG once (airflow dags test) on $${RECO_MOVIELENS_DIR:-MovieLens 100K downloaded from GroupLens}; log: .airflow/demo-run.log"; \
+	set +e; airflow dags test movielens_recommendations 2>&1 | tee .airflow/demo-run.log \
+	  | grep --line-buffered -oE "\[DAG TEST\] (starting|end task) task_id=[a-z_]+" \
+	  | sed -u -E 's/.*starting task_id=/started /; s/.*end task task_id=/finished /' \
+	  | while read -r what task; do step "  $$what $$task"; done; \
+	status=$${PIPESTATUS[0]}; set -e; \
+	if [ "$$status" != 0 ]; then tail -25 .airflow/demo-run.log; echo "demo: the DAG run failed (above; whole log in .airflow/demo-run.log)"; \
+	  kill $$(cat $(REDIS_DIR)/redis.pid) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; exit 1; fi; \
+	step "starting the lookup service on http://127.0.0.1:$(RECO_PORT)"; \
+	RECO_PORT=$(RECO_PORT) gunicorn -c serving/gunicorn.conf.py serving.wsgi:app 2> .airflow/serve.log & pid=$$!; \
+	trap 'trap - EXIT INT TERM; kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; \
+	  kill $$(cat $(REDIS_DIR)/redis.pid 2>/dev/null) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; echo "demo: stopped the service and Redis"' EXIT INT TERM; \
+	for i in $$(seq 100); do curl -sf http://127.0.0.1:$(RECO_PORT)/readyz >/dev/null && break; sleep 0.2; done; \
+	for path in "/v1/users/196/recommendations?k=3" "/v1/movies/50/similar?k=3" "/v1/popular?genre=Comedy&k=3"; do \
+	  echo; echo "\$$ curl 'http://127.0.0.1:$(RECO_PORT)$$path'"; curl -s "http://127.0.0.1:$(RECO_PORT)$$path"; echo; \
+	done; \
+	echo; step "ready. Web page: http://127.0.0.1:$(RECO_PORT)/   API: http://127.0.0.1:$(RECO_PORT)/openapi.json   (Ctrl-C stops the service and Redis)"; \
+	wait $$pid
+
+# The lookup service alone, against RECO_REDIS_URL (default: the project-local Redis of `make demo`).
+serve: setup
+	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; RECO_PORT=$(RECO_PORT) exec gunicorn -c serving/gunicorn.conf.py serving.wsgi:app
+
+# The Airflow UI (airflow standalone) with this project's DAG on http://127.0.0.1:8080.
+airflow: setup redis-up
+	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; $(AIRFLOW_ENV); \
+	export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080; exec airflow standalone
+
+clean: redis-down
 	rm -rf data .airflow .redis .pytest_cache
