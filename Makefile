@@ -99,15 +99,14 @@ demo: setup redis-up
 	if [ "$$status" != 0 ]; then tail -25 .airflow/demo-run.log; echo "demo: the DAG run failed (above; whole log in .airflow/demo-run.log)"; \
 	  kill $$(cat $(REDIS_DIR)/redis.pid) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; exit 1; fi; \
 	step "starting the lookup service on http://127.0.0.1:$(RECO_PORT)"; \
-	RECO_PORT=$(RECO_PORT) gunicorn -c serving/gunicorn.conf.py serving.wsgi:app 2> .airflow/serve.log & pid=$$!; \
-	trap 'trap - EXIT INT TERM; kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; \
-	  kill $$(cat $(REDIS_DIR)/redis.pid 2>/dev/null) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; echo "demo: stopped the service and Redis"' EXIT INT TERM; \
-	for i in $$(seq 100); do curl -sf http://127.0.0.1:$(RECO_PORT)/readyz >/dev/null && break; sleep 0.2; done; \
-	for path in "/v1/users/196/recommendations?k=3" "/v1/movies/50/similar?k=3" "/v1/popular?genre=Comedy&k=3"; do \
-	  echo; echo "\$$ curl 'http://127.0.0.1:$(RECO_PORT)$$path'"; curl -s "http://127.0.0.1:$(RECO_PORT)$$path"; echo; \
-	done; \
-	echo; step "ready. Web page: http://127.0.0.1:$(RECO_PORT)/   API: http://127.0.0.1:$(RECO_PORT)/openapi.json   (Ctrl-C stops the service and Redis)"; \
-	wait $$pid
+	trap 'kill $$(cat $(REDIS_DIR)/redis.pid 2>/dev/null) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; echo "demo: stopped the service and Redis"' EXIT; \
+	trap 'exit 130' INT TERM; \
+	( for i in $$(seq 100); do curl -sf http://127.0.0.1:$(RECO_PORT)/readyz >/dev/null && break; sleep 0.2; done; \
+	  for path in "/v1/users/196/recommendations?k=3" "/v1/movies/50/similar?k=3" "/v1/popular?genre=Comedy&k=3"; do \
+	    echo; echo "\$$ curl 'http://127.0.0.1:$(RECO_PORT)$$path'"; curl -s "http://127.0.0.1:$(RECO_PORT)$$path"; echo; \
+	  done; \
+	  echo; step "ready. Web page: http://127.0.0.1:$(RECO_PORT)/   API: http://127.0.0.1:$(RECO_PORT)/openapi.json   (Ctrl-C stops the service and Redis)" ) & \
+	RECO_PORT=$(RECO_PORT) gunicorn -c serving/gunicorn.conf.py serving.wsgi:app 2> .airflow/serve.log
 
 # The lookup service alone, against RECO_REDIS_URL (default: the project-local Redis of `make demo`).
 serve: setup
@@ -117,6 +116,14 @@ serve: setup
 airflow: setup redis-up
 	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; $(AIRFLOW_ENV); \
 	export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080; exec airflow standalone
+
+bench: bench-pipeline bench-serving bench-quality
+
+bench-pipeline: setup
+	$(PY) -m benchmarks.bench_pipeline
+
+bench-serving: setup
+	$(PY) -m benchmarks.bench_serving
 
 clean: redis-down
 	rm -rf data .airflow .redis .pytest_cache

@@ -1,0 +1,159 @@
+"""Serving benchmark: the lookup service under gunicorn (production settings) against its floors, measured in
+one run so the ratios hold on a noisy machine.
+
+- framework floor: the constant-reply endpoint /healthz on the same server (wrk, max throughput);
+- the service: random known users of the published ML-100K run, max throughput, then p50/p99 at about half
+  of that rate (wrk's per-connection delay() paces the load);
+- store floor: redis-benchmark GET (400-byte values, 8 clients, unpipelined);
+- publication: keys/s of jobs.publish.write_partitions (Spark partitions, pipelined MSET) against
+  redis-benchmark SET with pipelining.
+Writes benchmarks/results/serving.json and serving.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from benchmarks.report import write
+from conf.settings import load_config
+from tests.support import RedisServer, free_port, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+USERS_LUA = """
+math.randomseed(42)
+local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "0")
+request = function()
+  return wrk.format("GET", "/v1/users/" .. math.random(1, {n_users}) .. "/recommendations?k=10")
+end
+delay = function() return delay_ms end
+"""
+
+
+def wrk(url: str, seconds: int, connections: int, script: str | None = None, delay_ms: float = 0.0) -> dict:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run(args + [url], capture_output=True, text=True, timeout=seconds + 60,
+                         env={**os.environ, "WRK_DELAY_MS": str(delay_ms)}).stdout
+
+    def ms(label):
+        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50_ms": ms("50%"),
+            "p99_ms": ms("99%"), "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def redis_benchmark(port: int, test: str, pipeline: int, requests_n: int) -> float:
+    out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", test, "-n", str(requests_n),
+                          "-c", "8", "-d", "400", "-P", str(pipeline), "-q", "-r", "100000"],
+                         capture_output=True, text=True, timeout=300).stdout
+    return float(re.findall(r"([\d.]+) requests per second", out)[-1])
+
+
+def prepare_run(config, spark) -> str:
+    """A published-size ML-100K run (fast ALS: the model's quality does not matter here)."""
+    from jobs.pipeline import run_pipeline
+    run_pipeline(config, "bench_serving", spark=spark)
+    return "bench_serving"
+
+
+def publication_throughput(spark, url: str, keys: int) -> float:
+    """keys/s of the publisher's write path on `keys` synthetic 400-byte values in 2 partitions."""
+    from pyspark.sql import functions as F
+    from jobs.publish import write_partitions
+    values = spark.range(keys, numPartitions=2).select(
+        F.concat(F.lit("reco:v:bench:user:"), F.col("id").cast("string")).alias("key"),
+        F.repeat(F.lit("x"), 400).alias("value")).cache()
+    values.count()
+    best = 0.0
+    for _ in range(3):
+        started = time.perf_counter()
+        written = write_partitions(values, url)
+        best = max(best, written / (time.perf_counter() - started))
+    values.unpersist()
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="per wrk measurement")
+    parser.add_argument("--publish-keys", type=int, default=300_000)
+    args = parser.parse_args()
+
+    from jobs.common import spark_session
+    from jobs.publish import run as publish
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    redis_server = RedisServer(work / "redis").start()
+    overrides = {"data.root": str(work / "data"), "redis.url": redis_server.url,
+                 "als.implicit.rank": 32, "als.implicit.max_iter": 5, "als.explicit.max_iter": 5}
+    config = load_config(REPO / "conf" / "local.yaml", overrides=overrides)
+    spark = spark_session(config, "bench-serving")
+    run_id = prepare_run(config, spark)
+    published = publish(config, run_id, spark=spark)
+    n_users = published["counts"]["user"]
+    publish_kps = publication_throughput(spark, redis_server.url, args.publish_keys)
+    spark.stop()
+    redis_server.client().flushdb()
+    publish(config, run_id)  # fresh session inside; the benchmark keys are gone
+
+    script = work / "users.lua"
+    script.write_text(USERS_LUA.replace("{n_users}", str(n_users)))
+    port = free_port()
+    env = {**os.environ, "RECO_REDIS_URL": redis_server.url, "RECO_PORT": str(port), "GUNICORN_LOGLEVEL": "warning",
+           "PROMETHEUS_MULTIPROC_DIR": str(work / "prometheus")}
+    (work / "prometheus").mkdir()
+    server = subprocess.Popen([str(BIN / "gunicorn"), "-c", str(REPO / "serving" / "gunicorn.conf.py"),
+                               "serving.wsgi:app"], env=env, cwd=REPO, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: requests.get(f"{base}/readyz", timeout=1).ok, 30, what="the service")
+        wrk(base, 3, 8, str(script))  # warm-up: connections, caches
+        floor = wrk(f"{base}/healthz", args.seconds, 8)
+        service = wrk(base, args.seconds, 8, str(script))
+        # About half of the maximum rate: 8 connections, each waiting `delay` between requests.
+        delay_ms = max(0.0, 8 / (service["rps"] / 2) * 1000 - service["p50_ms"])
+        half = wrk(base, args.seconds, 8, str(script), delay_ms)
+        store_get = redis_benchmark(redis_server.port, "get", 1, 200_000)
+        store_set_pipelined = redis_benchmark(redis_server.port, "set", 16, 1_000_000)
+    finally:
+        server.terminate()
+        server.wait(15)
+        redis_server.stop()
+
+    result = {
+        "rps": round(service["rps"]), "p50_ms": half["p50_ms"], "p99_ms": half["p99_ms"],
+        "half_load_rps": round(half["rps"]), "max_load_p99_ms": service["p99_ms"],
+        "floor_rps": round(floor["rps"]), "ratio_to_floor": round(service["rps"] / floor["rps"], 3),
+        "redis_get_rps": round(store_get), "ratio_to_redis_get": round(service["rps"] / store_get, 3),
+        "publish_keys_per_s": round(publish_kps), "redis_set_pipelined_rps": round(store_set_pipelined),
+        "publish_ratio_to_redis": round(publish_kps / store_set_pipelined, 3),
+        "non_2xx": service["non_2xx"] + half["non_2xx"],
+        "settings": {"gunicorn": "2 sync workers (serving/gunicorn.conf.py)", "wrk": "2 threads, 8 connections",
+                     "users": n_users, "publish_keys": args.publish_keys},
+    }
+    rows = [
+        ("service, random known users (max)", f"{result['rps']:,}", "", f"{service['p99_ms']:.2f}"),
+        ("service at ~half load", f"{result['half_load_rps']:,}", f"{half['p50_ms']:.2f}", f"{half['p99_ms']:.2f}"),
+        ("framework floor: /healthz, same server", f"{result['floor_rps']:,}", "", f"{floor['p99_ms']:.2f}"),
+        ("store floor: redis-benchmark GET", f"{result['redis_get_rps']:,}", "", ""),
+        ("publication, keys/s (Spark, pipelined MSET)", f"{result['publish_keys_per_s']:,}", "", ""),
+        ("redis-benchmark SET -P 16", f"{result['redis_set_pipelined_rps']:,}", "", ""),
+    ]
+    notes = (f"ratio_to_floor {result['ratio_to_floor']} (target >= 0.8); publish_ratio_to_redis "
+             f"{result['publish_ratio_to_redis']} (target >= 0.5); p99 at half load {half['p99_ms']:.2f} ms "
+             f"(target <= 5 ms). Command: make bench-serving")
+    write("serving", result, rows, ("what", "req/s", "p50 ms", "p99 ms"), notes)
+
+
+if __name__ == "__main__":
+    main()

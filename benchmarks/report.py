@@ -1,0 +1,27 @@
+"""Writing benchmark results: one JSON file and one short markdown table per benchmark."""
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    return {"cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def write(name: str, payload: dict, table_rows: list[tuple], header: tuple, notes: str = "") -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps({**payload, "machine": machine()}, indent=2) + "\n")
+    lines = [f"| {' | '.join(header)} |", f"| {' | '.join('---' for _ in header)} |"]
+    lines += [f"| {' | '.join(str(c) for c in row)} |" for row in table_rows]
+    text = f"# {name}\n\n" + "\n".join(lines) + "\n" + (f"\n{notes}\n" if notes else "")
+    (RESULTS / f"{name}.md").write_text(text)
+    print(text)
+    return RESULTS / f"{name}.json"
