@@ -34,11 +34,11 @@ class JobError(RuntimeError):
 
 def spark_session(config: Config, app_name: str):
     """The one SparkSession factory. Under spark-submit the master and memory given there win."""
-    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(f"reco-{app_name}")
-    submitted = SparkConf().contains("spark.master")  # spark-submit put it there
+    # spark-submit starts the JVM first and hands Python its gateway; its --master and memory must win.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
     if not submitted:
         builder = builder.master(config.spark.master).config("spark.driver.memory", config.spark.driver_memory)
         # Python workers run the driver's interpreter (the project's venv), not whatever python3 is on PATH.

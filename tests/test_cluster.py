@@ -63,5 +63,6 @@ def test_clean_and_train_run_on_a_standalone_cluster(standalone_cluster, spark, 
     report = read_json(paths.train_report)
     assert report["counts"]["train"] + report["counts"]["test"] == 100_000
     assert (Path(paths.models) / "prod" / "implicit" / "metadata").is_dir()
-    finished = {app["name"] for app in state()["completedapps"]}
-    assert {"reco-clean", "reco-train"} <= finished  # they really ran on the cluster, not local[*]
+    snapshot = state()
+    finished = {app["name"] for app in snapshot["completedapps"] + snapshot["activeapps"]}
+    assert {"reco-clean", "reco-train"} <= finished, snapshot  # they really ran on the cluster, not local[*]
