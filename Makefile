@@ -125,5 +125,12 @@ bench-pipeline: setup
 bench-serving: setup
 	$(PY) -m benchmarks.bench_serving
 
+bench-quality: setup
+	$(PY) -m benchmarks.bench_quality
+
+# Implicit-ALS hyperparameter search on a pipeline run (RUN_ID, default: runs/latest); GRID='{"rank": [64]}'.
+tune: setup
+	@$(PY) jobs/tune.py --run-id $${RUN_ID:-$$(basename $$(readlink data/runs/latest))} $(if $(GRID),--grid '$(GRID)')
+
 clean: redis-down
 	rm -rf data .airflow .redis .pytest_cache

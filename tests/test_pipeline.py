@@ -85,3 +85,22 @@ def test_spark_submit_validate_on_corrupted_copy_exits_naming_expectation(pipeli
     assert "validate failed: 1 expectation(s) failed" in output
     assert "expect_column_values_to_be_in_set(column='rating'" in output
     assert "1 of 100000 rows unexpected, e.g. [11.0]" in output
+
+
+def test_evaluation_report_is_written(pipeline_run):
+    _, run_id, paths, _ = pipeline_run
+    page = Path(paths.evaluation_report).read_text()
+    assert f"Run {run_id}" in page
+    assert page.count("data:image/png;base64,") >= 2  # against the baseline, by activity bucket
+    assert "FAILED" not in page
+
+
+def test_tune_scores_candidates_on_a_validation_split_of_train(pipeline_run, spark):
+    from jobs import tune
+    config, run_id, paths, _ = pipeline_run
+    result = tune.run(config, run_id, spark=spark,
+                      grid='{"rank": [8], "max_iter": [3], "reg_param": [0.1, 5.0], "confidence": ["linear"]}')
+    board = read_json(str(Path(paths.root) / "tune" / "leaderboard.json"))["leaderboard"]
+    assert len(board) == 2 and board[0]["ndcg@10"] >= board[1]["ndcg@10"] > 0
+    assert result["best"] == board[0]
+    assert Path(result["leaderboard"]).read_text().startswith("| ")

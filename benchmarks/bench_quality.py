@@ -1,0 +1,120 @@
+"""Quality benchmark: our models on the GUIDE protocol (ML-100K, per-user 75/25 split, k = 10) over three
+split seeds, beside the published reference table (Microsoft Recommenders). Parameters: conf/local.yaml.
+Writes benchmarks/results/quality.json and quality.md.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.report import write
+from conf.settings import load_config
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = (42, 43, 44)
+# Published figures on the same protocol (Microsoft Recommenders benchmark, ML-100K, k = 10), from GUIDE.md.
+REFERENCE = [
+    ("Spark ALS (explicit, defaults)", 0.044, 0.048, 0.018, 0.965, 0.753),
+    ("Surprise SVD", 0.096, 0.091, 0.033, 0.939, 0.743),
+    ("SAR", 0.382, 0.331, 0.176, None, None),
+    ("NCF", 0.396, 0.347, 0.181, None, None),
+    ("LightGCN", 0.420, 0.380, 0.144, None, None),
+    ("BPR (Cornac)", 0.442, 0.388, 0.213, None, None),
+    ("BiVAE", 0.475, 0.412, 0.219, None, None),
+]
+
+
+def evaluate_seed(spark, config, ratings, seed: int) -> dict:
+    from jobs.evaluate import als_top_n, rating_errors
+    from jobs.ranking import mean_ranking_metrics, per_user_ranking_metrics, popularity_top_n
+    from jobs.train import ExplicitModel, fit_implicit, stratified_split
+
+    k = config.evaluate.k
+    train, test = stratified_split(ratings, config.split.train_ratio, seed)
+    train, test = train.cache(), test.cache()
+    started = time.perf_counter()
+    implicit = fit_implicit(train, config.als.implicit, config.als.checkpoint_interval)
+    implicit.userFactors.count()
+    implicit_s = time.perf_counter() - started
+    als = mean_ranking_metrics(per_user_ranking_metrics(als_top_n(implicit, train, test, k), test, k), k)
+    pop = mean_ranking_metrics(per_user_ranking_metrics(popularity_top_n(train, test, k), test, k), k)
+    started = time.perf_counter()
+    explicit = ExplicitModel.fit(train, config.als.explicit, config.als.checkpoint_interval, (1.0, 5.0))
+    errors = rating_errors(explicit.predict(test))
+    explicit_s = time.perf_counter() - started
+    train.unpersist()
+    test.unpersist()
+    return {"seed": seed, "als": als, "popularity": pop, "explicit": errors,
+            "implicit_fit_s": round(implicit_s, 1), "explicit_fit_predict_s": round(explicit_s, 1)}
+
+
+def summary(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def main() -> None:
+    from jobs import clean, ingest
+    from jobs.common import run_paths, spark_session
+
+    if not os.environ.get("RECO_MOVIELENS_DIR"):
+        raise SystemExit("set RECO_MOVIELENS_DIR to a MovieLens 100K folder (make bench-quality does)")
+    work = Path(tempfile.mkdtemp(prefix="bench-quality-"))
+    config = load_config(REPO / "conf" / "local.yaml", overrides={"data.root": str(work)})
+    spark = spark_session(config, "bench-quality")
+    ingest.run(config, "quality", spark=spark)
+    clean.run(config, "quality", spark=spark)
+    ratings = spark.read.parquet(run_paths(config, "quality").clean_ratings).cache()
+    runs = []
+    for seed in SEEDS:
+        runs.append(evaluate_seed(spark, config, ratings, seed))
+        print(seed, runs[-1]["als"]["ndcg@10"], runs[-1]["explicit"], flush=True)
+    spark.stop()
+
+    def stat(path):
+        return summary([eval_path(r, path) for r in runs])
+
+    def eval_path(run, path):
+        node = run
+        for part in path.split("/"):
+            node = node[part]
+        return node
+
+    def cell(path, digits=3):
+        mean, spread = stat(path)
+        return f"{mean:.{digits}f} ± {spread:.{digits}f}"
+
+    implicit_time = statistics.mean(r["implicit_fit_s"] for r in runs)
+    explicit_time = statistics.mean(r["explicit_fit_predict_s"] for r in runs)
+    p = config.als.implicit
+    e = config.als.explicit
+    ours = [
+        (f"**Spark ALS implicit (ours: rank {p.rank}, reg {p.reg_param}, alpha {p.alpha}, {p.confidence}, "
+         f"{p.max_iter} it.)**", cell("als/ndcg@10"), cell("als/precision@10"), cell("als/recall@10"), "", "",
+         f"{implicit_time:.0f} s"),
+        (f"**Spark ALS explicit + biases (ours: rank {e.rank}, reg {e.reg_param}, bias shrinkage {e.bias_reg})**",
+         "", "", "", cell("explicit/rmse"), cell("explicit/mae"), f"{explicit_time:.0f} s"),
+        ("popularity baseline (ours)", cell("popularity/ndcg@10"), cell("popularity/precision@10"),
+         cell("popularity/recall@10"), "", "", ""),
+    ]
+    reference = [(name, f"{n:.3f}", f"{pr:.3f}", f"{r:.3f}", "" if rm is None else f"{rm:.3f}",
+                  "" if ma is None else f"{ma:.3f}", "(published)") for name, n, pr, r, rm, ma in REFERENCE]
+    targets = {"implicit_ndcg@10": stat("als/ndcg@10")[0] >= 0.49,
+               "implicit_precision@10": stat("als/precision@10")[0] >= 0.42,
+               "explicit_rmse": stat("explicit/rmse")[0] <= 0.92, "explicit_mae": stat("explicit/mae")[0] <= 0.72}
+    payload = {"seeds": list(SEEDS), "runs": runs, "params": {"implicit": p.model_dump(), "explicit": e.model_dump()},
+               "mean": {"ndcg@10": stat("als/ndcg@10")[0], "precision@10": stat("als/precision@10")[0],
+                        "recall@10": stat("als/recall@10")[0], "map@10": stat("als/map@10")[0],
+                        "rmse": stat("explicit/rmse")[0], "mae": stat("explicit/mae")[0]},
+               "targets_met": targets}
+    write("quality", payload, ours + reference,
+          ("model", "NDCG@10", "Precision@10", "Recall@10", "RMSE", "MAE", "train time (2 cores)"),
+          f"GUIDE protocol on ML-100K, mean ± standard deviation over split seeds {list(SEEDS)}. Targets "
+          f"(NDCG@10 >= 0.49, Precision@10 >= 0.42, RMSE <= 0.92, MAE <= 0.72): {targets}. "
+          "Command: make bench-quality")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The evaluation report of a run: one self-contained HTML page (report.html in the run folder) with plots of
+ALS against the popularity baseline, against previous runs of the same dataset, and by user-activity bucket."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+from conf.settings import Config
+from jobs.common import RunPaths, is_local, join, write_text
+
+RANKING = ("precision@{k}", "recall@{k}", "ndcg@{k}", "map@{k}", "coverage")
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def previous_runs(config: Config, dataset: str) -> list[dict]:
+    """metrics.json of every run of this dataset under the data root, oldest first (local data roots only)."""
+    runs = Path(join(config.data_root, "runs"))
+    if not is_local(config.data_root) or not runs.is_dir():
+        return []
+    found = []
+    for path in runs.glob("*/metrics.json"):
+        if path.parent.is_symlink():
+            continue
+        metrics = json.loads(path.read_text())
+        if metrics.get("dataset") == dataset:
+            found.append(metrics)
+    return sorted(found, key=lambda m: m.get("evaluated_at", ""))
+
+
+def render(metrics: dict, history: list[dict]) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = metrics["k"]
+    als, pop = metrics["models"]["als"], metrics["models"]["popularity"]
+    names = [n.format(k=k) for n in RANKING]
+    figures = []
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], [als[n] for n in names], 0.4, label="ALS (implicit)")
+    ax.bar([x + 0.2 for x in xs], [pop[n] for n in names], 0.4, label="popularity")
+    ax.set_xticks(list(xs), names)
+    ax.set_title("Ranking quality on the held-out 25%")
+    ax.legend()
+    figures.append(("ALS against the popularity baseline", _png(fig)))
+    plt.close(fig)
+
+    buckets = [b for b in ("1-19", "20-49", "50-99", "100-249", "250+") if b in als["by_activity"]]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for label, model in (("ALS", als), ("popularity", pop)):
+        ax.plot(buckets, [model["by_activity"][b][f"ndcg@{k}"] for b in buckets], marker="o", label=label)
+    ax.set_xlabel("training ratings per user")
+    ax.set_ylabel(f"NDCG@{k}")
+    ax.set_title("By user activity (users per bucket: " +
+                 ", ".join(f"{b}: {als['by_activity'][b]['users']}" for b in buckets) + ")", fontsize=9)
+    ax.legend()
+    figures.append(("By user-activity bucket", _png(fig)))
+    plt.close(fig)
+
+    if len(history) > 1:
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        labels = [m["run_id"][-18:] for m in history]
+        ax.plot(labels, [m["models"]["als"][f"ndcg@{k}"] for m in history], marker="o", label="ALS")
+        ax.plot(labels, [m["models"]["popularity"][f"ndcg@{k}"] for m in history], marker="o", label="popularity")
+        ax.set_ylabel(f"NDCG@{k}")
+        ax.tick_params(axis="x", rotation=30, labelsize=7)
+        ax.legend()
+        figures.append(("Against previous runs of this dataset", _png(fig)))
+        plt.close(fig)
+
+    rows = "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{als[n]:.4f}</td><td>{pop[n]:.4f}</td></tr>"
+        for n in [*names, "popularity_percentile", "rmse", "mae"])
+    gates = "".join(f"<li>{'passed' if g['passed'] else '<b>FAILED</b>'}: {html.escape(g['gate'])}</li>"
+                    for g in metrics.get("gates", []))
+    images = "".join(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'>"
+                     for title, png in figures)
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Evaluation of run {html.escape(metrics['run_id'])}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}}
+td:first-child{{text-align:left}}</style></head><body>
+<h1>Run {html.escape(metrics['run_id'])} · {html.escape(metrics['dataset'])}</h1>
+<p>Evaluated {html.escape(metrics['evaluated_at'])}; {metrics['counts']['test_users']} users with test ratings;
+publishable: <b>{metrics['publishable']}</b> ({html.escape(metrics.get('live_comparison', ''))}).</p>
+<ul>{gates}</ul>
+<table><tr><th>metric</th><th>ALS</th><th>popularity</th></tr>{rows}</table>
+{images}
+<p>Parameters: <code>{html.escape(json.dumps(metrics['params']))}</code></p>
+</body></html>"""
+
+
+def write_report(config: Config, paths: RunPaths, metrics: dict) -> str:
+    history = previous_runs(config, metrics["dataset"])
+    if not any(m["run_id"] == metrics["run_id"] for m in history):
+        history.append(metrics)
+    write_text(paths.evaluation_report, render(metrics, history))
+    return paths.evaluation_report
