@@ -54,6 +54,7 @@ def spark_session(config: Config, app_name: str):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # per-call connection chatter
     # ALS lineage grows with every iteration; without a checkpoint dir ~20 iterations overflow the stack.
     spark.sparkContext.setCheckpointDir(join(config.data_root, "checkpoints"))
     return spark

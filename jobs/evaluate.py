@@ -59,9 +59,9 @@ def live_metrics(config: Config) -> tuple[dict | None, str]:
     """The live version's metadata from Redis, for the regression gate, and a note of how it went."""
     import redis
 
+    from jobs.publish import connect
     try:
-        client = redis.Redis.from_url(config.redis.url, socket_timeout=config.redis.socket_timeout,
-                                      socket_connect_timeout=config.redis.connect_timeout)
+        client = connect(config.redis)
         version = client.get(redis_keys.LIVE)
         if version is None:
             return None, "no live version"
