@@ -83,8 +83,8 @@ class SplitSettings(_Section):
 
 class ImplicitALSSettings(_Section):
     rank: int = Field(128, gt=0)
-    reg_param: float = Field(0.5, ge=0.0)
-    alpha: float = Field(5.0, gt=0.0)
+    reg_param: float = Field(1.0, ge=0.0)
+    alpha: float = Field(3.0, gt=0.0)
     max_iter: int = Field(15, gt=0)
     confidence: Literal["linear", "log", "binary", "threshold"] = "linear"
     threshold: float = 3.5
@@ -92,10 +92,10 @@ class ImplicitALSSettings(_Section):
 
 
 class ExplicitALSSettings(_Section):
-    rank: int = Field(10, gt=0)
-    reg_param: float = Field(0.1, ge=0.0)
+    rank: int = Field(30, gt=0)
+    reg_param: float = Field(0.15, ge=0.0)
     max_iter: int = Field(20, gt=0)
-    bias_reg: float = Field(10.0, ge=0.0)
+    bias_reg: float = Field(3.0, ge=0.0)
     seed: int = 42
 
 

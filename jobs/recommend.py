@@ -46,13 +46,15 @@ def item_neighbors(model: ALSModel, n: int) -> DataFrame:
 
 
 def popular_lists(ratings: DataFrame, movies: DataFrame, n: int) -> DataFrame:
-    """(genre, rank, movie_id, score): top n by popularity overall (genre '_all') and within each genre."""
+    """(genre, rank, movie_id, score): top n by popularity overall (genre '_all') and within each genre.
+    The score shown is the number of ratings; the order also breaks ties by mean rating, as the baseline."""
     scored = popularity(ratings).join(movies.select("movie_id", "genres"), "movie_id")
-    by_genre = scored.select("movie_id", "score", F.explode("genres").alias("genre"))
-    overall = scored.select("movie_id", "score", F.lit(ALL_GENRES).alias("genre"))
+    by_genre = scored.select("movie_id", "score", "n_ratings", F.explode("genres").alias("genre"))
+    overall = scored.select("movie_id", "score", "n_ratings", F.lit(ALL_GENRES).alias("genre"))
     ranked = by_genre.unionByName(overall).withColumn(
         "rank", F.row_number().over(Window.partitionBy("genre").orderBy(F.desc("score"), "movie_id")))
-    return ranked.where(F.col("rank") <= n).select("genre", "rank", "movie_id", F.col("score").cast("float"))
+    return ranked.where(F.col("rank") <= n).select("genre", "rank", "movie_id",
+                                                   F.col("n_ratings").cast("float").alias("score"))
 
 
 def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:

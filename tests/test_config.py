@@ -41,7 +41,7 @@ def test_reco_config_names_the_file(monkeypatch, tmp_path):
     monkeypatch.setenv("RECO_CONFIG", str(custom))
     config = load_config()
     assert config.als.implicit.rank == 7
-    assert config.als.implicit.reg_param == 0.5  # untouched keys keep their defaults
+    assert config.als.implicit.reg_param == 1.0  # untouched keys keep their defaults
     assert config.source == str(custom)
 
 

@@ -17,7 +17,8 @@ function render(list, items) {
     title.textContent = item.title + (item.year ? ` (${item.year})` : "");
     const meta = document.createElement("div");
     meta.className = "meta";
-    meta.textContent = `${(item.genres || []).join(", ")} · score ${Number(item.score).toFixed(3)}`;
+    const score = Number.isInteger(item.score) ? `${item.score} ratings` : `score ${Number(item.score).toFixed(3)}`;
+    meta.textContent = `${(item.genres || []).join(", ")} · ${score}`;
     li.append(title, meta);
     li.addEventListener("click", () => showSimilar(item));
     return li;
