@@ -92,28 +92,28 @@ def title_index(version: str, movies: DataFrame, movie_stats: DataFrame) -> Data
 
 
 def write_partitions(values: DataFrame, url: str) -> int:
-    """Write (key, value) rows from the executors, pipelined MSETs; returns the number of keys Redis accepted."""
+    """Write (key, value) rows from the executors, pipelined MSETs; returns the number of keys Redis accepted.
 
-    def write(rows):
+    Rows arrive as Arrow batches (mapInArrow): no per-row Python objects beyond the key and value strings."""
+    import pyarrow as pa
+
+    def write(batches):
         client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
-        written, batch, pipe, pending = 0, {}, client.pipeline(transaction=False), 0
-        for row in rows:
-            batch[row["key"]] = row["value"]
-            if len(batch) >= BATCH_KEYS:
-                pipe.mset(batch)
-                pending += len(batch)
-                batch = {}
+        pipe, written, pending = client.pipeline(transaction=False), 0, 0
+        for batch in batches:
+            keys, texts = batch.column("key").to_pylist(), batch.column("value").to_pylist()
+            for start in range(0, len(keys), BATCH_KEYS):
+                chunk = dict(zip(keys[start:start + BATCH_KEYS], texts[start:start + BATCH_KEYS]))
+                pipe.mset(chunk)
+                pending += len(chunk)
                 if pending >= PIPELINE_KEYS:
                     written += _flush(pipe, pending)
                     pending = 0
-        if batch:
-            pipe.mset(batch)
-            pending += len(batch)
         written += _flush(pipe, pending)
         client.close()
-        yield written
+        yield pa.RecordBatch.from_pydict({"written": [written]})
 
-    return sum(values.rdd.mapPartitions(write).collect())
+    return sum(row["written"] for row in values.select("key", "value").mapInArrow(write, "written long").collect())
 
 
 def _flush(pipe, pending: int) -> int:
