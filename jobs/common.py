@@ -91,11 +91,6 @@ def read_json(path: str) -> Any:
         return json.loads(stream.read())
 
 
-def exists(path: str) -> bool:
-    filesystem, inner = _filesystem(path)
-    return filesystem.get_file_info(inner).type != pafs.FileType.NotFound
-
-
 def write_text(path: str, text: str) -> None:
     filesystem, inner = _filesystem(path)
     filesystem.create_dir(inner.rsplit("/", 1)[0], recursive=True)
