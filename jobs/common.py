@@ -48,6 +48,8 @@ def spark_session(config: Config, app_name: str):
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
+        # ALS checkpoints go under <data root>/checkpoints; let Spark delete them once unreferenced.
+        "spark.cleaner.referenceTracking.cleanCheckpoints": "true",
         **config.spark.extra,
     }
     for key, value in settings.items():

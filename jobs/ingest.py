@@ -244,7 +244,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         "run_id": run_id,
         "dataset": spec.name,
         "layout": spec.layout,
-        "source": {k: v for k, v in source.items() if k != "folder"} | {"folder": source["folder"]},
+        "source": source,
         "files": files,
         "ratings_sha256_matches_published": published_ok,
         "rows": {"ratings": written_ratings.count(), "movies": written_movies.count()},

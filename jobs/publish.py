@@ -198,9 +198,10 @@ def publish(config: Config, run_id: str, spark: SparkSession, force: bool = Fals
     values = build_values(version, spark.read.parquet(paths.user_recs), spark.read.parquet(paths.item_neighbors),
                           spark.read.parquet(paths.popular), movies, spark.read.parquet(paths.movie_stats)).cache()
     try:
-        expected = values.count()
-        counts = {kind: values.where(F.col("key").startswith(rk.kind_prefix(version, kind))).count()
-                  for kind in ("user", "similar", "popular", "movie", "title")}
+        # Keys per kind in one pass: the kind is the key's first part after the version prefix.
+        kind = F.split(F.substring("key", len(rk.version_prefix(version)) + 1, 1 << 20), ":").getItem(0)
+        counts = {row["kind"]: row["count"] for row in values.groupBy(kind.alias("kind")).count().collect()}
+        expected = sum(counts.values())
         started = time.perf_counter()
         written = write_partitions(values, config.redis.url)
         write_seconds = time.perf_counter() - started

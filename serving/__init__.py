@@ -11,7 +11,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from conf.settings import Config, load_config
-from serving.api import BadRequest, api, error_response, json_response
+from serving.api import BadRequest, api, error_response
 from serving.observability import REDIS_ERRORS, REQUESTS, render
 from serving.store import NoLiveVersion, Store, StoreUnavailable
 from serving.web import web
@@ -80,5 +80,3 @@ def create_app(config: Config | None = None) -> Flask:
 
     return app
 
-
-__all__ = ["create_app", "json_response"]
