@@ -34,7 +34,7 @@ help:
 	@echo "make serve           the lookup service under gunicorn (RECO_REDIS_URL, RECO_PORT)"
 	@echo "make airflow         airflow standalone with the project's DAG (UI on 127.0.0.1:8080)"
 	@echo "make bench           bench-pipeline, bench-serving, bench-quality (JSON + markdown in benchmarks/results)"
-	@echo "make tune            hyperparameter search for implicit ALS (leaderboard in data/tune/)"
+	@echo "make tune            hyperparameter search for implicit ALS (leaderboard in data/runs/<run>/tune/)"
 
 setup: system-deps $(STAMP)
 

@@ -88,6 +88,10 @@ class ImplicitALSSettings(_Section):
     max_iter: int = Field(15, gt=0)
     confidence: Literal["linear", "log", "binary", "threshold"] = "linear"
     threshold: float = 3.5
+    # Confidence scaled by (n_u / mean n_u) ** user_activity_exponent * (n_i / mean n_i) ** item_popularity_exponent:
+    # Spark regularises each factor by reg_param * its rating count, which these exponents can offset.
+    user_activity_exponent: float = Field(0.0, ge=-2.0, le=2.0)
+    item_popularity_exponent: float = Field(0.0, ge=-2.0, le=2.0)
     seed: int = 42
 
 
@@ -97,6 +101,11 @@ class ExplicitALSSettings(_Section):
     max_iter: int = Field(20, gt=0)
     bias_reg: float = Field(3.0, ge=0.0)
     seed: int = 42
+
+
+class TuneSettings(_Section):
+    validation_ratio: float = Field(0.1, gt=0.0, lt=1.0)   # share of each user's training ratings held out
+    folds: int = Field(3, ge=1)                              # validation splits (seeds) averaged per candidate
 
 
 class ALSSettings(_Section):
@@ -147,6 +156,7 @@ class Config(_Section):
     validation: ValidationSettings = ValidationSettings()
     clean: CleanSettings = CleanSettings()
     split: SplitSettings = SplitSettings()
+    tune: TuneSettings = TuneSettings()
     als: ALSSettings = ALSSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
     gates: GateSettings = GateSettings()

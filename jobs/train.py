@@ -45,6 +45,8 @@ def implicit_preferences(ratings: DataFrame, settings: ImplicitALSSettings) -> D
 
     linear: the star rating; log: log(1 + rating); binary: 1 for every rating;
     threshold: the rating when at least `threshold`, else the row is dropped (not counted as a positive).
+    Then scaled by (n_u / mean n_u) ** user_activity_exponent and (n_i / mean n_i) ** item_popularity_exponent,
+    the user's and the movie's number of positives against the mean.
     """
     value = {
         "linear": F.col("rating"),
@@ -52,7 +54,15 @@ def implicit_preferences(ratings: DataFrame, settings: ImplicitALSSettings) -> D
         "binary": F.lit(1.0),
         "threshold": F.when(F.col("rating") >= settings.threshold, F.col("rating")),
     }[settings.confidence]
-    return ratings.select("user_id", "movie_id", value.cast("float").alias("rating")).where("rating IS NOT NULL")
+    prefs = ratings.select("user_id", "movie_id", value.cast("double").alias("rating")).where("rating IS NOT NULL")
+    for column, exponent in (("user_id", settings.user_activity_exponent),
+                             ("movie_id", settings.item_popularity_exponent)):
+        if exponent:
+            counts = prefs.groupBy(column).agg(F.count("*").alias("_n"))
+            counts = counts.crossJoin(counts.agg(F.avg("_n").alias("_mean")))
+            prefs = prefs.join(counts, column).withColumn(
+                "rating", F.col("rating") * F.pow(F.col("_n") / F.col("_mean"), F.lit(exponent))).drop("_n", "_mean")
+    return prefs.select("user_id", "movie_id", F.col("rating").cast("float"))
 
 
 def bias_model(ratings: DataFrame, shrinkage: float) -> tuple[float, DataFrame, DataFrame]:

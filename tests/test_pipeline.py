@@ -96,11 +96,16 @@ def test_evaluation_report_is_written(pipeline_run):
 
 
 def test_tune_scores_candidates_on_a_validation_split_of_train(pipeline_run, spark):
+    from conf.settings import TuneSettings
     from jobs import tune
     config, run_id, paths, _ = pipeline_run
+    config = config.model_copy(update={"tune": TuneSettings(validation_ratio=0.2, folds=2)})
     result = tune.run(config, run_id, spark=spark,
                       grid='{"rank": [8], "max_iter": [3], "reg_param": [0.1, 5.0], "confidence": ["linear"]}')
-    board = read_json(str(Path(paths.root) / "tune" / "leaderboard.json"))["leaderboard"]
+    saved = read_json(str(Path(paths.root) / "tune" / "leaderboard.json"))
+    board = saved["leaderboard"]
+    assert (saved["validation_ratio"], saved["folds"]) == (0.2, 2)
     assert len(board) == 2 and board[0]["ndcg@10"] >= board[1]["ndcg@10"] > 0
+    assert all(len(row["fold_ndcg"]) == 2 and min(row["fold_ndcg"]) > 0 for row in board)
     assert result["best"] == board[0]
     assert Path(result["leaderboard"]).read_text().startswith("| ")

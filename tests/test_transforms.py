@@ -108,6 +108,15 @@ def test_implicit_preferences(spark, confidence, expected):
     assert got == pytest.approx(expected, rel=1e-6)
 
 
+def test_implicit_preferences_scale_by_activity_and_popularity(spark):
+    # user 1 rated 3 movies, user 2 one (mean 2); movie 1 has 2 ratings, movies 2 and 3 one each (mean 4/3)
+    frame = spark.createDataFrame([(1, 1, 5.0, 1), (1, 2, 3.0, 1), (1, 3, 4.0, 1), (2, 1, 2.0, 1)], RATINGS)
+    settings = ImplicitALSSettings(confidence="binary", user_activity_exponent=1.0, item_popularity_exponent=0.5)
+    got = {(r["user_id"], r["movie_id"]): r["rating"] for r in implicit_preferences(frame, settings).collect()}
+    assert got == pytest.approx({(1, 1): 1.5 * math.sqrt(1.5), (1, 2): 1.5 * math.sqrt(0.75),
+                                 (1, 3): 1.5 * math.sqrt(0.75), (2, 1): 0.5 * math.sqrt(1.5)}, rel=1e-6)
+
+
 def test_bias_model_shrinks_toward_mean(spark):
     frame = spark.createDataFrame([(1, 1, 5.0, 1), (2, 1, 5.0, 1), (1, 2, 1.0, 1), (2, 2, 1.0, 1)], RATINGS)
     mu, users, items = bias_model(frame, shrinkage=2.0)
