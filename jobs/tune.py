@@ -1,4 +1,4 @@
-"""tune: hyperparameter search for implicit ALS, scored on a validation split carved from the training part.
+"""tune: hyperparameter search for implicit ALS, scored on validation folds carved from the training part.
 
 The protocol split (split.seed) gives train/test; the test part is never looked at. From train, `tune.folds`
 per-user splits (seeds split.seed + 1, + 2, ...) each hold out `tune.validation_ratio` of every user's training
@@ -70,7 +70,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None, grid: st
         log.info("%s -> ndcg@%d %.4f (%.0f s per fit)", params, k, board[-1][f"ndcg@{k}"], board[-1]["fit_seconds"])
     board.sort(key=lambda row: -row[f"ndcg@{k}"])
     folder = join(paths.root, "tune")
-    write_json(join(folder, "leaderboard.json"), {"run_id": run_id, "k": k, "scored_on": "validation split of "
+    write_json(join(folder, "leaderboard.json"), {"run_id": run_id, "k": k, "scored_on": "validation folds of "
                                                   "the training part", "validation_ratio": config.tune.validation_ratio,
                                                   "folds": config.tune.folds, "leaderboard": board, "tuned_at": utc_now()})
     header = list(board[0])
