@@ -95,7 +95,7 @@ def test_evaluation_report_is_written(pipeline_run):
     assert "FAILED" not in page
 
 
-def test_tune_scores_candidates_on_a_validation_split_of_train(pipeline_run, spark):
+def test_tune_scores_candidates_on_validation_folds_of_train(pipeline_run, spark):
     from conf.settings import TuneSettings
     from jobs import tune
     config, run_id, paths, _ = pipeline_run
