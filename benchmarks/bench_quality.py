@@ -42,7 +42,7 @@ def evaluate_seed(spark, config, ratings, seed: int) -> dict:
     als = mean_ranking_metrics(per_user_ranking_metrics(als_top_n(implicit, train, test, k), test, k), k)
     pop = mean_ranking_metrics(per_user_ranking_metrics(popularity_top_n(train, test, k), test, k), k)
     started = time.perf_counter()
-    explicit = ExplicitModel.fit(train, config.als.explicit, config.als.checkpoint_interval, (1.0, 5.0))
+    explicit = ExplicitModel.fit(train, config.als, (1.0, 5.0), implicit_model=implicit)
     errors = rating_errors(explicit.predict(test))
     explicit_s = time.perf_counter() - started
     train.unpersist()
@@ -94,7 +94,8 @@ def main() -> None:
         (f"**Spark ALS implicit (ours: rank {p.rank}, reg {p.reg_param}, alpha {p.alpha}, {p.confidence}, "
          f"{p.max_iter} it.)**", cell("als/ndcg@10"), cell("als/precision@10"), cell("als/recall@10"), "", "",
          f"{implicit_time:.0f} s"),
-        (f"**Spark ALS explicit + biases (ours: rank {e.rank}, reg {e.reg_param}, bias shrinkage {e.bias_reg})**",
+        (f"**Spark ALS explicit + biases (ours: rank {e.rank}, reg {e.reg_param}, bias shrinkage {e.bias_reg}"
+         f"{', implicit score blended in' if e.implicit_feature else ''})**",
          "", "", "", cell("explicit/rmse"), cell("explicit/mae"), f"{explicit_time:.0f} s"),
         ("popularity baseline (ours)", cell("popularity/ndcg@10"), cell("popularity/precision@10"),
          cell("popularity/recall@10"), "", "", ""),

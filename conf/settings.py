@@ -101,6 +101,10 @@ class ExplicitALSSettings(_Section):
     max_iter: int = Field(20, gt=0)
     bias_reg: float = Field(3.0, ge=0.0)
     seed: int = 42
+    # The implicit ALS score as a second predictor beside the residual ALS (jobs/train.py ExplicitModel); the two
+    # weights and an intercept are fit by least squares on blend_holdout of each user's ratings.
+    implicit_feature: bool = False
+    blend_holdout: float = Field(0.1, gt=0.0, lt=1.0)
 
 
 class TuneSettings(_Section):

@@ -1,5 +1,5 @@
 """train: Spark MLlib ALS. An implicit-feedback model ranks movies; an explicit model (ALS on the residuals of a
-global + user + item bias model) predicts ratings.
+global + user + item bias model, blended with the implicit score) predicts ratings.
 
 Two stages per run: `eval` models fit on the per-user stratified 75/25 split (saved for the evaluate job), and
 `prod` models fit on all clean ratings (used by recommend).
@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import time
 
+import numpy as np
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from conf.settings import Config, ExplicitALSSettings, ImplicitALSSettings
+from conf.settings import ALSSettings, Config, ImplicitALSSettings
 from jobs.common import job_main, join, read_json, run_paths, spark_session, utc_now, write_json
 from schemas.movielens import DATASETS
 
@@ -94,17 +95,45 @@ def fit_implicit(ratings: DataFrame, settings: ImplicitALSSettings, checkpoint_i
 
 
 class ExplicitModel:
-    """Rating prediction: mu + b_u + b_i + ALS(residual). Saved as an ALS model plus two bias tables."""
+    """Rating prediction: mu + b_u + b_i + ALS(residual), clipped to the rating scale; with `implicit_feature`,
+    mu + b_u + b_i + w_r * ALS(residual) + w_s * implicit ALS score + c.
 
-    def __init__(self, mu: float, user_bias: DataFrame, item_bias: DataFrame, als: ALSModel | None,
-                 scale: tuple[float, float]):
-        self.mu, self.user_bias, self.item_bias, self.als, self.scale = mu, user_bias, item_bias, als, scale
+    The implicit score adds which movies a user chose to rate (the signal SVD++ uses), which the residual model
+    never sees. Its weights come from least squares on a held-out share (`blend_holdout`) of each user's ratings,
+    with every part fit on the rest; then the parts are refit on all ratings and keep those weights.
+    Saved as the ALS models, the two bias tables and a parameter row.
+    """
+
+    def __init__(self, mu: float, user_bias: DataFrame, item_bias: DataFrame, residual: ALSModel,
+                 implicit: ALSModel | None, weights: list[float], scale: tuple[float, float]):
+        self.mu, self.user_bias, self.item_bias, self.scale = mu, user_bias, item_bias, scale
+        self.residual, self.implicit, self.weights = residual, implicit, weights
+        self.parts = {"_residual": residual}
+        if implicit is not None:
+            self.parts["_implicit"] = implicit
+        for column, model in self.parts.items():
+            model.setPredictionCol(column).setColdStartStrategy("nan")
 
     @classmethod
-    def fit(cls, ratings: DataFrame, settings: ExplicitALSSettings, checkpoint_interval: int,
-            scale: tuple[float, float]) -> "ExplicitModel":
-        if settings.bias_reg > 0:
-            mu, user_bias, item_bias = bias_model(ratings, settings.bias_reg)
+    def fit(cls, ratings: DataFrame, settings: ALSSettings, scale: tuple[float, float],
+            implicit_model: ALSModel | None = None) -> "ExplicitModel":
+        """`implicit_model`, when given, is the implicit ALS already fit on these ratings (else it is fit here)."""
+        explicit = settings.explicit
+        if not explicit.implicit_feature:
+            return cls._fit_parts(ratings, settings, scale, None, [1.0, 0.0])
+        fit_part, holdout = stratified_split(ratings, 1.0 - explicit.blend_holdout, explicit.seed)
+        draft = cls._fit_parts(fit_part.cache(), settings, scale, None, [])
+        weights = draft.least_squares_weights(holdout)
+        log.info("explicit blend weights: residual ALS %.4f, implicit score %.4f, intercept %.4f", *weights)
+        fit_part.unpersist()
+        return cls._fit_parts(ratings, settings, scale, implicit_model, weights)
+
+    @classmethod
+    def _fit_parts(cls, ratings: DataFrame, settings: ALSSettings, scale: tuple[float, float],
+                   implicit_model: ALSModel | None, weights: list[float]) -> "ExplicitModel":
+        explicit = settings.explicit
+        if explicit.bias_reg > 0:
+            mu, user_bias, item_bias = bias_model(ratings, explicit.bias_reg)
         else:  # plain ALS on the ratings
             spark = ratings.sparkSession
             mu = 0.0
@@ -113,35 +142,64 @@ class ExplicitModel:
         user_bias, item_bias = user_bias.cache(), item_bias.cache()
         residuals = with_baseline(ratings, mu, user_bias, item_bias) \
             .select("user_id", "movie_id", (F.col("rating") - F.col("baseline")).alias("rating"))
-        als = ALS(userCol="user_id", itemCol="movie_id", ratingCol="rating", rank=settings.rank,
-                  regParam=settings.reg_param, maxIter=settings.max_iter, seed=settings.seed,
-                  checkpointInterval=checkpoint_interval, coldStartStrategy="nan").fit(residuals)
-        return cls(mu, user_bias, item_bias, als, scale)
+        residual = ALS(userCol="user_id", itemCol="movie_id", ratingCol="rating", rank=explicit.rank,
+                       regParam=explicit.reg_param, maxIter=explicit.max_iter, seed=explicit.seed,
+                       checkpointInterval=settings.checkpoint_interval).fit(residuals)
+        implicit = None
+        if explicit.implicit_feature:
+            implicit = implicit_model.copy() if implicit_model is not None else \
+                fit_implicit(ratings, settings.implicit, settings.checkpoint_interval)
+        return cls(mu, user_bias, item_bias, residual, implicit, weights, scale)
+
+    def _features(self, pairs: DataFrame) -> DataFrame:
+        """Add `baseline` and one column per model part (0 where the part does not know the user or movie)."""
+        scored = pairs
+        for model in self.parts.values():
+            scored = model.transform(scored)
+        scored = scored.select(*pairs.columns, *[F.nanvl(c, F.lit(0.0)).alias(c) for c in self.parts])
+        return with_baseline(scored, self.mu, self.user_bias, self.item_bias)
+
+    def least_squares_weights(self, holdout: DataFrame) -> list[float]:
+        """Weights of the parts and an intercept minimising the squared error of (rating - baseline) on
+        `holdout`, from the normal equations (one aggregation; a tiny ridge keeps them solvable)."""
+        columns = [*self.parts, "_one"]
+        frame = self._features(holdout).withColumn("_one", F.lit(1.0)) \
+            .withColumn("_target", F.col("rating") - F.col("baseline"))
+        sums = frame.agg(*[F.sum(F.col(a) * F.col(b)).alias(f"{a}*{b}") for a in columns for b in columns + ["_target"]]
+                         ).first()
+        gram = np.array([[sums[f"{a}*{b}"] for b in columns] for a in columns])
+        moment = np.array([sums[f"{a}*_target"] for a in columns])
+        return [float(w) for w in np.linalg.solve(gram + 1e-6 * np.eye(len(columns)), moment)]
 
     def predict(self, pairs: DataFrame) -> DataFrame:
-        """Add `prediction`, clipped to the rating scale; pairs the factors do not know fall back to the biases."""
-        scored = self.als.transform(pairs.select("user_id", "movie_id", *[c for c in pairs.columns
-                                                                          if c not in ("user_id", "movie_id")]))
+        """Add `prediction`, clipped to the rating scale; parts that do not know a user or movie contribute 0."""
+        blend = F.lit(self.weights[-1])
+        for column, weight in zip(self.parts, self.weights):
+            blend = blend + F.lit(weight) * F.col(column)
         low, high = self.scale
-        return with_baseline(scored, self.mu, self.user_bias, self.item_bias).withColumn(
-            "prediction",
-            F.least(F.lit(high), F.greatest(F.lit(low), F.col("baseline") + F.nanvl("prediction", F.lit(0.0))))
-        ).drop("baseline")
+        return self._features(pairs).withColumn(
+            "prediction", F.least(F.lit(high), F.greatest(F.lit(low), F.col("baseline") + blend))
+        ).drop("baseline", *self.parts)
 
     def save(self, path: str) -> None:
-        self.als.write().overwrite().save(join(path, "als"))
+        self.residual.write().overwrite().save(join(path, "als"))
+        if self.implicit is not None:
+            self.implicit.write().overwrite().save(join(path, "implicit"))
         self.user_bias.write.mode("overwrite").parquet(join(path, "user_bias.parquet"))
         self.item_bias.write.mode("overwrite").parquet(join(path, "item_bias.parquet"))
         self.user_bias.sparkSession.createDataFrame(
-            [(float(self.mu), float(self.scale[0]), float(self.scale[1]))], "mu double, low double, high double"
+            [(float(self.mu), float(self.scale[0]), float(self.scale[1]), self.weights)],
+            "mu double, low double, high double, weights array<double>"
         ).write.mode("overwrite").parquet(join(path, "params.parquet"))
 
     @classmethod
     def load(cls, spark: SparkSession, path: str) -> "ExplicitModel":
         params = spark.read.parquet(join(path, "params.parquet")).first()
+        weights = list(params["weights"])
+        implicit = ALSModel.load(join(path, "implicit")) if len(weights) == 3 else None
         return cls(params["mu"], spark.read.parquet(join(path, "user_bias.parquet")),
-                   spark.read.parquet(join(path, "item_bias.parquet")), ALSModel.load(join(path, "als")),
-                   (params["low"], params["high"]))
+                   spark.read.parquet(join(path, "item_bias.parquet")), ALSModel.load(join(path, "als")), implicit,
+                   weights, (params["low"], params["high"]))
 
 
 def model_path(models_root: str, stage: str, kind: str) -> str:
@@ -158,17 +216,18 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     train.write.mode("overwrite").parquet(paths.split_train)
     test.write.mode("overwrite").parquet(paths.split_test)
 
-    timings = {}
+    timings, blend_weights = {}, {}
     interval = config.als.checkpoint_interval
     for stage, frame in (("eval", spark.read.parquet(paths.split_train)), ("prod", ratings)):
         frame = frame.cache()
         started = time.perf_counter()
-        fit_implicit(frame, config.als.implicit, interval).write().overwrite() \
-            .save(model_path(paths.models, stage, "implicit"))
+        implicit = fit_implicit(frame, config.als.implicit, interval)
+        implicit.write().overwrite().save(model_path(paths.models, stage, "implicit"))
         timings[f"{stage}_implicit_s"] = round(time.perf_counter() - started, 2)
         started = time.perf_counter()
-        ExplicitModel.fit(frame, config.als.explicit, interval, scale).save(model_path(paths.models, stage,
-                                                                                        "explicit"))
+        explicit = ExplicitModel.fit(frame, config.als, scale, implicit_model=implicit)
+        explicit.save(model_path(paths.models, stage, "explicit"))
+        blend_weights[stage] = explicit.weights
         timings[f"{stage}_explicit_s"] = round(time.perf_counter() - started, 2)
         frame.unpersist()
     report = {
@@ -177,6 +236,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
                    "split": config.split.model_dump()},
         "counts": {"train": spark.read.parquet(paths.split_train).count(),
                    "test": spark.read.parquet(paths.split_test).count(), "all": ratings.count()},
+        "explicit_blend_weights": blend_weights,   # per stage: residual ALS, [implicit score,] intercept
         "fit_seconds": timings,
         "trained_at": utc_now(),
     }

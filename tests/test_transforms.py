@@ -3,14 +3,15 @@ import math
 
 import pytest
 from pyspark.sql import Row
+from pyspark.sql import functions as F
 
-from conf.settings import ImplicitALSSettings
+from conf.settings import ALSSettings, ImplicitALSSettings
 from jobs.clean import clean_movies, drop_duplicates, filter_activity, flag_violations
 from jobs.ingest import parse_movies_100k, parse_movies_pipe_genres, parse_ratings
 from jobs.ranking import (per_user_ranking_metrics, popularity_percentiles, popularity_top_n, top_n_by_dot,
                           mean_ranking_metrics)
 from jobs.recommend import item_neighbors, popular_lists
-from jobs.train import bias_model, implicit_preferences, stratified_split
+from jobs.train import ExplicitModel, bias_model, implicit_preferences, stratified_split
 from schemas.movielens import GENRES_100K
 
 RATINGS = "user_id int, movie_id int, rating double, ts long"
@@ -124,6 +125,28 @@ def test_bias_model_shrinks_toward_mean(spark):
     item = {r["movie_id"]: r["item_bias"] for r in items.collect()}
     assert item == pytest.approx({1: 4.0 / 4, 2: -4.0 / 4})  # sum(r - mu) / (n + 2)
     assert {r["user_id"]: r["user_bias"] for r in users.collect()} == pytest.approx({1: 0.0, 2: 0.0})
+
+
+def test_explicit_blend_weights_are_least_squares_and_survive_save_and_load(spark, tmp_path):
+    frame = spark.createDataFrame([(u, m, float(1 + (u * m) % 5), 1) for u in range(1, 7) for m in range(1, 9)
+                                   if (u + m) % 3], RATINGS)
+    settings = ALSSettings.model_validate({"implicit": {"rank": 2, "max_iter": 3},
+                                           "explicit": {"rank": 2, "max_iter": 3, "implicit_feature": True}})
+    model = ExplicitModel._fit_parts(frame, settings, (1.0, 5.0), None, [])
+    # a held-out set whose ratings are exactly baseline + 0.5 * residual ALS + 2 * implicit score + 0.3
+    pairs = spark.createDataFrame([(u, m, 0.0, 1) for u in range(1, 7) for m in range(1, 9) if not (u + m) % 3],
+                                  RATINGS)
+    exact = model._features(pairs).withColumn(
+        "rating", F.col("baseline") + 0.5 * F.col("_residual") + 2.0 * F.col("_implicit") + 0.3
+    ).select("user_id", "movie_id", "rating")
+    assert model.least_squares_weights(exact) == pytest.approx([0.5, 2.0, 0.3], abs=1e-4)
+
+    model.weights = [0.5, 2.0, 0.3]
+    expected = {(r["user_id"], r["movie_id"]): min(5.0, max(1.0, r["rating"])) for r in exact.collect()}
+    model.save(str(tmp_path / "explicit"))
+    for candidate in (model, ExplicitModel.load(spark, str(tmp_path / "explicit"))):
+        got = {(r["user_id"], r["movie_id"]): r["prediction"] for r in candidate.predict(pairs).collect()}
+        assert got == pytest.approx(expected, abs=1e-5)
 
 
 # ---------------------------------------------------------------- ranking
