@@ -1,8 +1,8 @@
 """train: Spark MLlib ALS. An implicit-feedback model ranks movies; an explicit model (ALS on the residuals of a
 global + user + item bias model, blended with the implicit score) predicts ratings.
 
-Two stages per run: `eval` models fit on the per-user stratified 75/25 split (saved for the evaluate job), and
-`prod` models fit on all clean ratings (used by recommend).
+Two stages per run: `eval` models (implicit and explicit) fit on the per-user stratified 75/25 split, for the
+evaluate job, and the `prod` implicit model fit on all clean ratings, for recommend.
 """
 from __future__ import annotations
 
@@ -216,27 +216,30 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     train.write.mode("overwrite").parquet(paths.split_train)
     test.write.mode("overwrite").parquet(paths.split_test)
 
-    timings, blend_weights = {}, {}
+    timings = {}
     interval = config.als.checkpoint_interval
-    for stage, frame in (("eval", spark.read.parquet(paths.split_train)), ("prod", ratings)):
-        frame = frame.cache()
-        started = time.perf_counter()
-        implicit = fit_implicit(frame, config.als.implicit, interval)
-        implicit.write().overwrite().save(model_path(paths.models, stage, "implicit"))
-        timings[f"{stage}_implicit_s"] = round(time.perf_counter() - started, 2)
-        started = time.perf_counter()
-        explicit = ExplicitModel.fit(frame, config.als, scale, implicit_model=implicit)
-        explicit.save(model_path(paths.models, stage, "explicit"))
-        blend_weights[stage] = explicit.weights
-        timings[f"{stage}_explicit_s"] = round(time.perf_counter() - started, 2)
-        frame.unpersist()
+    train = spark.read.parquet(paths.split_train).cache()
+    started = time.perf_counter()
+    implicit = fit_implicit(train, config.als.implicit, interval)
+    implicit.write().overwrite().save(model_path(paths.models, "eval", "implicit"))
+    timings["eval_implicit_s"] = round(time.perf_counter() - started, 2)
+    started = time.perf_counter()
+    explicit = ExplicitModel.fit(train, config.als, scale, implicit_model=implicit)
+    explicit.save(model_path(paths.models, "eval", "explicit"))
+    timings["eval_explicit_s"] = round(time.perf_counter() - started, 2)
+    train.unpersist()
+    # Nothing serves predicted ratings, so the explicit model is fit for evaluation only.
+    started = time.perf_counter()
+    fit_implicit(ratings.cache(), config.als.implicit, interval).write().overwrite() \
+        .save(model_path(paths.models, "prod", "implicit"))
+    timings["prod_implicit_s"] = round(time.perf_counter() - started, 2)
     report = {
         "run_id": run_id,
         "params": {"implicit": config.als.implicit.model_dump(), "explicit": config.als.explicit.model_dump(),
                    "split": config.split.model_dump()},
         "counts": {"train": spark.read.parquet(paths.split_train).count(),
                    "test": spark.read.parquet(paths.split_test).count(), "all": ratings.count()},
-        "explicit_blend_weights": blend_weights,   # per stage: residual ALS, [implicit score,] intercept
+        "explicit_blend_weights": explicit.weights,   # residual ALS, [implicit score,] intercept
         "fit_seconds": timings,
         "trained_at": utc_now(),
     }
