@@ -167,6 +167,9 @@ class ExplicitModel:
             .withColumn("_target", F.col("rating") - F.col("baseline"))
         sums = frame.agg(*[F.sum(F.col(a) * F.col(b)).alias(f"{a}*{b}") for a in columns for b in columns + ["_target"]]
                          ).first()
+        if not sums["_one*_one"]:  # nothing held out (every user has a single rating): the plain model
+            log.warning("no held-out ratings to fit the explicit blend on; using the residual ALS alone")
+            return [1.0] + [0.0] * (len(columns) - 1)
         gram = np.array([[sums[f"{a}*{b}"] for b in columns] for a in columns])
         moment = np.array([sums[f"{a}*_target"] for a in columns])
         return [float(w) for w in np.linalg.solve(gram + 1e-6 * np.eye(len(columns)), moment)]

@@ -140,6 +140,7 @@ def test_explicit_blend_weights_are_least_squares_and_survive_save_and_load(spar
         "rating", F.col("baseline") + 0.5 * F.col("_residual") + 2.0 * F.col("_implicit") + 0.3
     ).select("user_id", "movie_id", "rating")
     assert model.least_squares_weights(exact) == pytest.approx([0.5, 2.0, 0.3], abs=1e-4)
+    assert model.least_squares_weights(exact.limit(0)) == [1.0, 0.0, 0.0]  # nothing held out: the plain model
 
     model.weights = [0.5, 2.0, 0.3]
     expected = {(r["user_id"], r["movie_id"]): min(5.0, max(1.0, r["rating"])) for r in exact.collect()}
