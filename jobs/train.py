@@ -101,18 +101,21 @@ class ExplicitModel:
     The implicit score adds which movies a user chose to rate (the signal SVD++ uses), which the residual model
     never sees. Its weights come from least squares on a held-out share (`blend_holdout`) of each user's ratings,
     with every part fit on the rest; then the parts are refit on all ratings and keep those weights.
-    Saved as the ALS models, the two bias tables and a parameter row.
+    Saved as one folder per ALS part, the two bias tables and a parameter row.
     """
 
-    def __init__(self, mu: float, user_bias: DataFrame, item_bias: DataFrame, residual: ALSModel,
-                 implicit: ALSModel | None, weights: list[float], scale: tuple[float, float]):
+    def __init__(self, mu: float, user_bias: DataFrame, item_bias: DataFrame, parts: dict[str, ALSModel],
+                 weights: list[float], scale: tuple[float, float]):
+        """`parts`: "residual", and "implicit" when blended; each scores into a column `_<name>`. `weights`: one
+        per part, then the intercept."""
         self.mu, self.user_bias, self.item_bias, self.scale = mu, user_bias, item_bias, scale
-        self.residual, self.implicit, self.weights = residual, implicit, weights
-        self.parts = {"_residual": residual}
-        if implicit is not None:
-            self.parts["_implicit"] = implicit
-        for column, model in self.parts.items():
-            model.setPredictionCol(column).setColdStartStrategy("nan")
+        self.parts, self.weights = parts, weights
+        for name, model in parts.items():
+            model.setPredictionCol(f"_{name}").setColdStartStrategy("nan")
+
+    @property
+    def columns(self) -> list[str]:
+        return [f"_{name}" for name in self.parts]
 
     @classmethod
     def fit(cls, ratings: DataFrame, settings: ALSSettings, scale: tuple[float, float],
@@ -145,24 +148,24 @@ class ExplicitModel:
         residual = ALS(userCol="user_id", itemCol="movie_id", ratingCol="rating", rank=explicit.rank,
                        regParam=explicit.reg_param, maxIter=explicit.max_iter, seed=explicit.seed,
                        checkpointInterval=settings.checkpoint_interval).fit(residuals)
-        implicit = None
+        parts = {"residual": residual}
         if explicit.implicit_feature:
-            implicit = implicit_model.copy() if implicit_model is not None else \
+            parts["implicit"] = implicit_model.copy() if implicit_model is not None else \
                 fit_implicit(ratings, settings.implicit, settings.checkpoint_interval)
-        return cls(mu, user_bias, item_bias, residual, implicit, weights, scale)
+        return cls(mu, user_bias, item_bias, parts, weights, scale)
 
     def _features(self, pairs: DataFrame) -> DataFrame:
         """Add `baseline` and one column per model part (0 where the part does not know the user or movie)."""
         scored = pairs
         for model in self.parts.values():
             scored = model.transform(scored)
-        scored = scored.select(*pairs.columns, *[F.nanvl(c, F.lit(0.0)).alias(c) for c in self.parts])
+        scored = scored.select(*pairs.columns, *[F.nanvl(c, F.lit(0.0)).alias(c) for c in self.columns])
         return with_baseline(scored, self.mu, self.user_bias, self.item_bias)
 
     def least_squares_weights(self, holdout: DataFrame) -> list[float]:
         """Weights of the parts and an intercept minimising the squared error of (rating - baseline) on
         `holdout`, from the normal equations (one aggregation; a tiny ridge keeps them solvable)."""
-        columns = [*self.parts, "_one"]
+        columns = [*self.columns, "_one"]
         frame = self._features(holdout).withColumn("_one", F.lit(1.0)) \
             .withColumn("_target", F.col("rating") - F.col("baseline"))
         sums = frame.agg(*[F.sum(F.col(a) * F.col(b)).alias(f"{a}*{b}") for a in columns for b in columns + ["_target"]]
@@ -177,32 +180,30 @@ class ExplicitModel:
     def predict(self, pairs: DataFrame) -> DataFrame:
         """Add `prediction`, clipped to the rating scale; parts that do not know a user or movie contribute 0."""
         blend = F.lit(self.weights[-1])
-        for column, weight in zip(self.parts, self.weights):
+        for column, weight in zip(self.columns, self.weights):
             blend = blend + F.lit(weight) * F.col(column)
         low, high = self.scale
         return self._features(pairs).withColumn(
             "prediction", F.least(F.lit(high), F.greatest(F.lit(low), F.col("baseline") + blend))
-        ).drop("baseline", *self.parts)
+        ).drop("baseline", *self.columns)
 
     def save(self, path: str) -> None:
-        self.residual.write().overwrite().save(join(path, "als"))
-        if self.implicit is not None:
-            self.implicit.write().overwrite().save(join(path, "implicit"))
+        for name, model in self.parts.items():
+            model.write().overwrite().save(join(path, name))
         self.user_bias.write.mode("overwrite").parquet(join(path, "user_bias.parquet"))
         self.item_bias.write.mode("overwrite").parquet(join(path, "item_bias.parquet"))
         self.user_bias.sparkSession.createDataFrame(
-            [(float(self.mu), float(self.scale[0]), float(self.scale[1]), self.weights)],
-            "mu double, low double, high double, weights array<double>"
+            [(float(self.mu), float(self.scale[0]), float(self.scale[1]), list(self.parts), self.weights)],
+            "mu double, low double, high double, parts array<string>, weights array<double>"
         ).write.mode("overwrite").parquet(join(path, "params.parquet"))
 
     @classmethod
     def load(cls, spark: SparkSession, path: str) -> "ExplicitModel":
         params = spark.read.parquet(join(path, "params.parquet")).first()
-        weights = list(params["weights"])
-        implicit = ALSModel.load(join(path, "implicit")) if len(weights) == 3 else None
         return cls(params["mu"], spark.read.parquet(join(path, "user_bias.parquet")),
-                   spark.read.parquet(join(path, "item_bias.parquet")), ALSModel.load(join(path, "als")), implicit,
-                   weights, (params["low"], params["high"]))
+                   spark.read.parquet(join(path, "item_bias.parquet")),
+                   {name: ALSModel.load(join(path, name)) for name in params["parts"]}, list(params["weights"]),
+                   (params["low"], params["high"]))
 
 
 def model_path(models_root: str, stage: str, kind: str) -> str:
