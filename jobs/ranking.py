@@ -132,6 +132,8 @@ def catalog_coverage(recs: DataFrame, n_catalog: int, k: int) -> float:
 def popularity_percentiles(train: DataFrame) -> DataFrame:
     """(movie_id, pop_pct): 1.0 for the most rated movie, near 0 for the least."""
     counts = train.groupBy("movie_id").agg(F.count("*").alias("n"))
+    # One window over the whole catalog: Spark warns that it moves to one partition, which is fine for one row
+    # per movie (about 87,000 on ML-32M).
     return counts.withColumn("pop_pct", F.percent_rank().over(Window.orderBy("n"))).select("movie_id", "pop_pct")
 
 

@@ -37,6 +37,8 @@ def run_suites(frames: dict[str, DataFrame], suites, docs_dir: str | None) -> li
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # GX logs its internals at INFO (e.g. a bare "[]" dump of the datasources); our report says what matters.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     actions = []
