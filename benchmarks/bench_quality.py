@@ -1,6 +1,6 @@
 """Quality benchmark: our models on the GUIDE protocol (ML-100K, per-user 75/25 split, k = 10) over three
-split seeds, beside the published reference table (Microsoft Recommenders). Parameters: conf/local.yaml.
-Writes benchmarks/results/quality.json and quality.md.
+split seeds, beside the published reference table (Microsoft Recommenders), then implicit ALS variants that
+each change a few settings. Parameters: conf/local.yaml. Writes benchmarks/results/quality.json and quality.md.
 """
 from __future__ import annotations
 
@@ -25,6 +25,19 @@ REFERENCE = [
     ("BPR (Cornac)", 0.442, 0.388, 0.213, None, None),
     ("BiVAE", 0.475, 0.412, 0.219, None, None),
 ]
+# The account of what tuning inside MLlib reaches (issue 5 asks for it while NDCG@10 >= 0.49 is out of reach):
+# each row changes the listed settings of conf/local.yaml's implicit ALS and is scored on the same test splits.
+# Confidence transforms get an alpha that keeps ML-100K's mean confidence (mean rating 3.53, mean log1p 1.47).
+VARIANTS = [
+    ("MLlib defaults: rank 10, reg 0.1, alpha 1, 10 it.", {"rank": 10, "reg_param": 0.1, "alpha": 1.0, "max_iter": 10}),
+    ("rank 256", {"rank": 256}),
+    ("confidence log(1 + r), alpha 2.4", {"confidence": "log", "alpha": 2.4}),
+    ("confidence binary, alpha 3.5", {"confidence": "binary", "alpha": 3.5}),
+    ("only ratings >= 3.5 are positives", {"confidence": "threshold"}),
+    ("activity and popularity exponents 0.5", {"user_activity_exponent": 0.5, "item_popularity_exponent": 0.5}),
+    ("popularity exponent 0.5, reg 1.0, alpha 3 (validation runner-up)",
+     {"item_popularity_exponent": 0.5, "reg_param": 1.0, "alpha": 3.0}),
+]
 
 
 def evaluate_seed(spark, config, ratings, seed: int) -> dict:
@@ -39,16 +52,25 @@ def evaluate_seed(spark, config, ratings, seed: int) -> dict:
     implicit = fit_implicit(train, config.als.implicit, config.als.checkpoint_interval)
     implicit.userFactors.count()
     implicit_s = time.perf_counter() - started
-    als = mean_ranking_metrics(per_user_ranking_metrics(als_top_n(implicit, train, test, k), test, k), k)
-    pop = mean_ranking_metrics(per_user_ranking_metrics(popularity_top_n(train, test, k), test, k), k)
+
+    def ranking(top_n):
+        return mean_ranking_metrics(per_user_ranking_metrics(top_n, test, k), k)
+
+    als = ranking(als_top_n(implicit, train, test, k))
+    pop = ranking(popularity_top_n(train, test, k))
     started = time.perf_counter()
     explicit = ExplicitModel.fit(train, config.als, (1.0, 5.0), implicit_model=implicit)
     errors = rating_errors(explicit.predict(test))
     explicit_s = time.perf_counter() - started
+    variants = {}
+    for label, changes in VARIANTS:
+        model = fit_implicit(train, config.als.implicit.model_copy(update=changes), config.als.checkpoint_interval)
+        variants[label] = ranking(als_top_n(model, train, test, k))
     train.unpersist()
     test.unpersist()
     return {"seed": seed, "als": als, "popularity": pop, "explicit": errors,
-            "implicit_fit_s": round(implicit_s, 1), "explicit_fit_predict_s": round(explicit_s, 1)}
+            "implicit_fit_s": round(implicit_s, 1), "explicit_fit_predict_s": round(explicit_s, 1),
+            "variants": variants}
 
 
 def summary(values: list[float]) -> tuple[float, float]:
@@ -102,19 +124,29 @@ def main() -> None:
     ]
     reference = [(name, f"{n:.3f}", f"{pr:.3f}", f"{r:.3f}", "" if rm is None else f"{rm:.3f}",
                   "" if ma is None else f"{ma:.3f}", "(published)") for name, n, pr, r, rm, ma in REFERENCE]
-    targets = {"implicit_ndcg@10": stat("als/ndcg@10")[0] >= 0.49,
-               "implicit_precision@10": stat("als/precision@10")[0] >= 0.42,
-               "explicit_rmse": stat("explicit/rmse")[0] <= 0.92, "explicit_mae": stat("explicit/mae")[0] <= 0.72}
+    targets = {"NDCG@10 >= 0.49": stat("als/ndcg@10")[0] >= 0.49,
+               "Precision@10 >= 0.42": stat("als/precision@10")[0] >= 0.42,
+               "RMSE <= 0.92": stat("explicit/rmse")[0] <= 0.92, "MAE <= 0.72": stat("explicit/mae")[0] <= 0.72}
+    variant_rows = [("shipped (conf/local.yaml)", cell("als/ndcg@10"), cell("als/precision@10"))]
+    for label, _ in VARIANTS:
+        variant_rows.append((label, *(f"{m:.3f} ± {s:.3f}" for m, s in (
+            summary([r["variants"][label][metric] for r in runs]) for metric in ("ndcg@10", "precision@10")))))
     payload = {"seeds": list(SEEDS), "runs": runs, "params": {"implicit": p.model_dump(), "explicit": e.model_dump()},
+               "variants": dict(VARIANTS),
                "mean": {"ndcg@10": stat("als/ndcg@10")[0], "precision@10": stat("als/precision@10")[0],
                         "recall@10": stat("als/recall@10")[0], "map@10": stat("als/map@10")[0],
                         "rmse": stat("explicit/rmse")[0], "mae": stat("explicit/mae")[0]},
                "targets_met": targets}
+    variants_table = "\n".join(f"| {' | '.join(row)} |" for row in [
+        ("implicit ALS variant (settings changed from the shipped ones)", "NDCG@10", "Precision@10"),
+        ("---", "---", "---"), *variant_rows])
     write("quality", payload, ours + reference,
           ("model", "NDCG@10", "Precision@10", "Recall@10", "RMSE", "MAE", "train time (2 cores)"),
-          f"GUIDE protocol on ML-100K, mean ± standard deviation over split seeds {list(SEEDS)}. Targets "
-          f"(NDCG@10 >= 0.49, Precision@10 >= 0.42, RMSE <= 0.92, MAE <= 0.72): {targets}. "
-          "Command: make bench-quality")
+          f"GUIDE protocol on ML-100K, mean ± standard deviation over split seeds {list(SEEDS)}. Targets: "
+          + ", ".join(f"{name} {'met' if met else 'NOT met'}" for name, met in targets.items())
+          + ". Command: make bench-quality\n\n"
+          "What tuning inside MLlib reaches, on the same test splits (the README lists the attempts beyond MLlib):"
+          f"\n\n{variants_table}")
 
 
 if __name__ == "__main__":
