@@ -108,8 +108,7 @@ class ExplicitALSSettings(_Section):
 
 
 class TuneSettings(_Section):
-    validation_ratio: float = Field(0.1, gt=0.0, lt=1.0)   # share of each user's training ratings held out
-    folds: int = Field(3, ge=1)                              # validation splits (seeds) averaged per candidate
+    folds: int = Field(10, ge=2)   # K-fold cross-validation over each user's training ratings (1/K held out per fold)
 
 
 class ALSSettings(_Section):

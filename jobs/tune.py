@@ -1,12 +1,15 @@
 """tune: hyperparameter search for implicit ALS, scored on validation folds carved from the training part.
 
-The protocol split (split.seed) gives train/test; the test part is never looked at. From train, `tune.folds`
-per-user splits (seeds split.seed + 1, + 2, ...) each hold out `tune.validation_ratio` of every user's training
-ratings; a candidate fits on the rest and is ranked by NDCG@k on the held-out part, averaged over the folds.
-A small held-out share keeps the fit part close in density to the training part the final model sees (with
-a 25% hold-out, the best regularisation on validation was stronger than the best on the full training part);
-several folds make up for the smaller validation sets. Writes <run>/tune/leaderboard.json and leaderboard.md;
-copy the winner into conf/.
+The protocol split (split.seed) gives train/test; the test part is never looked at. Each user's training
+ratings are dealt into `tune.folds` disjoint folds (K-fold cross-validation); a candidate fits on all folds but
+one and is scored by NDCG@k on that one, once per fold, and ranked by the mean. Every training rating is
+validated exactly once and all candidates share the folds, so their paired differences are precise (standard
+errors of 0.0006 to 0.0011 NDCG@10 between the leaders on ML-100K, where one fold alone varies by 0.005).
+Many small folds (10: 10% each) keep the fit part close in density to the training part the final model sees
+(with a 25% hold-out, the best regularisation on validation was stronger than the best on the full training
+part). The leaderboard gives each candidate's paired difference to the leader with its standard error, which
+says how sure the data is of the order. Writes <run>/tune/leaderboard.json and leaderboard.md; copy the leader
+into conf/.
 
     spark-submit jobs/tune.py --run-id RUN [--grid '{"rank": [64, 128], "reg_param": [0.5, 1.0]}']
 """
@@ -18,7 +21,8 @@ import logging
 import statistics
 import time
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
 
 from conf.settings import Config
 from jobs.common import job_main, join, run_paths, spark_session, utc_now, write_json, write_text
@@ -39,6 +43,27 @@ DEFAULT_GRID = {
 }
 
 
+def kfold_splits(ratings: DataFrame, folds: int, seed: int) -> list[tuple[DataFrame, DataFrame]]:
+    """(fit, validation) per fold: each user's ratings dealt in a seeded random order into `folds` disjoint parts.
+
+    A user's only rating is never held out, so every validated user has a factor in the fit part.
+    """
+    order = F.xxhash64(F.lit(seed), "user_id", "movie_id")
+    dealt = ratings.withColumn("_fold", (F.row_number().over(
+        Window.partitionBy("user_id").orderBy(order, "movie_id")) - 1) % folds).withColumn(
+        "_n", F.count("*").over(Window.partitionBy("user_id")))
+    held_out = [(F.col("_fold") == fold) & (F.col("_n") > 1) for fold in range(folds)]
+    return [(dealt.where(~cond).drop("_fold", "_n"), dealt.where(cond).drop("_fold", "_n")) for cond in held_out]
+
+
+def paired_difference(scores: list[float], best: list[float]) -> dict:
+    """Mean per-fold difference to the best candidate and its standard error: the folds are shared, so the
+    difference is far less noisy than the two means."""
+    differences = [a - b for a, b in zip(scores, best)]
+    spread = statistics.stdev(differences) / len(differences) ** 0.5 if len(differences) > 1 else 0.0
+    return {"vs_best": round(statistics.mean(differences), 4), "vs_best_se": round(spread, 4)}
+
+
 def candidates(grid: dict) -> list[dict]:
     keys = sorted(grid)
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
@@ -50,10 +75,11 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None, grid: st
     k = config.evaluate.k
     ratings = spark.read.parquet(paths.clean_ratings)
     train, _test = stratified_split(ratings, config.split.train_ratio, config.split.seed)
-    folds = [tuple(part.cache() for part in stratified_split(train, 1.0 - config.tune.validation_ratio,
-                                                                 config.split.seed + fold))
-             for fold in range(1, config.tune.folds + 1)]
-    board = []
+    # The training part is cached once; the folds are cheap filters of it (caching every fold would hold
+    # `folds` copies of it).
+    train = train.cache()
+    folds = kfold_splits(train, config.tune.folds, config.split.seed + 1)
+    board, fold_ndcg = [], []  # fold_ndcg: unrounded per-fold NDCG of each board row
     for params in candidates(json.loads(grid) if grid else DEFAULT_GRID):
         settings = config.als.implicit.model_copy(update=params)
         scores, seconds = [], 0.0
@@ -63,24 +89,24 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None, grid: st
             seconds += time.perf_counter() - started
             scores.append(mean_ranking_metrics(per_user_ranking_metrics(
                 als_top_n(model, fit, validation, k), validation, k), k))
+        fold_ndcg.append([s[f"ndcg@{k}"] for s in scores])
         board.append({**params, **{name: statistics.mean(s[name] for s in scores)
                                    for name in (f"ndcg@{k}", f"precision@{k}")},
                       "fold_ndcg": [round(s[f"ndcg@{k}"], 4) for s in scores],
                       "fit_seconds": round(seconds / len(folds), 1)})
         log.info("%s -> ndcg@%d %.4f (%.0f s per fit)", params, k, board[-1][f"ndcg@{k}"], board[-1]["fit_seconds"])
-    board.sort(key=lambda row: -row[f"ndcg@{k}"])
+    order = sorted(range(len(board)), key=lambda i: -board[i][f"ndcg@{k}"])
+    board = [{**board[i], **paired_difference(fold_ndcg[i], fold_ndcg[order[0]])} for i in order]
     folder = join(paths.root, "tune")
-    write_json(join(folder, "leaderboard.json"), {"run_id": run_id, "k": k, "scored_on": "validation folds of "
-                                                  "the training part", "validation_ratio": config.tune.validation_ratio,
-                                                  "folds": config.tune.folds, "leaderboard": board, "tuned_at": utc_now()})
+    write_json(join(folder, "leaderboard.json"), {
+        "run_id": run_id, "k": k, "scored_on": "K-fold cross-validation within the training part",
+        "folds": config.tune.folds, "leaderboard": board, "tuned_at": utc_now()})
     header = list(board[0])
     write_text(join(folder, "leaderboard.md"), "\n".join(
         [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"] +
         [f"| {' | '.join(f'{row[h]:.4f}' if isinstance(row[h], float) and h.startswith(('ndcg', 'prec')) else str(row[h]) for h in header)} |"
          for row in board]) + "\n")
-    for fit, validation in folds:
-        fit.unpersist()
-        validation.unpersist()
+    train.unpersist()
     return {"best": board[0], "leaderboard": join(folder, "leaderboard.md")}
 
 

@@ -108,13 +108,17 @@ def test_tune_scores_candidates_on_validation_folds_of_train(pipeline_run, spark
     from conf.settings import TuneSettings
     from jobs import tune
     config, run_id, paths, _ = pipeline_run
-    config = config.model_copy(update={"tune": TuneSettings(validation_ratio=0.2, folds=2)})
+    config = config.model_copy(update={"tune": TuneSettings(folds=2)})
     result = tune.run(config, run_id, spark=spark,
                       grid='{"rank": [8], "max_iter": [3], "reg_param": [0.1, 5.0], "confidence": ["linear"]}')
     saved = read_json(str(Path(paths.root) / "tune" / "leaderboard.json"))
     board = saved["leaderboard"]
-    assert (saved["validation_ratio"], saved["folds"]) == (0.2, 2)
+    assert saved["folds"] == 2
     assert len(board) == 2 and board[0]["ndcg@10"] >= board[1]["ndcg@10"] > 0
     assert all(len(row["fold_ndcg"]) == 2 and min(row["fold_ndcg"]) > 0 for row in board)
+    # each candidate's mean difference to the best over the shared folds
+    fold_differences = [a - b for a, b in zip(board[1]["fold_ndcg"], board[0]["fold_ndcg"])]
+    assert board[0]["vs_best"] == 0 and board[1]["vs_best"] < 0
+    assert abs(board[1]["vs_best"] - sum(fold_differences) / 2) < 2e-4 and board[1]["vs_best_se"] >= 0
     assert result["best"] == board[0]
     assert Path(result["leaderboard"]).read_text().startswith("| ")

@@ -12,6 +12,7 @@ from jobs.ranking import (per_user_ranking_metrics, popularity_percentiles, popu
                           mean_ranking_metrics)
 from jobs.recommend import item_neighbors, popular_lists
 from jobs.train import ExplicitModel, bias_model, implicit_preferences, stratified_split
+from jobs.tune import kfold_splits
 from schemas.movielens import GENRES_100K
 
 RATINGS = "user_id int, movie_id int, rating double, ts long"
@@ -96,6 +97,22 @@ def test_stratified_split_is_per_user_and_deterministic(spark):
     assert set(rows(train, "user_id", "movie_id")) == set(rows(again, "user_id", "movie_id"))
     other, _ = stratified_split(frame, 0.75, seed=8)
     assert set(rows(train, "user_id", "movie_id")) != set(rows(other, "user_id", "movie_id"))
+
+
+def test_kfold_splits_validate_every_rating_once_and_keep_lone_ratings_in_fit(spark):
+    frame = spark.createDataFrame([(u, m, 4.0, 1) for u in (1, 2) for m in range(1, 21)] + [(3, 1, 4.0, 1)],
+                                  RATINGS)
+    splits = kfold_splits(frame, 4, seed=7)
+    everything = set(rows(frame, "user_id", "movie_id"))
+    held_out = []
+    for fit, validation in splits:
+        fit_rows, validation_rows = set(rows(fit, "user_id", "movie_id")), rows(validation, "user_id", "movie_id")
+        assert fit_rows | set(validation_rows) == everything and not fit_rows & set(validation_rows)
+        assert sorted(r[0] for r in validation_rows) == [1] * 5 + [2] * 5  # 1/4 of each user's 20 ratings
+        held_out += validation_rows
+    assert sorted(held_out) == sorted(r for r in everything if r[0] != 3)  # each once; user 3's only one never
+    again = kfold_splits(frame.repartition(3), 4, seed=7)
+    assert set(rows(again[0][1], "user_id", "movie_id")) == set(rows(splits[0][1], "user_id", "movie_id"))
 
 
 @pytest.mark.parametrize("confidence, expected", [
