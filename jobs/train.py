@@ -30,15 +30,20 @@ def stratified_split(ratings: DataFrame, train_ratio: float, seed: int) -> tuple
     The shuffle is a hash of (seed, user, movie), so the split does not depend on partitioning. Every user
     keeps at least one training rating.
     """
-    order = F.xxhash64(F.lit(seed), "user_id", "movie_id")
-    ranked = ratings.withColumn("_r", F.row_number().over(
-        Window.partitionBy("user_id").orderBy(order, "movie_id")
-    )).withColumn("_n", F.count("*").over(
-        Window.partitionBy("user_id")))
+    ranked = shuffled_per_user(ratings, seed)
     in_train = F.col("_r") <= F.greatest(F.lit(1), F.round(F.col("_n") * train_ratio))
     train = ranked.where(in_train).drop("_r", "_n")
     test = ranked.where(~in_train).drop("_r", "_n")
     return train, test
+
+
+def shuffled_per_user(ratings: DataFrame, seed: int) -> DataFrame:
+    """Adds `_r`, each rating's 1-based place in a seeded random order of its user's ratings, and `_n`, the
+    user's number of ratings. The order is a hash of (seed, user, movie), so it does not depend on partitioning."""
+    order = F.xxhash64(F.lit(seed), "user_id", "movie_id")
+    return ratings.withColumn("_r", F.row_number().over(
+        Window.partitionBy("user_id").orderBy(order, "movie_id"))).withColumn(
+        "_n", F.count("*").over(Window.partitionBy("user_id")))
 
 
 def implicit_preferences(ratings: DataFrame, settings: ImplicitALSSettings) -> DataFrame:

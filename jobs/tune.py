@@ -21,14 +21,14 @@ import logging
 import statistics
 import time
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Config
 from jobs.common import job_main, join, run_paths, spark_session, utc_now, write_json, write_text
 from jobs.evaluate import als_top_n
 from jobs.ranking import mean_ranking_metrics, per_user_ranking_metrics
-from jobs.train import fit_implicit, stratified_split
+from jobs.train import fit_implicit, shuffled_per_user, stratified_split
 
 log = logging.getLogger("reco.tune")
 
@@ -48,12 +48,9 @@ def kfold_splits(ratings: DataFrame, folds: int, seed: int) -> list[tuple[DataFr
 
     A user's only rating is never held out, so every validated user has a factor in the fit part.
     """
-    order = F.xxhash64(F.lit(seed), "user_id", "movie_id")
-    dealt = ratings.withColumn("_fold", (F.row_number().over(
-        Window.partitionBy("user_id").orderBy(order, "movie_id")) - 1) % folds).withColumn(
-        "_n", F.count("*").over(Window.partitionBy("user_id")))
-    held_out = [(F.col("_fold") == fold) & (F.col("_n") > 1) for fold in range(folds)]
-    return [(dealt.where(~cond).drop("_fold", "_n"), dealt.where(cond).drop("_fold", "_n")) for cond in held_out]
+    dealt = shuffled_per_user(ratings, seed)
+    held_out = [((F.col("_r") - 1) % folds == fold) & (F.col("_n") > 1) for fold in range(folds)]
+    return [(dealt.where(~cond).drop("_r", "_n"), dealt.where(cond).drop("_r", "_n")) for cond in held_out]
 
 
 def paired_difference(scores: list[float], best: list[float]) -> dict:
