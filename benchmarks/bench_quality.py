@@ -42,35 +42,31 @@ VARIANTS = [
 
 
 def evaluate_seed(spark, config, ratings, seed: int) -> dict:
-    from jobs.evaluate import als_top_n, rating_errors
-    from jobs.ranking import mean_ranking_metrics, per_user_ranking_metrics, popularity_top_n
-    from jobs.train import ExplicitModel, fit_implicit, stratified_split
+    from jobs.lib.als import ExplicitModel, fit_implicit
+    from jobs.lib.evaluation import evaluate_models, score_lists
+    from jobs.lib.ranking import als_top_n
+    from jobs.lib.splits import stratified_split
 
     k = config.evaluate.k
     train, test = stratified_split(ratings, config.split.train_ratio, seed)
     train, test = train.cache(), test.cache()
     started = time.perf_counter()
-    implicit = fit_implicit(train, config.als.implicit, config.als.checkpoint_interval)
+    implicit = fit_implicit(train, config.als.implicit, config.als)
     implicit.userFactors.count()
     implicit_s = time.perf_counter() - started
-
-    def ranking(top_n):
-        return mean_ranking_metrics(per_user_ranking_metrics(top_n, test, k), k)
-
-    als = ranking(als_top_n(implicit, train, test, k))
-    pop = ranking(popularity_top_n(train, test, k))
     started = time.perf_counter()
     explicit = ExplicitModel.fit(train, config.als, (1.0, 5.0), implicit_model=implicit)
-    errors = rating_errors(explicit.predict(test))
     explicit_s = time.perf_counter() - started
+    models, _ = evaluate_models(train, test, implicit, explicit, k)  # the evaluate job's own steps
     variants = {}
     for label, changes in VARIANTS:
-        model = fit_implicit(train, config.als.implicit.model_copy(update=changes), config.als.checkpoint_interval)
-        variants[label] = ranking(als_top_n(model, train, test, k))
+        model = fit_implicit(train, config.als.implicit.model_copy(update=changes), config.als)
+        variants[label] = score_lists(als_top_n(model, train, k, users=test), test, k)
     train.unpersist()
     test.unpersist()
-    return {"seed": seed, "als": als, "popularity": pop, "explicit": errors,
-            "implicit_fit_s": round(implicit_s, 1), "explicit_fit_predict_s": round(explicit_s, 1),
+    return {"seed": seed, "als": models["als"], "popularity": models["popularity"],
+            "explicit": {name: models["als"][name] for name in ("rmse", "mae")},
+            "implicit_fit_s": round(implicit_s, 1), "explicit_fit_s": round(explicit_s, 1),
             "variants": variants}
 
 
@@ -80,7 +76,8 @@ def summary(values: list[float]) -> tuple[float, float]:
 
 def main() -> None:
     from jobs import clean, ingest
-    from jobs.common import run_paths, spark_session
+    from jobs.lib.runs import run_paths
+    from jobs.lib.runtime import spark_session
 
     if not os.environ.get("RECO_MOVIELENS_DIR"):
         raise SystemExit("set RECO_MOVIELENS_DIR to a MovieLens 100K folder (make bench-quality does)")
@@ -110,7 +107,7 @@ def main() -> None:
         return f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
     implicit_time = statistics.mean(r["implicit_fit_s"] for r in runs)
-    explicit_time = statistics.mean(r["explicit_fit_predict_s"] for r in runs)
+    explicit_time = statistics.mean(r["explicit_fit_s"] for r in runs)
     p = config.als.implicit
     e = config.als.explicit
     ours = [

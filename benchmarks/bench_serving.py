@@ -5,7 +5,7 @@ one run so the ratios hold on a noisy machine.
 - the service: random known users of the published ML-100K run, max throughput, then p50/p99 at about half
   of that rate (wrk's per-connection delay() paces the load);
 - store floor: redis-benchmark GET (400-byte values, 8 clients, unpipelined);
-- publication: keys/s of jobs.publish.write_partitions (Spark partitions, pipelined MSET) against
+- publication: keys/s of jobs.lib.publication.write_partitions (Spark partitions, pipelined MSET) against
   redis-benchmark SET with pipelining.
 Writes benchmarks/results/serving.json and serving.md.
 """
@@ -70,7 +70,7 @@ def prepare_run(config, spark) -> str:
 def publication_throughput(spark, url: str, keys: int) -> float:
     """keys/s of the publisher's write path on `keys` synthetic 400-byte values in 2 partitions."""
     from pyspark.sql import functions as F
-    from jobs.publish import write_partitions
+    from jobs.lib.publication import write_partitions
     values = spark.range(keys, numPartitions=2).select(
         F.concat(F.lit("reco:v:bench:user:"), F.col("id").cast("string")).alias("key"),
         F.repeat(F.lit("x"), 400).alias("value")).cache()
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--publish-keys", type=int, default=300_000)
     args = parser.parse_args()
 
-    from jobs.common import spark_session
+    from jobs.lib.runtime import spark_session
     from jobs.publish import run as publish
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     redis_server = RedisServer(work / "redis").start()

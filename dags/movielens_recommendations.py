@@ -16,8 +16,9 @@ import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Param, task
 
+from schemas.movielens import DATASET_NAMES  # plain Python, cheap to import
+
 REPO = Path(__file__).resolve().parent.parent
-DATASETS = ["ml-100k", "ml-1m", "ml-latest-small", "ml-20m", "ml-25m", "ml-32m"]
 RUN_ID = "{{ run_id | reco_run_id }}"
 # Seconds before the first retry; doubles on each retry (tests shorten it).
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("RECO_DAG_RETRY_DELAY_S", "60")))
@@ -31,7 +32,7 @@ JOB_ENV = {
 
 
 def _reco_run_id(airflow_run_id: str) -> str:
-    from jobs.common import sanitize_run_id
+    from jobs.lib.runs import sanitize_run_id
     return sanitize_run_id(airflow_run_id)
 
 
@@ -59,7 +60,8 @@ with DAG(
     user_defined_filters={"reco_run_id": _reco_run_id},
     params={
         # Defaults come from the environment of the scheduler (the same RECO_* variables as everywhere).
-        "dataset": Param(os.environ.get("RECO_DATASET", "ml-100k"), enum=DATASETS, description="MovieLens dataset"),
+        "dataset": Param(os.environ.get("RECO_DATASET", ""), enum=["", *DATASET_NAMES],
+                         description="MovieLens release; empty: detected from movielens_dir, else ml-100k"),
         "movielens_dir": Param(os.environ.get("RECO_MOVIELENS_DIR", ""), type="string",
                                description="local MovieLens folder; empty: download from GroupLens"),
         "download_base_url": Param(os.environ.get("RECO_DOWNLOAD_BASE_URL", ""), type="string",
@@ -80,7 +82,8 @@ with DAG(
     def gate(reco_run: str, params=None) -> bool:
         """Go on to recommend and publish only when metrics.json says publishable (or params.force)."""
         from conf.settings import load_config
-        from jobs.common import read_json, run_paths
+        from jobs.lib.files import read_json
+        from jobs.lib.runs import run_paths
         metrics = read_json(run_paths(load_config(), reco_run).metrics)
         failed = [g["gate"] for g in metrics.get("gates", []) if not g.get("passed")]
         print(f"publishable={metrics['publishable']} failed gates={failed} force={params['force']}")
@@ -91,15 +94,17 @@ with DAG(
         """Query a sample of users and movies through the service's own reader; on any gap, point live back
         to the previous version and fail the run."""
         from conf.settings import load_config
-        from jobs.publish import smoke_check as check
-        return check(load_config(), reco_run)
+        from jobs.lib.publication import check_published_run
+        return check_published_run(load_config(), reco_run)
 
     @task(task_id="cleanup", execution_timeout=timedelta(minutes=10))
     def cleanup() -> list[str]:
         """Delete versions beyond the retention count (publish prunes too; this catches stragglers)."""
         from conf.settings import load_config
-        from jobs.publish import connect, prune
-        return prune(connect(load_config().redis), load_config().redis.retention)
+        from jobs.lib.publication import prune
+        from schemas import redis_client
+        config = load_config()
+        return prune(redis_client.writer(config.redis.url), config.redis.retention)
 
     ingest = spark_job("ingest")
     validate = spark_job("validate", timeout_minutes=30)

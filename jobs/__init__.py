@@ -1,1 +1,1 @@
-"""Spark batch jobs, one module each; `jobs.common` holds what they share."""
+"""Spark batch jobs: one entry point per module (a command line and `run()`), built on the library in `jobs/lib/`."""

@@ -1,5 +1,6 @@
-"""Every batch job in order in one Spark session, without Airflow: ingest, validate, clean, train, evaluate,
-recommend (and publish with --publish). Prints the path of metrics.json. `make pipeline` runs this."""
+"""The all-in-one runner (not a job): every batch job's `run()` in order in one Spark session, without Airflow:
+ingest, validate, clean, train, evaluate, recommend (and publish with --publish). Prints the path of
+metrics.json. `make pipeline`, the tests and the benchmarks use it; Airflow runs each job by spark-submit."""
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,10 @@ import time
 from datetime import datetime, timezone
 
 from conf.settings import ConfigError, load_config
-from jobs import clean, evaluate, ingest, recommend, train, validate
-from jobs.common import JobError, run_paths, spark_session
+from jobs import clean, evaluate, ingest, publish, recommend, train, validate
+from jobs.lib.errors import JobError
+from jobs.lib.runs import run_paths
+from jobs.lib.runtime import spark_session
 
 BATCH_JOBS = (("ingest", ingest.run), ("validate", validate.run), ("clean", clean.run), ("train", train.run),
               ("evaluate", evaluate.run), ("recommend", recommend.run))
@@ -18,14 +21,13 @@ BATCH_JOBS = (("ingest", ingest.run), ("validate", validate.run), ("clean", clea
 log = logging.getLogger("reco.pipeline")
 
 
-def run_pipeline(config, run_id: str, spark=None, publish: bool = False) -> dict:
+def run_pipeline(config, run_id: str, spark=None, publish_too: bool = False) -> dict:
     """Run the batch jobs in order; returns {job: seconds}. Stops at the first failure (JobError)."""
     spark = spark or spark_session(config, "pipeline")
     seconds = {}
     steps = list(BATCH_JOBS)
-    if publish:
-        from jobs import publish as publish_job
-        steps.append(("publish", publish_job.run))
+    if publish_too:
+        steps.append(("publish", publish.run))
     for name, job in steps:
         log.info("step %s ...", name)
         started = time.perf_counter()
@@ -44,7 +46,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         config = load_config(args.config)
-        run_pipeline(config, args.run_id, publish=args.publish)
+        run_pipeline(config, args.run_id, publish_too=args.publish)
     except (JobError, ConfigError) as exc:
         print(f"pipeline failed: {exc}", file=sys.stderr)
         sys.exit(2)

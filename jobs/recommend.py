@@ -12,49 +12,16 @@ from __future__ import annotations
 import logging
 
 from pyspark.ml.recommendation import ALSModel
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Config
-from jobs.common import job_main, mark_latest, run_paths, spark_session, utc_now, write_json
-from jobs.ranking import popularity, rated_items, top_n_by_dot
-from jobs.train import model_path
-from schemas.redis_keys import ALL_GENRES
+from jobs.lib.files import write_json
+from jobs.lib.ranking import als_top_n, item_neighbors, popular_lists, popularity
+from jobs.lib.runs import mark_latest, run_paths, utc_now
+from jobs.lib.runtime import job_main, spark_session
 
 log = logging.getLogger("reco.recommend")
-
-
-def user_top_n(model: ALSModel, ratings: DataFrame, n: int) -> DataFrame:
-    queries = model.userFactors.withColumnRenamed("id", "user_id").join(rated_items(ratings), "user_id", "left")
-    return top_n_by_dot(queries, model.itemFactors.withColumnRenamed("id", "movie_id"), n, "user_id")
-
-
-def normalized(factors: DataFrame) -> DataFrame:
-    """Unit-length item vectors, so a dot product is the cosine similarity."""
-    norm = F.sqrt(F.aggregate("features", F.lit(0.0), lambda acc, x: acc + x * x))
-    return factors.select(F.col("id").alias("movie_id"),
-                          F.transform("features", lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float"))
-                          .alias("features"))
-
-
-def item_neighbors(model: ALSModel, n: int) -> DataFrame:
-    """(movie_id, rank, neighbor_id, score): nearest movies by cosine, the movie itself excluded."""
-    items = normalized(model.itemFactors)
-    queries = items.withColumn("exclude", F.array("movie_id"))
-    top = top_n_by_dot(queries.withColumnRenamed("movie_id", "query_id"), items, n, "query_id")
-    return top.select(F.col("query_id").alias("movie_id"), "rank", F.col("movie_id").alias("neighbor_id"), "score")
-
-
-def popular_lists(ratings: DataFrame, movies: DataFrame, n: int) -> DataFrame:
-    """(genre, rank, movie_id, score): top n by popularity overall (genre '_all') and within each genre.
-    The score shown is the number of ratings; the order also breaks ties by mean rating, as the baseline."""
-    scored = popularity(ratings).join(movies.select("movie_id", "genres"), "movie_id")
-    by_genre = scored.select("movie_id", "score", "n_ratings", F.explode("genres").alias("genre"))
-    overall = scored.select("movie_id", "score", "n_ratings", F.lit(ALL_GENRES).alias("genre"))
-    ranked = by_genre.unionByName(overall).withColumn(
-        "rank", F.row_number().over(Window.partitionBy("genre").orderBy(F.desc("score"), "movie_id")))
-    return ranked.where(F.col("rank") <= n).select("genre", "rank", "movie_id",
-                                                   F.col("n_ratings").cast("float").alias("score"))
 
 
 def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
@@ -62,9 +29,9 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     spark = spark or spark_session(config, "recommend")
     ratings = spark.read.parquet(paths.clean_ratings).cache()
     movies = spark.read.parquet(paths.clean_movies)
-    model = ALSModel.load(model_path(paths.models, "prod", "implicit"))
+    model = ALSModel.load(paths.model("prod", "implicit"))
 
-    user_top_n(model, ratings, config.recommend.top_n).write.mode("overwrite").parquet(paths.user_recs)
+    als_top_n(model, ratings, config.recommend.top_n).write.mode("overwrite").parquet(paths.user_recs)
     item_neighbors(model, config.recommend.neighbors).write.mode("overwrite").parquet(paths.item_neighbors)
     popular_lists(ratings, movies, config.recommend.popular_n).write.mode("overwrite").parquet(paths.popular)
     popularity(ratings).select("movie_id", "n_ratings", F.col("mean_rating").cast("float")) \

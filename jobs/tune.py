@@ -15,20 +15,22 @@ into conf/.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import statistics
 import time
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
 from conf.settings import Config
-from jobs.common import job_main, join, run_paths, spark_session, utc_now, write_json, write_text
-from jobs.evaluate import als_top_n
-from jobs.ranking import mean_ranking_metrics, per_user_ranking_metrics
-from jobs.train import fit_implicit, shuffled_per_user, stratified_split
+from jobs.lib.als import fit_implicit
+from jobs.lib.evaluation import metric, score_lists
+from jobs.lib.files import join, write_json, write_text
+from jobs.lib.ranking import als_top_n
+from jobs.lib.runs import run_paths, utc_now
+from jobs.lib.runtime import job_main, spark_session
+from jobs.lib.splits import kfold_splits, stratified_split
+from jobs.lib.tuning import candidates, leaderboard_markdown, paired_difference
 
 log = logging.getLogger("reco.tune")
 
@@ -43,29 +45,6 @@ DEFAULT_GRID = {
 }
 
 
-def kfold_splits(ratings: DataFrame, folds: int, seed: int) -> list[tuple[DataFrame, DataFrame]]:
-    """(fit, validation) per fold: each user's ratings dealt in a seeded random order into `folds` disjoint parts.
-
-    A user's only rating is never held out, so every validated user has a factor in the fit part.
-    """
-    dealt = shuffled_per_user(ratings, seed)
-    held_out = [((F.col("_r") - 1) % folds == fold) & (F.col("_n") > 1) for fold in range(folds)]
-    return [(dealt.where(~cond).drop("_r", "_n"), dealt.where(cond).drop("_r", "_n")) for cond in held_out]
-
-
-def paired_difference(scores: list[float], best: list[float]) -> dict:
-    """Mean per-fold difference to the best candidate and its standard error: the folds are shared, so the
-    difference is far less noisy than the two means."""
-    differences = [a - b for a, b in zip(scores, best)]
-    spread = statistics.stdev(differences) / len(differences) ** 0.5 if len(differences) > 1 else 0.0
-    return {"vs_best": round(statistics.mean(differences), 4), "vs_best_se": round(spread, 4)}
-
-
-def candidates(grid: dict) -> list[dict]:
-    keys = sorted(grid)
-    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
-
-
 def run(config: Config, run_id: str, spark: SparkSession | None = None, grid: str | None = None) -> dict:
     paths = run_paths(config, run_id)
     spark = spark or spark_session(config, "tune")
@@ -77,32 +56,28 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None, grid: st
     train = train.cache()
     folds = kfold_splits(train, config.tune.folds, config.split.seed + 1)
     board, fold_ndcg = [], []  # fold_ndcg: unrounded per-fold NDCG of each board row
+    ndcg, precision = metric("ndcg", k), metric("precision", k)
     for params in candidates(json.loads(grid) if grid else DEFAULT_GRID):
         settings = config.als.implicit.model_copy(update=params)
         scores, seconds = [], 0.0
         for fit, validation in folds:
             started = time.perf_counter()
-            model = fit_implicit(fit, settings, config.als.checkpoint_interval)
+            model = fit_implicit(fit, settings, config.als)
             seconds += time.perf_counter() - started
-            scores.append(mean_ranking_metrics(per_user_ranking_metrics(
-                als_top_n(model, fit, validation, k), validation, k), k))
-        fold_ndcg.append([s[f"ndcg@{k}"] for s in scores])
+            scores.append(score_lists(als_top_n(model, fit, k, users=validation), validation, k))
+        fold_ndcg.append([s[ndcg] for s in scores])
         board.append({**params, **{name: statistics.mean(s[name] for s in scores)
-                                   for name in (f"ndcg@{k}", f"precision@{k}")},
-                      "fold_ndcg": [round(s[f"ndcg@{k}"], 4) for s in scores],
+                                   for name in (ndcg, precision)},
+                      "fold_ndcg": [round(s[ndcg], 4) for s in scores],
                       "fit_seconds": round(seconds / len(folds), 1)})
-        log.info("%s -> ndcg@%d %.4f (%.0f s per fit)", params, k, board[-1][f"ndcg@{k}"], board[-1]["fit_seconds"])
-    order = sorted(range(len(board)), key=lambda i: -board[i][f"ndcg@{k}"])
+        log.info("%s -> %s %.4f (%.0f s per fit)", params, ndcg, board[-1][ndcg], board[-1]["fit_seconds"])
+    order = sorted(range(len(board)), key=lambda i: -board[i][ndcg])
     board = [{**board[i], **paired_difference(fold_ndcg[i], fold_ndcg[order[0]])} for i in order]
-    folder = join(paths.root, "tune")
+    folder = paths.tune
     write_json(join(folder, "leaderboard.json"), {
         "run_id": run_id, "k": k, "scored_on": "K-fold cross-validation within the training part",
         "folds": config.tune.folds, "leaderboard": board, "tuned_at": utc_now()})
-    header = list(board[0])
-    write_text(join(folder, "leaderboard.md"), "\n".join(
-        [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"] +
-        [f"| {' | '.join(f'{row[h]:.4f}' if isinstance(row[h], float) and h.startswith(('ndcg', 'prec')) else str(row[h]) for h in header)} |"
-         for row in board]) + "\n")
+    write_text(join(folder, "leaderboard.md"), leaderboard_markdown(board))
     train.unpersist()
     return {"best": board[0], "leaderboard": join(folder, "leaderboard.md")}
 

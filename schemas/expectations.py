@@ -8,13 +8,16 @@ Row-level expectations accept up to `validation.max_bad_fraction` bad rows (`mos
 """
 from __future__ import annotations
 
+import os
 import time
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no phoning home from batch jobs
 
-from conf.settings import ValidationSettings
-from schemas.movielens import RAW_GENRES, DatasetSpec
+import great_expectations as gx  # noqa: E402
+import great_expectations.expectations as gxe  # noqa: E402
+
+from conf.settings import ValidationSettings  # noqa: E402
+from schemas.movielens import RAW_GENRES, DatasetSpec  # noqa: E402
 
 SUITE_NAMES = ("ratings", "movies", "movie_genres")
 

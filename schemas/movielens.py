@@ -1,15 +1,25 @@
-"""MovieLens datasets: where they come from, how each layout is read, and the schemas of raw and clean data."""
+"""MovieLens releases: names, file layouts, rating scales, genres and the column names of our tables.
+
+Plain Python (no Spark import), so the config loader, the DAG file and the service can use it cheaply; the
+Spark schemas built from these names are in `schemas/tables.py`.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from pyspark.sql import types as T
+# The three published layouts: which files hold the ratings and the movies.
+LAYOUT_FILES = {
+    "100k": ("u.data", "u.item"),        # tab-separated ratings; `|`-separated movies with 19 genre flags
+    "dat": ("ratings.dat", "movies.dat"),  # `::`-separated
+    "csv": ("ratings.csv", "movies.csv"),  # CSV with a header, half stars
+}
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
-    layout: str  # "100k" (u.data / u.item), "dat" (:: separated), "csv"
+    layout: str  # a key of LAYOUT_FILES
     rating_values: tuple[float, ...]
     # sha256 of the ratings file of an intact download, where we know it.
     ratings_sha256: str | None = None
@@ -20,11 +30,15 @@ class DatasetSpec:
 
     @property
     def ratings_file(self) -> str:
-        return {"100k": "u.data", "dat": "ratings.dat", "csv": "ratings.csv"}[self.layout]
+        return LAYOUT_FILES[self.layout][0]
 
     @property
     def movies_file(self) -> str:
-        return {"100k": "u.item", "dat": "movies.dat", "csv": "movies.csv"}[self.layout]
+        return LAYOUT_FILES[self.layout][1]
+
+    @property
+    def rating_scale(self) -> tuple[float, float]:
+        return min(self.rating_values), max(self.rating_values)
 
 
 WHOLE_STARS = (1.0, 2.0, 3.0, 4.0, 5.0)
@@ -44,6 +58,46 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("ml-32m", "csv", HALF_STARS),
     )
 }
+DATASET_NAMES = tuple(DATASETS)
+DEFAULT_DOWNLOAD = "ml-100k"  # what is downloaded when neither a dataset nor a folder is configured
+
+
+class AmbiguousFolder(ValueError):
+    """The folder's files fit several releases, or none; the message says which and what to set."""
+
+
+def detect_dataset(folder: Path, configured: str | None = None) -> DatasetSpec:
+    """The release a local MovieLens folder holds, from its files.
+
+    The layout follows from the file names (u.data/u.item, ratings.dat/movies.dat, ratings.csv/movies.csv).
+    ml-100k and ml-1m are the only releases of their layouts. The CSV releases share layout and rating scale:
+    a configured name of that layout wins, then the README's "This dataset (ml-25m)", then the folder's name;
+    otherwise the caller must say which (RECO_DATASET). A configured name of another layout is an error.
+    """
+    layouts = [layout for layout, files in LAYOUT_FILES.items() if all((folder / f).is_file() for f in files)]
+    if not layouts:
+        expected = "; ".join(" and ".join(files) for files in LAYOUT_FILES.values())
+        raise AmbiguousFolder(f"{folder} holds no MovieLens layout (expected one of: {expected})")
+    candidates = [spec for spec in DATASETS.values() if spec.layout in layouts]
+    if configured:
+        spec = DATASETS[configured]
+        if spec not in candidates:
+            raise AmbiguousFolder(
+                f"{folder} holds {' and '.join(LAYOUT_FILES[layouts[0]])} (the layout of "
+                f"{', '.join(c.name for c in candidates)}), but the dataset is set to {configured}, whose layout is "
+                f"{' and '.join(LAYOUT_FILES[spec.layout])}: unset RECO_DATASET or set it to match")
+        return spec
+    if len(candidates) == 1:
+        return candidates[0]
+    readme = folder / "README.txt"
+    text = readme.read_text(errors="replace")[:4000] if readme.is_file() else ""
+    named = [c for c in candidates if f"({c.name})" in text] or [c for c in candidates if c.name == folder.name]
+    if len(named) == 1:
+        return named[0]
+    raise AmbiguousFolder(
+        f"{folder} holds {' and '.join(LAYOUT_FILES[candidates[0].layout])}, the layout of "
+        f"{', '.join(c.name for c in candidates)}; nothing in it says which: set RECO_DATASET to one of them")
+
 
 # The 19 genre flags of u.item, in column order (u.genre lists the same).
 GENRES_100K = (
@@ -59,25 +113,6 @@ GENRE_ALIASES = {"Children's": "Children"}
 # The genres of clean data, the service's `genre` parameter accepts exactly these.
 GENRES = tuple(sorted({GENRE_ALIASES.get(g, g) for g in RAW_GENRES} - NO_GENRE))
 
-RAW_RATINGS = T.StructType([
-    T.StructField("user_id", T.IntegerType()),
-    T.StructField("movie_id", T.IntegerType()),
-    T.StructField("rating", T.DoubleType()),
-    T.StructField("ts", T.LongType()),  # seconds since the epoch
-])
-
-RAW_MOVIES = T.StructType([
-    T.StructField("movie_id", T.IntegerType()),
-    T.StructField("title", T.StringType()),  # as published, year suffix included
-    T.StructField("year", T.IntegerType()),  # release year where the layout has a date field, else null
-    T.StructField("genres", T.ArrayType(T.StringType())),  # as published
-])
-
-CLEAN_RATINGS = RAW_RATINGS
-
-CLEAN_MOVIES = T.StructType([
-    T.StructField("movie_id", T.IntegerType(), False),
-    T.StructField("title", T.StringType()),  # year suffix removed
-    T.StructField("year", T.IntegerType()),
-    T.StructField("genres", T.ArrayType(T.StringType())),  # from GENRES
-])
+# Column names of the ratings and movies tables (raw and clean), in order.
+RATING_COLUMNS = ("user_id", "movie_id", "rating", "ts")
+MOVIE_COLUMNS = ("movie_id", "title", "year", "genres")

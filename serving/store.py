@@ -31,11 +31,9 @@ class NoLiveVersion(RuntimeError):
 
 
 class Store:
-    def __init__(self, url: str, socket_timeout: float, connect_timeout: float, pointer_ttl: float = 1.0,
-                 cache_entries: int = 20_000, max_connections: int = 64):
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout,
-            max_connections=max_connections, health_check_interval=30)
+    def __init__(self, client: redis.Redis, pointer_ttl: float = 1.0, cache_entries: int = 20_000):
+        """`client`: from schemas.redis_client.reader (short timeouts; connects on first use)."""
+        self.client = client
         self.pointer_ttl = pointer_ttl
         self._pointer: tuple[str, float] | None = None  # (version, monotonic time read)
         self._lock = threading.Lock()

@@ -48,9 +48,12 @@ def make_config(tmp_path_factory, ml100k_dir):
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory, make_config):
-    from jobs.common import spark_session
-    config = make_config(spark__extra={"spark.ui.enabled": "false"})
+def spark(tmp_path_factory):
+    """One local[2] session for every test; needs no MovieLens copy (unit tests run without one)."""
+    from jobs.lib.runtime import spark_session
+    config = load_config(REPO / "conf" / "local.yaml", overrides={
+        "data.root": str(tmp_path_factory.mktemp("spark")), "spark.shuffle_partitions": 2,
+        "spark.extra": {"spark.ui.enabled": "false"}})
     session = spark_session(config, "tests")
     yield session
     session.stop()
@@ -59,9 +62,25 @@ def spark(tmp_path_factory, make_config):
 @pytest.fixture(scope="session")
 def pipeline_run(spark, make_config, redis_server):
     """The whole batch pipeline once on MovieLens 100K: (config, run_id, paths)."""
-    from jobs.common import run_paths
+    from jobs.lib.runs import run_paths
     from jobs.pipeline import run_pipeline
     config = make_config(redis__url=redis_server.url)
     run_id = "it_ml100k"
     seconds = run_pipeline(config, run_id, spark=spark)
     return config, run_id, run_paths(config, run_id), seconds
+
+
+@pytest.fixture(scope="session")
+def service(pipeline_run, spark, tmp_path_factory):
+    """The real lookup service under gunicorn on a free loopback port, answering from the pipeline run published
+    into a Redis of its own (other tests flush theirs): (base URL, config, published version)."""
+    from jobs import publish
+    from tests.support import GunicornService
+    config, run_id, _, _ = pipeline_run
+    server = RedisServer(tmp_path_factory.mktemp("service-redis")).start()
+    config = config.model_copy(update={"redis": config.redis.model_copy(update={"url": server.url})})
+    version = publish.run(config, run_id, spark=spark)["version"]
+    gunicorn = GunicornService(server.url, tmp_path_factory.mktemp("service")).start()
+    yield gunicorn.base_url, config, version
+    gunicorn.stop()
+    server.stop()

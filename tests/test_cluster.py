@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from jobs import ingest
-from jobs.common import read_json, run_paths
+from jobs.lib.files import read_json
+from jobs.lib.runs import run_paths
 from tests.support import free_port, wait_until
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from jobs import clean, ingest, validate
-from jobs.common import JobError, read_json, run_paths
+from jobs.lib.errors import JobError
+from jobs.lib.files import read_json
+from jobs.lib.runs import run_paths
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -103,9 +105,11 @@ def write_csv_layout(folder: Path) -> None:
 def test_csv_layout_with_half_star_ratings(spark, make_config, tmp_path):
     folder = tmp_path / "ml-latest-small"
     write_csv_layout(folder)
-    config = make_config(tmp_path / "data", data__dataset="ml-latest-small", data__movielens_dir=str(folder),
+    # no RECO_DATASET: the release is detected from the files and the folder's name
+    config = make_config(tmp_path / "data", data__movielens_dir=str(folder),
                          validation__min_ratings=100, validation__min_movies=10)
     manifest = ingest.run(config, "csv", spark=spark)
+    assert manifest["dataset"] == "ml-latest-small"
     assert manifest["layout"] == "csv" and manifest["malformed"]["ratings"] == 0
     assert manifest["rows"]["ratings"] == sum(1 for u in range(1, 41) for m in range(1, 31) if (u + m) % 3)
     assert validate.run(config, "csv", spark=spark)["success"]
@@ -128,9 +132,10 @@ def test_dat_layout_latin1(spark, make_config, tmp_path):
     movies = [f"{m}::Film {m} ({1980 + m})::Drama|Children's" for m in range(1, 40)] + \
              ["40::Cité des enfants perdus, La (1995)::Adventure|Sci-Fi"]
     (folder / "movies.dat").write_bytes(("\n".join(movies) + "\n").encode("latin-1"))
-    config = make_config(tmp_path / "data", data__dataset="ml-1m", data__movielens_dir=str(folder),
+    config = make_config(tmp_path / "data", data__movielens_dir=str(folder),
                          validation__min_ratings=100, validation__min_movies=10)
     manifest = ingest.run(config, "dat", spark=spark)
+    assert manifest["dataset"] == "ml-1m"  # the only release in the .dat layout
     assert manifest["rows"] == {"ratings": 1200, "movies": 40} and manifest["malformed"]["ratings"] == 0
     assert validate.run(config, "dat", spark=spark)["success"]
     clean.run(config, "dat", spark=spark)
@@ -141,5 +146,18 @@ def test_dat_layout_latin1(spark, make_config, tmp_path):
 
 def test_local_folder_without_the_layout_is_refused(spark, make_config, tmp_path):
     config = make_config(tmp_path / "data", data__movielens_dir=str(tmp_path))
-    with pytest.raises(JobError, match="does not hold u.data and u.item"):
+    with pytest.raises(JobError, match="holds no MovieLens layout"):
         ingest.run(config, "empty", spark=spark)
+
+
+def test_an_ambiguous_csv_folder_asks_for_the_dataset_by_name(spark, make_config, tmp_path):
+    folder = tmp_path / "my-ratings"
+    write_csv_layout(folder)
+    config = make_config(tmp_path / "data", data__movielens_dir=str(folder))
+    with pytest.raises(JobError, match="set RECO_DATASET to one of them"):
+        ingest.run(config, "ambiguous", spark=spark)
+    named = make_config(tmp_path / "data", data__movielens_dir=str(folder), data__dataset="ml-25m")
+    assert ingest.run(named, "named", spark=spark)["dataset"] == "ml-25m"
+    wrong = make_config(tmp_path / "data", data__movielens_dir=str(folder), data__dataset="ml-100k")
+    with pytest.raises(JobError, match="the dataset is set to ml-100k"):
+        ingest.run(wrong, "wrong", spark=spark)

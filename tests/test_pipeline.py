@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from jobs import recommend
-from jobs.common import read_json
+from jobs.lib.files import read_json
 
 REPO = Path(__file__).resolve().parent.parent
 

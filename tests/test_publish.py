@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from jobs import publish
-from jobs.common import JobError, read_json, run_paths, write_json
+from jobs.lib import publication
+from jobs.lib.errors import JobError
+from jobs.lib.files import read_json, write_json
+from jobs.lib.runs import run_paths
 from schemas import redis_keys as rk
 from serving import create_app
 
@@ -38,7 +41,7 @@ def test_publish_writes_a_complete_version(pipeline_run, spark, redis_client):
     assert redis_client.get(rk.LIVE).decode() == version
     assert report["counts"]["user"] == 943 and report["counts"]["similar"] == 1682
     assert report["counts"]["movie"] == 1682 and report["counts"]["popular"] == 19  # 18 genres + _all
-    assert publish.count_version_keys(redis_client, version) == report["keys"]
+    assert publication.count_version_keys(redis_client, version) == report["keys"]
     user_1 = rk.decode(redis_client.get(rk.key(version, "user", 1)))
     expected = [r["movie_id"] for r in spark.read.parquet(paths.user_recs).where("user_id = 1")
                 .orderBy("rank").collect()]
@@ -86,17 +89,17 @@ def test_retention_and_rollback(pipeline_run, spark, redis_client):
     assert third["pruned"] == [first]
     kept = [v.decode() for v in redis_client.zrevrange(rk.VERSIONS, 0, -1)]
     assert kept == [third["version"], second]
-    assert publish.count_version_keys(redis_client, first) == 0
+    assert publication.count_version_keys(redis_client, first) == 0
 
-    assert publish.rollback(redis_client) == {"previous": third["version"], "live": second}
+    assert publication.rollback(redis_client) == {"previous": third["version"], "live": second}
     assert redis_client.get(rk.LIVE).decode() == second
     with pytest.raises(JobError, match="nothing to roll back to"):
-        publish.rollback(redis_client)
-    assert publish.rollback(redis_client, third["version"])["live"] == third["version"]
+        publication.rollback(redis_client)
+    assert publication.rollback(redis_client, third["version"])["live"] == third["version"]
     with pytest.raises(JobError, match="not kept"):
-        publish.rollback(redis_client, first)
+        publication.rollback(redis_client, first)
     # pruning never removes the live version, even when it is the oldest
-    publish.rollback(redis_client, second)
+    publication.rollback(redis_client, second)
     fourth = publish.run(config, run_id, spark=spark)
     assert redis_client.get(rk.LIVE).decode() == fourth["version"]
     assert set(v.decode() for v in redis_client.zrange(rk.VERSIONS, 0, -1)) == {fourth["version"], third["version"]}
@@ -129,11 +132,35 @@ def test_readers_only_ever_see_complete_versions(pipeline_run, spark, redis_clie
         thread.start()
     try:
         second = publish.run(config, run_id, spark=spark)["version"]
-        publish.rollback(redis_client, first)
-        publish.rollback(redis_client, second)
+        publication.rollback(redis_client, first)
+        publication.rollback(redis_client, second)
     finally:
         stop.set()
         for thread in threads:
             thread.join(30)
     assert not problems, problems[:3]
     assert seen <= {first, second} and second in seen
+
+
+def test_smoke_check_passes_a_good_version_and_rolls_back_a_broken_one(pipeline_run, spark, redis_client):
+    config, run_id, paths, _ = pipeline_run
+    first = publish.run(config, run_id, spark=spark)["version"]
+    checked = publication.check_published_run(config, run_id)
+    assert checked["version"] == first and checked["users_checked"] == 25 and checked["movies_checked"] == 25
+    second = publish.run(config, run_id, spark=spark)["version"]
+    # The second version loses movie details after the flip (a partial eviction, a bad manual delete...).
+    lost = list(redis_client.scan_iter(match=rk.kind_prefix(second, "movie") + "*", count=10_000))
+    redis_client.unlink(*lost)
+    with pytest.raises(JobError, match=r"smoke check failed \(movie \d+: missing or empty"):
+        publication.check_published_run(config, run_id)
+    assert redis_client.get(rk.LIVE).decode() == first  # rolled back to the previous version
+    assert read_json(paths.publish_report)["version"] == second
+
+
+def test_smoke_check_catches_a_pointer_that_moved_away(pipeline_run, spark, redis_client):
+    config, run_id, _, _ = pipeline_run
+    first = publish.run(config, run_id, spark=spark)["version"]
+    second = publish.run(config, run_id, spark=spark)["version"]
+    redis_client.set(rk.LIVE, first)  # someone rolled back in between
+    with pytest.raises(JobError, match=f"live version is {first}, this run published {second}"):
+        publication.check_published_run(config, run_id)

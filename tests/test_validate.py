@@ -4,7 +4,9 @@ import shutil
 import pytest
 
 from jobs import ingest, validate
-from jobs.common import JobError, read_json, run_paths
+from jobs.lib.errors import JobError
+from jobs.lib.files import read_json
+from jobs.lib.runs import run_paths
 
 
 def corrupt_copy(source, target, ratings=None, items=None, ratings_bytes=None):

@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 from conf.settings import Config
-from jobs.common import RunPaths, is_local, join, write_text
+from jobs.lib.files import is_local, join, write_text
+from jobs.lib.runs import RunPaths
 
 RANKING = ("precision@{k}", "recall@{k}", "ndcg@{k}", "map@{k}", "coverage")
 

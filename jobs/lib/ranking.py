@@ -1,4 +1,5 @@
-"""Ranking helpers shared by evaluate, recommend and tune: vectorised top-N scoring and the GUIDE's metrics.
+"""Top-N lists: vectorised scoring of users (or movies) against movies, ALS recommendations, movie neighbours,
+the popularity ranking and the popular lists per genre.
 
 `top_n_by_dot` scores every query (a user, or a movie for neighbours) against every item in numpy blocks on
 the executors (mapInPandas), masks what the query must not get back, and keeps the best N. The item matrix is
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+
+from schemas.redis_keys import ALL_GENRES
 
 QUERY_BLOCK = 256  # queries scored per numpy matmul; bounds executor memory at 256 x n_items floats
 
@@ -89,67 +93,39 @@ def popularity_top_n(ratings: DataFrame, users: DataFrame, n: int) -> DataFrame:
     return top_n_by_dot(queries, items, n, "user_id")
 
 
-# ---------------------------------------------------------------- metrics (GUIDE protocol)
+def als_top_n(model: ALSModel, rated: DataFrame, n: int, users: DataFrame | None = None) -> DataFrame:
+    """Top n per user by the implicit model, excluding what the user rated in `rated`; for every user the model
+    knows, or only those in `users`. (user_id, rank, movie_id, score)."""
+    queries = model.userFactors.withColumnRenamed("id", "user_id")
+    if users is not None:
+        queries = queries.join(users.select("user_id").distinct(), "user_id")
+    queries = queries.join(rated_items(rated), "user_id", "left")
+    return top_n_by_dot(queries, model.itemFactors.withColumnRenamed("id", "movie_id"), n, "user_id")
 
 
-def per_user_ranking_metrics(recs: DataFrame, truth: DataFrame, k: int) -> DataFrame:
-    """Per user with at least one test item: precision, recall, ndcg and ap at k, binary relevance.
-
-    recs: (user_id, rank, movie_id); truth: (user_id, movie_id). NDCG uses a log2 discount and the ideal
-    over min(|truth|, k); AP sums precision at each hit rank and divides by |truth|.
-    """
-    ranked = recs.where(F.col("rank") <= k).groupBy("user_id").agg(
-        F.transform(F.array_sort(F.collect_list(F.struct("rank", "movie_id"))), lambda s: s["movie_id"])
-        .alias("recs"))
-    relevant = truth.groupBy("user_id").agg(F.collect_set("movie_id").alias("truth"))
-    joined = relevant.join(ranked, "user_id", "left") \
-        .withColumn("recs", F.coalesce("recs", F.array().cast("array<int>")))
-    hits = "transform(recs, x -> IF(array_contains(truth, x), 1, 0))"
-    return joined.selectExpr("user_id", f"{hits} AS hits", "size(truth) AS n_truth").selectExpr(
-        "user_id", "n_truth",
-        f"aggregate(hits, 0, (a, h) -> a + h) / {k} AS precision",
-        "aggregate(hits, 0, (a, h) -> a + h) / n_truth AS recall",
-        "IF(size(hits) = 0, 0D, aggregate(sequence(1, size(hits)), 0D, "
-        "  (a, i) -> a + hits[i - 1] / log2(i + 1))) "
-        f"/ aggregate(sequence(1, least(n_truth, {k})), 0D, (a, i) -> a + 1 / log2(i + 1)) AS ndcg",
-        "IF(size(hits) = 0, 0D, aggregate(sequence(1, size(hits)), 0D, "
-        "  (a, i) -> a + IF(hits[i - 1] = 1, aggregate(slice(hits, 1, i), 0, (s, h) -> s + h) / i, 0D))) "
-        "/ n_truth AS ap",
-    )
+def normalized(factors: DataFrame) -> DataFrame:
+    """Unit-length item vectors, so a dot product is the cosine similarity."""
+    norm = F.sqrt(F.aggregate("features", F.lit(0.0), lambda acc, x: acc + x * x))
+    return factors.select(F.col("id").alias("movie_id"),
+                          F.transform("features", lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float"))
+                          .alias("features"))
 
 
-def mean_ranking_metrics(per_user: DataFrame, k: int) -> dict:
-    row = per_user.agg(F.avg("precision"), F.avg("recall"), F.avg("ndcg"), F.avg("ap"), F.count("*")).first()
-    return {f"precision@{k}": row[0], f"recall@{k}": row[1], f"ndcg@{k}": row[2], f"map@{k}": row[3],
-            "users_evaluated": row[4]}
+def item_neighbors(model: ALSModel, n: int) -> DataFrame:
+    """(movie_id, rank, neighbor_id, score): nearest movies by cosine, the movie itself excluded."""
+    items = normalized(model.itemFactors)
+    queries = items.withColumn("exclude", F.array("movie_id"))
+    top = top_n_by_dot(queries.withColumnRenamed("movie_id", "query_id"), items, n, "query_id")
+    return top.select(F.col("query_id").alias("movie_id"), "rank", F.col("movie_id").alias("neighbor_id"), "score")
 
 
-def catalog_coverage(recs: DataFrame, n_catalog: int, k: int) -> float:
-    """Share of the catalog that appears in at least one user's top k."""
-    return recs.where(F.col("rank") <= k).select("movie_id").distinct().count() / max(n_catalog, 1)
-
-
-def popularity_percentiles(train: DataFrame) -> DataFrame:
-    """(movie_id, pop_pct): 1.0 for the most rated movie, near 0 for the least."""
-    counts = train.groupBy("movie_id").agg(F.count("*").alias("n"))
-    # One window over the whole catalog: Spark warns that it moves to one partition, which is fine for one row
-    # per movie (about 87,000 on ML-32M).
-    return counts.withColumn("pop_pct", F.percent_rank().over(Window.orderBy("n"))).select("movie_id", "pop_pct")
-
-
-def mean_popularity_percentile(recs: DataFrame, percentiles: DataFrame, k: int) -> float:
-    """Popularity bias of the lists: the mean popularity percentile of recommended movies."""
-    return recs.where(F.col("rank") <= k).join(percentiles, "movie_id").agg(F.avg("pop_pct")).first()[0]
-
-
-ACTIVITY_BUCKETS = ((1, 19), (20, 49), (50, 99), (100, 249), (250, None))
-
-
-def activity_bucket(n_col: str = "n_train"):
-    """Label of the user-activity bucket (number of training ratings), e.g. '20-49' or '250+'."""
-    expr = None
-    for low, high in ACTIVITY_BUCKETS:
-        label = f"{low}+" if high is None else f"{low}-{high}"
-        cond = F.col(n_col) >= low if high is None else F.col(n_col).between(low, high)
-        expr = F.when(cond, label) if expr is None else expr.when(cond, label)
-    return expr
+def popular_lists(ratings: DataFrame, movies: DataFrame, n: int) -> DataFrame:
+    """(genre, rank, movie_id, score): top n by popularity overall (genre '_all') and within each genre.
+    The score shown is the number of ratings; the order also breaks ties by mean rating, as the baseline."""
+    scored = popularity(ratings).join(movies.select("movie_id", "genres"), "movie_id")
+    by_genre = scored.select("movie_id", "score", "n_ratings", F.explode("genres").alias("genre"))
+    overall = scored.select("movie_id", "score", "n_ratings", F.lit(ALL_GENRES).alias("genre"))
+    ranked = by_genre.unionByName(overall).withColumn(
+        "rank", F.row_number().over(Window.partitionBy("genre").orderBy(F.desc("score"), "movie_id")))
+    return ranked.where(F.col("rank") <= n).select("genre", "rank", "movie_id",
+                                                   F.col("n_ratings").cast("float").alias("score"))

@@ -11,7 +11,7 @@ def test_local_yaml_defaults(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     config = load_config()
     assert config.spark.master == "local[2]"
-    assert config.data.dataset == "ml-100k"
+    assert config.data.dataset is None  # detected from the folder, or ml-100k when downloading
     assert config.data_root == str(REPO_ROOT / "data")
     assert config.recommend.top_n == 50 and config.evaluate.k == 10
     assert config.movielens_dir is None

@@ -6,13 +6,12 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 
 from conf.settings import ALSSettings, ImplicitALSSettings
-from jobs.clean import clean_movies, drop_duplicates, filter_activity, flag_violations
-from jobs.ingest import parse_movies_100k, parse_movies_pipe_genres, parse_ratings
-from jobs.ranking import (per_user_ranking_metrics, popularity_percentiles, popularity_top_n, top_n_by_dot,
-                          mean_ranking_metrics)
-from jobs.recommend import item_neighbors, popular_lists
-from jobs.train import ExplicitModel, bias_model, implicit_preferences, stratified_split
-from jobs.tune import kfold_splits
+from jobs.lib.als import ExplicitModel, bias_model, implicit_preferences
+from jobs.lib.cleaning import clean_movies, drop_duplicates, filter_activity, flag_violations
+from jobs.lib.evaluation import mean_ranking_metrics, per_user_ranking_metrics, popularity_percentiles
+from jobs.lib.parsing import parse_movies_100k, parse_movies_pipe_genres, parse_ratings
+from jobs.lib.ranking import item_neighbors, popular_lists, popularity_top_n, top_n_by_dot
+from jobs.lib.splits import kfold_splits, stratified_split
 from schemas.movielens import GENRES_100K
 
 RATINGS = "user_id int, movie_id int, rating double, ts long"

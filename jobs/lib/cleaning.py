@@ -1,0 +1,62 @@
+"""Raw into clean tables (pure DataFrame functions): duplicates, soft-rule violations, activity filters, titles
+and genres."""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from schemas.movielens import GENRE_ALIASES, NO_GENRE
+
+YEAR_SUFFIX = r"\s*\((\d{4})\)\s*$"
+
+
+def drop_duplicates(ratings: DataFrame) -> DataFrame:
+    """One rating per (user, movie): the latest (highest ts; ties resolved by the higher rating)."""
+    latest_first = Window.partitionBy("user_id", "movie_id").orderBy(F.desc("ts"), F.desc("rating"))
+    return ratings.withColumn("_n", F.row_number().over(latest_first)).where("_n = 1").drop("_n")
+
+
+def flag_violations(ratings: DataFrame, movie_ids: DataFrame, rating_values, ts_min: int, ts_max: int) -> DataFrame:
+    """Add `violation`: the first soft rule a rating breaks, or null. Rules in order:
+    missing_field, rating_off_scale, ts_out_of_range, unknown_movie."""
+    known = movie_ids.select("movie_id").distinct().withColumn("_known", F.lit(True))
+    flagged = ratings.join(known, "movie_id", "left")
+    rule = (
+        F.when(F.col("user_id").isNull() | F.col("movie_id").isNull() | F.col("rating").isNull()
+               | F.col("ts").isNull(), "missing_field")
+        .when(~F.col("rating").isin(list(rating_values)), "rating_off_scale")
+        .when((F.col("ts") < ts_min) | (F.col("ts") > ts_max), "ts_out_of_range")
+        .when(F.col("_known").isNull(), "unknown_movie")
+    )
+    return flagged.withColumn("violation", rule).drop("_known").select(*ratings.columns, "violation")
+
+
+def filter_activity(ratings: DataFrame, min_user_ratings: int, min_item_ratings: int) -> DataFrame:
+    """Keep movies with at least min_item_ratings ratings, then users with at least min_user_ratings of what
+    remains (one pass each, in that order: the model cannot learn from users or movies it barely sees)."""
+    if min_item_ratings > 1:
+        per_item = Window.partitionBy("movie_id")
+        ratings = ratings.withColumn("_n", F.count("*").over(per_item)).where(F.col("_n") >= min_item_ratings) \
+            .drop("_n")
+    if min_user_ratings > 1:
+        per_user = Window.partitionBy("user_id")
+        ratings = ratings.withColumn("_n", F.count("*").over(per_user)).where(F.col("_n") >= min_user_ratings) \
+            .drop("_n")
+    return ratings
+
+
+def clean_movies(movies: DataFrame) -> DataFrame:
+    """Title year parsed from the '(1995)' suffix (else the raw release year), suffix removed from the title,
+    genre placeholders dropped and spelling unified ("Children's" -> "Children")."""
+    aliases = F.create_map(*[F.lit(x) for pair in GENRE_ALIASES.items() for x in pair])
+    genres = F.transform(
+        F.filter(F.coalesce("genres", F.array().cast("array<string>")),
+                 lambda g: ~g.isin(list(NO_GENRE))),
+        lambda g: F.coalesce(aliases[g], g))
+    title_year = F.regexp_extract("title", YEAR_SUFFIX, 1)
+    return movies.where("movie_id IS NOT NULL").dropDuplicates(["movie_id"]).select(
+        F.col("movie_id"),
+        F.trim(F.regexp_replace("title", YEAR_SUFFIX, "")).alias("title"),
+        F.when(title_year != "", title_year.cast("int")).otherwise(F.col("year")).alias("year"),
+        F.array_distinct(genres).alias("genres"),
+    )

@@ -1,0 +1,174 @@
+"""Versions in Redis: writing one from the executors, verifying it, flipping the live pointer, retention,
+rollback, and the smoke check through the service's own reader.
+
+Readers never see half a version: every key of a version is written and counted before one MULTI/EXEC writes
+its metadata, registers it and moves `reco:live`. A failure before that deletes the partial version; the live
+one never moves. Layout: schemas/redis_keys.py.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+import redis
+from pyspark.sql import DataFrame
+
+from jobs.lib.errors import JobError
+from schemas import redis_client
+from schemas import redis_keys as rk
+
+log = logging.getLogger("reco.publication")
+
+BATCH_KEYS = 500       # keys per MSET
+PIPELINE_KEYS = 5000   # keys per pipeline round trip
+DELETE_BATCH = 1000    # keys per UNLINK when pruning
+
+
+def write_partitions(values: DataFrame, url: str) -> int:
+    """Write (key, value) rows from the executors, pipelined MSETs; returns the number of keys Redis accepted.
+
+    Rows arrive as Arrow batches (mapInArrow): no per-row Python objects beyond the key and value strings."""
+    import pyarrow as pa
+
+    def write(batches):
+        client = redis_client.writer(url)
+        pipe, written, pending = client.pipeline(transaction=False), 0, 0
+        for batch in batches:
+            keys, texts = batch.column("key").to_pylist(), batch.column("value").to_pylist()
+            for start in range(0, len(keys), BATCH_KEYS):
+                chunk = dict(zip(keys[start:start + BATCH_KEYS], texts[start:start + BATCH_KEYS]))
+                pipe.mset(chunk)
+                pending += len(chunk)
+                if pending >= PIPELINE_KEYS:
+                    written += _flush(pipe, pending)
+                    pending = 0
+        written += _flush(pipe, pending)
+        client.close()
+        yield pa.RecordBatch.from_pydict({"written": [written]})
+
+    return sum(row["written"] for row in values.select("key", "value").mapInArrow(write, "written long").collect())
+
+
+def _flush(pipe, pending: int) -> int:
+    if not pending:
+        return 0
+    if not all(pipe.execute()):
+        raise JobError("Redis refused a write")
+    return pending
+
+
+def publish_version(client: redis.Redis, url: str, version: str, values: DataFrame, expected: int,
+                    meta: dict) -> float:
+    """Write `values` (key, value) as `version`, check that Redis acknowledged and holds exactly `expected`
+    keys, then in one transaction write `meta`, register the version and make it live. Returns the write seconds.
+    On any failure the partial version is deleted and the live pointer has not moved."""
+    try:
+        started = time.perf_counter()
+        written = write_partitions(values, url)
+        seconds = time.perf_counter() - started
+        in_redis = count_version_keys(client, version)
+        if written != expected or in_redis != expected:
+            raise JobError(f"version {version} incomplete: {expected} keys built, {written} acknowledged, "
+                           f"{in_redis} found in Redis; live version unchanged")
+        with client.pipeline(transaction=True) as flip:  # MULTI/EXEC: meta, registry and pointer together
+            flip.set(rk.key(version, "meta"), rk.encode(meta))
+            flip.zadd(rk.VERSIONS, {version: time.time()})
+            flip.set(rk.LIVE, version)
+            flip.execute()
+    except BaseException:
+        delete_version(client, version)  # leave no half version behind; the live pointer never moved
+        raise
+    return seconds
+
+
+def live_version(client: redis.Redis) -> str | None:
+    value = client.get(rk.LIVE)
+    return value.decode() if value else None
+
+
+def count_version_keys(client: redis.Redis, version: str) -> int:
+    return sum(1 for _ in client.scan_iter(match=rk.version_pattern(version), count=10_000))
+
+
+def delete_version(client: redis.Redis, version: str) -> int:
+    """UNLINK a version's keys in batches (frees memory in the background, never blocks Redis for long)."""
+    deleted, batch = 0, []
+    for key in client.scan_iter(match=rk.version_pattern(version), count=10_000):
+        batch.append(key)
+        if len(batch) >= DELETE_BATCH:
+            deleted += client.unlink(*batch)
+            batch = []
+    if batch:
+        deleted += client.unlink(*batch)
+    client.zrem(rk.VERSIONS, version)
+    return deleted
+
+
+def prune(client: redis.Redis, retention: int) -> list[str]:
+    """Keep the `retention` newest versions and the live one; delete the rest."""
+    live = live_version(client)
+    newest_first = [v.decode() for v in client.zrevrange(rk.VERSIONS, 0, -1)]
+    doomed = [v for v in newest_first[retention:] if v != live]
+    for version in doomed:
+        log.info("pruning version %s (%d keys)", version, delete_version(client, version))
+    return doomed
+
+
+def rollback(client: redis.Redis, version: str | None = None) -> dict:
+    """Point live at `version`, or at the newest kept version older than the live one."""
+    live = live_version(client)
+    kept = [v.decode() for v in client.zrevrange(rk.VERSIONS, 0, -1)]
+    if version is None:
+        older = kept[kept.index(live) + 1:] if live in kept else kept
+        if not older:
+            raise JobError(f"nothing to roll back to: kept versions are {kept}")
+        version = older[0]
+    if version not in kept or not client.exists(rk.key(version, "meta")):
+        raise JobError(f"version {version!r} is not kept; kept versions: {kept}")
+    client.set(rk.LIVE, version)
+    log.info("live version: %s -> %s", live, version)
+    return {"previous": live, "live": version}
+
+
+def smoke_check(client: redis.Redis, reader, publish_report: dict, sample: int = 25, seed: int = 0) -> dict:
+    """After publication: the live version is the one just published, and a sample of its users and movies
+    answer through `reader` (the service's own `serving.store.Store`). On any gap, point live back to the
+    previous version and raise JobError."""
+    version, counts = publish_report["version"], publish_report["counts"]
+    problems = []
+    live = reader.live_version(refresh=True)
+    if live != version:
+        problems.append(f"live version is {live}, this run published {version}")
+
+    def ids(kind: str) -> list[int]:
+        return [int(k.decode().rsplit(":", 1)[1])
+                for k in client.scan_iter(match=rk.kind_prefix(version, kind) + "*", count=1000)]
+    users, movies = ids("user"), ids("similar")
+    if len(users) != counts["user"] or len(movies) != counts["similar"]:
+        problems.append(f"{len(users)} users and {len(movies)} movies found, publication counted "
+                        f"{counts['user']} and {counts['similar']}")
+    rng = random.Random(seed)
+    picked_users = rng.sample(users, min(sample, len(users)))
+    picked_movies = rng.sample(movies, min(sample, len(movies)))
+    _, values = reader.lookup(*[rk.suffix("user", u) for u in picked_users],
+                              *[rk.suffix("movie", m) for m in picked_movies],
+                              rk.suffix("popular", rk.ALL_GENRES), rk.suffix("meta"))
+    names = [f"user {u}" for u in picked_users] + [f"movie {m}" for m in picked_movies] + ["popular", "meta"]
+    problems += [f"{name}: missing or empty" for name, value in zip(names, values) if not value]
+    if problems:
+        if publish_report.get("previous"):
+            rollback(client, publish_report["previous"])
+        raise JobError(f"smoke check failed ({'; '.join(problems[:5])}); live version: {live_version(client)}")
+    return {"version": live, "users_checked": len(picked_users), "movies_checked": len(picked_movies)}
+
+
+def check_published_run(config, run_id: str) -> dict:
+    """The smoke check of a run's publication (the DAG's smoke_check task), through the service's reader."""
+    from jobs.lib.files import read_json
+    from jobs.lib.runs import run_paths
+    from serving.store import Store
+
+    report = read_json(run_paths(config, run_id).publish_report)
+    reader = Store(redis_client.reader(config.redis), cache_entries=0)
+    return smoke_check(redis_client.writer(config.redis.url), reader, report)

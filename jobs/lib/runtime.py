@@ -1,0 +1,108 @@
+"""What every job entry point shares: the one Spark session factory and the command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from conf.settings import Config, ConfigError, load_config
+from jobs.lib.errors import JobError
+from jobs.lib.files import join
+
+log = logging.getLogger("reco")
+
+
+def spark_session(config: Config, app_name: str):
+    """The one SparkSession factory. Under spark-submit the master and memory given there win."""
+    from pyspark.sql import SparkSession
+
+    started = time.perf_counter()
+    builder = SparkSession.builder.appName(f"reco-{app_name}")
+    # spark-submit starts the JVM first and hands Python its gateway; its --master and memory must win.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    if not submitted:
+        builder = builder.master(config.spark.master).config("spark.driver.memory", config.spark.driver_memory)
+        # Python workers run the driver's interpreter (the project's venv), not whatever python3 is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    settings = {
+        "spark.sql.shuffle.partitions": str(config.spark.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+        # ALS checkpoints go under <data root>/checkpoints; let Spark delete them once unreferenced.
+        "spark.cleaner.referenceTracking.cleanCheckpoints": "true",
+        **config.spark.extra,
+    }
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # per-call connection chatter
+    # ALS lineage grows with every iteration; without a checkpoint dir ~20 iterations overflow the stack.
+    spark.sparkContext.setCheckpointDir(join(config.data_root, "checkpoints"))
+    log.info("spark session ready in %.2f s", time.perf_counter() - started)
+    return spark
+
+
+def job_main(name: str, description: str, run: Callable[..., Any],
+             add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+             run_id_required: bool = True) -> None:
+    """Parse the common arguments, run the job, and turn expected failures into a clear message and exit 2.
+
+    Logs one `timing` line: when the Python process started (after spark-submit's JVM), how long the imports
+    took, and the job's own seconds (Spark session included), so a DAG run's time can be taken apart."""
+    entered = time.time()
+    parser = argparse.ArgumentParser(prog=f"spark-submit jobs/{name}.py", description=description)
+    parser.add_argument("--run-id", required=run_id_required, help="run identifier; outputs go to <data root>/runs/<run id>/")
+    parser.add_argument("--config", help="YAML config file (default: $RECO_CONFIG or conf/local.yaml)")
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    extra = {k: v for k, v in vars(args).items() if k not in ("run_id", "config")}
+    try:
+        config = load_config(args.config)
+        result = run(config, args.run_id, **extra)
+    except (JobError, ConfigError) as exc:
+        print(f"{name} failed: {exc}", file=sys.stderr, flush=True)
+        _stop_spark()  # also lets spark-submit relay the message before the JVM exits with our code
+        sys.exit(2)
+    finally:
+        _log_timing(name, entered)
+    if result is not None:
+        print(json.dumps(result, indent=2, default=str), flush=True)
+    _stop_spark()
+
+
+def _log_timing(name: str, entered: float) -> None:
+    started = _process_start_time()
+    log.info("timing %s", json.dumps({
+        "job": name, "python_started": _iso(started) if started else None,
+        "imports_s": round(entered - started, 2) if started else None,
+        "job_s": round(time.time() - entered, 2), "job_done": _iso(time.time())}))
+
+
+def _process_start_time() -> float | None:
+    """When this process started, from /proc (Linux); None elsewhere."""
+    try:
+        ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, StopIteration, IndexError):
+        return None
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _stop_spark() -> None:
+    from pyspark.sql import SparkSession
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()

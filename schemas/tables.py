@@ -1,0 +1,26 @@
+"""Spark schemas of the raw and clean tables (column names from `schemas/movielens.py`)."""
+from __future__ import annotations
+
+from pyspark.sql import types as T
+
+from schemas.movielens import MOVIE_COLUMNS, RATING_COLUMNS
+
+_RATING_TYPES = (T.IntegerType(), T.IntegerType(), T.DoubleType(), T.LongType())  # ts: seconds since the epoch
+
+RAW_RATINGS = T.StructType([T.StructField(name, kind) for name, kind in zip(RATING_COLUMNS, _RATING_TYPES)])
+CLEAN_RATINGS = RAW_RATINGS
+
+RAW_MOVIES = T.StructType([
+    T.StructField("movie_id", T.IntegerType()),
+    T.StructField("title", T.StringType()),  # as published, year suffix included
+    T.StructField("year", T.IntegerType()),  # release year where the layout has a date field, else null
+    T.StructField("genres", T.ArrayType(T.StringType())),  # as published
+])
+
+CLEAN_MOVIES = T.StructType([
+    T.StructField("movie_id", T.IntegerType(), False),
+    T.StructField("title", T.StringType()),  # year suffix removed
+    T.StructField("year", T.IntegerType()),
+    T.StructField("genres", T.ArrayType(T.StringType())),  # from schemas.movielens.GENRES
+])
+assert tuple(RAW_MOVIES.names) == tuple(CLEAN_MOVIES.names) == MOVIE_COLUMNS
