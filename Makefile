@@ -24,36 +24,54 @@ AIRFLOW_ENV = export AIRFLOW_HOME=$(abspath .airflow) AIRFLOW__CORE__LOAD_EXAMPL
 	AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
 	AIRFLOW_CONN_SPARK_DEFAULT="$${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[2]\"}}"
 
-.PHONY: help setup system-deps test pipeline demo serve airflow redis-up redis-down bench bench-pipeline bench-serving bench-quality tune clean
+.PHONY: help setup system-deps browser-deps load-deps test test-fast pipeline demo serve airflow redis-up redis-down bench bench-demo bench-pipeline bench-serving bench-quality tune clean
 
 help:
 	@echo "make demo            set up, run the DAG once on MovieLens 100K, then serve on 127.0.0.1:$${RECO_PORT:-8000}"
-	@echo "make test            the whole test suite (real Spark, Redis, Great Expectations, Airflow)"
+	@echo "make test            the whole test suite (real Spark, Redis, Great Expectations, Airflow, Chromium)"
+	@echo "make test-fast       the unit tests alone (tiny frames, no MovieLens copy needed)"
 	@echo "make setup           .venv with the pinned dependencies; checks Java 17+ and redis-server"
 	@echo "make pipeline        every Spark job in order, no Airflow; prints the path of metrics.json"
 	@echo "make serve           the lookup service under gunicorn (RECO_REDIS_URL, RECO_PORT)"
 	@echo "make airflow         airflow standalone with the project's DAG (UI on 127.0.0.1:8080)"
-	@echo "make bench           bench-pipeline, bench-serving, bench-quality (JSON + markdown in benchmarks/results)"
+	@echo "make bench           bench-demo, bench-pipeline, bench-serving, bench-quality (JSON + markdown in benchmarks/results)"
 	@echo "make tune            hyperparameter search for implicit ALS (leaderboard in data/runs/<run>/tune/)"
 
 setup: system-deps $(STAMP)
 
-# Java 17+ and redis-server: install with apt-get when root and missing, otherwise stop with a clear message.
+# Debian packages a target needs: installed with apt-get when root and missing, otherwise a one-line message.
+# $(call apt_need,COMMAND-OR-TEST,PACKAGE...) is run by the targets below.
+define apt_install
+	@need=(); $(1); \
+	if [ $${#need[@]} -gt 0 ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "setup: installing $${need[*]} with apt-get"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$${need[@]}"; } >/dev/null 2>&1 \
+	      || { echo "setup: apt-get install $${need[*]} failed" >&2; exit 1; }; \
+	  else \
+	    echo "setup: missing $${need[*]}: install them (e.g. sudo apt-get install $${need[*]})" >&2; exit 1; \
+	  fi; \
+	fi
+endef
+
+# Java 17+, redis-server and native BLAS/LAPACK for Spark's ALS (OpenBLAS, single-threaded: Spark runs the
+# threads; about 25% off each ALS fit here).
 system-deps:
-	@need=(); \
+	$(call apt_install,\
 	jv=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
 	if [ -z "$$jv" ] || [ "$$jv" -lt 17 ]; then need+=(openjdk-17-jre-headless); fi; \
 	command -v redis-server >/dev/null || need+=(redis-server); \
 	command -v redis-benchmark >/dev/null || need+=(redis-tools); \
 	command -v curl >/dev/null || need+=(curl); \
-	if [ $${#need[@]} -gt 0 ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "setup: installing $${need[*]} with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$${need[@]}" >/dev/null; \
-	  else \
-	    echo "setup: missing $${need[*]}: install Java 17 or 21 and redis-server (e.g. sudo apt-get install $${need[*]})" >&2; exit 1; \
-	  fi; \
-	fi
+	ldconfig -p | grep -q 'liblapack.so.3 ' || need+=(libopenblas0-serial))
+
+# The browser tests drive Debian's Chromium (no browser download).
+browser-deps:
+	$(call apt_install,command -v chromium >/dev/null || need+=(chromium))
+
+# The serving benchmark's load generator.
+load-deps:
+	$(call apt_install,command -v wrk >/dev/null || need+=(wrk))
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
@@ -62,8 +80,11 @@ $(STAMP): pyproject.toml constraints.txt
 	  > $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; echo "setup: pip install failed (log: $(VENV)/install.log)"; exit 1; }
 	@touch $@
 
-test: setup
+test: setup browser-deps
 	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q tests/unit
 
 pipeline: setup
 	@$(PY) -m jobs.pipeline $(if $(RUN_ID),--run-id $(RUN_ID))
@@ -117,12 +138,15 @@ airflow: setup redis-up
 	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; $(AIRFLOW_ENV); \
 	export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080; exec airflow standalone
 
-bench: bench-pipeline bench-serving bench-quality
+bench: bench-demo bench-pipeline bench-serving bench-quality
+
+bench-demo: setup
+	$(PY) -m benchmarks.bench_demo
 
 bench-pipeline: setup
 	$(PY) -m benchmarks.bench_pipeline
 
-bench-serving: setup
+bench-serving: setup load-deps
 	$(PY) -m benchmarks.bench_serving
 
 bench-quality: setup

@@ -8,10 +8,11 @@ from importlib import resources
 
 import yaml
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from conf.settings import Config, load_config
-from serving.api import BadRequest, api, error_response
+from schemas import redis_client
+from serving.api import GENRE_NAMES, BadRequest, api, error_response
 from serving.observability import REDIS_ERRORS, REQUESTS, render
 from serving.store import NoLiveVersion, Store, StoreUnavailable
 from serving.web import web
@@ -19,8 +20,17 @@ from serving.web import web
 log = logging.getLogger("reco.serving")
 
 
-def load_openapi() -> dict:
-    return yaml.safe_load(resources.files("schemas").joinpath("openapi.yaml").read_text())
+def load_openapi(limits: dict[str, int] | None = None) -> dict:
+    """schemas/openapi.yaml with what depends on the configuration filled in: the bound of each `k` (its
+    `x-limit` names a key of `limits`, the lengths of the published lists) and the genre names."""
+    document = yaml.safe_load(resources.files("schemas").joinpath("openapi.yaml").read_text())
+    for parameter in document["components"]["parameters"].values():
+        if limits and parameter.get("x-limit") in limits:
+            parameter["schema"]["maximum"] = limits[parameter["x-limit"]]
+            parameter["schema"]["default"] = min(10, limits[parameter["x-limit"]])
+        if parameter.get("x-enum") == "genres":
+            parameter["schema"]["enum"] = list(GENRE_NAMES)
+    return document
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -30,10 +40,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["RECO_LIMITS"] = {"top_n": config.recommend.top_n, "neighbors": config.recommend.neighbors,
                                  "popular_n": config.recommend.popular_n}
     # No connection is opened here: the pool connects on first use, in each worker after the fork.
-    app.extensions["reco_store"] = Store(config.redis.url, config.redis.socket_timeout,
-                                         config.redis.connect_timeout, config.serving.pointer_ttl,
+    app.extensions["reco_store"] = Store(redis_client.reader(config.redis), config.serving.pointer_ttl,
                                          config.serving.cache_entries)
-    openapi = json.dumps(load_openapi()).encode()
+    openapi = json.dumps(load_openapi(app.config["RECO_LIMITS"])).encode()
     app.register_blueprint(api)
     app.register_blueprint(web)
 
@@ -61,7 +70,10 @@ def create_app(config: Config | None = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return error_response(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
+        response = error_response(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))  # RFC 9110: a 405 says what is
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -1,13 +1,19 @@
-"""Helpers for tests and benchmarks: a real redis-server on a free loopback port, free ports, waiting."""
+"""Helpers for tests and benchmarks: a real redis-server and the real service (gunicorn) on free loopback ports,
+waiting for a condition."""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import redis
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -61,3 +67,32 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+
+
+class GunicornService:
+    """The lookup service as deployed: gunicorn with serving/gunicorn.conf.py on a free loopback port."""
+
+    def __init__(self, redis_url: str, folder: Path, workers: int = 2):
+        self.port, self.folder = free_port(), Path(folder)
+        self.env = {**os.environ, "RECO_REDIS_URL": redis_url, "RECO_PORT": str(self.port),
+                    "GUNICORN_WORKERS": str(workers), "GUNICORN_LOGLEVEL": "warning",
+                    "PROMETHEUS_MULTIPROC_DIR": str(self.folder)}
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "GunicornService":
+        gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "-c", str(REPO / "serving" / "gunicorn.conf.py"),
+                    "serving.wsgi:app"]
+        self.log = open(self.folder / "gunicorn.log", "wb")
+        self.process = subprocess.Popen(gunicorn, env=self.env, cwd=REPO, stdout=self.log, stderr=self.log)
+        wait_until(lambda: requests.get(f"{self.base_url}/readyz", timeout=1).ok, 30, what="gunicorn")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(15)
+        self.log.close()

@@ -17,7 +17,8 @@ function render(list, items) {
     title.textContent = item.title + (item.year ? ` (${item.year})` : "");
     const meta = document.createElement("div");
     meta.className = "meta";
-    const score = Number.isInteger(item.score) ? `${item.score} ratings` : `score ${Number(item.score).toFixed(3)}`;
+    const score = item.score === undefined ? `${item.n_ratings} ratings`
+      : Number.isInteger(item.score) ? `${item.score} ratings` : `score ${Number(item.score).toFixed(3)}`;
     meta.textContent = `${(item.genres || []).join(", ")} · ${score}`;
     li.append(title, meta);
     li.addEventListener("click", () => showSimilar(item));
@@ -39,7 +40,9 @@ async function showUser(event) {
     const body = await api(`/v1/users/${encodeURIComponent($("user-id").value.trim())}/recommendations?k=10`
       + (genre ? `&genre=${encodeURIComponent(genre)}` : ""));
     note.className = "muted";
-    note.textContent = body.fallback ? `Unknown user: showing popular movies (${body.reason}).` : "";
+    note.textContent = body.fallback
+      ? `No personal recommendations for user ${body.user_id} yet (${body.reason}): showing the most popular movies instead.`
+      : "";
     render($("user-results"), body.items);
   } catch (error) { fail($("user-results"), note, error); }
 }
@@ -49,6 +52,20 @@ async function showSimilar(item) {
   try {
     render($("similar-results"), (await api(`/v1/movies/${item.movie_id}/similar?k=10`)).items);
   } catch (error) { fail($("similar-results"), $("similar-title"), error); }
+}
+
+async function showSearch(event) {
+  if (event) event.preventDefault();
+  const note = $("search-note");
+  const q = $("search-q").value.trim();
+  if (!q) return;
+  try {
+    const body = await api(`/v1/movies?k=10&q=${encodeURIComponent(q)}`);
+    note.className = "muted";
+    note.textContent = body.items.length ? "Click a result to see the movies most like it."
+      : `No title has every word of “${q}”.`;
+    render($("search-results"), body.items);
+  } catch (error) { fail($("search-results"), note, error); }
 }
 
 async function showPopular() {
@@ -68,6 +85,7 @@ async function showVersion() {
 }
 
 $("user-form").addEventListener("submit", showUser);
+$("search-form").addEventListener("submit", showSearch);
 $("popular-genre").addEventListener("change", showPopular);
 showVersion();
 showUser();

@@ -1,0 +1,60 @@
+"""The API keeps its own contract: schemathesis (every operation, every check, positive and negative data,
+bounded examples, fixed seed) against the real service under gunicorn, answering from a published version."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from serving.api import GENRE_NAMES
+
+ST = Path(sys.executable).parent / "st"
+
+
+def test_schemathesis_finds_no_failure(service, tmp_path):
+    base, _, _ = service
+    report = tmp_path / "report.ndjson"
+    result = subprocess.run(
+        [str(ST), "run", f"{base}/openapi.json", "--checks", "all", "--mode", "all", "--max-examples", "30",
+         "--seed", "42", "--workers", "2", "--phases", "examples,coverage,fuzzing", "--request-timeout", "5",
+         "--report", "ndjson", "--report-ndjson-path", str(report), "--no-color"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    passed = passed_operations(report)
+    document = requests.get(f"{base}/openapi.json", timeout=5).json()
+    # schemathesis leaves out the document's own path; test_serving checks /openapi.json against the routes
+    operations = {f"GET {path}" for path in document["paths"]} - {"GET /openapi.json"}
+    assert operations <= passed["coverage"] and operations <= passed["fuzzing"], passed
+
+
+def passed_operations(report: Path) -> dict[str, set[str]]:
+    """Per phase, the operations ('GET /path') whose scenarios schemathesis finished with success (NDJSON log)."""
+    passed: dict[str, set[str]] = {"coverage": set(), "fuzzing": set()}
+    for line in report.read_text().splitlines():
+        finished = json.loads(line).get("ScenarioFinished")
+        if finished and finished["status"] == "success" and finished["phase"] in passed:
+            passed[finished["phase"]].add(finished["recorder"]["label"])
+    return passed
+
+
+def test_document_states_the_configured_bounds(service):
+    base, config, _ = service
+    document = requests.get(f"{base}/openapi.json", timeout=5).json()
+    bounds = {name: p["schema"]["maximum"] for name, p in document["components"]["parameters"].items()
+              if name.startswith("K")}
+    assert bounds == {"KUser": config.recommend.top_n, "KSimilar": config.recommend.neighbors,
+                      "KPopular": config.recommend.popular_n, "KSearch": config.recommend.popular_n}
+    assert set(document["components"]["parameters"]["Genre"]["schema"]["enum"]) == set(GENRE_NAMES)
+    # the bound is the real one: k = maximum is served, maximum + 1 is refused
+    top = config.recommend.top_n
+    assert len(requests.get(f"{base}/v1/users/1/recommendations?k={top}", timeout=5).json()["items"]) == top
+    assert requests.get(f"{base}/v1/users/1/recommendations?k={top + 1}", timeout=5).status_code == 400
+
+
+def test_a_wrong_method_gets_405_with_allow(service):
+    base, _, _ = service
+    response = requests.delete(f"{base}/v1/popular", timeout=5)
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "HEAD", "OPTIONS"}
+    assert response.json()["error"] == "method_not_allowed"

@@ -1,0 +1,96 @@
+"""The page for people, driven in Debian's headless Chromium (Playwright pointed at the system browser) against
+the real service answering from a published version."""
+import shutil
+
+import pytest
+import requests
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Flags for a closed network and a root user (no sandbox); nothing is fetched from outside.
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def page(service, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+    base, _, _ = service
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        tab = browser.new_page(viewport={"width": 1280, "height": 900})
+        tab.set_default_timeout(15_000)
+        tab.goto(f"{base}/")
+        yield tab
+        tab.screenshot(path=str(tmp_path_factory.mktemp("screenshots") / "page.png"), full_page=True)
+        browser.close()
+
+
+def titles(page, list_id: str) -> list[str]:
+    return page.locator(f"#{list_id} li .title").all_inner_texts()
+
+
+def api(service, path: str) -> dict:
+    return requests.get(f"{service[0]}{path}", timeout=5).json()
+
+
+def test_a_user_sees_titled_recommendations(page, service):
+    page.fill("#user-id", "196")
+    page.click("#user-form button")
+    expected = api(service, "/v1/users/196/recommendations?k=10")["items"]
+    page.wait_for_function("document.querySelector('#user-results li .title')?.textContent.startsWith(%r)"
+                           % expected[0]["title"])
+    shown = titles(page, "user-results")
+    assert shown == [f"{i['title']} ({i['year']})" if i["year"] else i["title"] for i in expected]
+    assert page.inner_text("#user-note") == ""
+    assert "Version " in page.inner_text("#version") and "NDCG@10" in page.inner_text("#version")
+
+
+def test_clicking_a_movie_shows_similar_ones(page, service):
+    first = page.locator("#user-results li").first
+    clicked = first.locator(".title").inner_text()
+    first.click()
+    page.wait_for_function("document.querySelector('#similar-title').textContent.startsWith('Similar to')")
+    assert page.inner_text("#similar-title") == f"Similar to {clicked.rsplit(' (', 1)[0]}"
+    movie_id = api(service, "/v1/users/196/recommendations?k=1")["items"][0]["movie_id"]
+    expected = api(service, f"/v1/movies/{movie_id}/similar?k=10")["items"]
+    page.wait_for_function("document.querySelectorAll('#similar-results li').length === %d" % len(expected))
+    assert [t.rsplit(" (", 1)[0] for t in titles(page, "similar-results")] == [i["title"] for i in expected]
+
+
+def test_searching_a_title(page):
+    page.fill("#search-q", "star wars")
+    page.click("#search-form button")
+    page.wait_for_function("document.querySelectorAll('#search-results li').length > 0")
+    found = titles(page, "search-results")
+    assert found[0] == "Star Wars (1977)" and all("Star Wars" in t for t in found)
+    page.fill("#search-q", "zzzzqqq")
+    page.click("#search-form button")
+    page.wait_for_function("document.querySelector('#search-note').textContent.startsWith('No title')")
+    assert titles(page, "search-results") == []
+
+
+def test_picking_a_genre_of_popular_movies(page, service):
+    page.select_option("#popular-genre", "Horror")
+    expected = [i["title"] for i in api(service, "/v1/popular?genre=Horror&k=10")["items"]]
+    page.wait_for_function("document.querySelector('#popular-results li .title')?.textContent.startsWith(%r)"
+                           % expected[0])
+    assert [t.rsplit(" (", 1)[0] for t in titles(page, "popular-results")] == expected
+    assert all("Horror" in meta for meta in page.locator("#popular-results li .meta").all_inner_texts())
+
+
+def test_an_unknown_user_sees_the_popular_fallback_explained(page, service):
+    page.fill("#user-id", "999999")
+    page.click("#user-form button")
+    page.wait_for_function("document.querySelector('#user-note').textContent.includes('999999')")
+    note = page.inner_text("#user-note")
+    assert "No personal recommendations for user 999999" in note and "most popular" in note
+    expected = [i["title"] for i in api(service, "/v1/popular?k=10")["items"]]
+    assert [t.rsplit(" (", 1)[0] for t in titles(page, "user-results")] == expected
+
+
+def test_a_malformed_user_id_is_explained_not_crashed(page):
+    page.fill("#user-id", "abc")
+    page.click("#user-form button")
+    page.wait_for_function("document.querySelector('#user-note').className === 'error'")
+    assert "user_id must be a whole number" in page.inner_text("#user-note")
+    assert titles(page, "user-results") == []
