@@ -24,7 +24,7 @@ AIRFLOW_ENV = export AIRFLOW_HOME=$(abspath .airflow) AIRFLOW__CORE__LOAD_EXAMPL
 	AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
 	AIRFLOW_CONN_SPARK_DEFAULT="$${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[2]\"}}"
 
-.PHONY: help setup system-deps browser-deps load-deps test test-fast pipeline demo serve airflow redis-up redis-down bench bench-demo bench-pipeline bench-serving bench-quality tune clean
+.PHONY: help setup system-deps browser-deps load-deps test test-fast pipeline demo serve airflow redis-up redis-down bench bench-demo bench-pipeline bench-scale bench-serving bench-quality tune clean
 
 help:
 	@echo "make demo            set up, run the DAG once on MovieLens 100K, then serve on 127.0.0.1:$${RECO_PORT:-8000}"
@@ -35,6 +35,7 @@ help:
 	@echo "make serve           the lookup service under gunicorn (RECO_REDIS_URL, RECO_PORT)"
 	@echo "make airflow         airflow standalone with the project's DAG (UI on 127.0.0.1:8080)"
 	@echo "make bench           bench-demo, bench-pipeline, bench-serving, bench-quality (JSON + markdown in benchmarks/results)"
+	@echo "make bench-scale     the pipeline on synthetic MovieLens-shaped data, SCALE=0.1m,1m (10m, 25m, 32m)"
 	@echo "make tune            hyperparameter search for implicit ALS (leaderboard in data/runs/<run>/tune/)"
 
 setup: system-deps $(STAMP)
@@ -138,13 +139,18 @@ airflow: setup redis-up
 	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; $(AIRFLOW_ENV); \
 	export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080; exec airflow standalone
 
-bench: bench-demo bench-pipeline bench-serving bench-quality
+bench: bench-demo bench-pipeline bench-scale bench-serving bench-quality
 
 bench-demo: setup
 	$(PY) -m benchmarks.bench_demo
 
 bench-pipeline: setup
 	$(PY) -m benchmarks.bench_pipeline
+
+# SCALE=0.1m,1m (default), 10m, 25m, 32m: MovieLens-shaped synthetic data through the whole pipeline.
+bench-scale: setup
+	$(PY) -m pip install -q -c constraints.txt "implicit>=0.7" >/dev/null
+	$(PY) -m benchmarks.bench_scale $(if $(SCALE),--sizes $(SCALE))
 
 bench-serving: setup load-deps
 	$(PY) -m benchmarks.bench_serving

@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 
 from conf.settings import Config
 from jobs.lib import publication
-from jobs.lib.errors import JobError
+from jobs.lib.errors import JobError, TransientJobError
 from jobs.lib.evaluation import HEADLINE, metric
 from jobs.lib.files import read_json, write_json
 from jobs.lib.redis_values import build_values, count_by_kind
@@ -38,7 +38,7 @@ def publish(config: Config, run_id: str, spark: SparkSession, force: bool = Fals
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise JobError(f"Redis unreachable at {config.redis.url}: {exc}") from None
+        raise TransientJobError(f"Redis unreachable at {redis_client.safe_url(config.redis.url)}: {exc}") from None
 
     version = new_version_id(run_id)
     values = build_values(version, spark.read.parquet(paths.user_recs), spark.read.parquet(paths.item_neighbors),

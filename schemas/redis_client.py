@@ -6,6 +6,8 @@ pipelined batch of thousands of keys takes longer than one lookup.
 """
 from __future__ import annotations
 
+import re
+
 import redis
 
 from conf.settings import RedisSettings
@@ -29,3 +31,8 @@ def reader(settings: RedisSettings, max_connections: int = 64) -> redis.Redis:
     """For lookups: the configured short timeouts, a bounded pool that reconnects by itself."""
     return connect(settings.url, timeout=settings.socket_timeout, connect_timeout=settings.connect_timeout,
                    max_connections=max_connections, health_check_interval=30)
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, for messages and logs."""
+    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)

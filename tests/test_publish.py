@@ -164,3 +164,14 @@ def test_smoke_check_catches_a_pointer_that_moved_away(pipeline_run, spark, redi
     redis_client.set(rk.LIVE, first)  # someone rolled back in between
     with pytest.raises(JobError, match=f"live version is {first}, this run published {second}"):
         publication.check_published_run(config, run_id)
+
+
+def test_unreachable_redis_is_a_transient_failure_with_the_password_masked(pipeline_run, spark):
+    from jobs.lib.errors import TransientJobError
+    from tests.support import free_port
+    config, run_id, _, _ = pipeline_run
+    dead = config.model_copy(update={"redis": config.redis.model_copy(
+        update={"url": f"redis://:s3cret@127.0.0.1:{free_port()}/0"})})
+    with pytest.raises(TransientJobError) as caught:
+        publish.run(dead, run_id, spark=spark)
+    assert "s3cret" not in str(caught.value) and "redis://:***@127.0.0.1" in str(caught.value)

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from conf.settings import Config, ConfigError, load_config
-from jobs.lib.errors import JobError
+from jobs.lib.errors import JobError, TransientJobError
 from jobs.lib.files import join
 
 log = logging.getLogger("reco")
@@ -71,7 +71,7 @@ def job_main(name: str, description: str, run: Callable[..., Any],
     except (JobError, ConfigError) as exc:
         print(f"{name} failed: {exc}", file=sys.stderr, flush=True)
         _stop_spark()  # also lets spark-submit relay the message before the JVM exits with our code
-        sys.exit(2)
+        sys.exit(3 if isinstance(exc, TransientJobError) else 2)
     finally:
         _log_timing(name, entered)
     if result is not None:
