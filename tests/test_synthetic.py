@@ -57,6 +57,8 @@ def test_the_real_ingest_path_reads_every_layout(spark, make_config, tmp_path, l
     manifest = ingest.run(config, "synthetic", spark=spark)
     assert manifest["dataset"] == dataset and manifest["malformed"] == {"ratings": 0, "movies": 0}
     assert manifest["rows"]["ratings"] == len(ratings["user_id"])
+    if layout != "csv":
+        return  # validate and clean read the raw tables, the same whatever the layout: once is enough
     assert validate.run(config, "synthetic", spark=spark)["success"]
     report = clean.run(config, "synthetic", spark=spark)
     assert report["ratings_out"] == len(ratings["user_id"]) and report["users"] == len(np.unique(ratings["user_id"]))
