@@ -67,7 +67,7 @@ def generate(shape: Shape, seed: int = 42) -> tuple[dict[str, np.ndarray], dict[
     rng = np.random.default_rng(seed)
     n_genres = len(GENRES)
     # Movies: Zipf-like popularity over a random order of ids; 1-3 genres, the first one weighted.
-    popularity = 1.0 / np.arange(1, shape.movies + 1) ** 0.9
+    popularity = 1.0 / np.arange(1, shape.movies + 1) ** 1.0
     rng.shuffle(popularity)
     genre_weight = rng.dirichlet(np.full(n_genres, 2.0))
     main_genre = rng.choice(n_genres, shape.movies, p=genre_weight)
@@ -86,7 +86,14 @@ def generate(shape: Shape, seed: int = 42) -> tuple[dict[str, np.ndarray], dict[
     spare = shape.ratings - MIN_RATINGS_PER_USER * shape.users
     counts = MIN_RATINGS_PER_USER + np.floor(activity / activity.sum() * spare).astype(np.int64)
     counts[np.argsort(-activity)[: shape.ratings - counts.sum()]] += 1
-    counts = np.minimum(counts, int(shape.movies * 0.8))
+    cap = int(shape.movies * 0.8)  # nobody rates the whole catalogue; what the cap cuts goes to the others
+    for _ in range(10):
+        excess = int(np.maximum(counts - cap, 0).sum())
+        if not excess:
+            break
+        counts = np.minimum(counts, cap)
+        room = cap - counts
+        counts += np.minimum(room, np.ceil(room / room.sum() * excess).astype(np.int64))
     tastes = rng.dirichlet(np.full(n_genres, 0.25), shape.users)  # concentrated on a few genres
     taste_cdf = np.cumsum(tastes, axis=1)
     user_bias = rng.normal(0.0, 0.45, shape.users)
@@ -131,15 +138,18 @@ def _sample_pairs(rng, counts, taste_cdf, members, cdfs, global_cdf, n_movies):
         rows = np.flatnonzero(~by_taste)
         chosen[rows] = np.minimum(np.searchsorted(global_cdf, rng.random(len(rows))), n_movies - 1)
         picked[lo:lo + CHUNK] = chosen
-    # Repeats of a (user, movie) pair are redrawn uniformly among the user's unrated movies, a few rounds.
-    for _ in range(6):
+    # Repeats of a (user, movie) pair are redrawn by popularity (which keeps the long tail long), then, for the
+    # last few left, uniformly.
+    for round_ in range(12):
         key = users * n_movies + picked
         order = np.argsort(key, kind="stable")
         repeat = np.zeros(len(key), bool)
         repeat[order[1:]] = key[order[1:]] == key[order[:-1]]
         if not repeat.any():
             break
-        picked[repeat] = rng.integers(0, n_movies, repeat.sum())
+        redraw = np.searchsorted(global_cdf, rng.random(repeat.sum())) if round_ < 8 else \
+            rng.integers(0, n_movies, repeat.sum())
+        picked[repeat] = np.minimum(redraw, n_movies - 1)
     key = np.unique(users * n_movies + picked)
     return key // n_movies, key % n_movies
 
