@@ -12,6 +12,9 @@ ifneq ($(wildcard ../shared/data/ml-100k/u.data),)
 export RECO_MOVIELENS_DIR ?= $(abspath ../shared/data/ml-100k)
 endif
 export PYSPARK_PYTHON := $(abspath $(PY))
+# Everything here runs on this machine: Spark binds its driver to loopback instead of scanning the network
+# interfaces for a routable address (about 5 s off every Spark session here). Unset it for a real cluster.
+export SPARK_LOCAL_IP ?= 127.0.0.1
 export PATH := $(abspath $(BIN)):$(PATH)
 
 # Project-local Redis for the demo and `make serve` (loopback, password, its own folder).
@@ -81,8 +84,9 @@ $(STAMP): pyproject.toml constraints.txt
 	  > $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; echo "setup: pip install failed (log: $(VENV)/install.log)"; exit 1; }
 	@touch $@
 
+# Two workers: one for the modules that start JVMs and Airflow runs, one for those sharing the pipeline run.
 test: setup browser-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 test-fast: setup
 	$(PY) -m pytest -q tests/unit

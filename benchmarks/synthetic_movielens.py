@@ -163,12 +163,11 @@ def write(folder: Path, layout: str, ratings: dict, movies: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     ratings_file, movies_file = LAYOUT_FILES[layout]
     table = pa.table({k: pa.array(v) for k, v in ratings.items()})
-    text = pc.cast(table["rating"], pa.string())  # Arrow writes 4.0 as "4"
-    whole = pc.cast(pc.cast(table["rating"], pa.int64()), pa.string())
     if layout == "csv" or not np.all(np.mod(ratings["rating"], 1) == 0):
+        text = pc.cast(table["rating"], pa.string())  # Arrow writes 4.0 as "4"; the releases write "4.0"
         stars = pc.if_else(pc.match_substring(text, "."), text, pc.binary_join_element_wise(text, ".0", ""))
-    else:
-        stars = whole
+    else:  # whole stars, written as integers ("4")
+        stars = pc.cast(pc.cast(table["rating"], pa.int64()), pa.string())
     if layout == "csv":
         table = table.set_column(2, "rating", stars)
         with open(folder / ratings_file, "wb") as out:

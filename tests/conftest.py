@@ -20,6 +20,21 @@ FAST_ALS = {
 }
 
 
+# `make test` runs two pytest-xdist workers (--dist loadgroup): the modules that start their own JVMs and
+# processes (Airflow DAG runs, a standalone cluster) on one, the modules sharing the session's pipeline run on
+# the other, so that run is computed once; the rest goes to whichever is free.
+XDIST_GROUPS = {"test_dag": "processes", "test_cluster": "processes", "test_api_contract": "pipeline",
+                "test_pipeline": "pipeline", "test_publish": "pipeline", "test_serving": "pipeline",
+                "test_web_page": "pipeline"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        group = XDIST_GROUPS.get(item.module.__name__.rsplit(".", 1)[-1])
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def ml100k_dir() -> Path:
     folder = os.environ.get("RECO_MOVIELENS_DIR")

@@ -10,6 +10,7 @@ from jobs.lib.runtime import job_main
 
 def run_cli(monkeypatch, run, *args):
     monkeypatch.setattr("sys.argv", ["job", "--run-id", "r1", *args])
+    monkeypatch.setattr("jobs.lib.runtime._stop_spark", lambda: None)  # the tests' shared session stays up
     job_main("demo", "a job", run)
 
 
