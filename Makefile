@@ -153,7 +153,8 @@ bench-pipeline: setup
 
 # SCALE=0.1m,1m (default), 10m, 25m, 32m: MovieLens-shaped synthetic data through the whole pipeline.
 bench-scale: setup
-	$(PY) -m pip install -q "implicit==0.7.3" >/dev/null  # the single-machine ALS it is measured against
+	@$(PY) -m pip install -q "implicit==0.7.3" >/dev/null 2>&1 \
+	  || { echo "bench-scale: pip install implicit==0.7.3 failed (the ALS it is measured against)" >&2; exit 1; }
 	$(PY) -m benchmarks.bench_scale $(if $(SCALE),--sizes $(SCALE))
 
 bench-serving: setup load-deps

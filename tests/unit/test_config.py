@@ -1,5 +1,4 @@
 """The one config loader: defaults, YAML, environment overrides, and errors that name the key."""
-from pathlib import Path
 
 import pytest
 

@@ -2,7 +2,6 @@
 import math
 
 import pytest
-from pyspark.sql import Row
 from pyspark.sql import functions as F
 
 from conf.settings import ALSSettings, ImplicitALSSettings
