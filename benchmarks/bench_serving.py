@@ -15,19 +15,16 @@ import argparse
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import requests
 
 from benchmarks.report import write
 from conf.settings import load_config
-from tests.support import RedisServer, free_port, wait_until
+from tests.support import GunicornService, RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 USERS_LUA = """
 math.randomseed(42)
 local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "0")
@@ -108,15 +105,10 @@ def main() -> None:
 
     script = work / "users.lua"
     script.write_text(USERS_LUA.replace("{n_users}", str(n_users)))
-    port = free_port()
-    env = {**os.environ, "RECO_REDIS_URL": redis_server.url, "RECO_PORT": str(port), "GUNICORN_LOGLEVEL": "warning",
-           "PROMETHEUS_MULTIPROC_DIR": str(work / "prometheus")}
-    (work / "prometheus").mkdir()
-    server = subprocess.Popen([str(BIN / "gunicorn"), "-c", str(REPO / "serving" / "gunicorn.conf.py"),
-                               "serving.wsgi:app"], env=env, cwd=REPO, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    (work / "service").mkdir()
+    server = GunicornService(redis_server.url, work / "service").start()  # waits until /readyz answers
+    base = server.base_url
     try:
-        wait_until(lambda: requests.get(f"{base}/readyz", timeout=1).ok, 30, what="the service")
         wrk(base, 3, 8, str(script))  # warm-up: connections, caches
         floor = wrk(f"{base}/healthz", args.seconds, 8)
         service = wrk(base, args.seconds, 8, str(script))
@@ -126,8 +118,7 @@ def main() -> None:
         store_get = redis_benchmark(redis_server.port, "get", 1, 200_000)
         store_set_pipelined = redis_benchmark(redis_server.port, "set", 16, 1_000_000)
     finally:
-        server.terminate()
-        server.wait(15)
+        server.stop()
         redis_server.stop()
 
     result = {

@@ -1,8 +1,5 @@
 """The lookup service against a real redis-server holding the published ML-100K run."""
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +9,8 @@ from jobs import publish
 from jobs.lib.files import read_json
 from schemas import redis_keys as rk
 from serving import create_app, load_openapi
-from tests.support import RedisServer, free_port, wait_until
+from tests.support import GunicornService, RedisServer, wait_until
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +109,8 @@ def test_wrong_method_is_a_json_405(client):
 
 
 def test_openapi_document_matches_the_routes(client):
-    document = load_openapi()
     app = client.application
+    document = load_openapi(app.config["RECO_LIMITS"])
     routes = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule) for rule in app.url_map.iter_rules()
               if rule.endpoint != "web.static"}
     assert routes == set(document["paths"])
@@ -197,15 +193,9 @@ def test_read_only_acl_user_can_serve_but_not_write(live, redis_server):
 
 def test_gunicorn_serves_the_app(live, tmp_path):
     config, _, version = live
-    port = free_port()
-    env = {**os.environ, "RECO_REDIS_URL": config.redis.url, "RECO_PORT": str(port),
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "-c", str(REPO / "serving" / "gunicorn.conf.py"),
-                "serving.wsgi:app"]
-    process = subprocess.Popen(gunicorn, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    service = GunicornService(config.redis.url, tmp_path).start()
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: requests.get(f"{base}/healthz", timeout=1).ok, 30, what="gunicorn")
+        base = service.base_url
         for user in range(1, 30):
             body = requests.get(f"{base}/v1/users/{user}/recommendations?k=3", timeout=2).json()
             assert body["version"] == version and len(body["items"]) == 3
@@ -216,5 +206,4 @@ def test_gunicorn_serves_the_app(live, tmp_path):
             r'status="200"\} (\S+)', metrics))
         assert total == 29  # aggregated over the worker processes
     finally:
-        process.terminate()
-        process.wait(15)
+        service.stop()

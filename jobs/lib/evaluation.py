@@ -15,7 +15,6 @@ from pyspark.sql import functions as F
 from jobs.lib.ranking import als_top_n, popularity_top_n
 
 RANKING_METRICS = ("precision", "recall", "ndcg", "map")   # each "@k"
-RATING_METRICS = ("rmse", "mae")
 HEADLINE = ("ndcg", "precision", "recall", "map", "rmse", "mae", "coverage")  # shown by /v1/version
 
 

@@ -80,10 +80,6 @@ def new_version_id(run_id: str) -> str:
     return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')[:-3]}-{run_id}"
 
 
-def run_id_of_version(version: str) -> str:
-    return version.split("-", 1)[1]
-
-
 def mark_latest(config: Config, run_id: str) -> None:
     """Point runs/latest at a run whose outputs are complete (a symlink locally, a small text object elsewhere)."""
     runs = join(config.data_root, "runs")
