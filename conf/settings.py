@@ -29,6 +29,7 @@ ENV_OVERRIDES = {
     "RECO_REDIS_URL": "redis.url",
     "RECO_HOST": "serving.host",
     "RECO_PORT": "serving.port",
+    "RECO_EVENTS_TOKEN": "events.token",
 }
 
 
@@ -158,6 +159,19 @@ class ServingSettings(_Section):
     cache_entries: int = Field(20_000, ge=0)     # per-worker LRU of (version, key) values; 0 disables
 
 
+class EventSettings(_Section):
+    """The loop: `POST /v1/events` (serving/events.py) into a Redis stream, archived by ingest (jobs/lib/events.py)."""
+    token: str | None = Field(None, repr=False)  # RECO_EVENTS_TOKEN; the bearer token writes need (none: 401)
+    max_events_per_request: int = Field(100, ge=1, le=10_000)
+    max_body_bytes: int = Field(65_536, ge=1024)
+    backlog: int = Field(1_000_000, ge=1)       # events waiting in the stream at which intake answers 503
+    archive: bool = True                        # ingest archives the stream (needs Redis); false: MovieLens only
+    archive_page: int = Field(10_000, ge=1)     # stream entries read per XRANGE while archiving
+    click_weight: float = Field(1.0, ge=0.0)    # implicit preference of one click (a rating r counts r)
+    recent_max: int = Field(10, ge=1, le=100)   # recent ratings kept per user for "similar_to_recent"
+    recent_ttl_days: int = Field(30, ge=1)      # a user's recent list expires this long after their last rating
+
+
 class Config(_Section):
     spark: SparkSettings = SparkSettings()
     data: DataSettings = DataSettings()
@@ -171,6 +185,7 @@ class Config(_Section):
     recommend: RecommendSettings = RecommendSettings()
     redis: RedisSettings = RedisSettings()
     serving: ServingSettings = ServingSettings()
+    events: EventSettings = EventSettings()
     source: str = ""  # which file this came from, for reports
 
     @property

@@ -1,4 +1,5 @@
-"""ingest: MovieLens (a local folder or GroupLens' zip) -> raw ratings and movies in Parquet, plus a manifest.
+"""ingest: MovieLens (a local folder or GroupLens' zip) -> raw ratings and movies in Parquet, plus a manifest;
+and the events people sent since the last run -> the event archive (jobs/lib/events.py).
 
 Reads all three published layouts (ml-100k's u.data/u.item, ml-1m's `::` .dat files, and the CSV of
 ml-latest-small / ml-20m / ml-25m / ml-32m). A local folder's release is detected from its files.
@@ -12,6 +13,7 @@ from pyspark.sql import SparkSession
 
 from conf.settings import Config
 from jobs.lib.errors import JobError
+from jobs.lib.events import archive_events
 from jobs.lib.files import copy_folder, is_local, write_json
 from jobs.lib.parsing import count_malformed, raw_tables
 from jobs.lib.runs import run_paths, utc_now
@@ -61,6 +63,14 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         },
         "ingested_at": utc_now(),
     }
+    # Events: archived here, at the start of every run, so that whatever stops the run later (a failed gate)
+    # they are already safe on disk and the next run trains on them once.
+    if config.events.archive:
+        events = archive_events(config.redis.url, config.data_root, run_id, config.events.archive_page)
+    else:
+        events = {"batch": None, "rerun": False, "files": [], "rows": 0, "disabled": True}
+    write_json(paths.events, events)
+    manifest["events"] = {"archived": events["batch"], "rows_trained_on": events["rows"]}
     write_json(paths.manifest, manifest)
     log.info("ingested %s ratings and %s movies of %s into %s", manifest["rows"]["ratings"],
              manifest["rows"]["movies"], spec.name, paths.root)

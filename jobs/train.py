@@ -2,7 +2,8 @@
 global + user + item bias model, blended with the implicit score) predicts ratings.
 
 Two stages per run: `eval` models (implicit and explicit) fit on the per-user stratified 75/25 split, for the
-evaluate job, and the `prod` implicit model fit on all clean ratings, for recommend.
+evaluate job, and the `prod` implicit model fit on all clean ratings, for recommend. People's clicks (clean's
+clicks.parquet, `events.click_weight` each) join both implicit models for the pairs nobody rated.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from pyspark.sql import SparkSession
 
 from conf.settings import Config
-from jobs.lib.als import ExplicitModel, fit_implicit
+from jobs.lib.als import ExplicitModel, click_preferences, fit_implicit
 from jobs.lib.files import read_json, write_json
 from jobs.lib.runs import run_paths, utc_now
 from jobs.lib.runtime import job_main, spark_session
@@ -31,10 +32,14 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     train.write.mode("overwrite").parquet(paths.split_train)
     test.write.mode("overwrite").parquet(paths.split_test)
 
+    clicks = None
+    if read_json(paths.clean_report).get("events", {}).get("click_pairs") and config.events.click_weight > 0:
+        clicks = click_preferences(spark.read.parquet(paths.clean_clicks), ratings, config.events.click_weight)
+        clicks = clicks.cache()
     timings = {}
     train = spark.read.parquet(paths.split_train).cache()
     started = time.perf_counter()
-    implicit = fit_implicit(train, config.als.implicit, config.als)
+    implicit = fit_implicit(train, config.als.implicit, config.als, clicks)
     implicit.write().overwrite().save(paths.model("eval", "implicit"))
     timings["eval_implicit_s"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
@@ -44,7 +49,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     train.unpersist()
     # Nothing serves predicted ratings, so the explicit model is fit for evaluation only.
     started = time.perf_counter()
-    fit_implicit(ratings.cache(), config.als.implicit, config.als).write().overwrite() \
+    fit_implicit(ratings.cache(), config.als.implicit, config.als, clicks).write().overwrite() \
         .save(paths.model("prod", "implicit"))
     timings["prod_implicit_s"] = round(time.perf_counter() - started, 2)
     report = {
@@ -52,7 +57,8 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         "params": {"implicit": config.als.implicit.model_dump(), "explicit": config.als.explicit.model_dump(),
                    "split": config.split.model_dump()},
         "counts": {"train": spark.read.parquet(paths.split_train).count(),
-                   "test": spark.read.parquet(paths.split_test).count(), "all": ratings.count()},
+                   "test": spark.read.parquet(paths.split_test).count(), "all": ratings.count(),
+                   "click_pairs": clicks.count() if clicks is not None else 0},
         "explicit_blend_weights": explicit.weights,   # residual ALS, [implicit score,] intercept
         "fit_seconds": timings,
         "trained_at": utc_now(),

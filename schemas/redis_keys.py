@@ -9,6 +9,14 @@
     reco:v:<version>:movie:<movie_id>  json     {movie_id, title, year, genres, n_ratings, mean_rating}
     reco:v:<version>:title:<token>     json     [movie_id, ...] movies whose title has the token, most rated first
 
+The loop (POST /v1/events, archived by ingest; these keys are mutable and outside every version):
+
+    reco:events                        stream   one entry per accepted event: user_id, movie_id, type, rating, ts,
+                                                request_id (empty when absent); trimmed only after it is archived
+    reco:recent:<user_id>              list     "<movie_id>:<rating>" of the user's latest ratings, newest first
+                                                (for "similar_to_recent" until the next version has the user)
+    reco:rated:<user_id>               set      movie ids the user rated through events (kept out of that list)
+
 An item is {"movie_id", "title", "year", "genres", "score"}: values are serialised once, at publication, in
 exactly the shape the API returns, so a request does a lookup, a slice and no joins. A version's keys never
 change once the pointer names it, which is what lets the service cache them (serving/store.py).
@@ -24,6 +32,7 @@ PREFIX = "reco"
 LIVE = f"{PREFIX}:live"
 VERSIONS = f"{PREFIX}:versions"
 ALL_GENRES = "_all"
+EVENTS = f"{PREFIX}:events"
 
 KINDS = ("meta", "user", "similar", "popular", "movie", "title")
 
@@ -47,6 +56,14 @@ def kind_prefix(version: str, kind: str) -> str:
 def suffix(kind: str, ident: object = None) -> str:
     """The part of a key after the version prefix."""
     return kind if ident is None else f"{kind}:{ident}"
+
+
+def recent(user_id: int) -> str:
+    return f"{PREFIX}:recent:{user_id}"
+
+
+def rated(user_id: int) -> str:
+    return f"{PREFIX}:rated:{user_id}"
 
 
 def version_pattern(version: str) -> str:

@@ -24,3 +24,22 @@ CLEAN_MOVIES = T.StructType([
     T.StructField("genres", T.ArrayType(T.StringType())),  # from schemas.movielens.GENRES
 ])
 assert tuple(RAW_MOVIES.names) == tuple(CLEAN_MOVIES.names) == MOVIE_COLUMNS
+
+# The event archive (schemas/events.py; written by pyarrow, read by clean).
+EVENTS = T.StructType([
+    T.StructField("stream_id", T.StringType()),
+    T.StructField("user_id", T.IntegerType()),
+    T.StructField("movie_id", T.IntegerType()),
+    T.StructField("type", T.StringType()),
+    T.StructField("rating", T.DoubleType()),
+    T.StructField("ts", T.LongType()),
+    T.StructField("request_id", T.StringType()),
+])
+
+# Clicks per (user, movie) that clean kept: implicit signal for training.
+CLEAN_CLICKS = T.StructType([
+    T.StructField("user_id", T.IntegerType()),
+    T.StructField("movie_id", T.IntegerType()),
+    T.StructField("clicks", T.LongType()),
+    T.StructField("ts", T.LongType()),  # the latest click
+])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from importlib import resources
 
 import yaml
@@ -13,6 +14,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from conf.settings import Config, load_config
 from schemas import redis_client
 from serving.api import GENRE_NAMES, BadRequest, api, error_response
+from serving.events import events
 from serving.observability import REDIS_ERRORS, REQUESTS, render
 from serving.store import NoLiveVersion, Store, StoreUnavailable
 from serving.web import web
@@ -39,11 +41,15 @@ def create_app(config: Config | None = None) -> Flask:
     app.json.sort_keys = False
     app.config["RECO_LIMITS"] = {"top_n": config.recommend.top_n, "neighbors": config.recommend.neighbors,
                                  "popular_n": config.recommend.popular_n}
+    app.config["RECO_EVENTS"] = config.events
+    app.config["RECO_VALIDATION"] = config.validation
+    app.config["MAX_CONTENT_LENGTH"] = config.events.max_body_bytes  # larger bodies: 413 before they are read
     # No connection is opened here: the pool connects on first use, in each worker after the fork.
     app.extensions["reco_store"] = Store(redis_client.reader(config.redis), config.serving.pointer_ttl,
                                          config.serving.cache_entries)
     openapi = json.dumps(load_openapi(app.config["RECO_LIMITS"])).encode()
     app.register_blueprint(api)
+    app.register_blueprint(events)
     app.register_blueprint(web)
 
     @app.get("/openapi.json")
@@ -57,7 +63,9 @@ def create_app(config: Config | None = None) -> Flask:
 
     @app.errorhandler(BadRequest)
     def bad_request(exc: BadRequest):
-        return error_response(exc.status, exc.error, exc.detail)
+        response = error_response(exc.status, exc.error, exc.detail, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(StoreUnavailable)
     def store_unavailable(exc: StoreUnavailable):
@@ -83,11 +91,14 @@ def create_app(config: Config | None = None) -> Flask:
     @app.before_request
     def start_timer():
         g.started = time.perf_counter()
+        # Names this answer: a click event carries it back (request_id) to say what the person was shown.
+        g.request_id = uuid.uuid4().hex
 
     @app.after_request
     def observe(response: Response):
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         REQUESTS.labels(endpoint, str(response.status_code)).observe(time.perf_counter() - g.started)
+        response.headers["X-Request-Id"] = g.request_id
         return response
 
     return app

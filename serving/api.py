@@ -3,7 +3,7 @@ version, health and readiness. Every handler is key lookups and a slice; nothing
 from __future__ import annotations
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from schemas import redis_keys as rk
 from schemas.movielens import GENRES
@@ -19,17 +19,26 @@ GENRE_NAMES = {**{g: g for g in GENRES}, **{g.lower(): g for g in GENRES}}
 
 
 class BadRequest(Exception):
-    def __init__(self, detail: str, status: int = 400, error: str = "bad_request"):
+    """A request the service refuses: `status`, `{"error", "detail", **extra}` and any `headers`."""
+
+    def __init__(self, detail: str, status: int = 400, error: str = "bad_request", extra: dict | None = None,
+                 headers: dict | None = None):
         super().__init__(detail)
         self.detail, self.status, self.error = detail, status, error
+        self.extra, self.headers = extra or {}, headers or {}
 
 
 def json_response(payload: object, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status=status, mimetype="application/json")
 
 
-def error_response(status: int, error: str, detail: str) -> Response:
-    return json_response({"error": error, "detail": detail}, status)
+def answer(payload: dict) -> Response:
+    """A lookup answer, named by its request_id (a click event sends it back)."""
+    return json_response({"request_id": g.request_id, **payload})
+
+
+def error_response(status: int, error: str, detail: str, **extra) -> Response:
+    return json_response({"error": error, "detail": detail, **extra}, status)
 
 
 # ---------------------------------------------------------------- parameters
@@ -86,13 +95,42 @@ def user_recommendations(user_id: str):
     if recommended is not None:
         items = _by_genre(recommended, genre, k)
     else:
-        # Unknown user: the popular list of the same version (of the genre when one was asked for).
-        FALLBACKS.labels(reason="unknown_user").inc()
-        popular = store().get_in_version(version, [rk.suffix("popular", genre or rk.ALL_GENRES)])[0]
-        items = (popular or [])[:k]
-        payload.update(fallback="popular", reason="no recommendations for this user (unknown or new user)")
+        items, fallback, reason = _fallback(uid, version, genre, k)
+        FALLBACKS.labels(reason=fallback).inc()
+        payload.update(fallback=fallback, reason=reason)
     payload.update(genre=genre, items=items)
-    return json_response(payload)
+    return answer(payload)
+
+
+def _fallback(uid: int, version: str, genre: str | None, k: int) -> tuple[list[dict], str, str]:
+    """A user the version does not know. With ratings sent since it was built: the neighbours of the movies
+    they rated highest most recently, merged; otherwise the version's popular list (of the genre asked for)."""
+    latest, rated = store().recent(uid)
+    if latest:
+        seeds = sorted(latest, key=lambda pair: -pair[1])  # highest rated first; stable: newest first among equals
+        lists = store().get_in_version(version, [rk.suffix("similar", m) for m, _ in seeds])
+        items = _by_genre(merge_neighbours(lists, [r for _, r in seeds], rated | {m for m, _ in seeds}),
+                          genre, k)
+        if items:
+            return items, "similar_to_recent", (f"not in version {version} yet: movies like the {len(seeds)} "
+                                                f"you rated most recently")
+    popular = store().get_in_version(version, [rk.suffix("popular", genre or rk.ALL_GENRES)])[0]
+    return (popular or [])[:k], "popular", "no recommendations for this user (unknown or new user)"
+
+
+def merge_neighbours(lists: list[list[dict] | None], weights: list[float], exclude: set[int]) -> list[dict]:
+    """One list from several neighbour lists: a movie scores the sum of (its similarity to a seed x the
+    seed's rating), best first, ties to the lower movie id; movies in `exclude` are dropped."""
+    scored: dict[int, tuple[float, dict]] = {}
+    for neighbours, weight in zip(lists, weights):
+        for item in neighbours or ():
+            movie = item["movie_id"]
+            if movie in exclude:
+                continue
+            total = scored.get(movie, (0.0, item))[0] + item["score"] * weight
+            scored[movie] = (total, item)
+    ranked = sorted(scored.items(), key=lambda pair: (-pair[1][0], pair[0]))
+    return [{**item, "score": round(total, 6)} for _, (total, item) in ranked]
 
 
 @api.get("/v1/movies/<movie_id>/similar")
@@ -102,14 +140,14 @@ def similar_movies(movie_id: str):
     version, (similar,) = store().lookup(rk.suffix("similar", mid))
     if similar is None and store().get_in_version(version, [rk.suffix("movie", mid)])[0] is None:
         raise BadRequest(f"movie {mid} is not in the catalog", 404, "not_found")
-    return json_response({"movie_id": mid, "version": version, "items": (similar or [])[:k]})
+    return answer({"movie_id": mid, "version": version, "items": (similar or [])[:k]})
 
 
 @api.get("/v1/popular")
 def popular_movies():
     k, genre = parse_k(limits()["popular_n"]), parse_genre()
     version, (popular,) = store().lookup(rk.suffix("popular", genre or rk.ALL_GENRES))
-    return json_response({"version": version, "genre": genre, "items": (popular or [])[:k]})
+    return answer({"version": version, "genre": genre, "items": (popular or [])[:k]})
 
 
 @api.get("/v1/movies/<movie_id>")
@@ -118,7 +156,7 @@ def movie_details(movie_id: str):
     version, (movie,) = store().lookup(rk.suffix("movie", mid))
     if movie is None:
         raise BadRequest(f"movie {mid} is not in the catalog", 404, "not_found")
-    return json_response({"version": version, **movie})
+    return answer({"version": version, **movie})
 
 
 @api.get("/v1/movies")
@@ -134,13 +172,13 @@ def search_movies():
         others = [set(ids) for ids in lists[1:]]
         matches = [m for m in lists[0] if all(m in other for other in others)][:k]
     details = store().get_in_version(version, [rk.suffix("movie", m) for m in matches])
-    return json_response({"version": version, "q": query, "items": [d for d in details if d]})
+    return answer({"version": version, "q": query, "items": [d for d in details if d]})
 
 
 @api.get("/v1/version")
 def live_version():
     version, (meta,) = store().lookup(rk.suffix("meta"))
-    return json_response(meta or {"version": version})
+    return answer(meta or {"version": version})
 
 
 @api.get("/healthz")

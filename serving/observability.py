@@ -15,6 +15,9 @@ REQUESTS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
 FALLBACKS = Counter("reco_fallbacks_total", "Answers served from a fallback list", ["reason"])
 REDIS_ERRORS = Counter("reco_redis_errors_total", "Requests that failed because Redis was unavailable")
+EVENTS_ACCEPTED = Counter("reco_events_accepted_total", "Events accepted by POST /v1/events", ["type"])
+EVENTS_REJECTED = Counter("reco_events_rejected_total", "Events or requests refused by POST /v1/events, by the "
+                          "field at fault or the reason", ["reason"])
 
 
 def render() -> tuple[bytes, str]:

@@ -10,6 +10,7 @@ immutable.
   behind a stale pointer can never pass for an unknown user.
 - Once the pointer's time is up it must be re-read: with Redis down that fails and the request gets a 503,
   so an outage shows within `pointer_ttl`, and the pool reconnects by itself when Redis is back.
+- The event stream and the per-user recent lists are mutable: never cached.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from functools import lru_cache
 import redis
 
 from schemas import redis_keys as rk
+from schemas.events import to_stream_fields
 
 
 class StoreUnavailable(RuntimeError):
@@ -85,3 +87,45 @@ class Store:
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
         return [rk.decode(value) for value in raw]
+
+    # -- the loop (serving/events.py): mutable keys, outside every version
+
+    def event_backlog(self) -> int:
+        """Events waiting in the stream for the next run's archive."""
+        try:
+            return self.client.xlen(rk.EVENTS)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from None
+
+    def append_events(self, events: list[dict], recent_max: int, recent_ttl_s: int) -> list[str]:
+        """All events or none (MULTI/EXEC): each appended to the stream; each rating also at the head of the
+        person's recent list (trimmed to recent_max) and in their rated set. Returns the stream ids."""
+        try:
+            with self.client.pipeline(transaction=True) as multi:
+                for event in events:
+                    multi.xadd(rk.EVENTS, to_stream_fields(event))
+                ratings = [e for e in events if e["type"] == "rating"]
+                for event in ratings:
+                    multi.lpush(rk.recent(event["user_id"]), f"{event['movie_id']}:{event['rating']:g}")
+                    multi.sadd(rk.rated(event["user_id"]), event["movie_id"])
+                for user in {e["user_id"] for e in ratings}:
+                    multi.ltrim(rk.recent(user), 0, recent_max - 1)
+                    multi.expire(rk.recent(user), recent_ttl_s)
+                    multi.expire(rk.rated(user), recent_ttl_s)
+                replies = multi.execute()
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from None
+        return [reply.decode() for reply in replies[:len(events)]]
+
+    def recent(self, user_id: int) -> tuple[list[tuple[int, float]], set[int]]:
+        """(the person's latest ratings as (movie, rating), newest first; every movie they rated) from events
+        not yet in a version."""
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.lrange(rk.recent(user_id), 0, -1)
+                pipe.smembers(rk.rated(user_id))
+                latest, rated = pipe.execute()
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from None
+        pairs = [entry.decode().split(":") for entry in latest]
+        return [(int(m), float(r)) for m, r in pairs], {int(m) for m in rated}

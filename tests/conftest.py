@@ -24,8 +24,8 @@ FAST_ALS = {
 # processes (Airflow DAG runs, a standalone cluster) on one, the modules sharing the session's pipeline run on
 # the other, so that run is computed once; the rest goes to whichever is free.
 XDIST_GROUPS = {"test_dag": "processes", "test_cluster": "processes", "test_api_contract": "pipeline",
-                "test_pipeline": "pipeline", "test_publish": "pipeline", "test_serving": "pipeline",
-                "test_web_page": "pipeline"}
+                "test_events": "pipeline", "test_loop": "pipeline", "test_pipeline": "pipeline",
+                "test_publish": "pipeline", "test_serving": "pipeline", "test_web_page": "pipeline"}
 
 
 def pytest_collection_modifyitems(items):
@@ -55,8 +55,9 @@ def redis_server(tmp_path_factory):
 def make_config(tmp_path_factory, ml100k_dir):
     """Build a validated Config for a test: a fresh data root unless given, fast ALS, extra dotted overrides."""
     def build(data_root: Path | None = None, **overrides):
+        # Event archiving reads Redis: on where a test gives a redis.url and asks for it.
         values = {"data.root": str(data_root or tmp_path_factory.mktemp("data")),
-                  "data.movielens_dir": str(ml100k_dir), **FAST_ALS}
+                  "data.movielens_dir": str(ml100k_dir), "events.archive": False, **FAST_ALS}
         values.update({k.replace("__", "."): v for k, v in overrides.items()})
         return load_config(REPO / "conf" / "local.yaml", overrides=values)
     return build
@@ -79,7 +80,7 @@ def pipeline_run(spark, make_config, redis_server):
     """The whole batch pipeline once on MovieLens 100K: (config, run_id, paths)."""
     from jobs.lib.runs import run_paths
     from jobs.pipeline import run_pipeline
-    config = make_config(redis__url=redis_server.url)
+    config = make_config(redis__url=redis_server.url, events__archive=True)
     run_id = "it_ml100k"
     seconds = run_pipeline(config, run_id, spark=spark)
     return config, run_id, run_paths(config, run_id), seconds

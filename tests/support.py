@@ -72,11 +72,11 @@ class RedisServer:
 class GunicornService:
     """The lookup service as deployed: gunicorn with serving/gunicorn.conf.py on a free loopback port."""
 
-    def __init__(self, redis_url: str, folder: Path, workers: int = 2):
+    def __init__(self, redis_url: str, folder: Path, workers: int = 2, env: dict | None = None):
         self.port, self.folder = free_port(), Path(folder)
         self.env = {**os.environ, "RECO_REDIS_URL": redis_url, "RECO_PORT": str(self.port),
                     "GUNICORN_WORKERS": str(workers), "GUNICORN_LOGLEVEL": "warning",
-                    "PROMETHEUS_MULTIPROC_DIR": str(self.folder)}
+                    "PROMETHEUS_MULTIPROC_DIR": str(self.folder), **(env or {})}
         self.process: subprocess.Popen | None = None
 
     @property

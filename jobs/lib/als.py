@@ -17,11 +17,20 @@ from jobs.lib.splits import stratified_split
 log = logging.getLogger("reco.als")
 
 
-def implicit_preferences(ratings: DataFrame, settings: ImplicitALSSettings) -> DataFrame:
+def click_preferences(clicks: DataFrame, rated: DataFrame, weight: float) -> DataFrame:
+    """Clicks as implicit feedback: (user_id, movie_id, rating = weight * clicks) for the pairs nobody rated
+    (a rating says more than a click; and a pair held out for evaluation never leaks in as a click)."""
+    return clicks.join(rated.select("user_id", "movie_id"), ["user_id", "movie_id"], "left_anti").select(
+        "user_id", "movie_id", (F.col("clicks") * F.lit(weight)).cast("double").alias("rating"))
+
+
+def implicit_preferences(ratings: DataFrame, settings: ImplicitALSSettings,
+                         clicks: DataFrame | None = None) -> DataFrame:
     """The `rating` column ALS reads as implicit feedback; Spark turns it into confidence 1 + alpha * r.
 
     linear: the star rating; log: log(1 + rating); binary: 1 for every rating;
     threshold: the rating when at least `threshold`, else the row is dropped (not counted as a positive).
+    `clicks` (from click_preferences) join as they are, whatever the mapping.
     Then scaled by (n_u / mean n_u) ** user_activity_exponent and (n_i / mean n_i) ** item_popularity_exponent,
     the user's and the movie's number of positives against the mean.
     """
@@ -32,6 +41,8 @@ def implicit_preferences(ratings: DataFrame, settings: ImplicitALSSettings) -> D
         "threshold": F.when(F.col("rating") >= settings.threshold, F.col("rating")),
     }[settings.confidence]
     prefs = ratings.select("user_id", "movie_id", value.cast("double").alias("rating")).where("rating IS NOT NULL")
+    if clicks is not None:
+        prefs = prefs.unionByName(clicks)
     for column, exponent in (("user_id", settings.user_activity_exponent),
                              ("movie_id", settings.item_popularity_exponent)):
         if exponent:
@@ -66,12 +77,14 @@ def engine_params(ratings: DataFrame, als: ALSSettings) -> dict:
     return {"numUserBlocks": blocks, "numItemBlocks": blocks, "checkpointInterval": als.checkpoint_interval}
 
 
-def fit_implicit(ratings: DataFrame, settings: ImplicitALSSettings, als: ALSSettings) -> ALSModel:
-    """The ranking model. `settings`: what it learns; `als`: how MLlib runs (blocks, checkpoints)."""
+def fit_implicit(ratings: DataFrame, settings: ImplicitALSSettings, als: ALSSettings,
+                 clicks: DataFrame | None = None) -> ALSModel:
+    """The ranking model. `settings`: what it learns; `als`: how MLlib runs (blocks, checkpoints); `clicks`:
+    more implicit feedback (click_preferences)."""
     model = ALS(userCol="user_id", itemCol="movie_id", ratingCol="rating", implicitPrefs=True,
                 rank=settings.rank, regParam=settings.reg_param, alpha=settings.alpha, maxIter=settings.max_iter,
                 seed=settings.seed, coldStartStrategy="drop", **engine_params(ratings, als))
-    return model.fit(implicit_preferences(ratings, settings))
+    return model.fit(implicit_preferences(ratings, settings, clicks))
 
 
 class ExplicitModel:

@@ -18,17 +18,34 @@ def drop_duplicates(ratings: DataFrame) -> DataFrame:
 
 def flag_violations(ratings: DataFrame, movie_ids: DataFrame, rating_values, ts_min: int, ts_max: int) -> DataFrame:
     """Add `violation`: the first soft rule a rating breaks, or null. Rules in order:
-    missing_field, rating_off_scale, ts_out_of_range, unknown_movie."""
+    missing_field, rating_off_scale, ts_out_of_range, unknown_movie. Without `rating_values` (clicks) the rating
+    is neither required nor checked."""
     known = movie_ids.select("movie_id").distinct().withColumn("_known", F.lit(True))
     flagged = ratings.join(known, "movie_id", "left")
+    missing = F.col("user_id").isNull() | F.col("movie_id").isNull() | F.col("ts").isNull()
+    if rating_values:
+        missing = missing | F.col("rating").isNull()
+    on_scale = F.col("rating").isin(list(rating_values)) if rating_values else F.lit(True)
     rule = (
-        F.when(F.col("user_id").isNull() | F.col("movie_id").isNull() | F.col("rating").isNull()
-               | F.col("ts").isNull(), "missing_field")
-        .when(~F.col("rating").isin(list(rating_values)), "rating_off_scale")
+        F.when(missing, "missing_field")
+        .when(~on_scale, "rating_off_scale")
         .when((F.col("ts") < ts_min) | (F.col("ts") > ts_max), "ts_out_of_range")
         .when(F.col("_known").isNull(), "unknown_movie")
     )
     return flagged.withColumn("violation", rule).drop("_known").select(*ratings.columns, "violation")
+
+
+def split_events(events: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """Archived events -> (ratings in the raw ratings' columns plus `source` = "event", clicks, unknown types)."""
+    ratings = events.where(F.col("type") == "rating").select(
+        "user_id", "movie_id", "rating", "ts", F.lit("event").alias("source"))
+    clicks = events.where(F.col("type") == "click").select("user_id", "movie_id", "rating", "ts")
+    return ratings, clicks, events.where(~F.col("type").isin("rating", "click") | F.col("type").isNull())
+
+
+def clicks_per_pair(clicks: DataFrame) -> DataFrame:
+    """(user_id, movie_id, clicks, ts): how often a person opened a movie, and when last."""
+    return clicks.groupBy("user_id", "movie_id").agg(F.count("*").alias("clicks"), F.max("ts").alias("ts"))
 
 
 def filter_activity(ratings: DataFrame, min_user_ratings: int, min_item_ratings: int) -> DataFrame:

@@ -42,6 +42,35 @@ def read_json(path: str) -> Any:
         return json.loads(stream.read())
 
 
+def exists(path: str) -> bool:
+    filesystem, inner = _filesystem(path)
+    return filesystem.get_file_info(inner).type != pafs.FileType.NotFound
+
+
+def list_files(folder: str, suffix: str) -> list[str]:
+    """Paths of the files directly in `folder` whose names end with `suffix`, sorted; [] when it is missing."""
+    filesystem, inner = _filesystem(folder)
+    infos = filesystem.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
+    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(suffix))
+    return [join(folder, name) for name in names]
+
+
+def write_parquet_batches(path: str, schema, batches) -> int:
+    """Write record batches as one Parquet file, under a temporary name first, then moved into place: a reader
+    never sees a half-written file. Returns the rows the written file holds, read back from its footer."""
+    import pyarrow.parquet as pq
+
+    filesystem, inner = _filesystem(path)
+    filesystem.create_dir(inner.rsplit("/", 1)[0], recursive=True)
+    partial = f"{inner}.partial"
+    with filesystem.open_output_stream(partial) as out, pq.ParquetWriter(out, schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+    filesystem.move(partial, inner)
+    with filesystem.open_input_file(inner) as written:
+        return pq.ParquetFile(written).metadata.num_rows
+
+
 def copy_folder(source: str, target: str) -> None:
     """Copy a local folder to a path every executor sees (an object store, for a cluster)."""
     pafs.copy_files(source, re.sub(r"^s3a://", "s3://", target))

@@ -1,0 +1,110 @@
+"""The event archive: what people sent (the `reco:events` stream) copied into append-only Parquet under
+`<data root>/events/archive/`, one batch per run, and trimmed from the stream only once it is safe on disk.
+
+A batch is `<run id>.parquet` (absent when the run found nothing new) and `<run id>.json`, the commit record:
+the stream id range (first_id, last_id] it holds and its row count. The steps, and why a crash anywhere loses
+and duplicates nothing:
+1. the high-water mark is the largest last_id of the committed batches (the archive is the truth, not Redis);
+2. the stream's last id is taken first, then (high-water, last id] is read page by page into a `.partial` file,
+   moved into place and its rows read back from the footer; a crash here leaves no commit record, so the next
+   run reads the same entries again (they are still in the stream) and overwrites the orphan;
+3. the commit record is written; from now on no run reads this range again;
+4. the stream is trimmed below last_id (XTRIM MINID); a crash before it just leaves entries that every later
+   run trims first and never re-reads.
+A rerun of a run id finds its commit record and archives nothing new. Runs must not archive concurrently (the
+DAG has max_active_runs=1).
+"""
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from jobs.lib.errors import JobError, TransientJobError
+from jobs.lib.files import exists, join, list_files, read_json, write_json, write_parquet_batches
+from schemas import redis_client
+from schemas import redis_keys as rk
+from schemas.events import arrow_schema, from_stream_entry, next_stream_id, stream_id_key
+
+log = logging.getLogger("reco.events")
+
+START = "0-0"  # before any stream id
+
+
+def archive_folder(data_root: str) -> str:
+    return join(data_root, "events", "archive")
+
+
+def committed_batches(folder: str) -> list[dict]:
+    """Every committed batch (its commit record plus `record` = the record's path), oldest range first."""
+    batches = [{**read_json(path), "record": path} for path in list_files(folder, ".json")]
+    return sorted(batches, key=lambda b: (stream_id_key(b["last_id"]), b["run_id"]))
+
+
+def archive_events(redis_url: str, data_root: str, run_id: str, page: int = 10_000) -> dict:
+    """Archive the stream's new events for `run_id` (idempotent per run id), trim what is archived, and say
+    which archive files the run trains on: every batch up to and including its own."""
+    folder = archive_folder(data_root)
+    record = join(folder, f"{run_id}.json")
+    client = redis_client.writer(redis_url)
+    try:
+        if exists(record):
+            batch, rerun = read_json(record), True
+            log.info("run %s archived %s events before; nothing new is archived", run_id, batch["rows"])
+        else:
+            batch, rerun = _archive_new(client, folder, run_id, page), False
+        _trim_through(client, batch["last_id"])
+    except redis.RedisError as exc:
+        raise TransientJobError(f"cannot read the event stream at {redis_client.safe_url(redis_url)}: {exc} "
+                                "(events.archive: false trains on MovieLens alone)") from None
+    finally:
+        client.close()
+    upto = stream_id_key(batch["last_id"])
+    used = [b for b in committed_batches(folder) if stream_id_key(b["last_id"]) <= upto and b["rows"]]
+    return {"batch": {k: v for k, v in batch.items() if k != "record"}, "rerun": rerun,
+            "files": [b["file"] for b in used], "rows": sum(b["rows"] for b in used), "folder": folder}
+
+
+def _archive_new(client: redis.Redis, folder: str, run_id: str, page: int) -> dict:
+    previous = committed_batches(folder)
+    high_water = previous[-1]["last_id"] if previous else START
+    _trim_through(client, high_water)  # a crash after an earlier commit and before its trim
+    newest = client.xrevrange(rk.EVENTS, count=1)
+    last_id = newest[0][0].decode() if newest else START
+    batch = {"run_id": run_id, "first_id": None, "last_id": high_water, "rows": 0, "file": None}
+    if stream_id_key(last_id) <= stream_id_key(high_water):
+        write_json(join(folder, f"{run_id}.json"), batch)
+        log.info("no new events since %s", high_water)
+        return batch
+
+    read = {"rows": 0, "first_id": None}
+
+    def pages():
+        import pyarrow as pa
+        schema = arrow_schema()
+        start = "-" if high_water == START else f"({high_water}"
+        while True:
+            entries = client.xrange(rk.EVENTS, min=start, max=last_id, count=page)
+            if not entries:
+                return
+            rows = [from_stream_entry(entry_id, fields) for entry_id, fields in entries]
+            read["first_id"] = read["first_id"] or rows[0]["stream_id"]
+            read["rows"] += len(rows)
+            yield pa.RecordBatch.from_pylist(rows, schema=schema)
+            start = f"({rows[-1]['stream_id']}"
+
+    path = join(folder, f"{run_id}.parquet")
+    written = write_parquet_batches(path, arrow_schema(), pages())
+    if written != read["rows"]:
+        raise JobError(f"event archive {path} holds {written} rows, {read['rows']} were read: not committed")
+    batch.update(first_id=read["first_id"], last_id=last_id, rows=written, file=path)
+    write_json(join(folder, f"{run_id}.json"), batch)  # the commit
+    log.info("archived %d events (%s, %s] into %s", written, high_water, last_id, path)
+    return batch
+
+
+def _trim_through(client: redis.Redis, last_id: str) -> None:
+    """Drop stream entries up to and including `last_id` (all archived)."""
+    if last_id != START:
+        client.xtrim(rk.EVENTS, minid=next_stream_id(last_id), approximate=False)
+

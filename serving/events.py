@@ -1,0 +1,131 @@
+"""Event intake (blueprint `events`): `POST /v1/events`, what people did with what they were shown.
+
+A request is all-or-nothing: every event is checked first (types, the live version's catalogue and rating
+scale, timestamps), then all are appended to the `reco:events` stream in one MULTI/EXEC, with each rating also
+pushed onto the person's recent list (for "similar_to_recent" until the next version knows them). The answer
+is 202 once Redis has them: ingest archives the stream at the start of the next run (jobs/lib/events.py).
+Writes need the bearer token (`events.token` / RECO_EVENTS_TOKEN), compared in constant time and never logged.
+"""
+from __future__ import annotations
+
+import hmac
+import re
+import time
+
+import orjson
+from flask import Blueprint, current_app, request
+
+from conf.settings import EventSettings, ValidationSettings
+from schemas import redis_keys as rk
+from schemas.events import MAX_REQUEST_ID_CHARS, TYPES
+from schemas.movielens import DATASETS
+from serving.api import MAX_ID, BadRequest, json_response, store
+from serving.observability import EVENTS_ACCEPTED, EVENTS_REJECTED
+
+events = Blueprint("events", __name__)
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,%d}$" % MAX_REQUEST_ID_CHARS)
+FIELDS = {"user_id", "movie_id", "type", "rating", "ts", "request_id"}
+FUTURE_SLACK_S = 86_400  # like the validation suite: a timestamp after tomorrow is a broken clock
+
+
+class Unauthorized(BadRequest):
+    def __init__(self, detail: str):
+        super().__init__(detail, 401, "unauthorized", headers={"WWW-Authenticate": 'Bearer realm="events"'})
+
+
+def settings() -> EventSettings:
+    return current_app.config["RECO_EVENTS"]
+
+
+def authorize(token: str | None) -> None:
+    given = request.headers.get("Authorization", "")
+    scheme, _, credentials = given.partition(" ")
+    if not token:
+        raise Unauthorized("event intake is closed: the service has no events.token (RECO_EVENTS_TOKEN)")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), token.encode()):
+        raise Unauthorized("a valid bearer token is required (Authorization: Bearer <token>)")
+
+
+def _whole(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def check_event(index: int, event, rating_values: tuple[float, ...], ts_min: int, now: int) -> dict:
+    """One event as the stream stores it, or BadRequest naming `events[index].field`."""
+    def bad(field: str, why: str):
+        EVENTS_REJECTED.labels(reason=field or "event").inc()
+        raise BadRequest(f"events[{index}].{field}: {why}" if field else f"events[{index}]: {why}",
+                         error="invalid_event", extra={"index": index, "field": field or None})
+
+    if not isinstance(event, dict):
+        bad("", "must be an object")
+    unknown = sorted(set(event) - FIELDS)
+    if unknown:
+        bad(unknown[0], f"unknown field; the fields are {', '.join(sorted(FIELDS))}")
+    for field in ("user_id", "movie_id"):
+        if not _whole(event.get(field), 1, MAX_ID):
+            bad(field, f"must be a whole number from 1 to {MAX_ID}")
+    kind = event.get("type")
+    if kind not in TYPES:
+        bad("type", f"must be one of {', '.join(TYPES)}")
+    rating = event.get("rating")
+    if kind == "rating":
+        if isinstance(rating, bool) or not isinstance(rating, (int, float)) or float(rating) not in rating_values:
+            bad("rating", f"must be one of {', '.join(f'{v:g}' for v in rating_values)} (the live dataset's scale)")
+        rating = float(rating)
+    elif rating is not None:
+        bad("rating", "only a rating event has a rating")
+    ts = event.get("ts")
+    if ts is None:
+        ts = now
+    elif not _whole(ts, ts_min, now + FUTURE_SLACK_S):
+        bad("ts", f"must be whole seconds since the epoch from {ts_min} to {now + FUTURE_SLACK_S}")
+    request_id = event.get("request_id")
+    if request_id is not None and (not isinstance(request_id, str) or not REQUEST_ID.match(request_id)):
+        bad("request_id", f"must be 1 to {MAX_REQUEST_ID_CHARS} letters, digits, '-' or '_'")
+    return {"user_id": event["user_id"], "movie_id": event["movie_id"], "type": kind, "rating": rating,
+            "ts": ts, "request_id": request_id}
+
+
+@events.post("/v1/events")
+def post_events():
+    config: EventSettings = settings()
+    authorize(config.token)
+    try:
+        body = orjson.loads(request.get_data(cache=False))
+    except orjson.JSONDecodeError as exc:
+        EVENTS_REJECTED.labels(reason="json").inc()
+        raise BadRequest(f"the body is not JSON: {exc}", error="bad_json") from None
+    raw = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(raw, list) or not raw or set(body) != {"events"}:
+        EVENTS_REJECTED.labels(reason="events").inc()
+        raise BadRequest('the body must be {"events": [event, ...]} with at least one event', error="bad_body")
+    if len(raw) > config.max_events_per_request:
+        EVENTS_REJECTED.labels(reason="too_many").inc()
+        raise BadRequest(f"{len(raw)} events; at most {config.max_events_per_request} per request",
+                         413, "too_many_events")
+
+    # The live version decides the catalogue and the rating scale.
+    version, (meta,) = store().lookup(rk.suffix("meta"))
+    spec = DATASETS.get((meta or {}).get("dataset"))
+    rating_values = spec.rating_values if spec else ()
+    validation: ValidationSettings = current_app.config["RECO_VALIDATION"]
+    now = int(time.time())
+    checked = [check_event(i, e, rating_values, validation.ts_min_epoch, now) for i, e in enumerate(raw)]
+    movie_ids = list(dict.fromkeys(e["movie_id"] for e in checked))
+    known = dict(zip(movie_ids, store().get_in_version(version, [rk.suffix("movie", m) for m in movie_ids])))
+    for index, event in enumerate(checked):
+        if known[event["movie_id"]] is None:
+            EVENTS_REJECTED.labels(reason="movie_id").inc()
+            raise BadRequest(f"events[{index}].movie_id: movie {event['movie_id']} is not in the catalogue of "
+                             f"version {version}", error="invalid_event", extra={"index": index, "field": "movie_id"})
+
+    if store().event_backlog() >= config.backlog:
+        EVENTS_REJECTED.labels(reason="backlog_full").inc()
+        raise BadRequest(f"the event backlog is full ({config.backlog} events wait for the next run); retry later",
+                         503, "backlog_full", headers={"Retry-After": "60"})
+    ids = store().append_events(checked, config.recent_max, config.recent_ttl_days * 86_400)
+    for event in checked:
+        EVENTS_ACCEPTED.labels(type=event["type"]).inc()
+    return json_response({"accepted": len(ids), "ids": ids}, 202)

@@ -1,0 +1,210 @@
+"""Event intake (POST /v1/events) against a real redis-server holding the published ML-100K run: the token,
+every bad-input case, all-or-nothing requests, the backlog limit, request ids, the recent-ratings fallback, the
+service's ACL user, and concurrent posters through gunicorn with nothing lost or doubled in the archive."""
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+import requests
+
+from jobs import publish
+from jobs.lib.events import archive_events
+from schemas import redis_keys as rk
+from serving import create_app
+from tests.support import GunicornService, RedisServer
+
+TOKEN = "test-events-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+NEW_USER = 900_001  # not in ML-100K
+
+
+@pytest.fixture(scope="module")
+def intake(pipeline_run, spark, tmp_path_factory):
+    """A Redis of this module's own with the shared run published, and a config whose intake is open."""
+    config, run_id, paths, _ = pipeline_run
+    server = RedisServer(tmp_path_factory.mktemp("events-redis")).start()
+    config = config.model_copy(update={
+        "redis": config.redis.model_copy(update={"url": server.url}),
+        "events": config.events.model_copy(update={"token": TOKEN, "max_events_per_request": 20})})
+    version = publish.run(config, run_id, spark=spark)["version"]
+    yield config, server, version, paths
+    server.stop()
+
+
+@pytest.fixture
+def client(intake):
+    config, server, _, _ = intake
+    server.client().delete(rk.EVENTS, rk.recent(NEW_USER), rk.rated(NEW_USER))
+    return create_app(config).test_client()
+
+
+def post(client, events, headers=AUTH, **kwargs):
+    return client.post("/v1/events", json={"events": events}, headers=headers, **kwargs)
+
+
+def test_writes_need_the_token_and_lookups_do_not(client, intake):
+    event = [{"user_id": 1, "movie_id": 50, "type": "click"}]
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        answer = post(client, event, headers=headers)
+        assert answer.status_code == 401 and answer.get_json()["error"] == "unauthorized"
+        assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+    closed = create_app(intake[0].model_copy(update={"events": intake[0].events.model_copy(
+        update={"token": None})})).test_client()
+    assert post(closed, event).status_code == 401
+    assert intake[1].client().xlen(rk.EVENTS) == 0
+    assert client.get("/v1/popular").status_code == 200
+    assert post(client, event).status_code == 202
+
+
+@pytest.mark.parametrize("event, field", [
+    ({"user_id": 0, "movie_id": 50, "type": "click"}, "user_id"),
+    ({"user_id": "7", "movie_id": 50, "type": "click"}, "user_id"),
+    ({"user_id": True, "movie_id": 50, "type": "click"}, "user_id"),
+    ({"user_id": 7, "movie_id": 2**31, "type": "click"}, "movie_id"),
+    ({"user_id": 7, "movie_id": 99_999, "type": "click"}, "movie_id"),      # not in the catalogue
+    ({"user_id": 7, "movie_id": 50, "type": "like"}, "type"),
+    ({"user_id": 7, "movie_id": 50, "type": "rating"}, "rating"),            # a rating needs one
+    ({"user_id": 7, "movie_id": 50, "type": "rating", "rating": 4.5}, "rating"),  # ml-100k: whole stars
+    ({"user_id": 7, "movie_id": 50, "type": "rating", "rating": 6}, "rating"),
+    ({"user_id": 7, "movie_id": 50, "type": "click", "rating": 4}, "rating"),
+    ({"user_id": 7, "movie_id": 50, "type": "click", "ts": 12}, "ts"),       # before MovieLens
+    ({"user_id": 7, "movie_id": 50, "type": "click", "ts": 4_000_000_000}, "ts"),
+    ({"user_id": 7, "movie_id": 50, "type": "click", "request_id": "a b"}, "request_id"),
+    ({"user_id": 7, "movie_id": 50, "type": "click", "colour": "red"}, "colour"),
+])
+def test_a_bad_event_is_named_and_nothing_of_its_request_is_kept(client, intake, event, field):
+    good = {"user_id": 7, "movie_id": 1, "type": "rating", "rating": 5}
+    answer = post(client, [good, event])
+    body = answer.get_json()
+    assert answer.status_code == 400, body
+    assert body["error"] == "invalid_event" and body["index"] == 1 and body["field"] == field
+    assert body["detail"].startswith(f"events[1].{field}")
+    assert intake[1].client().xlen(rk.EVENTS) == 0  # all or nothing
+
+
+def test_malformed_requests(client, intake):
+    bad_json = client.post("/v1/events", data=b"{not json", headers={**AUTH, "Content-Type": "application/json"})
+    assert bad_json.status_code == 400 and bad_json.get_json()["error"] == "bad_json"
+    for body in ({}, {"events": []}, {"events": {}}, [1], {"events": [{}], "extra": 1}):
+        answer = client.post("/v1/events", json=body, headers=AUTH)
+        assert answer.status_code == 400 and answer.get_json()["error"] in ("bad_body", "invalid_event"), body
+    many = post(client, [{"user_id": 7, "movie_id": 50, "type": "click"}] * 21)
+    assert many.status_code == 413 and many.get_json()["error"] == "too_many_events"
+    huge = client.post("/v1/events", data=b"x" * 70_000, headers={**AUTH, "Content-Type": "application/json"})
+    assert huge.status_code == 413 and huge.get_json()["error"] == "request_entity_too_large"
+    assert intake[1].client().xlen(rk.EVENTS) == 0
+
+
+def test_accepted_events_are_in_the_stream_as_sent(client, intake):
+    answer = post(client, [{"user_id": 7, "movie_id": 50, "type": "rating", "rating": 4, "ts": 1_700_000_000},
+                           {"user_id": 7, "movie_id": 181, "type": "click", "request_id": "abc-123"}])
+    assert answer.status_code == 202
+    ids = answer.get_json()["ids"]
+    entries = intake[1].client().xrange(rk.EVENTS)
+    assert [e[0].decode() for e in entries] == ids
+    first, second = ({k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries)
+    assert first == {"user_id": "7", "movie_id": "50", "type": "rating", "rating": "4.0", "ts": "1700000000",
+                     "request_id": ""}
+    assert second["type"] == "click" and second["request_id"] == "abc-123" and second["rating"] == ""
+    assert abs(int(second["ts"]) - int(ids[1].split("-")[0]) // 1000) <= 1  # server time when absent
+
+
+def test_a_full_backlog_refuses_rather_than_drops(intake):
+    config, server, _, _ = intake
+    server.client().delete(rk.EVENTS)
+    small = create_app(config.model_copy(update={"events": config.events.model_copy(update={"backlog": 3})}))
+    client = small.test_client()
+    event = {"user_id": 7, "movie_id": 50, "type": "click"}
+    assert post(client, [event, event]).status_code == 202
+    assert post(client, [event]).status_code == 202
+    full = post(client, [event])
+    assert full.status_code == 503 and full.get_json()["error"] == "backlog_full" and full.headers["Retry-After"]
+    assert server.client().xlen(rk.EVENTS) == 3  # nothing trimmed, nothing dropped
+
+
+def test_every_lookup_answer_names_its_request(client):
+    seen = set()
+    for path in ("/v1/users/1/recommendations", "/v1/users/999999/recommendations", "/v1/movies/1/similar",
+                 "/v1/popular", "/v1/movies/1", "/v1/movies?q=star", "/v1/version"):
+        answer = client.get(path)
+        body = answer.get_json()
+        assert answer.status_code == 200 and body["request_id"] == answer.headers["X-Request-Id"], path
+        seen.add(body["request_id"])
+    assert len(seen) == 7
+
+
+def test_a_new_user_gets_movies_like_the_ones_they_just_rated(client, intake):
+    star_wars, empire, jedi, toy_story = 50, 172, 181, 1
+    events = [{"user_id": NEW_USER, "movie_id": m, "type": "rating", "rating": r}
+              for m, r in ((toy_story, 2), (star_wars, 5), (empire, 5), (jedi, 4))]
+    assert post(client, events).status_code == 202
+    body = client.get(f"/v1/users/{NEW_USER}/recommendations?k=10").get_json()
+    assert body["fallback"] == "similar_to_recent" and len(body["items"]) == 10
+    shown = [i["movie_id"] for i in body["items"]]
+    assert not {star_wars, empire, jedi, toy_story} & set(shown)
+    # The best of them is a close neighbour of the movies rated 5.
+    neighbours = {i["movie_id"] for m in (star_wars, empire)
+                  for i in client.get(f"/v1/movies/{m}/similar?k=10").get_json()["items"]}
+    assert shown[0] in neighbours
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    stranger = client.get("/v1/users/900002/recommendations").get_json()
+    assert stranger["fallback"] == "popular"
+
+
+def test_the_service_acl_user_writes_events_and_nothing_else(intake):
+    config, server, version, _ = intake
+    admin = server.client()
+    # The ACL documented in the README for the service.
+    admin.execute_command(
+        "ACL", "SETUSER", "reco-service", "on", ">service-secret", "resetkeys", "%R~reco:*", "%W~reco:events",
+        "%W~reco:recent:*", "%W~reco:rated:*", "resetchannels", "-@all", "+get", "+mget", "+ping", "+xadd",
+        "+xlen", "+lpush", "+ltrim", "+lrange", "+sadd", "+smembers", "+expire", "+multi", "+exec")
+    try:
+        url = f"redis://reco-service:service-secret@127.0.0.1:{server.port}/0"
+        service = create_app(config.model_copy(update={"redis": config.redis.model_copy(update={"url": url})}))
+        client = service.test_client()
+        assert client.get("/v1/users/1/recommendations").get_json()["version"] == version
+        waiting = admin.xlen(rk.EVENTS)
+        answer = post(client, [{"user_id": NEW_USER, "movie_id": 50, "type": "rating", "rating": 5}])
+        assert answer.status_code == 202, answer.get_json()
+        as_service = redis.Redis.from_url(url)
+        for forbidden in (lambda: as_service.set(rk.LIVE, "hijacked"),
+                          lambda: as_service.delete(rk.key(version, "meta")),
+                          lambda: as_service.xadd(rk.key(version, "meta"), {"x": 1}),
+                          lambda: as_service.xtrim(rk.EVENTS, maxlen=0)):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                forbidden()
+        assert admin.get(rk.LIVE).decode() == version and admin.xlen(rk.EVENTS) == waiting + 1
+    finally:
+        admin.execute_command("ACL", "DELUSER", "reco-service")
+
+
+def test_concurrent_posters_lose_and_double_nothing(intake, tmp_path):
+    """Through gunicorn (2 workers), 8 posters at once; then the archive holds exactly what was acknowledged."""
+    config, server, _, _ = intake
+    server.client().delete(rk.EVENTS)
+    gunicorn = GunicornService(server.url, tmp_path, env={"RECO_EVENTS_TOKEN": TOKEN}).start()
+    try:
+        def poster(worker: int) -> list[str]:
+            ids = []
+            with requests.Session() as session:
+                for n in range(25):
+                    events = [{"user_id": 10_000 + worker, "movie_id": 1 + (n * 4 + i) % 1600, "type": "click"}
+                              for i in range(4)]
+                    answer = session.post(f"{gunicorn.base_url}/v1/events", json={"events": events},
+                                          headers=AUTH, timeout=10)
+                    assert answer.status_code == 202, answer.text
+                    ids += answer.json()["ids"]
+            return ids
+
+        with ThreadPoolExecutor(8) as pool:
+            acknowledged = [i for ids in pool.map(poster, range(8)) for i in ids]
+    finally:
+        gunicorn.stop()
+    assert len(acknowledged) == len(set(acknowledged)) == 800
+    archived = archive_events(server.url, str(tmp_path / "data"), "concurrent")
+    import pyarrow.parquet as pq
+    rows = pq.read_table(archived["files"][0]).column("stream_id").to_pylist()
+    assert archived["rows"] == 800 and sorted(rows) == sorted(acknowledged)
+    assert server.client().xlen(rk.EVENTS) == 0  # trimmed once archived
