@@ -91,12 +91,14 @@ test: setup browser-deps
 test-fast: setup
 	$(PY) -m pytest -q tests/unit
 
-pipeline: setup
-	@$(PY) -m jobs.pipeline $(if $(RUN_ID),--run-id $(RUN_ID))
+# Ingest archives the events waiting in the project-local Redis (the demo's), so it is started too.
+pipeline: setup redis-up
+	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; $(PY) -m jobs.pipeline $(if $(RUN_ID),--run-id $(RUN_ID))
 
 redis-up: system-deps
 	@mkdir -p $(REDIS_DIR)
 	@test -s $(REDIS_DIR)/password || (head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/password)
+	@test -s $(REDIS_DIR)/events_token || (head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/events_token)
 	@if redis-cli -p $(REDIS_PORT) -a "$$(cat $(REDIS_DIR)/password)" --no-auth-warning ping >/dev/null 2>&1; then \
 	  echo "redis: running on 127.0.0.1:$(REDIS_PORT) (data in .redis/)"; \
 	else \
@@ -131,12 +133,18 @@ demo: setup redis-up
 	  for path in "/v1/users/196/recommendations?k=3" "/v1/movies/50/similar?k=3" "/v1/popular?genre=Comedy&k=3"; do \
 	    echo; echo "\$$ curl 'http://127.0.0.1:$(RECO_PORT)$$path'"; curl -s "http://127.0.0.1:$(RECO_PORT)$$path"; echo; \
 	  done; \
+	  echo; echo "Send ratings and clicks back (token in .redis/events_token; the next run learns from them):"; \
+	  echo "\$$ curl -X POST http://127.0.0.1:$(RECO_PORT)/v1/events -H \"Authorization: Bearer \$$(cat .redis/events_token)\" \\"; \
+	  echo "    -H 'Content-Type: application/json' -d '{\"events\": [{\"user_id\": 5000, \"movie_id\": 50, \"type\": \"rating\", \"rating\": 5}]}'"; \
 	  echo; step "ready. Web page: http://127.0.0.1:$(RECO_PORT)/   API: http://127.0.0.1:$(RECO_PORT)/openapi.json   (Ctrl-C stops the service and Redis)" ) & \
-	RECO_PORT=$(RECO_PORT) gunicorn -c serving/gunicorn.conf.py serving.wsgi:app 2> .airflow/serve.log
+	RECO_EVENTS_TOKEN="$${RECO_EVENTS_TOKEN:-$$(cat $(REDIS_DIR)/events_token)}" RECO_PORT=$(RECO_PORT) \
+	  gunicorn -c serving/gunicorn.conf.py serving.wsgi:app 2> .airflow/serve.log
 
 # The lookup service alone, against RECO_REDIS_URL (default: the project-local Redis of `make demo`).
 serve: setup
-	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; RECO_PORT=$(RECO_PORT) exec gunicorn -c serving/gunicorn.conf.py serving.wsgi:app
+	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; \
+	export RECO_EVENTS_TOKEN="$${RECO_EVENTS_TOKEN:-$$(cat $(REDIS_DIR)/events_token 2>/dev/null)}"; \
+	RECO_PORT=$(RECO_PORT) exec gunicorn -c serving/gunicorn.conf.py serving.wsgi:app
 
 # The Airflow UI (airflow standalone) with this project's DAG on http://127.0.0.1:8080.
 airflow: setup redis-up

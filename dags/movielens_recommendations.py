@@ -57,7 +57,8 @@ def spark_job(name: str, *extra_args: str, timeout_minutes: int = 60) -> SparkJo
         application_args=["--run-id", RUN_ID, *extra_args],
         conn_id="spark_default",
         name=f"reco-{name}-{RUN_ID}",
-        env_vars={**{k: v for k, v in os.environ.items() if k.startswith(("RECO_", "PYSPARK_"))}, **JOB_ENV},
+        env_vars={**{k: v for k, v in os.environ.items()
+                     if k.startswith(("RECO_", "PYSPARK_")) and k != "RECO_EVENTS_TOKEN"}, **JOB_ENV},
         conf={"spark.ui.showConsoleProgress": "false"},
         driver_memory=os.environ.get("RECO_SPARK_DRIVER_MEMORY", "4g"),
         execution_timeout=timedelta(minutes=timeout_minutes),

@@ -32,6 +32,9 @@ def load_openapi(limits: dict[str, int] | None = None) -> dict:
             parameter["schema"]["default"] = min(10, limits[parameter["x-limit"]])
         if parameter.get("x-enum") == "genres":
             parameter["schema"]["enum"] = list(GENRE_NAMES)
+    events = document["components"]["schemas"]["EventBatch"]["properties"]["events"]
+    if limits and events.get("x-limit") in limits:
+        events["maxItems"] = limits[events["x-limit"]]
     return document
 
 
@@ -40,7 +43,8 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)  # static files belong to the web blueprint
     app.json.sort_keys = False
     app.config["RECO_LIMITS"] = {"top_n": config.recommend.top_n, "neighbors": config.recommend.neighbors,
-                                 "popular_n": config.recommend.popular_n}
+                                 "popular_n": config.recommend.popular_n,
+                                 "max_events_per_request": config.events.max_events_per_request}
     app.config["RECO_EVENTS"] = config.events
     app.config["RECO_VALIDATION"] = config.validation
     app.config["MAX_CONTENT_LENGTH"] = config.events.max_body_bytes  # larger bodies: 413 before they are read

@@ -52,11 +52,13 @@ def _whole(value, low: int, high: int) -> bool:
 
 
 def check_event(index: int, event, rating_values: tuple[float, ...], ts_min: int, now: int) -> dict:
-    """One event as the stream stores it, or BadRequest naming `events[index].field`."""
-    def bad(field: str, why: str):
+    """One event as the stream stores it, or BadRequest naming `events[index].field`: 400 where it breaks the
+    OpenAPI document's schema, 422 where it is well-formed but the live version cannot take it."""
+    def bad(field: str, why: str, status: int = 400):
         EVENTS_REJECTED.labels(reason=field or "event").inc()
-        raise BadRequest(f"events[{index}].{field}: {why}" if field else f"events[{index}]: {why}",
-                         error="invalid_event", extra={"index": index, "field": field or None})
+        raise BadRequest(f"events[{index}].{field}: {why}" if field else f"events[{index}]: {why}", status,
+                         "invalid_event" if status == 400 else "unprocessable_event",
+                         extra={"index": index, "field": field or None})
 
     if not isinstance(event, dict):
         bad("", "must be an object")
@@ -71,16 +73,20 @@ def check_event(index: int, event, rating_values: tuple[float, ...], ts_min: int
         bad("type", f"must be one of {', '.join(TYPES)}")
     rating = event.get("rating")
     if kind == "rating":
-        if isinstance(rating, bool) or not isinstance(rating, (int, float)) or float(rating) not in rating_values:
-            bad("rating", f"must be one of {', '.join(f'{v:g}' for v in rating_values)} (the live dataset's scale)")
+        if isinstance(rating, bool) or not isinstance(rating, (int, float)) or not 0.5 <= rating <= 5 \
+                or (rating * 2) % 1:
+            bad("rating", "a rating event needs a rating from 0.5 to 5 in half stars")
         rating = float(rating)
-    elif rating is not None:
+        if rating not in rating_values:
+            bad("rating", f"must be one of {', '.join(f'{v:g}' for v in rating_values)} (the live dataset's scale)",
+                422)
+    elif "rating" in event:
         bad("rating", "only a rating event has a rating")
-    ts = event.get("ts")
-    if ts is None:
-        ts = now
-    elif not _whole(ts, ts_min, now + FUTURE_SLACK_S):
-        bad("ts", f"must be whole seconds since the epoch from {ts_min} to {now + FUTURE_SLACK_S}")
+    ts = event.get("ts", now)
+    if not _whole(ts, 0, 2**63 - 1):
+        bad("ts", "must be whole seconds since the epoch")
+    if not ts_min <= ts <= now + FUTURE_SLACK_S:
+        bad("ts", f"must be from {ts_min} (validation.ts_min) to {now + FUTURE_SLACK_S} (tomorrow)", 422)
     request_id = event.get("request_id")
     if request_id is not None and (not isinstance(request_id, str) or not REQUEST_ID.match(request_id)):
         bad("request_id", f"must be 1 to {MAX_REQUEST_ID_CHARS} letters, digits, '-' or '_'")
@@ -104,7 +110,7 @@ def post_events():
     if len(raw) > config.max_events_per_request:
         EVENTS_REJECTED.labels(reason="too_many").inc()
         raise BadRequest(f"{len(raw)} events; at most {config.max_events_per_request} per request",
-                         413, "too_many_events")
+                         error="too_many_events")
 
     # The live version decides the catalogue and the rating scale.
     version, (meta,) = store().lookup(rk.suffix("meta"))
@@ -119,7 +125,8 @@ def post_events():
         if known[event["movie_id"]] is None:
             EVENTS_REJECTED.labels(reason="movie_id").inc()
             raise BadRequest(f"events[{index}].movie_id: movie {event['movie_id']} is not in the catalogue of "
-                             f"version {version}", error="invalid_event", extra={"index": index, "field": "movie_id"})
+                             f"version {version}", 422, "unprocessable_event",
+                             extra={"index": index, "field": "movie_id"})
 
     if store().event_backlog() >= config.backlog:
         EVENTS_REJECTED.labels(reason="backlog_full").inc()

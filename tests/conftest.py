@@ -20,6 +20,8 @@ FAST_ALS = {
 }
 
 
+SERVICE_EVENTS_TOKEN = "service-events-token"  # the `service` fixture's intake token
+
 # `make test` runs two pytest-xdist workers (--dist loadgroup): the modules that start their own JVMs and
 # processes (Airflow DAG runs, a standalone cluster) on one, the modules sharing the session's pipeline run on
 # the other, so that run is computed once; the rest goes to whichever is free.
@@ -96,7 +98,8 @@ def service(pipeline_run, spark, tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("service-redis")).start()
     config = config.model_copy(update={"redis": config.redis.model_copy(update={"url": server.url})})
     version = publish.run(config, run_id, spark=spark)["version"]
-    gunicorn = GunicornService(server.url, tmp_path_factory.mktemp("service")).start()
+    gunicorn = GunicornService(server.url, tmp_path_factory.mktemp("service"),
+                               env={"RECO_EVENTS_TOKEN": SERVICE_EVENTS_TOKEN}).start()
     yield gunicorn.base_url, config, version
     gunicorn.stop()
     server.stop()

@@ -8,6 +8,7 @@ from pathlib import Path
 import requests
 
 from serving.api import GENRE_NAMES
+from tests.conftest import SERVICE_EVENTS_TOKEN
 
 ST = Path(sys.executable).parent / "st"
 
@@ -16,15 +17,17 @@ def test_schemathesis_finds_no_failure(service, tmp_path):
     base, _, _ = service
     report = tmp_path / "report.ndjson"
     result = subprocess.run(
-        [str(ST), "run", f"{base}/openapi.json", "--checks", "all", "--mode", "all", "--max-examples", "30",
-         "--seed", "42", "--workers", "2", "--phases", "examples,coverage,fuzzing", "--request-timeout", "5",
+        [str(ST), "--config-file", str(Path(__file__).with_name("schemathesis.toml")), "run", f"{base}/openapi.json", "--checks", "all", "--mode", "all", "--max-examples", "30",
+         "--seed", "42", "--workers", "2",
+         "--header", f"Authorization: Bearer {SERVICE_EVENTS_TOKEN}", "--phases", "examples,coverage,fuzzing", "--request-timeout", "5",
          "--report", "ndjson", "--report-ndjson-path", str(report), "--no-color"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     passed = passed_operations(report)
     document = requests.get(f"{base}/openapi.json", timeout=5).json()
     # schemathesis leaves out the document's own path; test_serving checks /openapi.json against the routes
-    operations = {f"GET {path}" for path in document["paths"]} - {"GET /openapi.json"}
+    operations = {f"{method.upper()} {path}" for path, methods in document["paths"].items()
+                  for method in methods} - {"GET /openapi.json"}
     assert operations <= passed["coverage"] and operations <= passed["fuzzing"], passed
 
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from schemas import redis_keys as rk
+from schemas.events import to_stream_fields
 from serving import create_app
 from tests.conftest import FAST_ALS
 
@@ -90,9 +91,17 @@ def test_dag_file_has_no_heavy_imports_at_top():
     assert "airflow" in top_level
 
 
+NEWCOMER = 900_200
+RATED = (50, 172, 181, 174, 210)  # Star Wars, Empire, Jedi, Raiders, Last Crusade
+
+
 def test_dag_run_publishes_a_new_live_version(airflow_env, redis_server):
     client = redis_server.client()
     client.flushdb()
+    # Events waiting in the stream, as the service's intake writes them: the daily run learns from them.
+    for movie in RATED:
+        client.xadd(rk.EVENTS, to_stream_fields({"user_id": NEWCOMER, "movie_id": movie, "type": "rating",
+                                                 "rating": 5.0, "ts": 1_700_000_000}))
     result = airflow(airflow_env, "dags", "test", DAG_ID)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     live = client.get(rk.LIVE).decode()
@@ -103,6 +112,10 @@ def test_dag_run_publishes_a_new_live_version(airflow_env, redis_server):
     config = load_config(config_env["RECO_CONFIG"], overrides={"redis.url": redis_server.url})
     body = create_app(config).test_client().get("/v1/users/196/recommendations?k=5").get_json()
     assert body["version"] == live and len(body["items"]) == 5 and "fallback" not in body
+    newcomer = create_app(config).test_client().get(f"/v1/users/{NEWCOMER}/recommendations?k=10").get_json()
+    assert "fallback" not in newcomer and len(newcomer["items"]) == 10
+    assert not set(RATED) & {i["movie_id"] for i in newcomer["items"]}
+    assert client.xlen(rk.EVENTS) == 0  # archived, then trimmed
 
 
 def test_dag_run_on_corrupted_data_fails_at_validate_and_keeps_live(airflow_env, redis_server, ml100k_dir,

@@ -137,7 +137,7 @@ def test_prometheus_metrics(client):
     assert re.search(r'reco_http_request_duration_seconds_count\{endpoint="/v1/users/<user_id>/recommendations",'
                      r'status="200"\} [1-9]', text)
     assert 'status="400"' in text
-    assert re.search(r'reco_fallbacks_total\{reason="unknown_user"\} [1-9]', text)
+    assert re.search(r'reco_fallbacks_total\{reason="popular"\} [1-9]', text)
 
 
 def test_redis_outage_gives_503_then_recovers_without_restart(live, spark, tmp_path):

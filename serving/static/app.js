@@ -40,9 +40,11 @@ async function showUser(event) {
     const body = await api(`/v1/users/${encodeURIComponent($("user-id").value.trim())}/recommendations?k=10`
       + (genre ? `&genre=${encodeURIComponent(genre)}` : ""));
     note.className = "muted";
-    note.textContent = body.fallback
-      ? `No personal recommendations for user ${body.user_id} yet (${body.reason}): showing the most popular movies instead.`
-      : "";
+    note.textContent = body.fallback === "similar_to_recent"
+      ? `User ${body.user_id} is new to this version: showing movies like the ones they rated most recently.`
+      : body.fallback
+        ? `No personal recommendations for user ${body.user_id} yet (${body.reason}): showing the most popular movies instead.`
+        : "";
     render($("user-results"), body.items);
   } catch (error) { fail($("user-results"), note, error); }
 }
