@@ -61,6 +61,7 @@ class ValidationSettings(_Section):
     min_movies: int = Field(100, ge=1)
     ts_min: str = "1995-01-01"
     max_bad_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    max_bad_event_fraction: float = Field(0.01, ge=0.0, lt=1.0)  # bad events tolerated (clean drops them)
 
     @field_validator("ts_min")
     @classmethod

@@ -1,4 +1,5 @@
-"""validate: run the Great Expectations suites on a run's raw data; stop the run when any expectation fails.
+"""validate: run the Great Expectations suites on a run's raw data and the archived events it trains on; stop
+the run when any expectation fails.
 
 Writes `validate/report.json` (every result), the suites' raw GX results and Data Docs HTML under the run's
 `validate/` folder. On failure it exits 2 with one line per failed expectation.
@@ -11,12 +12,13 @@ from pyspark.sql import SparkSession
 
 from conf.settings import Config
 from jobs.lib.errors import JobError
-from jobs.lib.files import is_local, join, read_json, write_json
+from jobs.lib.files import exists, is_local, join, read_json, write_json
 from jobs.lib.runs import run_paths, utc_now
 from jobs.lib.runtime import job_main, spark_session
 from jobs.lib.validation import run_suites, summarize, validation_frames
 from schemas.expectations import build_suites
 from schemas.movielens import DATASETS
+from schemas.tables import EVENTS
 
 log = logging.getLogger("reco.validate")
 
@@ -25,7 +27,10 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     paths = run_paths(config, run_id)
     spec = DATASETS[read_json(paths.manifest)["dataset"]]
     spark = spark or spark_session(config, "validate")
-    frames = validation_frames(spark.read.parquet(paths.raw_ratings), spark.read.parquet(paths.raw_movies))
+    event_files = read_json(paths.events)["files"] if exists(paths.events) else []
+    events = spark.read.schema(EVENTS).parquet(*event_files) if event_files else None
+    frames = validation_frames(spark.read.parquet(paths.raw_ratings), spark.read.parquet(paths.raw_movies),
+                               events, spec.rating_values)
     docs_dir = join(paths.validation, "data_docs") if is_local(paths.root) else None
     results = run_suites(frames, build_suites(spec, config.validation), docs_dir)
     rows, failures = summarize(results)

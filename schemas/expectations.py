@@ -1,10 +1,14 @@
 """Great Expectations suites for raw MovieLens data: the contract a run must meet before anything downstream.
 
-Three suites, each over one frame the validate job builds:
+Four suites, each over one frame the validate job builds:
 - `ratings`: ratings with a `movie_in_catalog` flag (the rated movie exists in movies),
 - `movies`: one row per movie,
-- `movie_genres`: one row per (movie, genre) pair.
+- `movie_genres`: one row per (movie, genre) pair,
+- `events`: the archived events this run trains on (when there are any), with `movie_in_catalog` and
+  `rating_on_scale` flags.
 Row-level expectations accept up to `validation.max_bad_fraction` bad rows (`mostly`); the default 0 is strict.
+Events are what people send: clean drops a bad one and counts it, so their suite tolerates up to
+`validation.max_bad_event_fraction` (1%) of bad events and stops the run only above that (a broken sender).
 """
 from __future__ import annotations
 
@@ -17,9 +21,10 @@ import great_expectations as gx  # noqa: E402
 import great_expectations.expectations as gxe  # noqa: E402
 
 from conf.settings import ValidationSettings  # noqa: E402
+from schemas.events import TYPES as EVENT_TYPES  # noqa: E402
 from schemas.movielens import RAW_GENRES, DatasetSpec  # noqa: E402
 
-SUITE_NAMES = ("ratings", "movies", "movie_genres")
+SUITE_NAMES = ("ratings", "movies", "movie_genres", "events")
 
 
 def build_suites(spec: DatasetSpec, settings: ValidationSettings) -> dict[str, gx.ExpectationSuite]:
@@ -47,7 +52,19 @@ def build_suites(spec: DatasetSpec, settings: ValidationSettings) -> dict[str, g
     movie_genres = gx.ExpectationSuite(name="movie_genres", expectations=[
         gxe.ExpectColumnValuesToBeInSet(column="genre", value_set=sorted(RAW_GENRES), mostly=mostly),
     ])
-    return {"ratings": ratings, "movies": movies, "movie_genres": movie_genres}
+    tolerated = 1.0 - settings.max_bad_event_fraction
+    events = gx.ExpectationSuite(name="events", expectations=[
+        gxe.ExpectColumnValuesToBeUnique(column="stream_id"),  # the archive holds each stream entry once
+        gxe.ExpectColumnValuesToNotBeNull(column="user_id", mostly=tolerated),
+        gxe.ExpectColumnValuesToNotBeNull(column="movie_id", mostly=tolerated),
+        gxe.ExpectColumnValuesToNotBeNull(column="ts", mostly=tolerated),
+        gxe.ExpectColumnValuesToBeInSet(column="type", value_set=list(EVENT_TYPES), mostly=tolerated),
+        gxe.ExpectColumnValuesToBeInSet(column="rating_on_scale", value_set=[True], mostly=tolerated),
+        gxe.ExpectColumnValuesToBeBetween(column="ts", min_value=settings.ts_min_epoch, max_value=ts_max,
+                                          mostly=tolerated),
+        gxe.ExpectColumnValuesToBeInSet(column="movie_in_catalog", value_set=[True], mostly=tolerated),
+    ])
+    return {"ratings": ratings, "movies": movies, "movie_genres": movie_genres, "events": events}
 
 
 def describe(expectation_type: str, kwargs: dict) -> str:

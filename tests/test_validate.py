@@ -89,3 +89,57 @@ def test_tolerated_bad_fraction_lets_clean_drop_and_count(spark, make_config, ml
     report = clean.run(config, "soft", spark=spark)
     assert report["dropped"]["rating_off_scale"] == 20
     assert report["ratings_out"] == 100_000 - 20
+
+
+def _events_waiting(redis_url: str, good: int, bad: int) -> None:
+    """Events in the stream as intake writes them: `good` valid ratings and clicks, then `bad` ones that a
+    broken sender (or a catalogue change since intake) could leave: unknown movies and off-scale ratings."""
+    import redis
+
+    from schemas import redis_keys as rk
+    from schemas.events import to_stream_fields
+    client = redis.Redis.from_url(redis_url)
+    for n in range(good):
+        kind = "rating" if n % 2 else "click"
+        client.xadd(rk.EVENTS, to_stream_fields({"user_id": 900_300 + n % 7, "movie_id": 1 + n, "type": kind,
+                                                 "rating": 4.0 if kind == "rating" else None, "ts": 1_700_000_000}))
+    for n in range(bad):
+        event = ({"movie_id": 99_999, "type": "click", "rating": None} if n % 2 else
+                 {"movie_id": 1 + n, "type": "rating", "rating": 4.5})
+        client.xadd(rk.EVENTS, to_stream_fields({"user_id": 900_399, "ts": 1_700_000_000, **event}))
+
+
+def test_a_few_bad_events_are_dropped_and_counted_by_clean(spark, make_config, tmp_path):
+    from jobs import clean
+    from tests.support import RedisServer
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        _events_waiting(server.url, good=300, bad=2)
+        config = make_config(tmp_path / "data", redis__url=server.url, events__archive=True)
+        ingest.run(config, "few_bad", spark=spark)
+        result = validate.run(config, "few_bad", spark=spark)
+        assert result["success"] and result["expectations"] == 23  # the events suite ran
+        events = clean.run(config, "few_bad", spark=spark)["events"]
+        assert events["ratings_in"] == 151 and events["ratings_kept"] == 150
+        assert events["ratings_dropped"]["rating_off_scale"] == 1
+        assert events["clicks_in"] == 151 and events["clicks_dropped"]["unknown_movie"] == 1
+        assert events["click_pairs"] == 150
+    finally:
+        server.stop()
+
+
+def test_a_flood_of_bad_events_stops_the_run(spark, make_config, tmp_path):
+    from tests.support import RedisServer
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        _events_waiting(server.url, good=100, bad=20)
+        config = make_config(tmp_path / "data", redis__url=server.url, events__archive=True)
+        ingest.run(config, "flood", spark=spark)
+        with pytest.raises(JobError) as err:
+            validate.run(config, "flood", spark=spark)
+        assert "expect_column_values_to_be_in_set(column='movie_in_catalog'" in str(err.value)
+        assert "expect_column_values_to_be_in_set(column='rating_on_scale'" in str(err.value)
+        failed = read_json(run_paths(config, "flood").validation_report)["failed"]
+        assert all("events" in line for line in failed)
+    finally:
+        server.stop()

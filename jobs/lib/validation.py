@@ -13,14 +13,22 @@ from schemas.expectations import SUITE_NAMES, describe
 log = logging.getLogger("reco.validation")
 
 
-def validation_frames(ratings: DataFrame, movies: DataFrame) -> dict[str, DataFrame]:
-    """The three frames the suites run on (see schemas/expectations.py)."""
+def validation_frames(ratings: DataFrame, movies: DataFrame, events: DataFrame | None = None,
+                      rating_values=()) -> dict[str, DataFrame]:
+    """The frames the suites run on (see schemas/expectations.py); `events` only when the run has some."""
     catalog = movies.where("movie_id IS NOT NULL").select("movie_id").distinct() \
         .withColumn("movie_in_catalog", F.lit(True))
-    flagged = ratings.join(catalog, "movie_id", "left") \
-        .withColumn("movie_in_catalog", F.coalesce("movie_in_catalog", F.lit(False)))
+
+    def in_catalog(frame: DataFrame) -> DataFrame:
+        return frame.join(catalog, "movie_id", "left") \
+            .withColumn("movie_in_catalog", F.coalesce("movie_in_catalog", F.lit(False)))
+
     genres = movies.select("movie_id", F.explode_outer("genres").alias("genre")).where("genre IS NOT NULL")
-    return {"ratings": flagged, "movies": movies, "movie_genres": genres}
+    frames = {"ratings": in_catalog(ratings), "movies": movies, "movie_genres": genres}
+    if events is not None:
+        on_scale = (F.col("type") != "rating") | F.col("rating").isin(list(rating_values))
+        frames["events"] = in_catalog(events).withColumn("rating_on_scale", F.coalesce(on_scale, F.lit(False)))
+    return frames
 
 
 def run_suites(frames: dict[str, DataFrame], suites, docs_dir: str | None) -> list[dict]:
@@ -44,7 +52,7 @@ def run_suites(frames: dict[str, DataFrame], suites, docs_dir: str | None) -> li
     source = context.data_sources.add_spark("run")
     log.info("great expectations context ready in %.2f s", time.perf_counter() - started)
     results = []
-    for name in SUITE_NAMES:
+    for name in (n for n in SUITE_NAMES if n in frames):
         batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole")
         suite = context.suites.add(suites[name])
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
