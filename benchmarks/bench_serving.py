@@ -6,7 +6,10 @@ one run so the ratios hold on a noisy machine.
   of that rate (wrk's per-connection delay() paces the load);
 - store floor: redis-benchmark GET (400-byte values, 8 clients, unpipelined);
 - publication: keys/s of jobs.lib.publication.write_partitions (Spark partitions, pipelined MSET) against
-  redis-benchmark SET with pipelining.
+  redis-benchmark SET with pipelining;
+- event intake (POST /v1/events with the token): single-event requests at max rate against the framework
+  floor, p50/p99 at about half of it, and 100-event batches in events/s against redis-benchmark XADD
+  (unpipelined, and pipelined by 100 like one batch's MULTI).
 Writes benchmarks/results/serving.json and serving.md.
 """
 from __future__ import annotations
@@ -20,8 +23,11 @@ import time
 from pathlib import Path
 
 
+import yaml
+
 from benchmarks.report import write
 from conf.settings import load_config
+from schemas.events import to_stream_fields
 from tests.support import GunicornService, RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,6 +39,31 @@ request = function()
 end
 delay = function() return delay_ms end
 """
+# One click per request, or batches of {batch} events (half ratings, half clicks) of random users and movies.
+EVENTS_LUA = """
+math.randomseed(7)
+local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "0")
+local batch = {batch}
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer {token}"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local events = {{}}
+  for i = 1, batch do
+    local user, movie = math.random(1, 50000), math.random(1, {n_movies})
+    if batch > 1 and i % 2 == 0 then
+      events[i] = string.format('{{"user_id":%d,"movie_id":%d,"type":"rating","rating":%d}}', user, movie,
+                                math.random(1, 5))
+    else
+      events[i] = string.format('{{"user_id":%d,"movie_id":%d,"type":"click"}}', user, movie)
+    end
+  end
+  return wrk.format(nil, "/v1/events", nil, '{{"events":[' .. table.concat(events, ",") .. ']}}')
+end
+delay = function() return delay_ms end
+"""
+BENCH_TOKEN = "bench-events-token"
+CLICK = {"user_id": 4242, "movie_id": 50, "type": "click", "rating": None, "ts": 1_700_000_000, "request_id": None}
 
 
 def wrk(url: str, seconds: int, connections: int, script: str | None = None, delay_ms: float = 0.0) -> dict:
@@ -53,6 +84,15 @@ def wrk(url: str, seconds: int, connections: int, script: str | None = None, del
 def redis_benchmark(port: int, test: str, pipeline: int, requests_n: int) -> float:
     out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", test, "-n", str(requests_n),
                           "-c", "8", "-d", "400", "-P", str(pipeline), "-q", "-r", "100000"],
+                         capture_output=True, text=True, timeout=300).stdout
+    return float(re.findall(r"([\d.]+) requests per second", out)[-1])
+
+
+def redis_xadd(port: int, pipeline: int, requests_n: int) -> float:
+    """XADD of an event exactly as the intake writes it, 8 clients."""
+    out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-n", str(requests_n), "-c", "8",
+                          "-P", str(pipeline), "-q", "XADD", "reco:bench:events", "*",
+                          *(k for kv in to_stream_fields(CLICK).items() for k in (kv[0], kv[1].decode()))],
                          capture_output=True, text=True, timeout=300).stdout
     return float(re.findall(r"([\d.]+) requests per second", out)[-1])
 
@@ -105,8 +145,18 @@ def main() -> None:
 
     script = work / "users.lua"
     script.write_text(USERS_LUA.replace("{n_users}", str(n_users)))
+    n_movies = published["counts"]["movie"]
+    single, batched = work / "events1.lua", work / "events100.lua"
+    for path, batch in ((single, 1), (batched, 100)):
+        path.write_text(EVENTS_LUA.format(batch=batch, token=BENCH_TOKEN, n_movies=n_movies))
+    # The backlog limit would refuse a benchmark's millions of events: this service's config lifts it.
+    service_config = work / "service.yaml"
+    tree = yaml.safe_load((REPO / "conf" / "local.yaml").read_text())
+    tree["events"]["backlog"] = 10**9
+    service_config.write_text(yaml.safe_dump(tree))
     (work / "service").mkdir()
-    server = GunicornService(redis_server.url, work / "service").start()  # waits until /readyz answers
+    server = GunicornService(redis_server.url, work / "service", env={
+        "RECO_EVENTS_TOKEN": BENCH_TOKEN, "RECO_CONFIG": str(service_config)}).start()  # ready at /readyz
     base = server.base_url
     try:
         wrk(base, 3, 8, str(script))  # warm-up: connections, caches
@@ -117,6 +167,17 @@ def main() -> None:
         half = wrk(base, args.seconds, 8, str(script), delay_ms)
         store_get = redis_benchmark(redis_server.port, "get", 1, 200_000)
         store_set_pipelined = redis_benchmark(redis_server.port, "set", 16, 1_000_000)
+
+        events_url = f"{base}/v1/events"
+        wrk(events_url, 3, 8, str(single))  # warm-up
+        intake_one = wrk(events_url, args.seconds, 8, str(single))
+        delay_ms = max(0.0, 8 / (intake_one["rps"] / 2) * 1000 - intake_one["p50_ms"])
+        intake_half = wrk(events_url, args.seconds, 8, str(single), delay_ms)
+        intake_batch = wrk(events_url, args.seconds, 8, str(batched))
+        accepted = redis_server.client().xlen("reco:events")
+        redis_server.client().delete("reco:events")
+        xadd = redis_xadd(redis_server.port, 1, 200_000)
+        xadd_pipelined = redis_xadd(redis_server.port, 100, 2_000_000)
     finally:
         server.stop()
         redis_server.stop()
@@ -129,6 +190,17 @@ def main() -> None:
         "publish_keys_per_s": round(publish_kps), "redis_set_pipelined_rps": round(store_set_pipelined),
         "publish_ratio_to_redis": round(publish_kps / store_set_pipelined, 3),
         "non_2xx": service["non_2xx"] + half["non_2xx"],
+        "intake": {
+            "single_rps": round(intake_one["rps"]), "single_ratio_to_floor": round(intake_one["rps"] / floor["rps"], 3),
+            "single_p50_ms_half_load": intake_half["p50_ms"], "single_p99_ms_half_load": intake_half["p99_ms"],
+            "batch100_events_per_s": round(intake_batch["rps"] * 100),
+            "batch100_p99_ms": intake_batch["p99_ms"],
+            "redis_xadd_rps": round(xadd), "redis_xadd_pipelined_rps": round(xadd_pipelined),
+            "batch_ratio_to_xadd_pipelined": round(intake_batch["rps"] * 100 / xadd_pipelined, 3),
+            "batch_ratio_to_xadd": round(intake_batch["rps"] * 100 / xadd, 3),
+            "events_in_stream": accepted,
+            "non_2xx": intake_one["non_2xx"] + intake_half["non_2xx"] + intake_batch["non_2xx"],
+        },
         "settings": {"gunicorn": "2 sync workers (serving/gunicorn.conf.py)", "wrk": "2 threads, 8 connections",
                      "users": n_users, "publish_keys": args.publish_keys},
     }
@@ -139,10 +211,20 @@ def main() -> None:
         ("store floor: redis-benchmark GET", f"{result['redis_get_rps']:,}", "", ""),
         ("publication, keys/s (Spark, pipelined MSET)", f"{result['publish_keys_per_s']:,}", "", ""),
         ("redis-benchmark SET -P 16", f"{result['redis_set_pipelined_rps']:,}", "", ""),
+        ("intake, 1 event per request (max)", f"{round(intake_one['rps']):,}", "", f"{intake_one['p99_ms']:.2f}"),
+        ("intake, 1 event per request at ~half load", f"{round(intake_half['rps']):,}",
+         f"{intake_half['p50_ms']:.2f}", f"{intake_half['p99_ms']:.2f}"),
+        ("intake, 100-event batches: events/s", f"{round(intake_batch['rps'] * 100):,}", "",
+         f"{intake_batch['p99_ms']:.2f}"),
+        ("redis-benchmark XADD (events/s)", f"{round(xadd):,}", "", ""),
+        ("redis-benchmark XADD -P 100 (events/s)", f"{round(xadd_pipelined):,}", "", ""),
     ]
     notes = (f"ratio_to_floor {result['ratio_to_floor']} (target >= 0.8); publish_ratio_to_redis "
              f"{result['publish_ratio_to_redis']} (target >= 0.5); p99 at half load {half['p99_ms']:.2f} ms "
-             f"(target <= 5 ms). Command: make bench-serving")
+             f"(target <= 5 ms); intake: single events {result['intake']['single_ratio_to_floor']} of the framework "
+             f"floor (target >= 0.7), 100-event batches {result['intake']['batch_ratio_to_xadd_pipelined']} of "
+             f"pipelined XADD and {result['intake']['batch_ratio_to_xadd']} of unpipelined XADD in events/s "
+             f"(target >= 0.3). Command: make bench-serving")
     write("serving", result, rows, ("what", "req/s", "p50 ms", "p99 ms"), notes)
 
 

@@ -4,6 +4,9 @@ A request is all-or-nothing: every event is checked first (types, the live versi
 scale, timestamps), then all are appended to the `reco:events` stream in one MULTI/EXEC, with each rating also
 pushed onto the person's recent list (for "similar_to_recent" until the next version knows them). The answer
 is 202 once Redis has them: ingest archives the stream at the start of the next run (jobs/lib/events.py).
+The backlog limit is checked against the stream length the worker saw with its last write (at most 1 s old,
+else XLEN): one round trip per request while intake is busy, at the price of letting each worker's in-flight
+request through when the limit is reached.
 Writes need the bearer token (`events.token` / RECO_EVENTS_TOKEN), compared in constant time and never logged.
 """
 from __future__ import annotations
@@ -133,6 +136,7 @@ def post_events():
         raise BadRequest(f"the event backlog is full ({config.backlog} events wait for the next run); retry later",
                          503, "backlog_full", headers={"Retry-After": "60"})
     ids = store().append_events(checked, config.recent_max, config.recent_ttl_days * 86_400)
-    for event in checked:
-        EVENTS_ACCEPTED.labels(type=event["type"]).inc()
+    for kind in TYPES:
+        if count := sum(1 for event in checked if event["type"] == kind):
+            EVENTS_ACCEPTED.labels(type=kind).inc(count)
     return json_response({"accepted": len(ids), "ids": ids}, 202)

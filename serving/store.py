@@ -40,6 +40,7 @@ class Store:
         self._pointer: tuple[str, float] | None = None  # (version, monotonic time read)
         self._lock = threading.Lock()
         self._cached = lru_cache(maxsize=cache_entries)(self._fetch_one) if cache_entries else None
+        self._backlog: tuple[int, float] | None = None  # (stream length, monotonic time seen)
 
     # -- the live pointer
 
@@ -90,21 +91,28 @@ class Store:
 
     # -- the loop (serving/events.py): mutable keys, outside every version
 
-    def event_backlog(self) -> int:
-        """Events waiting in the stream for the next run's archive."""
+    def event_backlog(self, max_age: float = 1.0) -> int:
+        """Events waiting in the stream for the next run's archive: the length this worker saw with its last
+        write when that is under max_age seconds old (no extra round trip while intake is busy), else XLEN."""
+        seen = self._backlog
+        if seen and time.monotonic() - seen[1] < max_age:
+            return seen[0]
         try:
-            return self.client.xlen(rk.EVENTS)
+            length = self.client.xlen(rk.EVENTS)
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
+        self._backlog = (length, time.monotonic())
+        return length
 
     def append_events(self, events: list[dict], recent_max: int, recent_ttl_s: int) -> list[str]:
-        """All events or none (MULTI/EXEC): each appended to the stream; each rating also at the head of the
-        person's recent list (trimmed to recent_max) and in their rated set. Returns the stream ids."""
+        """All events or none, in one round trip: each appended to the stream; each rating also at the head of
+        the person's recent list (trimmed to recent_max) and in their rated set. Returns the stream ids."""
+        ratings = [e for e in events if e["type"] == "rating"]
         try:
-            with self.client.pipeline(transaction=True) as multi:
+            # One XADD is atomic on its own; anything more goes in MULTI/EXEC.
+            with self.client.pipeline(transaction=len(events) > 1 or bool(ratings)) as multi:
                 for event in events:
                     multi.xadd(rk.EVENTS, to_stream_fields(event))
-                ratings = [e for e in events if e["type"] == "rating"]
                 for event in ratings:
                     multi.lpush(rk.recent(event["user_id"]), f"{event['movie_id']}:{event['rating']:g}")
                     multi.sadd(rk.rated(event["user_id"]), event["movie_id"])
@@ -112,9 +120,11 @@ class Store:
                     multi.ltrim(rk.recent(user), 0, recent_max - 1)
                     multi.expire(rk.recent(user), recent_ttl_s)
                     multi.expire(rk.rated(user), recent_ttl_s)
+                multi.xlen(rk.EVENTS)
                 replies = multi.execute()
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
+        self._backlog = (replies[-1], time.monotonic())
         return [reply.decode() for reply in replies[:len(events)]]
 
     def recent(self, user_id: int) -> tuple[list[tuple[int, float]], set[int]]:

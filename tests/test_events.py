@@ -10,6 +10,7 @@ import requests
 from jobs import publish
 from jobs.lib.events import archive_events
 from schemas import redis_keys as rk
+from schemas.events import from_stream_entry
 from serving import create_app
 from tests.support import GunicornService, RedisServer
 
@@ -107,11 +108,11 @@ def test_accepted_events_are_in_the_stream_as_sent(client, intake):
     ids = answer.get_json()["ids"]
     entries = intake[1].client().xrange(rk.EVENTS)
     assert [e[0].decode() for e in entries] == ids
-    first, second = ({k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries)
-    assert first == {"user_id": "7", "movie_id": "50", "type": "rating", "rating": "4.0", "ts": "1700000000",
-                     "request_id": ""}
-    assert second["type"] == "click" and second["request_id"] == "abc-123" and second["rating"] == ""
-    assert abs(int(second["ts"]) - int(ids[1].split("-")[0]) // 1000) <= 1  # server time when absent
+    first, second = (from_stream_entry(entry_id, fields) for entry_id, fields in entries)
+    assert first == {"stream_id": ids[0], "user_id": 7, "movie_id": 50, "type": "rating", "rating": 4.0,
+                     "ts": 1_700_000_000, "request_id": None}
+    assert second["type"] == "click" and second["request_id"] == "abc-123" and second["rating"] is None
+    assert abs(second["ts"] - int(ids[1].split("-")[0]) // 1000) <= 1  # server time when absent
 
 
 def test_a_full_backlog_refuses_rather_than_drops(intake):
