@@ -6,7 +6,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 
 from schemas import redis_keys as rk
-from schemas.movielens import GENRES
+from schemas.movielens import DATASETS, GENRES
 from serving.observability import FALLBACKS
 from serving.store import Store
 
@@ -108,19 +108,24 @@ def _fallback(uid: int, version: str, genre: str | None, k: int) -> tuple[list[d
     latest, rated = store().recent(uid)
     if latest:
         seeds = sorted(latest, key=lambda pair: -pair[1])  # highest rated first; stable: newest first among equals
-        lists = store().get_in_version(version, [rk.suffix("similar", m) for m, _ in seeds])
-        items = _by_genre(merge_neighbours(lists, [r for _, r in seeds], rated | {m for m, _ in seeds}),
-                          genre, k)
+        meta, *lists = store().get_in_version(version, [rk.suffix("meta"), *[rk.suffix("similar", m)
+                                                                             for m, _ in seeds]])
+        spec = DATASETS.get((meta or {}).get("dataset"))
+        middle = sum(spec.rating_scale) / 2 if spec else 3.0
+        # A movie like one they loved rises, one like a movie they disliked sinks.
+        weights = [rating - middle for _, rating in seeds]
+        items = _by_genre(merge_neighbours(lists, weights, rated | {m for m, _ in seeds}), genre, k)
         if items:
-            return items, "similar_to_recent", (f"not in version {version} yet: movies like the {len(seeds)} "
-                                                f"you rated most recently")
+            return items, "similar_to_recent", (f"not in version {version} yet: movies like the ones you "
+                                                f"rated since (your {len(seeds)} latest ratings)")
     popular = store().get_in_version(version, [rk.suffix("popular", genre or rk.ALL_GENRES)])[0]
     return (popular or [])[:k], "popular", "no recommendations for this user (unknown or new user)"
 
 
 def merge_neighbours(lists: list[list[dict] | None], weights: list[float], exclude: set[int]) -> list[dict]:
-    """One list from several neighbour lists: a movie scores the sum of (its similarity to a seed x the
-    seed's rating), best first, ties to the lower movie id; movies in `exclude` are dropped."""
+    """One list from several neighbour lists: a movie scores the sum of (its similarity to a seed x the seed's
+    weight), best first, ties to the lower movie id; only movies with a positive score are kept, and none in
+    `exclude`."""
     scored: dict[int, tuple[float, dict]] = {}
     for neighbours, weight in zip(lists, weights):
         for item in neighbours or ():
@@ -129,7 +134,7 @@ def merge_neighbours(lists: list[list[dict] | None], weights: list[float], exclu
                 continue
             total = scored.get(movie, (0.0, item))[0] + item["score"] * weight
             scored[movie] = (total, item)
-    ranked = sorted(scored.items(), key=lambda pair: (-pair[1][0], pair[0]))
+    ranked = sorted(((m, v) for m, v in scored.items() if v[0] > 0), key=lambda pair: (-pair[1][0], pair[0]))
     return [{**item, "score": round(total, 6)} for _, (total, item) in ranked]
 
 

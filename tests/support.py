@@ -53,9 +53,9 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
 
-    def start(self) -> "RedisServer":
+    def start(self, extra_args: list[str] | None = None) -> "RedisServer":
         args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder),
-                "--save", "", "--appendonly", "no", "--protected-mode", "yes"]
+                "--save", "", "--appendonly", "no", "--protected-mode", "yes", *(extra_args or [])]
         if self.password:
             args += ["--requirepass", self.password]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -67,6 +67,34 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+
+
+class RedisClusterServers:
+    """A real Redis Cluster on 127.0.0.1: `masters` redis-server processes with --cluster-enabled, joined by
+    `redis-cli --cluster create` (no replicas), slots spread evenly."""
+
+    def __init__(self, folder: Path, masters: int = 3):
+        self.folder = Path(folder)
+        self.nodes = [RedisServer(self.folder / f"node{i}") for i in range(masters)]
+
+    @property
+    def url(self) -> str:
+        """A seed node; the client discovers the others."""
+        return self.nodes[0].url
+
+    def start(self) -> "RedisClusterServers":
+        for node in self.nodes:
+            node.start(["--cluster-enabled", "yes", "--cluster-config-file", str(node.folder / "nodes.conf"),
+                        "--cluster-node-timeout", "5000"])
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes],
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        wait_until(lambda: all(b"cluster_state:ok" in n.client().execute_command("CLUSTER", "INFO")
+                               for n in self.nodes), 30, what="cluster_state:ok on every node")
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 class GunicornService:
