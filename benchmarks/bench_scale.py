@@ -23,6 +23,7 @@ import numpy as np
 
 from benchmarks.bench_pipeline import BIN, JOBS, REPO, measure
 from benchmarks.report import write
+from schemas import redis_keys as rk
 from benchmarks.synthetic_movielens import PRESETS, generate, scaled
 from benchmarks.synthetic_movielens import write as write_release
 from tests.support import RedisServer
@@ -98,7 +99,7 @@ def floors(redis_server: RedisServer, run: Path, threads: int) -> dict:
     result["numpy_top_n_s"] = round(numpy_top_n(*factors, matrix, 50), 1)
     result["redis_set_pipelined_rps"] = redis_set_pipelined(redis_server.port)
     client = redis_server.client()
-    version = client.get("reco:live").decode()
+    version = client.get(rk.LIVE).decode()
     result["redis_used_memory_mib"] = round(client.info("memory")["used_memory"] / 2**20, 1)
     for kind in ("user", "similar", "movie"):
         keys = [k for _, k in zip(range(200), client.scan_iter(match=f"reco:v:{version}:{kind}:*", count=1000))]

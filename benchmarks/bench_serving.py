@@ -26,7 +26,8 @@ from pathlib import Path
 import yaml
 
 from benchmarks.report import write
-from conf.settings import load_config
+from schemas import redis_keys as rk
+from conf.settings import RedisSettings, load_config
 from schemas.events import to_stream_fields
 from tests.support import GunicornService, RedisServer
 
@@ -115,7 +116,7 @@ def publication_throughput(spark, url: str, keys: int) -> float:
     best = 0.0
     for _ in range(3):
         started = time.perf_counter()
-        written = write_partitions(values, url)
+        written = write_partitions(values, RedisSettings(url=url))
         best = max(best, written / (time.perf_counter() - started))
     values.unpersist()
     return best
@@ -174,8 +175,8 @@ def main() -> None:
         delay_ms = max(0.0, 8 / (intake_one["rps"] / 2) * 1000 - intake_one["p50_ms"])
         intake_half = wrk(events_url, args.seconds, 8, str(single), delay_ms)
         intake_batch = wrk(events_url, args.seconds, 8, str(batched))
-        accepted = redis_server.client().xlen("reco:events")
-        redis_server.client().delete("reco:events")
+        accepted = redis_server.client().xlen(rk.EVENTS)
+        redis_server.client().delete(rk.EVENTS)
         xadd = redis_xadd(redis_server.port, 1, 200_000)
         xadd_pipelined = redis_xadd(redis_server.port, 100, 2_000_000)
     finally:

@@ -27,6 +27,7 @@ ENV_OVERRIDES = {
     "RECO_DOWNLOAD_BASE_URL": "data.download_base_url",
     "RECO_SPARK_MASTER": "spark.master",
     "RECO_REDIS_URL": "redis.url",
+    "RECO_REDIS_CLUSTER": "redis.cluster",
     "RECO_HOST": "serving.host",
     "RECO_PORT": "serving.port",
     "RECO_EVENTS_TOKEN": "events.token",
@@ -141,6 +142,7 @@ class RecommendSettings(_Section):
 
 class RedisSettings(_Section):
     url: str = "redis://127.0.0.1:6379/0"
+    cluster: bool = False  # RECO_REDIS_CLUSTER: url names a seed node of a Redis Cluster
     retention: int = Field(3, ge=2)  # the live version and at least one to roll back to
     socket_timeout: float = Field(0.5, gt=0)
     connect_timeout: float = Field(0.25, gt=0)

@@ -119,7 +119,7 @@ with DAG(
         from jobs.lib.publication import prune
         from schemas import redis_client
         config = load_config()
-        return prune(redis_client.writer(config.redis.url), config.redis.retention)
+        return prune(redis_client.writer(config.redis), config.redis.retention)
 
     ingest = spark_job("ingest")
     validate = spark_job("validate", timeout_minutes=30)

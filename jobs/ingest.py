@@ -66,7 +66,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     # Events: archived here, at the start of every run, so that whatever stops the run later (a failed gate)
     # they are already safe on disk and the next run trains on them once.
     if config.events.archive:
-        events = archive_events(config.redis.url, config.data_root, run_id, config.events.archive_page)
+        events = archive_events(config.redis, config.data_root, run_id, config.events.archive_page)
     else:
         events = {"batch": None, "rerun": False, "files": [], "rows": 0, "disabled": True}
     write_json(paths.events, events)

@@ -34,7 +34,7 @@ def publish(config: Config, run_id: str, spark: SparkSession, force: bool = Fals
     if not metrics.get("publishable") and not force:
         failed = [g["gate"] for g in metrics.get("gates", []) if not g.get("passed")]
         raise JobError(f"run {run_id} is not publishable (failed gates: {failed}); use --force to publish anyway")
-    client = redis_client.writer(config.redis.url)
+    client = redis_client.writer(config.redis)
     try:
         client.ping()
     except redis.RedisError as exc:
@@ -55,7 +55,7 @@ def publish(config: Config, run_id: str, spark: SparkSession, force: bool = Fals
             "forced": bool(force and not metrics.get("publishable"))}
     previous = publication.live_version(client)
     try:
-        seconds = publication.publish_version(client, config.redis.url, version, values, expected, meta)
+        seconds = publication.publish_version(client, config.redis, version, values, expected, meta)
     finally:
         values.unpersist()
     pruned = publication.prune(client, config.redis.retention)
@@ -71,9 +71,9 @@ def publish(config: Config, run_id: str, spark: SparkSession, force: bool = Fals
 def run(config: Config, run_id: str | None, spark: SparkSession | None = None, force: bool = False,
         rollback_to: str | bool | None = None, prune_only: bool = False) -> dict:
     if rollback_to is not None:
-        return publication.rollback(redis_client.writer(config.redis.url), rollback_to or None)
+        return publication.rollback(redis_client.writer(config.redis), rollback_to or None)
     if prune_only:
-        return {"pruned": publication.prune(redis_client.writer(config.redis.url), config.redis.retention)}
+        return {"pruned": publication.prune(redis_client.writer(config.redis), config.redis.retention)}
     if not run_id:
         raise JobError("--run-id is required to publish")
     return publish(config, run_id, spark or spark_session(config, "publish"), force=force)

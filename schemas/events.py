@@ -1,5 +1,5 @@
 """What people send back (POST /v1/events), as it travels: the service's validated event -> one entry of the
-`reco:events` stream (one field, `event`, holding the event as JSON: a third of the command arguments of a
+`reco:{events}` stream (one field, `event`, holding the event as JSON: a third of the command arguments of a
 field per column, which is most of the intake's cost) -> one row of the Parquet event archive
 (jobs/lib/events.py).
 

@@ -1,7 +1,7 @@
 """The Redis layout, shared by the publisher (jobs/publish.py) and the lookup service (serving/).
 
-    reco:live                          string   the live version id
-    reco:versions                      zset     version id -> publication time (epoch seconds)
+    reco:{ctl}:live                    string   the live version id
+    reco:{ctl}:versions                zset     version id -> publication time (epoch seconds)
     reco:v:<version>:meta              json     run id, dataset, published/trained at, headline metrics, counts
     reco:v:<version>:user:<user_id>    json     [item, ...] top-N for the user, best first
     reco:v:<version>:similar:<movie>   json     [item, ...] nearest movies by cosine of ALS item factors
@@ -11,11 +11,17 @@
 
 The loop (POST /v1/events, archived by ingest; these keys are mutable and outside every version):
 
-    reco:events                        stream   one entry per accepted event: user_id, movie_id, type, rating, ts,
-                                                request_id (empty when absent); trimmed only after it is archived
-    reco:recent:<user_id>              list     "<movie_id>:<rating>" of the user's latest ratings, newest first
+    reco:{events}                      stream   one entry per accepted event (field `event`: JSON, schemas/events.py);
+                                                trimmed only after it is archived
+    reco:{events}:recent:<user_id>     list     "<movie_id>:<rating>" of the user's latest ratings, newest first
                                                 (for "similar_to_recent" until the next version has the user)
-    reco:rated:<user_id>               set      movie ids the user rated through events (kept out of that list)
+    reco:{events}:rated:<user_id>      set      movie ids the user rated through events (kept out of that list)
+
+Placement for Redis Cluster (redis.cluster: true): a `{...}` hash tag puts keys in one slot. The pointer and
+the registry share `{ctl}`, so the flip is one MULTI/EXEC; the loop's keys share `{events}`, so an intake
+request is one MULTI/EXEC; a version's keys have no tag and spread over every master by their own hash (the
+bulk of the memory), written by per-node pipelines and read with per-slot MGETs. The same names serve a
+single Redis.
 
 An item is {"movie_id", "title", "year", "genres", "score"}: values are serialised once, at publication, in
 exactly the shape the API returns, so a request does a lookup, a slice and no joins. A version's keys never
@@ -29,10 +35,10 @@ import unicodedata
 import orjson
 
 PREFIX = "reco"
-LIVE = f"{PREFIX}:live"
-VERSIONS = f"{PREFIX}:versions"
+LIVE = f"{PREFIX}:{{ctl}}:live"
+VERSIONS = f"{PREFIX}:{{ctl}}:versions"
 ALL_GENRES = "_all"
-EVENTS = f"{PREFIX}:events"
+EVENTS = f"{PREFIX}:{{events}}"
 
 KINDS = ("meta", "user", "similar", "popular", "movie", "title")
 
@@ -59,11 +65,11 @@ def suffix(kind: str, ident: object = None) -> str:
 
 
 def recent(user_id: int) -> str:
-    return f"{PREFIX}:recent:{user_id}"
+    return f"{EVENTS}:recent:{user_id}"
 
 
 def rated(user_id: int) -> str:
-    return f"{PREFIX}:rated:{user_id}"
+    return f"{EVENTS}:rated:{user_id}"
 
 
 def version_pattern(version: str) -> str:

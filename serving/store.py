@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import redis
 
+from schemas import redis_client
 from schemas import redis_keys as rk
 from schemas.events import to_stream_fields
 
@@ -84,7 +85,7 @@ class Store:
             return []
         prefix = rk.version_prefix(version)
         try:
-            raw = self.client.mget([prefix + s for s in suffixes])
+            raw = redis_client.mget(self.client, [prefix + s for s in suffixes])
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
         return [rk.decode(value) for value in raw]

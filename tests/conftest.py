@@ -27,7 +27,8 @@ SERVICE_EVENTS_TOKEN = "service-events-token"  # the `service` fixture's intake 
 # the other, so that run is computed once; the rest goes to whichever is free.
 XDIST_GROUPS = {"test_dag": "processes", "test_cluster": "processes", "test_api_contract": "pipeline",
                 "test_events": "pipeline", "test_loop": "pipeline", "test_pipeline": "pipeline",
-                "test_publish": "pipeline", "test_serving": "pipeline", "test_web_page": "pipeline"}
+                "test_publish": "pipeline", "test_redis_cluster": "pipeline", "test_serving": "pipeline",
+                "test_web_page": "pipeline"}
 
 
 def pytest_collection_modifyitems(items):

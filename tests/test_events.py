@@ -163,8 +163,8 @@ def test_the_service_acl_user_writes_events_and_nothing_else(intake):
     admin = server.client()
     # The ACL documented in the README for the service.
     admin.execute_command(
-        "ACL", "SETUSER", "reco-service", "on", ">service-secret", "resetkeys", "%R~reco:*", "%W~reco:events",
-        "%W~reco:recent:*", "%W~reco:rated:*", "resetchannels", "-@all", "+get", "+mget", "+ping", "+xadd",
+        "ACL", "SETUSER", "reco-service", "on", ">service-secret", "resetkeys", "%R~reco:*", "%W~reco:{events}*",
+        "resetchannels", "-@all", "+get", "+mget", "+ping", "+xadd",
         "+xlen", "+lpush", "+ltrim", "+lrange", "+sadd", "+smembers", "+expire", "+multi", "+exec")
     try:
         url = f"redis://reco-service:service-secret@127.0.0.1:{server.port}/0"
@@ -209,7 +209,7 @@ def test_concurrent_posters_lose_and_double_nothing(intake, tmp_path):
     finally:
         gunicorn.stop()
     assert len(acknowledged) == len(set(acknowledged)) == 800
-    archived = archive_events(server.url, str(tmp_path / "data"), "concurrent")
+    archived = archive_events(config.redis.model_copy(update={"url": server.url}), str(tmp_path / "data"), "concurrent")
     import pyarrow.parquet as pq
     rows = pq.read_table(archived["files"][0]).column("stream_id").to_pylist()
     assert archived["rows"] == 800 and sorted(rows) == sorted(acknowledged)

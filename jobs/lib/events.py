@@ -1,4 +1,4 @@
-"""The event archive: what people sent (the `reco:events` stream) copied into append-only Parquet under
+"""The event archive: what people sent (the `reco:{events}` stream) copied into append-only Parquet under
 `<data root>/events/archive/`, one batch per run, and trimmed from the stream only once it is safe on disk.
 
 A batch is `<run id>.parquet` (absent when the run found nothing new) and `<run id>.json`, the commit record:
@@ -20,6 +20,7 @@ import logging
 
 import redis
 
+from conf.settings import RedisSettings
 from jobs.lib.errors import JobError, TransientJobError
 from jobs.lib.files import exists, join, list_files, read_json, write_json, write_parquet_batches
 from schemas import redis_client
@@ -41,12 +42,12 @@ def committed_batches(folder: str) -> list[dict]:
     return sorted(batches, key=lambda b: (stream_id_key(b["last_id"]), b["run_id"]))
 
 
-def archive_events(redis_url: str, data_root: str, run_id: str, page: int = 10_000) -> dict:
+def archive_events(settings: RedisSettings, data_root: str, run_id: str, page: int = 10_000) -> dict:
     """Archive the stream's new events for `run_id` (idempotent per run id), trim what is archived, and say
     which archive files the run trains on: every batch up to and including its own."""
     folder = archive_folder(data_root)
     record = join(folder, f"{run_id}.json")
-    client = redis_client.writer(redis_url)
+    client = redis_client.writer(settings)
     try:
         if exists(record):
             batch, rerun = read_json(record), True
@@ -55,7 +56,7 @@ def archive_events(redis_url: str, data_root: str, run_id: str, page: int = 10_0
             batch, rerun = _archive_new(client, folder, run_id, page), False
         _trim_through(client, batch["last_id"])
     except redis.RedisError as exc:
-        raise TransientJobError(f"cannot read the event stream at {redis_client.safe_url(redis_url)}: {exc} "
+        raise TransientJobError(f"cannot read the event stream at {redis_client.safe_url(settings.url)}: {exc} "
                                 "(events.archive: false trains on MovieLens alone)") from None
     finally:
         client.close()

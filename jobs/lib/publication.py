@@ -1,9 +1,9 @@
 """Versions in Redis: writing one from the executors, verifying it, flipping the live pointer, retention,
 rollback, and the smoke check through the service's own reader.
 
-Readers never see half a version: every key of a version is written and counted before one MULTI/EXEC writes
-its metadata, registers it and moves `reco:live`. A failure before that deletes the partial version; the live
-one never moves. Layout: schemas/redis_keys.py.
+Readers never see half a version: every key of a version, its metadata last, is written and counted before
+one MULTI/EXEC registers it and moves the live pointer. A failure before that deletes the partial version; the
+live one never moves. Layout (and placement on a Redis Cluster): schemas/redis_keys.py.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import time
 import redis
 from pyspark.sql import DataFrame
 
+from conf.settings import RedisSettings
 from jobs.lib.errors import JobError
 from schemas import redis_client
 from schemas import redis_keys as rk
@@ -25,20 +26,21 @@ PIPELINE_KEYS = 5000   # keys per pipeline round trip
 DELETE_BATCH = 1000    # keys per UNLINK when pruning
 
 
-def write_partitions(values: DataFrame, url: str) -> int:
-    """Write (key, value) rows from the executors, pipelined MSETs; returns the number of keys Redis accepted.
+def write_partitions(values: DataFrame, settings: RedisSettings) -> int:
+    """Write (key, value) rows from the executors, pipelined MSETs (per-node pipelined SETs on a cluster);
+    returns the number of keys Redis accepted.
 
     Rows arrive as Arrow batches (mapInArrow): no per-row Python objects beyond the key and value strings."""
     import pyarrow as pa
 
     def write(batches):
-        client = redis_client.writer(url)
+        client = redis_client.writer(settings)
         pipe, written, pending = client.pipeline(transaction=False), 0, 0
         for batch in batches:
             keys, texts = batch.column("key").to_pylist(), batch.column("value").to_pylist()
             for start in range(0, len(keys), BATCH_KEYS):
                 chunk = dict(zip(keys[start:start + BATCH_KEYS], texts[start:start + BATCH_KEYS]))
-                pipe.mset(chunk)
+                redis_client.set_many(pipe, chunk, settings.cluster)
                 pending += len(chunk)
                 if pending >= PIPELINE_KEYS:
                     written += _flush(pipe, pending)
@@ -58,21 +60,21 @@ def _flush(pipe, pending: int) -> int:
     return pending
 
 
-def publish_version(client: redis.Redis, url: str, version: str, values: DataFrame, expected: int,
+def publish_version(client: redis.Redis, settings: RedisSettings, version: str, values: DataFrame, expected: int,
                     meta: dict) -> float:
-    """Write `values` (key, value) as `version`, check that Redis acknowledged and holds exactly `expected`
-    keys, then in one transaction write `meta`, register the version and make it live. Returns the write seconds.
-    On any failure the partial version is deleted and the live pointer has not moved."""
+    """Write `values` (key, value) and then `meta` as `version`, check that Redis acknowledged and holds exactly
+    `expected` keys and the meta, then in one transaction register the version and make it live. Returns the
+    write seconds. On any failure the partial version is deleted and the live pointer has not moved."""
     try:
         started = time.perf_counter()
-        written = write_partitions(values, url)
+        written = write_partitions(values, settings)
         seconds = time.perf_counter() - started
+        client.set(rk.key(version, "meta"), rk.encode(meta))  # last: a version with meta has all its keys
         in_redis = count_version_keys(client, version)
-        if written != expected or in_redis != expected:
-            raise JobError(f"version {version} incomplete: {expected} keys built, {written} acknowledged, "
-                           f"{in_redis} found in Redis; live version unchanged")
-        with client.pipeline(transaction=True) as flip:  # MULTI/EXEC: meta, registry and pointer together
-            flip.set(rk.key(version, "meta"), rk.encode(meta))
+        if written != expected or in_redis != expected + 1:
+            raise JobError(f"version {version} incomplete: {expected} keys and the meta built, {written} "
+                           f"acknowledged, {in_redis} found in Redis; live version unchanged")
+        with client.pipeline(transaction=True) as flip:  # MULTI/EXEC: registry and pointer (one slot: {ctl})
             flip.zadd(rk.VERSIONS, {version: time.time()})
             flip.set(rk.LIVE, version)
             flip.execute()
@@ -171,4 +173,4 @@ def check_published_run(config, run_id: str) -> dict:
 
     report = read_json(run_paths(config, run_id).publish_report)
     reader = Store(redis_client.reader(config.redis), cache_entries=0)
-    return smoke_check(redis_client.writer(config.redis.url), reader, report)
+    return smoke_check(redis_client.writer(config.redis), reader, report)
