@@ -22,6 +22,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports (all held open until every one is picked)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -75,7 +87,9 @@ class RedisClusterServers:
 
     def __init__(self, folder: Path, masters: int = 3):
         self.folder = Path(folder)
-        self.nodes = [RedisServer(self.folder / f"node{i}") for i in range(masters)]
+        ports = free_ports(2 * masters)  # a client port and a cluster-bus port per node
+        self.nodes = [RedisServer(self.folder / f"node{i}", port=ports[i]) for i in range(masters)]
+        self.bus_ports = ports[masters:]
 
     @property
     def url(self) -> str:
@@ -83,9 +97,10 @@ class RedisClusterServers:
         return self.nodes[0].url
 
     def start(self) -> "RedisClusterServers":
-        for node in self.nodes:
+        for node, bus in zip(self.nodes, self.bus_ports):
+            # The cluster bus defaults to port + 10000, which does not exist above 55535: give it a free one.
             node.start(["--cluster-enabled", "yes", "--cluster-config-file", str(node.folder / "nodes.conf"),
-                        "--cluster-node-timeout", "5000"])
+                        "--cluster-node-timeout", "5000", "--cluster-port", str(bus)])
         subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes],
                         "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
         wait_until(lambda: all(b"cluster_state:ok" in n.client().execute_command("CLUSTER", "INFO")

@@ -33,12 +33,18 @@ def api(service, path: str) -> dict:
     return requests.get(f"{service[0]}{path}", timeout=5).json()
 
 
-def test_a_user_sees_titled_recommendations(page, service):
-    page.fill("#user-id", "196")
+def show_user(page, service, user: int) -> list[dict]:
+    """Look a user up on the page; returns what the API answers for them (tests may run in any order)."""
+    page.fill("#user-id", str(user))
     page.click("#user-form button")
-    expected = api(service, "/v1/users/196/recommendations?k=10")["items"]
+    expected = api(service, f"/v1/users/{user}/recommendations?k=10")["items"]
     page.wait_for_function("document.querySelector('#user-results li .title')?.textContent.startsWith(%r)"
                            % expected[0]["title"])
+    return expected
+
+
+def test_a_user_sees_titled_recommendations(page, service):
+    expected = show_user(page, service, 196)
     shown = titles(page, "user-results")
     assert shown == [f"{i['title']} ({i['year']})" if i["year"] else i["title"] for i in expected]
     assert page.inner_text("#user-note") == ""
@@ -46,12 +52,12 @@ def test_a_user_sees_titled_recommendations(page, service):
 
 
 def test_clicking_a_movie_shows_similar_ones(page, service):
+    movie_id = show_user(page, service, 196)[0]["movie_id"]
     first = page.locator("#user-results li").first
     clicked = first.locator(".title").inner_text()
     first.click()
     page.wait_for_function("document.querySelector('#similar-title').textContent.startsWith('Similar to')")
     assert page.inner_text("#similar-title") == f"Similar to {clicked.rsplit(' (', 1)[0]}"
-    movie_id = api(service, "/v1/users/196/recommendations?k=1")["items"][0]["movie_id"]
     expected = api(service, f"/v1/movies/{movie_id}/similar?k=10")["items"]
     page.wait_for_function("document.querySelectorAll('#similar-results li').length === %d" % len(expected))
     assert [t.rsplit(" (", 1)[0] for t in titles(page, "similar-results")] == [i["title"] for i in expected]
