@@ -27,7 +27,7 @@ AIRFLOW_ENV = export AIRFLOW_HOME=$(abspath .airflow) AIRFLOW__CORE__LOAD_EXAMPL
 	AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
 	AIRFLOW_CONN_SPARK_DEFAULT="$${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[2]\"}}"
 
-.PHONY: help setup system-deps browser-deps load-deps test test-fast pipeline demo serve airflow redis-up redis-down bench bench-demo bench-pipeline bench-scale bench-serving bench-quality tune clean
+.PHONY: help setup system-deps test-deps load-deps test test-fast pipeline demo serve airflow redis-up redis-down bench bench-demo bench-pipeline bench-scale bench-serving bench-quality tune clean
 
 help:
 	@echo "make demo            set up, run the DAG once on MovieLens 100K, then serve on 127.0.0.1:$${RECO_PORT:-8000}"
@@ -69,9 +69,10 @@ system-deps:
 	command -v curl >/dev/null || need+=(curl); \
 	ldconfig -p | grep -q 'liblapack.so.3 ' || need+=(libopenblas0-serial))
 
-# The browser tests drive Debian's Chromium (no browser download).
-browser-deps:
-	$(call apt_install,command -v chromium >/dev/null || need+=(chromium))
+# The tests drive Debian's Chromium (no browser download) and run promtool and Prometheus (Debian's prometheus).
+test-deps:
+	$(call apt_install,command -v chromium >/dev/null || need+=(chromium); \
+	command -v promtool >/dev/null || need+=(prometheus))
 
 # The serving benchmark's load generator.
 load-deps:
@@ -85,7 +86,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 # Two workers: one for the modules that start JVMs and Airflow runs, one for those sharing the pipeline run.
-test: setup browser-deps
+test: setup test-deps
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 test-fast: setup

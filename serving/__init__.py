@@ -15,7 +15,7 @@ from conf.settings import Config, load_config
 from schemas import redis_client
 from serving.api import GENRE_NAMES, BadRequest, api, error_response
 from serving.events import events
-from serving.observability import REDIS_ERRORS, REQUESTS, render
+from serving.observability import REDIS_ERRORS, REQUESTS, LiveCollector, render
 from serving.store import NoLiveVersion, Store, StoreUnavailable
 from serving.web import web
 
@@ -60,9 +60,11 @@ def create_app(config: Config | None = None) -> Flask:
     def openapi_document():
         return Response(openapi, mimetype="application/json")
 
+    live = LiveCollector(app.extensions["reco_store"], config.events.backlog)
+
     @app.get("/metrics")
     def metrics():
-        body, content_type = render()
+        body, content_type = render(live)
         return Response(body, content_type=content_type)
 
     @app.errorhandler(BadRequest)

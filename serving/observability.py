@@ -1,13 +1,20 @@
 """Prometheus metrics of the lookup service (the prometheus_client library).
 
+Request counters and histograms are recorded as requests happen. What describes the system rather than the
+requests (the live version, its age and quality, the event backlog) is read at scrape time by
+`LiveCollector`, so every scrape says how things are now, whichever worker answers it.
+
 Under gunicorn with several worker processes, PROMETHEUS_MULTIPROC_DIR is set (serving/gunicorn.conf.py) and
 /metrics aggregates every worker's samples.
 """
 from __future__ import annotations
 
 import os
+import time
+from datetime import datetime
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 REQUESTS = Histogram(
     "reco_http_request_duration_seconds", "Request latency by endpoint and status",
@@ -20,10 +27,69 @@ EVENTS_REJECTED = Counter("reco_events_rejected_total", "Events or requests refu
                           "field at fault or the reason", ["reason"])
 
 
-def render() -> tuple[bytes, str]:
+class LiveCollector:
+    """Scrape-time gauges from Redis: the live version (info, publication time, age, headline metrics) and the
+    event backlog against its limit. `reco_store_up` is 0 when Redis cannot be read (the rest is then absent)."""
+
+    def __init__(self, store, backlog_limit: int):
+        self.store, self.backlog_limit = store, backlog_limit
+
+    def collect(self):
+        from schemas import redis_keys as rk
+        from serving.store import NoLiveVersion, StoreUnavailable
+
+        up = GaugeMetricFamily("reco_store_up", "1 when Redis answered this scrape")
+        try:
+            backlog = self.store.event_backlog(max_age=0)
+            try:
+                version = self.store.live_version(refresh=True)
+                (meta,) = self.store.get_in_version(version, [rk.suffix("meta")])
+            except NoLiveVersion:
+                version, meta = None, None
+        except StoreUnavailable:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield _gauge("reco_event_backlog", "Events waiting in the stream for the next run's archive", backlog)
+        yield _gauge("reco_event_backlog_limit", "events.backlog: intake answers 503 at this many",
+                     self.backlog_limit)
+        if not version or not meta:
+            return
+        info = GaugeMetricFamily("reco_live_version_info", "The live version (always 1)",
+                                 labels=["version", "run_id", "dataset"])
+        info.add_metric([version, str(meta.get("run_id", "")), str(meta.get("dataset", ""))], 1)
+        yield info
+        published = datetime.fromisoformat(meta["published_at"]).timestamp()
+        yield _gauge("reco_live_version_published_timestamp_seconds",
+                     "When the live version was published (Unix time)", published)
+        yield _gauge("reco_live_version_age_seconds", "Seconds since the live version was published",
+                     time.time() - published)
+        quality = GaugeMetricFamily("reco_live_version_metric", "Offline metrics of the live version's run",
+                                    labels=["metric"])
+        for name, value in (meta.get("metrics") or {}).items():
+            if value is not None:
+                quality.add_metric([name], float(value))
+        yield quality
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation)
+    family.add_metric([], value)
+    return family
+
+
+def render(live: LiveCollector | None = None) -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    if live is not None:
+        scraped = CollectorRegistry()
+        scraped.register(live)
+        body += generate_latest(scraped)
+    return body, CONTENT_TYPE_LATEST

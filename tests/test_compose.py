@@ -1,5 +1,6 @@
 """docker-compose.yml, checked structurally (no Docker engine runs here): services, pinned images, health
 checks, loopback ports, and that what it mounts and runs exists in the repository."""
+import json
 import re
 from pathlib import Path
 
@@ -13,7 +14,19 @@ SERVICES = COMPOSE["services"]
 
 def test_the_whole_stack_is_described():
     assert {"redis", "spark-master", "spark-worker", "airflow-api-server", "airflow-scheduler",
-            "airflow-dag-processor", "reco-service"} <= set(SERVICES)
+            "airflow-dag-processor", "reco-service", "prometheus", "grafana"} <= set(SERVICES)
+
+
+def test_prometheus_scrapes_the_service_and_grafana_is_provisioned():
+    prometheus = yaml.safe_load((REPO / "conf" / "prometheus" / "prometheus.yml").read_text())
+    targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    assert targets == ["reco-service:8000"] and "reco-service" in SERVICES
+    assert "./conf/prometheus:/etc/prometheus:ro" in SERVICES["prometheus"]["volumes"]
+    datasource = yaml.safe_load((REPO / "conf" / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
+                                .read_text())["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090" and datasource["uid"] == "prometheus"
+    dashboard = json.loads((REPO / "conf" / "grafana" / "dashboards" / "reco-overview.json").read_text())
+    assert all(p["datasource"]["uid"] == "prometheus" and p["targets"] for p in dashboard["panels"])
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))

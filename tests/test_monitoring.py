@@ -1,0 +1,91 @@
+"""Monitoring with the real tools: promtool checks the Prometheus config and the alert rules and runs their
+unit tests (each alert fires and stays quiet where it should); a real Prometheus on loopback scrapes the real
+service and its HTTP API shows the series the alerts use."""
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.conftest import SERVICE_EVENTS_TOKEN
+from tests.support import free_port, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+PROM = REPO / "conf" / "prometheus"
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess:
+    if not shutil.which("promtool"):
+        pytest.fail("promtool is not installed: `make test` installs Debian's prometheus package")
+    return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=120, cwd=PROM)
+
+
+def test_config_and_rules_are_valid():
+    config = promtool("check", "config", "prometheus.yml")
+    assert config.returncode == 0, config.stdout + config.stderr
+    rules = promtool("check", "rules", "alerts.yml")
+    assert rules.returncode == 0 and "SUCCESS: 5 rules found" in rules.stdout, rules.stdout + rules.stderr
+
+
+def test_every_alert_fires_and_stays_quiet_where_it_should():
+    result = promtool("test", "rules", "alerts_test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    tested = {t["alertname"] for case in yaml.safe_load((PROM / "alerts_test.yml").read_text())["tests"]
+              for t in case["alert_rule_test"]}
+    alerts = {r["alert"] for g in yaml.safe_load((PROM / "alerts.yml").read_text())["groups"] for r in g["rules"]}
+    assert tested == alerts
+
+
+def test_prometheus_scrapes_the_service_and_has_the_alerts_series(service, tmp_path):
+    base, _, version = service
+    for path in ("/v1/users/1/recommendations", "/v1/users/999999/recommendations", "/v1/popular", "/v1/movies/1"):
+        requests.get(f"{base}{path}", timeout=5)
+    auth = {"Authorization": f"Bearer {SERVICE_EVENTS_TOKEN}"}
+    for event in ({"user_id": 1, "movie_id": 50, "type": "click"}, {"user_id": 1, "movie_id": 0, "type": "click"}):
+        requests.post(f"{base}/v1/events", json={"events": [event]}, headers=auth, timeout=5)
+    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    config["global"]["scrape_interval"] = config["global"]["evaluation_interval"] = "1s"
+    config["rule_files"] = [str(PROM / "alerts.yml")]
+    config["scrape_configs"][0]["static_configs"] = [{"targets": [base.removeprefix("http://")]}]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    prometheus = subprocess.Popen(
+        ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        def value(query: str):
+            result = requests.get(f"{api}/query", params={"query": query}, timeout=5).json()["data"]["result"]
+            return result[0] if result else None
+
+        wait_until(lambda: value("up{job='reco-service'}") and value("up{job='reco-service'}")["value"][1] == "1",
+                   60, 0.5, "Prometheus scraping the service")
+        assert value("reco_store_up")["value"][1] == "1"
+        info = value("reco_live_version_info")
+        assert info["metric"]["version"] == version and info["metric"]["dataset"] == "ml-100k"
+        assert 0 <= float(value("reco_live_version_age_seconds")["value"][1]) < 3600
+        assert 0.3 < float(value('reco_live_version_metric{metric="ndcg@10"}')["value"][1]) < 1
+        assert value("reco_event_backlog") is not None and value("reco_event_backlog_limit") is not None
+        assert value('reco_http_request_duration_seconds_count{endpoint="/v1/popular",status="200"}')
+        rules = requests.get(f"{api}/rules", timeout=5).json()["data"]["groups"][0]["rules"]
+        assert len(rules) == 5 and all(r["health"] == "ok" for r in rules)
+        # Every series an alert reads is one this service exports (the alerts cannot watch a typo).
+        exported = set(requests.get(f"{api}/label/__name__/values", timeout=5).json()["data"])
+        for rule in rules:
+            names = set(re.findall(r"\breco_[a-z_]+", rule["query"]))
+            assert names and names <= exported, (rule["alert"], names - exported)
+        # And every series the Grafana dashboard draws.
+        dashboard = json.loads((REPO / "conf" / "grafana" / "dashboards" / "reco-overview.json").read_text())
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                names = set(re.findall(r"\breco_[a-z_]+", target["expr"]))
+                assert names and names <= exported, (panel["title"], names - exported)
+                answer = requests.get(f"{api}/query", params={"query": target["expr"]}, timeout=5).json()
+                assert answer["status"] == "success", (panel["title"], answer)
+    finally:
+        prometheus.terminate()
+        prometheus.wait(15)
