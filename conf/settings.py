@@ -134,6 +134,17 @@ class GateSettings(_Section):
     max_ndcg_drop_vs_live: float = Field(0.02, ge=0.0)
 
 
+class DriftSettings(_Section):
+    """Largest change against the live run's clean data before publication stops (jobs/lib/drift.py)."""
+    enabled: bool = True
+    max_rating_psi: float = Field(0.1, ge=0.0)       # population stability index of the rating distribution
+    max_activity_psi: float = Field(0.2, ge=0.0)     # of users per power-of-two bucket of their ratings
+    max_genre_psi: float = Field(0.1, ge=0.0)        # of ratings per genre
+    max_count_change: float = Field(0.5, ge=0.0)     # |users (or movies) / live's - 1|
+    max_new_share: float = Field(0.5, ge=0.0, le=1.0)  # share of users (or movies) the live run did not have
+    max_top_user_share_change: float = Field(0.01, ge=0.0)  # of the share of ratings by the 1% most active users
+
+
 class RecommendSettings(_Section):
     top_n: int = Field(50, gt=0)
     neighbors: int = Field(50, gt=0)
@@ -185,6 +196,7 @@ class Config(_Section):
     als: ALSSettings = ALSSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
     gates: GateSettings = GateSettings()
+    drift: DriftSettings = DriftSettings()
     recommend: RecommendSettings = RecommendSettings()
     redis: RedisSettings = RedisSettings()
     serving: ServingSettings = ServingSettings()

@@ -1,6 +1,7 @@
 """Daily MovieLens recommendations: every Spark job through spark-submit, then publication to Redis.
 
 ingest -> (validate, clean) -> train -> evaluate -> gate -> recommend -> publish -> smoke_check -> cleanup
+-> report_run (always: the run's result and figures for /metrics)
 
 Wiring only: the work lives in jobs/ (Spark) and in small callables that import project code when they run,
 so parsing this file stays cheap. The Spark master comes from the `spark_default` connection
@@ -121,6 +122,21 @@ with DAG(
         config = load_config()
         return prune(redis_client.writer(config.redis), config.redis.retention)
 
+    @task(task_id="report_run", trigger_rule="all_done", execution_timeout=timedelta(minutes=5))
+    def report_run(reco_run: str, ti=None, dag_run=None) -> dict:
+        """Whatever happened before: record the run's result, task seconds and row counts in Redis for the
+        service's /metrics (reco_batch_*, the RecoNightlyRunFailed alert); then fail if the run did."""
+        from conf.settings import load_config
+        from jobs.lib.run_summary import record, summarize
+        tasks = [dict(b) for b in ti.get_task_breadcrumbs(dag_run.dag_id, dag_run.run_id)
+                 if b["task_id"] != "report_run"]
+        summary = summarize(load_config(), reco_run, tasks)
+        record(load_config(), summary)
+        print(f"run {reco_run}: {summary['result']}; rows {summary['rows']}")
+        if summary["result"] == "failed":
+            raise AirflowFailException(f"run {reco_run} failed: {summary['task_states']}")
+        return summary
+
     ingest = spark_job("ingest")
     validate = spark_job("validate", timeout_minutes=30)
     clean = spark_job("clean")
@@ -133,4 +149,4 @@ with DAG(
     # under a scheduler (`airflow dags test` runs tasks one at a time).
     ingest >> [validate, clean] >> train >> evaluate
     evaluate >> gate(RUN_ID) >> recommend >> publish
-    publish >> smoke_check(RUN_ID) >> cleanup()
+    publish >> smoke_check(RUN_ID) >> cleanup() >> report_run(RUN_ID)

@@ -1,4 +1,5 @@
-"""evaluate: the GUIDE's protocol for ALS and the popularity baseline, a quality gate, metrics.json.
+"""evaluate: the GUIDE's protocol for ALS and the popularity baseline, data drift against the live run, the
+gates, metrics.json.
 
 Ranking (implicit ALS vs most-popular): Precision, Recall, NDCG and MAP at k over the top k among movies the
 user did not rate in train, binary relevance, averaged over users with a test rating; catalog coverage and
@@ -15,7 +16,8 @@ from pyspark.sql import SparkSession
 from conf.settings import Config
 from jobs.lib.als import ExplicitModel
 from jobs.lib.evaluation import evaluate_models, metric
-from jobs.lib.files import read_json, write_json
+from jobs.lib.drift import compare, new_shares, profile
+from jobs.lib.files import exists, read_json, write_json
 from jobs.lib.gates import live_metrics, quality_gate
 from jobs.lib.runs import run_paths, utc_now
 from jobs.lib.runtime import job_main, spark_session
@@ -47,7 +49,12 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     }
     live, live_note = live_metrics(config)
     publishable, gates = quality_gate(metrics, live, config)
-    metrics.update({"publishable": publishable, "gates": gates, "live_comparison": live_note})
+    metrics["profile"] = profile(spark.read.parquet(paths.clean_ratings), spark.read.parquet(paths.clean_movies))
+    drift, drift_note = _drift(config, spark, paths, metrics, live)
+    gates += drift
+    publishable = publishable and all(check["passed"] for check in drift)
+    metrics.update({"publishable": publishable, "gates": gates, "live_comparison": live_note,
+                    "drift": {"note": drift_note, "checks": drift}})
     write_json(paths.metrics, metrics)
     train.unpersist()
     test.unpersist()
@@ -61,6 +68,24 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
              models["popularity"][headline[0]], publishable, live_note)
     return {"metrics": paths.metrics, "publishable": publishable,
             **{name: {m: models[name][m] for m in headline} for name in models}}
+
+
+def _drift(config: Config, spark: SparkSession, paths, metrics: dict, live: dict | None) -> tuple[list, str]:
+    """Drift checks against the live version's run, when its metrics (with a profile) are under this data root."""
+    if not config.drift.enabled:
+        return [], "drift checks off (drift.enabled: false)"
+    if not live or live.get("dataset") != metrics["dataset"] or live.get("run_id") == metrics["run_id"]:
+        return [], "no live run of this dataset to compare with"
+    live_paths = run_paths(config, live["run_id"])
+    live_metrics_file = read_json(live_paths.metrics) if exists(live_paths.metrics) else {}
+    if "profile" not in live_metrics_file:
+        return [], f"the live run {live['run_id']} left no profile under this data root"
+    new = None
+    if exists(live_paths.clean_ratings):
+        new = new_shares(spark.read.parquet(paths.clean_ratings), spark.read.parquet(live_paths.clean_ratings))
+        metrics["profile"].update(new)
+    checks = compare(metrics["profile"], live_metrics_file["profile"], new, config.drift, live["run_id"])
+    return checks, f"against run {live['run_id']}"
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
     reco:{ctl}:live                    string   the live version id
     reco:{ctl}:versions                zset     version id -> publication time (epoch seconds)
+    reco:{ctl}:last_run                json     the last DAG run: result, task seconds, row counts (for /metrics)
     reco:v:<version>:meta              json     run id, dataset, published/trained at, headline metrics, counts
     reco:v:<version>:user:<user_id>    json     [item, ...] top-N for the user, best first
     reco:v:<version>:similar:<movie>   json     [item, ...] nearest movies by cosine of ALS item factors
@@ -37,6 +38,7 @@ import orjson
 PREFIX = "reco"
 LIVE = f"{PREFIX}:{{ctl}}:live"
 VERSIONS = f"{PREFIX}:{{ctl}}:versions"
+LAST_RUN = f"{PREFIX}:{{ctl}}:last_run"
 ALL_GENRES = "_all"
 EVENTS = f"{PREFIX}:{{events}}"
 

@@ -28,8 +28,9 @@ EVENTS_REJECTED = Counter("reco_events_rejected_total", "Events or requests refu
 
 
 class LiveCollector:
-    """Scrape-time gauges from Redis: the live version (info, publication time, age, headline metrics) and the
-    event backlog against its limit. `reco_store_up` is 0 when Redis cannot be read (the rest is then absent)."""
+    """Scrape-time gauges from Redis: the live version (info, publication time, age, headline metrics), the
+    event backlog against its limit, and the last batch run (result, task seconds, row counts; recorded by the
+    DAG's report_run task). `reco_store_up` is 0 when Redis cannot be read (the rest is then absent)."""
 
     def __init__(self, store, backlog_limit: int):
         self.store, self.backlog_limit = store, backlog_limit
@@ -41,6 +42,7 @@ class LiveCollector:
         up = GaugeMetricFamily("reco_store_up", "1 when Redis answered this scrape")
         try:
             backlog = self.store.event_backlog(max_age=0)
+            last_run = self.store.last_run()
             try:
                 version = self.store.live_version(refresh=True)
                 (meta,) = self.store.get_in_version(version, [rk.suffix("meta")])
@@ -55,6 +57,8 @@ class LiveCollector:
         yield _gauge("reco_event_backlog", "Events waiting in the stream for the next run's archive", backlog)
         yield _gauge("reco_event_backlog_limit", "events.backlog: intake answers 503 at this many",
                      self.backlog_limit)
+        if last_run:
+            yield from _last_run(last_run)
         if not version or not meta:
             return
         info = GaugeMetricFamily("reco_live_version_info", "The live version (always 1)",
@@ -72,6 +76,25 @@ class LiveCollector:
             if value is not None:
                 quality.add_metric([name], float(value))
         yield quality
+
+
+def _last_run(run: dict):
+    info = GaugeMetricFamily("reco_batch_last_run_info", "The last DAG run (always 1)", labels=["run_id", "result"])
+    info.add_metric([run["run_id"], run["result"]], 1)
+    yield info
+    yield _gauge("reco_batch_last_run_success", "1 when the last DAG run published; 0 when it failed or a gate "
+                 "stopped it", 1 if run["result"] == "success" else 0)
+    yield _gauge("reco_batch_last_run_timestamp_seconds", "When the last DAG run finished (Unix time)",
+                 datetime.fromisoformat(run["finished_at"]).timestamp())
+    seconds = GaugeMetricFamily("reco_batch_task_duration_seconds", "Seconds per task of the last DAG run",
+                                labels=["task"])
+    for task, value in sorted(run.get("task_seconds", {}).items()):
+        seconds.add_metric([task], value)
+    yield seconds
+    rows = GaugeMetricFamily("reco_batch_rows", "Row counts of the last DAG run", labels=["table"])
+    for table, value in sorted(run.get("rows", {}).items()):
+        rows.add_metric([table], value)
+    yield rows
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

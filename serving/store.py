@@ -92,6 +92,13 @@ class Store:
 
     # -- the loop (serving/events.py): mutable keys, outside every version
 
+    def last_run(self) -> dict | None:
+        """The last DAG run's summary (jobs/lib/run_summary.py), or None."""
+        try:
+            return rk.decode(self.client.get(rk.LAST_RUN))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from None
+
     def event_backlog(self, max_age: float = 1.0) -> int:
         """Events waiting in the stream for the next run's archive: the length this worker saw with its last
         write when that is under max_age seconds old (no extra round trip while intake is busy), else XLEN."""

@@ -25,7 +25,7 @@ DAG_ID = "movielens_recommendations"
 EXPECTED_EDGES = {
     ("ingest", "validate"), ("ingest", "clean"), ("validate", "train"), ("clean", "train"),
     ("train", "evaluate"), ("evaluate", "gate"), ("gate", "recommend"), ("recommend", "publish"),
-    ("publish", "smoke_check"), ("smoke_check", "cleanup"),
+    ("publish", "smoke_check"), ("smoke_check", "cleanup"), ("cleanup", "report_run"),
 }
 
 
@@ -116,6 +116,9 @@ def test_dag_run_publishes_a_new_live_version(airflow_env, redis_server):
     assert "fallback" not in newcomer and len(newcomer["items"]) == 10
     assert not set(RATED) & {i["movie_id"] for i in newcomer["items"]}
     assert client.xlen(rk.EVENTS) == 0  # archived, then trimmed
+    last_run = rk.decode(client.get(rk.LAST_RUN))  # what report_run recorded for /metrics
+    assert last_run["result"] == "success" and last_run["rows"]["clean_ratings"] == 100_005
+    assert {"ingest", "train", "publish"} <= set(last_run["task_seconds"])
 
 
 def test_dag_run_on_corrupted_data_fails_at_validate_and_keeps_live(airflow_env, redis_server, ml100k_dir,
@@ -138,6 +141,8 @@ def test_dag_run_on_corrupted_data_fails_at_validate_and_keeps_live(airflow_env,
     # clean runs beside validate; nothing that learns from the data runs after a failed validation
     assert all(by_task[t] in ("upstream_failed", None) for t in ("train", "recommend", "publish", "smoke_check"))
     assert client.get(rk.LIVE) == before
+    assert by_task["report_run"] == "failed"  # it recorded the failure, then failed the run
+    assert rk.decode(client.get(rk.LAST_RUN))["result"] == "failed"
 
 
 def _try_number(env, task_id: str) -> int:

@@ -28,7 +28,7 @@ def test_config_and_rules_are_valid():
     config = promtool("check", "config", "prometheus.yml")
     assert config.returncode == 0, config.stdout + config.stderr
     rules = promtool("check", "rules", "alerts.yml")
-    assert rules.returncode == 0 and "SUCCESS: 5 rules found" in rules.stdout, rules.stdout + rules.stderr
+    assert rules.returncode == 0 and "SUCCESS: 6 rules found" in rules.stdout, rules.stdout + rules.stderr
 
 
 def test_every_alert_fires_and_stays_quiet_where_it_should():
@@ -40,8 +40,13 @@ def test_every_alert_fires_and_stays_quiet_where_it_should():
     assert tested == alerts
 
 
-def test_prometheus_scrapes_the_service_and_has_the_alerts_series(service, tmp_path):
-    base, _, version = service
+def test_prometheus_scrapes_the_service_and_has_the_alerts_series(service, pipeline_run, tmp_path):
+    base, config, version = service
+    # What the DAG's report_run task records at the end of a run (here: the shared run, as if it just ended).
+    from jobs.lib.run_summary import record, summarize
+    _, run_id, _, _ = pipeline_run
+    record(config, summarize(config, run_id, [{"task_id": "publish", "state": "success", "duration": 12.5},
+                                              {"task_id": "smoke_check", "state": "success", "duration": 0.3}]))
     for path in ("/v1/users/1/recommendations", "/v1/users/999999/recommendations", "/v1/popular", "/v1/movies/1"):
         requests.get(f"{base}{path}", timeout=5)
     auth = {"Authorization": f"Bearer {SERVICE_EVENTS_TOKEN}"}
@@ -71,8 +76,11 @@ def test_prometheus_scrapes_the_service_and_has_the_alerts_series(service, tmp_p
         assert 0.3 < float(value('reco_live_version_metric{metric="ndcg@10"}')["value"][1]) < 1
         assert value("reco_event_backlog") is not None and value("reco_event_backlog_limit") is not None
         assert value('reco_http_request_duration_seconds_count{endpoint="/v1/popular",status="200"}')
+        assert value("reco_batch_last_run_success")["value"][1] == "1"
+        assert value('reco_batch_task_duration_seconds{task="publish"}')["value"][1] == "12.5"
+        assert value('reco_batch_rows{table="clean_ratings"}')["value"][1] == "100000"
         rules = requests.get(f"{api}/rules", timeout=5).json()["data"]["groups"][0]["rules"]
-        assert len(rules) == 5 and all(r["health"] == "ok" for r in rules)
+        assert len(rules) == 6 and all(r["health"] == "ok" for r in rules)
         # Every series an alert reads is one this service exports (the alerts cannot watch a typo).
         exported = set(requests.get(f"{api}/label/__name__/values", timeout=5).json()["data"])
         for rule in rules:

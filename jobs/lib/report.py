@@ -84,6 +84,13 @@ def render(metrics: dict, history: list[dict]) -> str:
         for n in [*names, "popularity_percentile", "rmse", "mae"])
     gates = "".join(f"<li>{'passed' if g['passed'] else '<b>FAILED</b>'}: {html.escape(g['gate'])}</li>"
                     for g in metrics.get("gates", []))
+    drift = metrics.get("drift") or {}
+    drift_rows = "".join(
+        f"<tr><td>{html.escape(c['gate'])}</td><td>{c['value']:.4f}</td><td>{c['limit']}</td>"
+        f"<td>{'passed' if c['passed'] else '<b>FAILED</b>'}</td></tr>" for c in drift.get("checks", []))
+    drift_html = (f"<h2>Data drift</h2><p>{html.escape(drift.get('note', ''))}</p>"
+                  + (f"<table><tr><th>check</th><th>value</th><th>limit</th><th></th></tr>{drift_rows}</table>"
+                     if drift_rows else ""))
     images = "".join(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'>"
                      for title, png in figures)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -96,6 +103,7 @@ td:first-child{{text-align:left}}</style></head><body>
 publishable: <b>{metrics['publishable']}</b> ({html.escape(metrics.get('live_comparison', ''))}).</p>
 <ul>{gates}</ul>
 <table><tr><th>metric</th><th>ALS</th><th>popularity</th></tr>{rows}</table>
+{drift_html}
 {images}
 <p>Parameters: <code>{html.escape(json.dumps(metrics['params']))}</code></p>
 </body></html>"""

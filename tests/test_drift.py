@@ -1,0 +1,76 @@
+"""Data drift between runs on ML-100K (real Spark, real Redis): a run whose rating scale shifted is refused
+publication with the drift named, one user's flood of ratings shows in the heaviest users' share, and the same
+data passes."""
+import shutil
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs import evaluate, publish
+from jobs.lib.drift import compare, new_shares, profile
+from jobs.lib.errors import JobError
+from jobs.lib.files import read_json
+from jobs.lib.runs import run_paths
+from tests.support import RedisServer
+
+
+@pytest.fixture(scope="module")
+def live_run(pipeline_run, spark, tmp_path_factory):
+    """The shared run, published as the live version into a Redis of this module's own."""
+    config, run_id, paths, _ = pipeline_run
+    server = RedisServer(tmp_path_factory.mktemp("drift-redis")).start()
+    config = config.model_copy(update={"redis": config.redis.model_copy(update={"url": server.url})})
+    publish.run(config, run_id, spark=spark)
+    yield config, run_id, paths
+    server.stop()
+
+
+def copy_run(paths, new_run_id: str, transform=None, spark=None):
+    """A run beside the live one with the same split and models, and clean ratings changed by `transform`."""
+    target = Path(paths.root).parent / new_run_id
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(paths.root, target, ignore=shutil.ignore_patterns("metrics.json", "report.html"))
+    if transform is not None:
+        changed = transform(spark.read.parquet(paths.clean_ratings))
+        changed.write.mode("overwrite").parquet(str(target / "clean" / "ratings.parquet"))
+    return new_run_id
+
+
+def test_the_same_data_passes(live_run, spark):
+    config, _, paths = live_run
+    run_id = copy_run(paths, "drift_same")
+    result = evaluate.run(config, run_id, spark=spark)
+    metrics = read_json(run_paths(config, run_id).metrics)
+    drift = metrics["drift"]["checks"]
+    assert len(drift) == 8 and all(c["passed"] for c in drift), drift
+    assert metrics["profile"]["new_user_share"] == 0 and result["publishable"]
+
+
+def test_a_shifted_rating_scale_stops_publication_naming_the_drift(live_run, spark):
+    config, _, paths = live_run
+    run_id = copy_run(paths, "drift_shifted",
+                      lambda r: r.withColumn("rating", F.greatest(F.col("rating") - 1, F.lit(1.0))), spark)
+    assert evaluate.run(config, run_id, spark=spark)["publishable"] is False
+    metrics = read_json(run_paths(config, run_id).metrics)
+    failed = [c["gate"] for c in metrics["gates"] if not c["passed"]]
+    assert any(g.startswith("drift rating distribution PSI") for g in failed), failed
+    with pytest.raises(JobError, match="drift rating distribution PSI"):
+        publish.run(config, run_id, spark=spark)
+    report = (Path(run_paths(config, run_id).evaluation_report)).read_text()
+    assert "Data drift" in report and "FAILED" in report
+
+
+def test_a_flood_of_one_users_ratings_shows(live_run, spark):
+    config, _, paths = live_run
+    ratings = spark.read.parquet(paths.clean_ratings)
+    movies = spark.read.parquet(paths.clean_movies)
+    # User 1 rates every movie in the catalogue (272 ratings become 1,682).
+    flood = movies.select(F.lit(1).alias("user_id"), "movie_id", F.lit(5.0).alias("rating"),
+                          F.lit(890_000_000).cast("long").alias("ts"))
+    flooded = ratings.where("user_id != 1").unionByName(flood)
+    before, after = profile(ratings, movies), profile(flooded, movies)
+    checks = compare(after, before, new_shares(flooded, ratings), config.drift, "live")
+    failed = {c["gate"].split(" <=")[0] for c in checks if not c["passed"]}
+    assert failed == {"drift top 1% users' share change"}, checks
+    assert after["top_1pct_user_share"] > before["top_1pct_user_share"] + 0.01
