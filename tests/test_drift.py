@@ -17,10 +17,16 @@ from tests.support import RedisServer
 
 @pytest.fixture(scope="module")
 def live_run(pipeline_run, spark, tmp_path_factory):
-    """The shared run, published as the live version into a Redis of this module's own."""
-    config, run_id, paths, _ = pipeline_run
+    """A copy of the shared run in a data root of this module's own, published as the live version into a
+    Redis of its own (the runs made here stay out of the shared data root)."""
+    shared_config, run_id, shared_paths, _ = pipeline_run
+    root = tmp_path_factory.mktemp("drift-data")
+    shutil.copytree(shared_paths.root, root / "runs" / run_id)
     server = RedisServer(tmp_path_factory.mktemp("drift-redis")).start()
-    config = config.model_copy(update={"redis": config.redis.model_copy(update={"url": server.url})})
+    config = shared_config.model_copy(update={
+        "data": shared_config.data.model_copy(update={"root": str(root)}),
+        "redis": shared_config.redis.model_copy(update={"url": server.url})})
+    paths = run_paths(config, run_id)
     publish.run(config, run_id, spark=spark)
     yield config, run_id, paths
     server.stop()
