@@ -50,11 +50,11 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     live, live_note = live_metrics(config)
     publishable, gates = quality_gate(metrics, live, config)
     metrics["profile"] = profile(spark.read.parquet(paths.clean_ratings), spark.read.parquet(paths.clean_movies))
-    drift, drift_note = _drift(config, spark, paths, metrics, live)
+    drift, drift_note, live_profile = _drift(config, spark, paths, metrics, live)
     gates += drift
     publishable = publishable and all(check["passed"] for check in drift)
     metrics.update({"publishable": publishable, "gates": gates, "live_comparison": live_note,
-                    "drift": {"note": drift_note, "checks": drift}})
+                    "drift": {"note": drift_note, "checks": drift, "live_profile": live_profile}})
     write_json(paths.metrics, metrics)
     train.unpersist()
     test.unpersist()
@@ -70,22 +70,24 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
             **{name: {m: models[name][m] for m in headline} for name in models}}
 
 
-def _drift(config: Config, spark: SparkSession, paths, metrics: dict, live: dict | None) -> tuple[list, str]:
-    """Drift checks against the live version's run, when its metrics (with a profile) are under this data root."""
+def _drift(config: Config, spark: SparkSession, paths, metrics: dict,
+           live: dict | None) -> tuple[list, str, dict | None]:
+    """Drift checks against the live version's run, when its metrics (with a profile) are under this data root:
+    (checks, a note of what was compared, the live run's profile)."""
     if not config.drift.enabled:
-        return [], "drift checks off (drift.enabled: false)"
+        return [], "drift checks off (drift.enabled: false)", None
     if not live or live.get("dataset") != metrics["dataset"] or live.get("run_id") == metrics["run_id"]:
-        return [], "no live run of this dataset to compare with"
+        return [], "no live run of this dataset to compare with", None
     live_paths = run_paths(config, live["run_id"])
     live_metrics_file = read_json(live_paths.metrics) if exists(live_paths.metrics) else {}
     if "profile" not in live_metrics_file:
-        return [], f"the live run {live['run_id']} left no profile under this data root"
+        return [], f"the live run {live['run_id']} left no profile under this data root", None
     new = None
     if exists(live_paths.clean_ratings):
         new = new_shares(spark.read.parquet(paths.clean_ratings), spark.read.parquet(live_paths.clean_ratings))
         metrics["profile"].update(new)
     checks = compare(metrics["profile"], live_metrics_file["profile"], new, config.drift, live["run_id"])
-    return checks, f"against run {live['run_id']}"
+    return checks, f"against run {live['run_id']}", live_metrics_file["profile"]
 
 
 def main() -> None:

@@ -79,6 +79,21 @@ def render(metrics: dict, history: list[dict]) -> str:
         figures.append(("Against previous runs of this dataset", _png(fig)))
         plt.close(fig)
 
+    live_profile = (metrics.get("drift") or {}).get("live_profile")
+    if live_profile and metrics.get("profile"):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        for ax, key, title in ((axes[0], "rating_shares", "Ratings per value"),
+                               (axes[1], "activity_shares", "Users per number of ratings (power of 2)")):
+            bins = sorted(set(metrics["profile"][key]) | set(live_profile[key]), key=float)
+            xs = range(len(bins))
+            ax.bar([x - 0.2 for x in xs], [live_profile[key].get(b, 0) for b in bins], 0.4, label="live run")
+            ax.bar([x + 0.2 for x in xs], [metrics["profile"][key].get(b, 0) for b in bins], 0.4, label="this run")
+            ax.set_xticks(list(xs), bins, fontsize=7)
+            ax.set_title(title, fontsize=9)
+        axes[0].legend()
+        figures.insert(0, ("Data drift: this run against the live run", _png(fig)))
+        plt.close(fig)
+
     rows = "".join(
         f"<tr><td>{html.escape(n)}</td><td>{als[n]:.4f}</td><td>{pop[n]:.4f}</td></tr>"
         for n in [*names, "popularity_percentile", "rmse", "mae"])
