@@ -95,6 +95,12 @@ def _last_run(run: dict):
     for table, value in sorted(run.get("rows", {}).items()):
         rows.add_metric([table], value)
     yield rows
+    quality = GaugeMetricFamily("reco_batch_last_run_metric", "Offline metrics of the last DAG run (published "
+                                "or not)", labels=["metric"])
+    for name, value in sorted((run.get("metrics") or {}).items()):
+        if isinstance(value, (int, float)):
+            quality.add_metric([name], value)
+    yield quality
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -79,6 +79,7 @@ def test_prometheus_scrapes_the_service_and_has_the_alerts_series(service, pipel
         assert value("reco_batch_last_run_success")["value"][1] == "1"
         assert value('reco_batch_task_duration_seconds{task="publish"}')["value"][1] == "12.5"
         assert value('reco_batch_rows{table="clean_ratings"}')["value"][1] == "100000"
+        assert 0.3 < float(value('reco_batch_last_run_metric{metric="ndcg@10"}')["value"][1]) < 1
         rules = requests.get(f"{api}/rules", timeout=5).json()["data"]["groups"][0]["rules"]
         assert len(rules) == 6 and all(r["health"] == "ok" for r in rules)
         # Every series an alert reads is one this service exports (the alerts cannot watch a typo).

@@ -41,10 +41,15 @@ def summarize(config: Config, run_id: str, tasks: list[dict]) -> dict:
             if isinstance(node, (int, float)):
                 rows[table] = node
     metrics = read_json(paths.metrics) if exists(paths.metrics) else {}
-    ndcg = (metrics.get("models", {}).get("als") or {}).get(f"ndcg@{metrics.get('k', 10)}")
+    k = metrics.get("k", 10)
+    als, popularity = (metrics.get("models", {}).get(m) or {} for m in ("als", "popularity"))
+    headline = {f"{name}@{k}": als.get(f"{name}@{k}") for name in ("ndcg", "precision", "recall")}
+    headline.update({"rmse": als.get("rmse"), "coverage": als.get("coverage"),
+                     f"popularity_ndcg@{k}": popularity.get(f"ndcg@{k}")})
     return {"run_id": run_id, "result": result_of(states), "finished_at": utc_now(),
             "task_seconds": {t["task_id"]: round(t["duration"], 2) for t in tasks if t.get("duration")},
-            "task_states": states, "rows": rows, "ndcg": ndcg,
+            "task_states": states, "rows": rows,
+            "metrics": {name: value for name, value in headline.items() if isinstance(value, (int, float))},
             "failed_gates": [g["gate"] for g in metrics.get("gates", []) if not g.get("passed")]}
 
 
