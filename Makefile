@@ -27,7 +27,7 @@ AIRFLOW_ENV = export AIRFLOW_HOME=$(abspath .airflow) AIRFLOW__CORE__LOAD_EXAMPL
 	AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
 	AIRFLOW_CONN_SPARK_DEFAULT="$${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[2]\"}}"
 
-.PHONY: help setup system-deps test-deps load-deps test test-fast pipeline demo serve airflow redis-up redis-down bench bench-demo bench-pipeline bench-scale bench-serving bench-quality tune clean
+.PHONY: help setup system-deps test-deps load-deps test test-fast pipeline demo serve airflow redis-up redis-down bench bench-demo bench-pipeline bench-scale bench-serving bench-quality bench-experiment tune clean
 
 help:
 	@echo "make demo            set up, run the DAG once on MovieLens 100K, then serve on 127.0.0.1:$${RECO_PORT:-8000}"
@@ -37,7 +37,8 @@ help:
 	@echo "make pipeline        every Spark job in order, no Airflow; prints the path of metrics.json"
 	@echo "make serve           the lookup service under gunicorn (RECO_REDIS_URL, RECO_PORT)"
 	@echo "make airflow         airflow standalone with the project's DAG (UI on 127.0.0.1:8080)"
-	@echo "make bench           bench-demo, bench-pipeline, bench-serving, bench-quality (JSON + markdown in benchmarks/results)"
+	@echo "make bench           bench-demo, bench-pipeline, bench-serving, bench-quality, bench-experiment (JSON + markdown in benchmarks/results)"
+	@echo "make bench-experiment  A/B, A/A and sample-ratio checks with simulated people over HTTP"
 	@echo "make bench-scale     the pipeline on synthetic MovieLens-shaped data, SCALE=0.1m,1m (10m, 25m, 32m)"
 	@echo "make tune            hyperparameter search for implicit ALS (leaderboard in data/runs/<run>/tune/)"
 
@@ -152,7 +153,7 @@ airflow: setup redis-up
 	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; $(AIRFLOW_ENV); \
 	export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080; exec airflow standalone
 
-bench: bench-demo bench-pipeline bench-scale bench-serving bench-quality
+bench: bench-demo bench-pipeline bench-scale bench-serving bench-quality bench-experiment
 
 bench-demo: setup
 	$(PY) -m benchmarks.bench_demo
@@ -171,6 +172,9 @@ bench-serving: setup load-deps
 
 bench-quality: setup
 	$(PY) -m benchmarks.bench_quality
+
+bench-experiment: setup
+	$(PY) -m benchmarks.bench_experiment
 
 # Implicit-ALS hyperparameter search on a pipeline run (RUN_ID, default: runs/latest); GRID='{"rank": [64]}'.
 tune: setup

@@ -4,6 +4,8 @@ one run so the ratios hold on a noisy machine.
 - framework floor: the constant-reply endpoint /healthz on the same server (wrk, max throughput);
 - the service: random known users of the published ML-100K run, max throughput, then p50/p99 at about half
   of that rate (wrk's per-connection delay() paces the load);
+- the same with an experiment running (a second version as the candidate for half the users, every answer's
+  exposure logged), as ratios to the figures without one;
 - store floor: redis-benchmark GET (400-byte values, 8 clients, unpipelined);
 - publication: keys/s of jobs.lib.publication.write_partitions (Spark partitions, pipelined MSET) against
   redis-benchmark SET with pipelining;
@@ -26,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.report import write
+from jobs.lib import experiments
 from schemas import redis_keys as rk
 from conf.settings import RedisSettings, load_config
 from schemas.events import to_stream_fields
@@ -143,6 +146,9 @@ def main() -> None:
     spark.stop()
     redis_server.client().flushdb()
     publish(config, run_id)  # fresh session inside; the benchmark keys are gone
+    # A second version of the same run, registered as a candidate; its experiment starts later, on cue.
+    candidate = publish(config, run_id, candidate=True, share=0.5)
+    experiments.end(redis_server.client(), "aborted", candidate["experiment"]["id"], reason="benchmark set-up")
 
     script = work / "users.lua"
     script.write_text(USERS_LUA.replace("{n_users}", str(n_users)))
@@ -166,6 +172,14 @@ def main() -> None:
         # About half of the maximum rate: 8 connections, each waiting `delay` between requests.
         delay_ms = max(0.0, 8 / (service["rps"] / 2) * 1000 - service["p50_ms"])
         half = wrk(base, args.seconds, 8, str(script), delay_ms)
+        running = experiments.start(redis_server.client(), candidate["version"], 0.5)
+        time.sleep(config.serving.pointer_ttl + 0.5)  # every worker has seen it
+        wrk(base, 3, 8, str(script))  # warm-up: the candidate's values into the near cache
+        in_experiment = wrk(base, args.seconds, 8, str(script))
+        in_experiment_half = wrk(base, args.seconds, 8, str(script), delay_ms)
+        time.sleep(config.experiments.exposure_flush_s * 2)
+        exposures_logged = redis_server.client().xlen(rk.EXPOSURES)
+        experiments.end(redis_server.client(), "aborted", running["id"], reason="benchmark")
         store_get = redis_benchmark(redis_server.port, "get", 1, 200_000)
         store_set_pipelined = redis_benchmark(redis_server.port, "set", 16, 1_000_000)
 
@@ -190,7 +204,13 @@ def main() -> None:
         "redis_get_rps": round(store_get), "ratio_to_redis_get": round(service["rps"] / store_get, 3),
         "publish_keys_per_s": round(publish_kps), "redis_set_pipelined_rps": round(store_set_pipelined),
         "publish_ratio_to_redis": round(publish_kps / store_set_pipelined, 3),
-        "non_2xx": service["non_2xx"] + half["non_2xx"],
+        "non_2xx": service["non_2xx"] + half["non_2xx"] + in_experiment["non_2xx"] + in_experiment_half["non_2xx"],
+        "experiment": {
+            "rps": round(in_experiment["rps"]), "ratio_to_no_experiment": round(in_experiment["rps"] / service["rps"], 3),
+            "half_load_p99_ms": in_experiment_half["p99_ms"],
+            "p99_ratio_to_no_experiment": round(in_experiment_half["p99_ms"] / half["p99_ms"], 3),
+            "half_load_rps": round(in_experiment_half["rps"]), "exposures_logged": exposures_logged,
+            "requests": round((in_experiment["rps"] + in_experiment_half["rps"]) * args.seconds)},
         "intake": {
             "single_rps": round(intake_one["rps"]), "single_ratio_to_floor": round(intake_one["rps"] / floor["rps"], 3),
             "single_p50_ms_half_load": intake_half["p50_ms"], "single_p99_ms_half_load": intake_half["p99_ms"],
@@ -208,6 +228,10 @@ def main() -> None:
     rows = [
         ("service, random known users (max)", f"{result['rps']:,}", "", f"{service['p99_ms']:.2f}"),
         ("service at ~half load", f"{result['half_load_rps']:,}", f"{half['p50_ms']:.2f}", f"{half['p99_ms']:.2f}"),
+        ("with an experiment running (max)", f"{result['experiment']['rps']:,}", "",
+         f"{in_experiment['p99_ms']:.2f}"),
+        ("with an experiment running at ~half load", f"{result['experiment']['half_load_rps']:,}",
+         f"{in_experiment_half['p50_ms']:.2f}", f"{in_experiment_half['p99_ms']:.2f}"),
         ("framework floor: /healthz, same server", f"{result['floor_rps']:,}", "", f"{floor['p99_ms']:.2f}"),
         ("store floor: redis-benchmark GET", f"{result['redis_get_rps']:,}", "", ""),
         ("publication, keys/s (Spark, pipelined MSET)", f"{result['publish_keys_per_s']:,}", "", ""),
@@ -222,7 +246,9 @@ def main() -> None:
     ]
     notes = (f"ratio_to_floor {result['ratio_to_floor']} (target >= 0.8); publish_ratio_to_redis "
              f"{result['publish_ratio_to_redis']} (target >= 0.5); p99 at half load {half['p99_ms']:.2f} ms "
-             f"(target <= 5 ms); intake: single events {result['intake']['single_ratio_to_floor']} of the framework "
+             f"(target <= 5 ms); with an experiment running: {result['experiment']['ratio_to_no_experiment']} of "
+             f"the throughput and {result['experiment']['p99_ratio_to_no_experiment']} of the half-load p99 "
+             f"without one (target: within 10%); intake: single events {result['intake']['single_ratio_to_floor']} of the framework "
              f"floor (target >= 0.7), 100-event batches {result['intake']['batch_ratio_to_xadd_pipelined']} of "
              f"pipelined XADD and {result['intake']['batch_ratio_to_xadd']} of unpipelined XADD in events/s "
              f"(target >= 0.3). Command: make bench-serving")

@@ -31,6 +31,7 @@ ENV_OVERRIDES = {
     "RECO_HOST": "serving.host",
     "RECO_PORT": "serving.port",
     "RECO_EVENTS_TOKEN": "events.token",
+    "RECO_EXPERIMENTS_RELEASE": "experiments.release",
 }
 
 
@@ -146,6 +147,9 @@ class DriftSettings(_Section):
 
 
 class RecommendSettings(_Section):
+    # Who ranks the users' lists: the implicit ALS model, or the popularity baseline (most rated movies the user
+    # has not rated), e.g. as an experiment's control.
+    model: Literal["als", "popularity"] = "als"
     top_n: int = Field(50, gt=0)
     neighbors: int = Field(50, gt=0)
     popular_n: int = Field(100, gt=0)
@@ -186,6 +190,26 @@ class EventSettings(_Section):
     recent_ttl_days: int = Field(30, ge=1)      # a user's recent list expires this long after their last rating
 
 
+class ExperimentSettings(_Section):
+    """Experiments between versions (schemas/experiments.py): how the service logs them and how they are judged
+    (jobs/experiment.py). `release: canary` makes the nightly DAG publish each new version as a candidate at
+    `canary_share` instead of flipping live; a later run promotes it or rolls it back by the judgement."""
+    release: Literal["direct", "canary"] = "direct"
+    canary_share: float = Field(0.1, gt=0.0, lt=1.0)
+    sample_rate: float = Field(1.0, gt=0.0, le=1.0)     # users whose exposures are logged (by hash)
+    exposure_backlog: int = Field(5_000_000, ge=1)      # exposures waiting in the stream: beyond, not logged
+    exposure_flush_s: float = Field(0.2, gt=0.0)        # a worker writes its buffered exposures this often
+    attribution_hours: float = Field(24.0, gt=0.0)      # a click or rating counts this long after the answer
+    conversion_rating: float = Field(4.0, gt=0.0)       # a rating this high of a shown movie is a conversion
+    alpha: float = Field(0.05, gt=0.0, lt=0.5)          # two-sided significance level of the decision
+    power: float = Field(0.8, gt=0.0, lt=1.0)           # for the users-needed estimate
+    min_detectable_lift: float = Field(0.05, gt=0.0)    # relative change in clicks per exposure worth detecting
+    min_users_per_arm: int = Field(100, ge=2)           # below this no decision is taken
+    srm_alpha: float = Field(0.001, gt=0.0, lt=0.5)     # sample-ratio mismatch below this p-value
+    max_error_rate_increase: float = Field(0.01, ge=0.0)  # guardrail: treatment's 5xx share minus control's
+    max_p99_ratio: float = Field(1.5, gt=0.0)           # guardrail: treatment's p99 latency / control's
+
+
 class Config(_Section):
     spark: SparkSettings = SparkSettings()
     data: DataSettings = DataSettings()
@@ -201,6 +225,7 @@ class Config(_Section):
     redis: RedisSettings = RedisSettings()
     serving: ServingSettings = ServingSettings()
     events: EventSettings = EventSettings()
+    experiments: ExperimentSettings = ExperimentSettings()
     source: str = ""  # which file this came from, for reports
 
     @property

@@ -2,6 +2,10 @@
 
 ingest -> (validate, clean) -> train -> evaluate -> gate -> recommend -> publish -> smoke_check -> cleanup
 -> report_run (always: the run's result and figures for /metrics)
+ingest -> experiment_running -> experiment -> publish: a running experiment is judged on the exposures and
+clicks ingest archived (jobs/experiment.py); a canary is promoted or rolled back by that judgement before this
+run publishes. Release mode (params.release / experiments.release): direct flips live; canary publishes a
+candidate at experiments.canary_share (held while an undecided canary runs).
 
 Wiring only: the work lives in jobs/ (Spark) and in small callables that import project code when they run,
 so parsing this file stays cheap. The Spark master comes from the `spark_default` connection
@@ -30,6 +34,7 @@ JOB_ENV = {
     "RECO_DATASET": "{{ params.dataset }}",
     "RECO_MOVIELENS_DIR": "{{ params.movielens_dir or '' }}",
     "RECO_DOWNLOAD_BASE_URL": "{{ params.download_base_url or '' }}",
+    "RECO_EXPERIMENTS_RELEASE": "{{ params.release or '' }}",
 }
 
 
@@ -51,7 +56,7 @@ class SparkJobOperator(SparkSubmitOperator):
             raise
 
 
-def spark_job(name: str, *extra_args: str, timeout_minutes: int = 60) -> SparkJobOperator:
+def spark_job(name: str, *extra_args: str, timeout_minutes: int = 60, **options) -> SparkJobOperator:
     return SparkJobOperator(
         task_id=name,
         application=str(REPO / "jobs" / f"{name}.py"),
@@ -63,6 +68,7 @@ def spark_job(name: str, *extra_args: str, timeout_minutes: int = 60) -> SparkJo
         conf={"spark.ui.showConsoleProgress": "false"},
         driver_memory=os.environ.get("RECO_SPARK_DRIVER_MEMORY", "4g"),
         execution_timeout=timedelta(minutes=timeout_minutes),
+        **options,
     )
 
 
@@ -83,6 +89,9 @@ with DAG(
         "download_base_url": Param(os.environ.get("RECO_DOWNLOAD_BASE_URL", ""), type="string",
                                    description="where the zips are; empty: GroupLens"),
         "force": Param(False, type="boolean", description="publish even when the quality gate fails"),
+        "release": Param(os.environ.get("RECO_EXPERIMENTS_RELEASE", ""), enum=["", "direct", "canary"],
+                         description="direct: the new version goes live; canary: a candidate for a share of "
+                                     "users, promoted or rolled back by a later run's judgement; empty: config"),
     },
     default_args={
         "retries": 2,
@@ -104,6 +113,17 @@ with DAG(
         failed = [g["gate"] for g in metrics.get("gates", []) if not g.get("passed")]
         print(f"publishable={metrics['publishable']} failed gates={failed} force={params['force']}")
         return bool(metrics["publishable"] or params["force"])
+
+    @task.short_circuit(task_id="experiment_running", ignore_downstream_trigger_rules=False,
+                        execution_timeout=timedelta(minutes=5))
+    def experiment_running() -> bool:
+        """Judge only when an experiment runs (saves a Spark job's start-up on most nights)."""
+        from conf.settings import load_config
+        from jobs.lib.experiments import current
+        from schemas import redis_client
+        running = current(redis_client.writer(load_config().redis))
+        print(f"running experiment: {running['id'] if running else None}")
+        return running is not None
 
     @task(task_id="smoke_check", execution_timeout=timedelta(minutes=5))
     def smoke_check(reco_run: str) -> dict:
@@ -143,10 +163,13 @@ with DAG(
     train = spark_job("train", timeout_minutes=180)
     evaluate = spark_job("evaluate")
     recommend = spark_job("recommend", timeout_minutes=120)
-    publish = spark_job("publish", "{{ '--force' if params.force else '--no-force' }}")
+    # none_failed: publishes when no experiment was judged (experiment skipped); a failed gate skips it anyway.
+    publish = spark_job("publish", "{{ '--force' if params.force else '--no-force' }}", trigger_rule="none_failed")
+    judge = spark_job("experiment", "--apply", "canary")
 
     # Validation gates everything that learns from the data; clean only prepares it, so it runs beside validate
     # under a scheduler (`airflow dags test` runs tasks one at a time).
     ingest >> [validate, clean] >> train >> evaluate
     evaluate >> gate(RUN_ID) >> recommend >> publish
+    ingest >> experiment_running() >> judge >> publish
     publish >> smoke_check(RUN_ID) >> cleanup() >> report_run(RUN_ID)

@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 
 from conf.settings import Config
 from jobs.lib.errors import JobError
-from jobs.lib.events import archive_events
+from jobs.lib.events import EXPOSURES, archive_events
 from jobs.lib.files import copy_folder, is_local, write_json
 from jobs.lib.parsing import count_malformed, raw_tables
 from jobs.lib.runs import run_paths, utc_now
@@ -65,12 +65,18 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     }
     # Events: archived here, at the start of every run, so that whatever stops the run later (a failed gate)
     # they are already safe on disk and the next run trains on them once.
+    # The exposures of experiments go the same way, for the judging job (jobs/experiment.py).
     if config.events.archive:
         events = archive_events(config.redis, config.data_root, run_id, config.events.archive_page)
+        exposures = archive_events(config.redis, config.data_root, run_id, config.events.archive_page,
+                                   stream=EXPOSURES)
     else:
         events = {"batch": None, "rerun": False, "files": [], "rows": 0, "disabled": True}
+        exposures = dict(events)
     write_json(paths.events, events)
+    write_json(paths.exposures, exposures)
     manifest["events"] = {"archived": events["batch"], "rows_trained_on": events["rows"]}
+    manifest["exposures"] = {"archived": exposures["batch"], "rows": exposures["rows"]}
     write_json(paths.manifest, manifest)
     log.info("ingested %s ratings and %s movies of %s into %s", manifest["rows"]["ratings"],
              manifest["rows"]["movies"], spec.name, paths.root)

@@ -1,6 +1,7 @@
 """recommend: every answer the service will give, computed ahead of time from the production models.
 
-- user_recs: top N per user (recommend.top_n) by the implicit ALS model, excluding movies the user rated;
+- user_recs: top N per user (recommend.top_n) by the implicit ALS model (or, with recommend.model: popularity,
+  the most rated movies), excluding movies the user rated;
 - item_neighbors: the recommend.neighbors nearest movies per movie, cosine similarity of ALS item factors;
 - popular: the recommend.popular_n most rated movies overall (genre "_all") and per genre, ties to the better
   mean rating: the same ranking as the popularity baseline that evaluate measures;
@@ -17,7 +18,7 @@ from pyspark.sql import functions as F
 
 from conf.settings import Config
 from jobs.lib.files import write_json
-from jobs.lib.ranking import als_top_n, item_neighbors, popular_lists, popularity
+from jobs.lib.ranking import als_top_n, item_neighbors, popular_lists, popularity, popularity_top_n
 from jobs.lib.runs import mark_latest, run_paths, utc_now
 from jobs.lib.runtime import job_main, spark_session
 
@@ -31,7 +32,11 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     movies = spark.read.parquet(paths.clean_movies)
     model = ALSModel.load(paths.model("prod", "implicit"))
 
-    als_top_n(model, ratings, config.recommend.top_n).write.mode("overwrite").parquet(paths.user_recs)
+    if config.recommend.model == "popularity":
+        user_recs = popularity_top_n(ratings, ratings, config.recommend.top_n)
+    else:
+        user_recs = als_top_n(model, ratings, config.recommend.top_n)
+    user_recs.write.mode("overwrite").parquet(paths.user_recs)
     item_neighbors(model, config.recommend.neighbors).write.mode("overwrite").parquet(paths.item_neighbors)
     popular_lists(ratings, movies, config.recommend.popular_n).write.mode("overwrite").parquet(paths.popular)
     popularity(ratings).select("movie_id", "n_ratings", F.col("mean_rating").cast("float")) \
@@ -42,7 +47,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
               for name in ("user_recs", "item_neighbors", "popular", "movie_stats")}
     counts["users"] = spark.read.parquet(paths.user_recs).select("user_id").distinct().count()
     counts["movies_with_neighbors"] = spark.read.parquet(paths.item_neighbors).select("movie_id").distinct().count()
-    report = {"run_id": run_id, "counts": counts, "top_n": config.recommend.top_n,
+    report = {"run_id": run_id, "model": config.recommend.model, "counts": counts, "top_n": config.recommend.top_n,
               "neighbors": config.recommend.neighbors, "popular_n": config.recommend.popular_n,
               "recommended_at": utc_now()}
     write_json(paths.recommend_report, report)

@@ -3,6 +3,8 @@
     reco:{ctl}:live                    string   the live version id
     reco:{ctl}:versions                zset     version id -> publication time (epoch seconds)
     reco:{ctl}:last_run                json     the last DAG run: result, task seconds, row counts (for /metrics)
+    reco:{ctl}:experiment              json     the running experiment, if any (schemas/experiments.py)
+    reco:{ctl}:experiments             list     ended experiments (JSON, with outcome and ended_at), newest first
     reco:v:<version>:meta              json     run id, dataset, published/trained at, headline metrics, counts
     reco:v:<version>:user:<user_id>    json     [item, ...] top-N for the user, best first
     reco:v:<version>:similar:<movie>   json     [item, ...] nearest movies by cosine of ALS item factors
@@ -17,9 +19,12 @@ The loop (POST /v1/events, archived by ingest; these keys are mutable and outsid
     reco:{events}:recent:<user_id>     list     "<movie_id>:<rating>" of the user's latest ratings, newest first
                                                 (for "similar_to_recent" until the next version has the user)
     reco:{events}:rated:<user_id>      set      movie ids the user rated through events (kept out of that list)
+    reco:{exposures}                   stream   one entry per answer shown in an experiment (field `exposure`);
+                                                archived by ingest like the events, trimmed only after that
 
 Placement for Redis Cluster (redis.cluster: true): a `{...}` hash tag puts keys in one slot. The pointer and
-the registry share `{ctl}`, so the flip is one MULTI/EXEC; the loop's keys share `{events}`, so an intake
+the registry (and the experiment) share `{ctl}`, so a flip or a promotion is one MULTI/EXEC and the service
+reads pointer and experiment with one MGET; the loop's keys share `{events}`, so an intake
 request is one MULTI/EXEC; a version's keys have no tag and spread over every master by their own hash (the
 bulk of the memory), written by per-node pipelines and read with per-slot MGETs. The same names serve a
 single Redis.
@@ -41,6 +46,9 @@ VERSIONS = f"{PREFIX}:{{ctl}}:versions"
 LAST_RUN = f"{PREFIX}:{{ctl}}:last_run"
 ALL_GENRES = "_all"
 EVENTS = f"{PREFIX}:{{events}}"
+EXPERIMENT = f"{PREFIX}:{{ctl}}:experiment"
+EXPERIMENT_LOG = f"{PREFIX}:{{ctl}}:experiments"
+EXPOSURES = f"{PREFIX}:{{exposures}}"
 
 KINDS = ("meta", "user", "similar", "popular", "movie", "title")
 

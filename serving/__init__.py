@@ -15,7 +15,8 @@ from conf.settings import Config, load_config
 from schemas import redis_client
 from serving.api import GENRE_NAMES, BadRequest, api, error_response
 from serving.events import events
-from serving.observability import REDIS_ERRORS, REQUESTS, LiveCollector, render
+from serving.exposures import ExposureLog
+from serving.observability import EXPERIMENT_REQUESTS, REDIS_ERRORS, REQUESTS, LiveCollector, render
 from serving.store import NoLiveVersion, Store, StoreUnavailable
 from serving.web import web
 
@@ -51,6 +52,9 @@ def create_app(config: Config | None = None) -> Flask:
     # No connection is opened here: the pool connects on first use, in each worker after the fork.
     app.extensions["reco_store"] = Store(redis_client.reader(config.redis), config.serving.pointer_ttl,
                                          config.serving.cache_entries)
+    exposures = ExposureLog(app.extensions["reco_store"].client, config.experiments.exposure_backlog,
+                            config.experiments.exposure_flush_s)
+    app.extensions["reco_exposures"] = exposures
     openapi = json.dumps(load_openapi(app.config["RECO_LIMITS"])).encode()
     app.register_blueprint(api)
     app.register_blueprint(events)
@@ -103,8 +107,16 @@ def create_app(config: Config | None = None) -> Flask:
     @app.after_request
     def observe(response: Response):
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        REQUESTS.labels(endpoint, str(response.status_code)).observe(time.perf_counter() - g.started)
+        seconds = time.perf_counter() - g.started
+        REQUESTS.labels(endpoint, str(response.status_code)).observe(seconds)
         response.headers["X-Request-Id"] = g.request_id
+        exposure = g.pop("exposure", None)
+        if exposure is not None:  # an answer given in an experiment (serving/api.py take_part)
+            EXPERIMENT_REQUESTS.labels(exposure["experiment"], exposure["arm"], endpoint,
+                                       str(response.status_code)).observe(seconds)
+            exposure.update(request_id=g.request_id, ts=int(time.time()), status=response.status_code,
+                            latency_ms=round(seconds * 1000, 3))
+            exposures.add(exposure, g.experiment)
         return response
 
     return app

@@ -7,7 +7,8 @@ from flask import Blueprint, Response, current_app, g, request
 
 from schemas import redis_keys as rk
 from schemas.movielens import DATASETS, GENRES
-from serving.observability import FALLBACKS
+from schemas.experiments import arm_of, public_view
+from serving.observability import EXPERIMENT_FALLBACKS, FALLBACKS
 from serving.store import Store
 
 api = Blueprint("api", __name__)
@@ -69,6 +70,27 @@ def parse_genre() -> str | None:
     return genre
 
 
+def parse_for_user() -> int | None:
+    raw = request.args.get("user_id")
+    return None if raw is None else parse_id(raw, "user_id")
+
+
+def take_part(experiment: dict | None, arm: str | None, version: str, uid: int, endpoint: str) -> dict:
+    """The answer's experiment fields; during an experiment, also note the exposure that the app's
+    after_request logs once the answer's items and status are known."""
+    if experiment:
+        g.exposure = {"user_id": uid, "experiment": experiment["id"], "arm": arm, "version": version,
+                      "endpoint": endpoint, "items": [], "fallback": None}
+        g.experiment = experiment
+    return {"experiment": experiment["id"] if experiment else None, "arm": arm}
+
+
+def shown(items: list[dict], fallback: str | None = None) -> None:
+    exposure = g.get("exposure")
+    if exposure is not None:
+        exposure.update(items=[item["movie_id"] for item in items], fallback=fallback)
+
+
 def store() -> Store:
     return current_app.extensions["reco_store"]
 
@@ -90,15 +112,19 @@ def _by_genre(items: list[dict], genre: str | None, k: int) -> list[dict]:
 def user_recommendations(user_id: str):
     uid = parse_id(user_id, "user_id")
     k, genre = parse_k(limits()["top_n"]), parse_genre()
-    version, (recommended,) = store().lookup(rk.suffix("user", uid))
-    payload = {"user_id": uid, "version": version}
+    version, (recommended,), experiment, arm = store().lookup_for(uid, rk.suffix("user", uid))
+    payload = {"user_id": uid, "version": version, **take_part(experiment, arm, version, uid, "recommendations")}
+    fallback = None
     if recommended is not None:
         items = _by_genre(recommended, genre, k)
     else:
         items, fallback, reason = _fallback(uid, version, genre, k)
         FALLBACKS.labels(reason=fallback).inc()
+        if experiment:
+            EXPERIMENT_FALLBACKS.labels(experiment["id"], arm, fallback).inc()
         payload.update(fallback=fallback, reason=reason)
     payload.update(genre=genre, items=items)
+    shown(items, fallback)
     return answer(payload)
 
 
@@ -141,11 +167,18 @@ def merge_neighbours(lists: list[list[dict] | None], weights: list[float], exclu
 @api.get("/v1/movies/<movie_id>/similar")
 def similar_movies(movie_id: str):
     mid = parse_id(movie_id, "movie_id")
-    k = parse_k(limits()["neighbors"])
-    version, (similar,) = store().lookup(rk.suffix("similar", mid))
+    k, uid = parse_k(limits()["neighbors"]), parse_for_user()
+    if uid is None:
+        version, (similar,) = store().lookup(rk.suffix("similar", mid))
+        experiment, arm = None, None
+    else:  # the user's arm decides the version
+        version, (similar,), experiment, arm = store().lookup_for(uid, rk.suffix("similar", mid))
+    taking_part = take_part(experiment, arm, version, uid, "similar")
     if similar is None and store().get_in_version(version, [rk.suffix("movie", mid)])[0] is None:
         raise BadRequest(f"movie {mid} is not in the catalog", 404, "not_found")
-    return answer({"movie_id": mid, "version": version, "items": (similar or [])[:k]})
+    items = (similar or [])[:k]
+    shown(items)
+    return answer({"movie_id": mid, "version": version, **taking_part, "items": items})
 
 
 @api.get("/v1/popular")
@@ -182,8 +215,14 @@ def search_movies():
 
 @api.get("/v1/version")
 def live_version():
+    uid = parse_for_user()
     version, (meta,) = store().lookup(rk.suffix("meta"))
-    return answer(meta or {"version": version})
+    experiment = store().state()[1]
+    running = public_view(experiment)
+    if running and uid is not None:
+        arm = arm_of(experiment, uid)
+        running.update(arm=arm, arm_version=experiment[arm])
+    return answer({**(meta or {"version": version}), "experiment": running})
 
 
 @api.get("/healthz")

@@ -22,6 +22,15 @@ REQUESTS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
 FALLBACKS = Counter("reco_fallbacks_total", "Answers served from a fallback list", ["reason"])
 REDIS_ERRORS = Counter("reco_redis_errors_total", "Requests that failed because Redis was unavailable")
+EXPERIMENT_REQUESTS = Histogram(
+    "reco_experiment_request_duration_seconds", "Latency of the answers given in an experiment, by arm",
+    ["experiment", "arm", "endpoint", "status"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
+EXPERIMENT_FALLBACKS = Counter("reco_experiment_fallbacks_total", "Fallback answers in an experiment, by arm",
+                               ["experiment", "arm", "reason"])
+EXPOSURES = Counter("reco_exposures_total", "Answers shown in an experiment: logged for judging, sampled_out "
+                    "(outside experiments.sample_rate) or dropped (log full or unreachable too long)",
+                    ["experiment", "arm", "outcome"])
 EVENTS_ACCEPTED = Counter("reco_events_accepted_total", "Events accepted by POST /v1/events", ["type"])
 EVENTS_REJECTED = Counter("reco_events_rejected_total", "Events or requests refused by POST /v1/events, by the "
                           "field at fault or the reason", ["reason"])
@@ -44,10 +53,10 @@ class LiveCollector:
             backlog = self.store.event_backlog(max_age=0)
             last_run = self.store.last_run()
             try:
-                version = self.store.live_version(refresh=True)
+                version, experiment = self.store.state(refresh=True)
                 (meta,) = self.store.get_in_version(version, [rk.suffix("meta")])
             except NoLiveVersion:
-                version, meta = None, None
+                version, meta, experiment = None, None, None
         except StoreUnavailable:
             up.add_metric([], 0)
             yield up
@@ -59,6 +68,14 @@ class LiveCollector:
                      self.backlog_limit)
         if last_run:
             yield from _last_run(last_run)
+        if experiment:
+            running = GaugeMetricFamily("reco_experiment_info", "The running experiment (always 1)",
+                                        labels=["experiment", "kind", "control", "treatment"])
+            running.add_metric([experiment["id"], experiment["kind"], experiment["control"],
+                                experiment["treatment"]], 1)
+            yield running
+            yield _gauge("reco_experiment_treatment_share", "Share of users in the treatment arm",
+                         experiment["share"])
         if not version or not meta:
             return
         info = GaugeMetricFamily("reco_live_version_info", "The live version (always 1)",

@@ -1,9 +1,10 @@
 """Read access to the published versions in Redis, with a near cache that is safe because versions are
 immutable.
 
-- The live pointer is read at most once per `pointer_ttl` seconds per worker. A flip or rollback is therefore
-  seen within that time; until then the worker answers from the previous version, which is still complete
-  (publication keeps at least two versions).
+- The live pointer, with the running experiment beside it (one MGET: both keys live in the `{ctl}` slot), is
+  read at most once per `pointer_ttl` seconds per worker. A flip, rollback, or the start or end of an
+  experiment is therefore seen within that time; until then the worker answers from the previous state, whose
+  versions are still complete (publication keeps at least two, and never prunes an experiment's).
 - Values are decoded once and cached per (version, key) in an LRU: a version's keys never change once it is
   live. Callers must treat them as read-only.
 - A key missing under a cached pointer re-reads the pointer before concluding "not found", so a version pruned
@@ -23,6 +24,7 @@ import redis
 from schemas import redis_client
 from schemas import redis_keys as rk
 from schemas.events import to_stream_fields
+from schemas.experiments import arm_of
 
 
 class StoreUnavailable(RuntimeError):
@@ -38,7 +40,7 @@ class Store:
         """`client`: from schemas.redis_client.reader (short timeouts; connects on first use)."""
         self.client = client
         self.pointer_ttl = pointer_ttl
-        self._pointer: tuple[str, float] | None = None  # (version, monotonic time read)
+        self._pointer: tuple[str, dict | None, float] | None = None  # (version, experiment, monotonic time read)
         self._lock = threading.Lock()
         self._cached = lru_cache(maxsize=cache_entries)(self._fetch_one) if cache_entries else None
         self._backlog: tuple[int, float] | None = None  # (stream length, monotonic time seen)
@@ -46,18 +48,22 @@ class Store:
     # -- the live pointer
 
     def live_version(self, refresh: bool = False) -> str:
+        return self.state(refresh)[0]
+
+    def state(self, refresh: bool = False) -> tuple[str, dict | None]:
+        """(the live version, the running experiment or None)."""
         pointer = self._pointer
-        if not refresh and pointer and time.monotonic() - pointer[1] < self.pointer_ttl:
-            return pointer[0]
+        if not refresh and pointer and time.monotonic() - pointer[2] < self.pointer_ttl:
+            return pointer[0], pointer[1]
         try:
-            raw = self.client.get(rk.LIVE)
+            raw, experiment = redis_client.mget(self.client, [rk.LIVE, rk.EXPERIMENT])
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
         if raw is None:
             raise NoLiveVersion("no version has been published yet")
         with self._lock:
-            self._pointer = (raw.decode(), time.monotonic())
-        return self._pointer[0]
+            self._pointer = (raw.decode(), rk.decode(experiment), time.monotonic())
+        return self._pointer[0], self._pointer[1]
 
     # -- values
 
@@ -70,6 +76,21 @@ class Store:
             if current != version:  # the pointer moved under us: answer from the new version
                 return current, self.get_in_version(current, list(suffixes))
         return version, values
+
+    def lookup_for(self, user_id: int, *suffixes: str) -> tuple[str, list, dict | None, str | None]:
+        """Like `lookup`, from the version this user is to see: (version, values, experiment, arm), the
+        experiment and arm None when none runs."""
+        version, experiment = self.state()
+        arm = arm_of(experiment, user_id) if experiment else None
+        chosen = experiment[arm] if experiment else version
+        values = self.get_in_version(chosen, list(suffixes))
+        if any(v is None for v in values):  # the state may have moved under us: answer from the current one
+            version, current = self.state(refresh=True)
+            if current != experiment or (not current and version != chosen):
+                experiment, arm = current, arm_of(current, user_id) if current else None
+                chosen = current[arm] if current else version
+                values = self.get_in_version(chosen, list(suffixes))
+        return chosen, values, experiment, arm
 
     def get_in_version(self, version: str, suffixes: list[str]) -> list:
         """Values of keys in a version already resolved (a second step of one request stays on its version)."""

@@ -26,6 +26,7 @@ EXPECTED_EDGES = {
     ("ingest", "validate"), ("ingest", "clean"), ("validate", "train"), ("clean", "train"),
     ("train", "evaluate"), ("evaluate", "gate"), ("gate", "recommend"), ("recommend", "publish"),
     ("publish", "smoke_check"), ("smoke_check", "cleanup"), ("cleanup", "report_run"),
+    ("ingest", "experiment_running"), ("experiment_running", "experiment"), ("experiment", "publish"),
 }
 
 
@@ -71,10 +72,11 @@ def test_dag_integrity(airflow_env, monkeypatch):
     assert edges == EXPECTED_EDGES
     assert all(t.retries >= 1 and t.retry_exponential_backoff and t.execution_timeout for t in dag.tasks)
     assert dag.catchup is False and dag.max_active_runs == 1
-    assert set(dag.params.keys()) == {"dataset", "movielens_dir", "download_base_url", "force"}
+    assert set(dag.params.keys()) == {"dataset", "movielens_dir", "download_base_url", "force", "release"}
     spark_tasks = [t for t in dag.tasks if t.task_type == "SparkJobOperator"]
     assert {t.task_id for t in spark_tasks} == {"ingest", "validate", "clean", "train", "evaluate", "recommend",
-                                                "publish"}
+                                                "publish", "experiment"}
+    assert dag.get_task("publish").trigger_rule == "none_failed"  # publishes when no experiment was judged
 
 
 def test_dag_file_has_no_heavy_imports_at_top():
@@ -119,6 +121,7 @@ def test_dag_run_publishes_a_new_live_version(airflow_env, redis_server):
     last_run = rk.decode(client.get(rk.LAST_RUN))  # what report_run recorded for /metrics
     assert last_run["result"] == "success" and last_run["rows"]["clean_ratings"] == 100_005
     assert {"ingest", "train", "publish"} <= set(last_run["task_seconds"])
+    assert last_run["task_states"]["experiment"] == "skipped"  # nothing to judge: no experiment ran
 
 
 def test_dag_run_on_corrupted_data_fails_at_validate_and_keeps_live(airflow_env, redis_server, ml100k_dir,
@@ -126,6 +129,10 @@ def test_dag_run_on_corrupted_data_fails_at_validate_and_keeps_live(airflow_env,
     client = redis_server.client()
     before = client.get(rk.LIVE)
     assert before is not None, "runs after the successful DAG run"
+    # A canary runs: the DAG judges it (no exposures yet: keep running) whatever validation says.
+    client.zadd(rk.VERSIONS, {"candidate-under-test": 1.0})
+    from jobs.lib import experiments
+    running = experiments.start(client, "candidate-under-test", 0.1, kind="canary")
     corrupted = tmp_path / "ml-100k"
     shutil.copytree(ml100k_dir, corrupted)
     lines = (corrupted / "u.data").read_text().splitlines()
@@ -143,6 +150,10 @@ def test_dag_run_on_corrupted_data_fails_at_validate_and_keeps_live(airflow_env,
     assert client.get(rk.LIVE) == before
     assert by_task["report_run"] == "failed"  # it recorded the failure, then failed the run
     assert rk.decode(client.get(rk.LAST_RUN))["result"] == "failed"
+    assert by_task["experiment_running"] == by_task["experiment"] == "success"
+    assert experiments.current(client) == running  # judged "keep running": nothing applied
+    experiments.end(client, "aborted", running["id"])
+    client.zrem(rk.VERSIONS, "candidate-under-test")
 
 
 def _try_number(env, task_id: str) -> int:

@@ -178,9 +178,13 @@ def test_the_service_acl_user_writes_events_and_nothing_else(intake):
         for forbidden in (lambda: as_service.set(rk.LIVE, "hijacked"),
                           lambda: as_service.delete(rk.key(version, "meta")),
                           lambda: as_service.xadd(rk.key(version, "meta"), {"x": 1}),
-                          lambda: as_service.xtrim(rk.EVENTS, maxlen=0)):
+                          lambda: as_service.xtrim(rk.EVENTS, maxlen=0),
+                          lambda: as_service.set(rk.EXPERIMENT, "{}"),
+                          lambda: as_service.xtrim(rk.EXPOSURES, maxlen=0)):
             with pytest.raises(redis.exceptions.NoPermissionError):
                 forbidden()
+        assert as_service.xadd(rk.EXPOSURES, {"exposure": "{}"})  # the experiments' exposure log
+        assert as_service.mget([rk.LIVE, rk.EXPERIMENT])[0] is not None  # one read for pointer and experiment
         assert admin.get(rk.LIVE).decode() == version and admin.xlen(rk.EVENTS) == waiting + 1
     finally:
         admin.execute_command("ACL", "DELUSER", "reco-service")

@@ -1,5 +1,6 @@
-"""The event archive: what people sent (the `reco:{events}` stream) copied into append-only Parquet under
-`<data root>/events/archive/`, one batch per run, and trimmed from the stream only once it is safe on disk.
+"""The stream archives: what people sent (the `reco:{events}` stream) copied into append-only Parquet under
+`<data root>/events/archive/`, and what experiments showed them (`reco:{exposures}`) under
+`<data root>/events/exposures/`, one batch per run each, trimmed from the stream only once safe on disk.
 
 A batch is `<run id>.parquet` (absent when the run found nothing new) and `<run id>.json`, the commit record:
 the stream id range (first_id, last_id] it holds and its row count. The steps, and why a crash anywhere loses
@@ -17,6 +18,8 @@ DAG has max_active_runs=1).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Callable
 
 import redis
 
@@ -25,15 +28,29 @@ from jobs.lib.errors import JobError, TransientJobError
 from jobs.lib.files import exists, join, list_files, read_json, write_json, write_parquet_batches
 from schemas import redis_client
 from schemas import redis_keys as rk
-from schemas.events import arrow_schema, from_stream_entry, next_stream_id, stream_id_key
+from schemas import events, experiments
+from schemas.events import next_stream_id, stream_id_key
 
 log = logging.getLogger("reco.events")
 
 START = "0-0"  # before any stream id
 
 
-def archive_folder(data_root: str) -> str:
-    return join(data_root, "events", "archive")
+@dataclass(frozen=True)
+class Stream:
+    """A Redis stream and its archive: where the batches go and how an entry becomes a row."""
+    key: str
+    folder: str
+    arrow_schema: Callable
+    to_row: Callable
+
+
+EVENTS = Stream(rk.EVENTS, "archive", events.arrow_schema, events.from_stream_entry)
+EXPOSURES = Stream(rk.EXPOSURES, "exposures", experiments.arrow_schema, experiments.from_stream_entry)
+
+
+def archive_folder(data_root: str, stream: Stream = EVENTS) -> str:
+    return join(data_root, "events", stream.folder)
 
 
 def committed_batches(folder: str) -> list[dict]:
@@ -42,10 +59,11 @@ def committed_batches(folder: str) -> list[dict]:
     return sorted(batches, key=lambda b: (stream_id_key(b["last_id"]), b["run_id"]))
 
 
-def archive_events(settings: RedisSettings, data_root: str, run_id: str, page: int = 10_000) -> dict:
-    """Archive the stream's new events for `run_id` (idempotent per run id), trim what is archived, and say
-    which archive files the run trains on: every batch up to and including its own."""
-    folder = archive_folder(data_root)
+def archive_events(settings: RedisSettings, data_root: str, run_id: str, page: int = 10_000,
+                   stream: Stream = EVENTS) -> dict:
+    """Archive the stream's new entries for `run_id` (idempotent per run id), trim what is archived, and say
+    which archive files the run uses: every batch up to and including its own."""
+    folder = archive_folder(data_root, stream)
     record = join(folder, f"{run_id}.json")
     client = redis_client.writer(settings)
     try:
@@ -53,8 +71,8 @@ def archive_events(settings: RedisSettings, data_root: str, run_id: str, page: i
             batch, rerun = read_json(record), True
             log.info("run %s archived %s events before; nothing new is archived", run_id, batch["rows"])
         else:
-            batch, rerun = _archive_new(client, folder, run_id, page), False
-        _trim_through(client, batch["last_id"])
+            batch, rerun = _archive_new(client, stream, folder, run_id, page), False
+        _trim_through(client, stream, batch["last_id"])
     except redis.RedisError as exc:
         raise TransientJobError(f"cannot read the event stream at {redis_client.safe_url(settings.url)}: {exc} "
                                 "(events.archive: false trains on MovieLens alone)") from None
@@ -66,11 +84,11 @@ def archive_events(settings: RedisSettings, data_root: str, run_id: str, page: i
             "files": [b["file"] for b in used], "rows": sum(b["rows"] for b in used), "folder": folder}
 
 
-def _archive_new(client: redis.Redis, folder: str, run_id: str, page: int) -> dict:
+def _archive_new(client: redis.Redis, stream: Stream, folder: str, run_id: str, page: int) -> dict:
     previous = committed_batches(folder)
     high_water = previous[-1]["last_id"] if previous else START
-    _trim_through(client, high_water)  # a crash after an earlier commit and before its trim
-    newest = client.xrevrange(rk.EVENTS, count=1)
+    _trim_through(client, stream, high_water)  # a crash after an earlier commit and before its trim
+    newest = client.xrevrange(stream.key, count=1)
     last_id = newest[0][0].decode() if newest else START
     batch = {"run_id": run_id, "first_id": None, "last_id": high_water, "rows": 0, "file": None}
     if stream_id_key(last_id) <= stream_id_key(high_water):
@@ -82,30 +100,30 @@ def _archive_new(client: redis.Redis, folder: str, run_id: str, page: int) -> di
 
     def pages():
         import pyarrow as pa
-        schema = arrow_schema()
+        schema = stream.arrow_schema()
         start = "-" if high_water == START else f"({high_water}"
         while True:
-            entries = client.xrange(rk.EVENTS, min=start, max=last_id, count=page)
+            entries = client.xrange(stream.key, min=start, max=last_id, count=page)
             if not entries:
                 return
-            rows = [from_stream_entry(entry_id, fields) for entry_id, fields in entries]
+            rows = [stream.to_row(entry_id, fields) for entry_id, fields in entries]
             read["first_id"] = read["first_id"] or rows[0]["stream_id"]
             read["rows"] += len(rows)
             yield pa.RecordBatch.from_pylist(rows, schema=schema)
             start = f"({rows[-1]['stream_id']}"
 
     path = join(folder, f"{run_id}.parquet")
-    written = write_parquet_batches(path, arrow_schema(), pages())
+    written = write_parquet_batches(path, stream.arrow_schema(), pages())
     if written != read["rows"]:
         raise JobError(f"event archive {path} holds {written} rows, {read['rows']} were read: not committed")
     batch.update(first_id=read["first_id"], last_id=last_id, rows=written, file=path)
     write_json(join(folder, f"{run_id}.json"), batch)  # the commit
-    log.info("archived %d events (%s, %s] into %s", written, high_water, last_id, path)
+    log.info("archived %d entries of %s (%s, %s] into %s", written, stream.key, high_water, last_id, path)
     return batch
 
 
-def _trim_through(client: redis.Redis, last_id: str) -> None:
+def _trim_through(client: redis.Redis, stream: Stream, last_id: str) -> None:
     """Drop stream entries up to and including `last_id` (all archived)."""
     if last_id != START:
-        client.xtrim(rk.EVENTS, minid=next_stream_id(last_id), approximate=False)
+        client.xtrim(stream.key, minid=next_stream_id(last_id), approximate=False)
 

@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame
 
 from conf.settings import RedisSettings
 from jobs.lib.errors import JobError
+from jobs.lib.experiments import current, end, versions_in_use
 from schemas import redis_client
 from schemas import redis_keys as rk
 
@@ -61,10 +62,11 @@ def _flush(pipe, pending: int) -> int:
 
 
 def publish_version(client: redis.Redis, settings: RedisSettings, version: str, values: DataFrame, expected: int,
-                    meta: dict) -> float:
+                    meta: dict, make_live: bool = True) -> float:
     """Write `values` (key, value) and then `meta` as `version`, check that Redis acknowledged and holds exactly
-    `expected` keys and the meta, then in one transaction register the version and make it live. Returns the
-    write seconds. On any failure the partial version is deleted and the live pointer has not moved."""
+    `expected` keys and the meta, then in one transaction register the version and make it live (a candidate,
+    `make_live=False`, is only registered: an experiment serves it). Returns the write seconds. On any failure
+    the partial version is deleted and the live pointer has not moved."""
     try:
         started = time.perf_counter()
         written = write_partitions(values, settings)
@@ -76,7 +78,8 @@ def publish_version(client: redis.Redis, settings: RedisSettings, version: str, 
                            f"acknowledged, {in_redis} found in Redis; live version unchanged")
         with client.pipeline(transaction=True) as flip:  # MULTI/EXEC: registry and pointer (one slot: {ctl})
             flip.zadd(rk.VERSIONS, {version: time.time()})
-            flip.set(rk.LIVE, version)
+            if make_live:
+                flip.set(rk.LIVE, version)
             flip.execute()
     except BaseException:
         delete_version(client, version)  # leave no half version behind; the live pointer never moved
@@ -108,10 +111,11 @@ def delete_version(client: redis.Redis, version: str) -> int:
 
 
 def prune(client: redis.Redis, retention: int) -> list[str]:
-    """Keep the `retention` newest versions and the live one; delete the rest."""
-    live = live_version(client)
+    """Keep the `retention` newest versions, the live one and those a running experiment serves; delete the
+    rest."""
+    keep = {live_version(client), *versions_in_use(client)}
     newest_first = [v.decode() for v in client.zrevrange(rk.VERSIONS, 0, -1)]
-    doomed = [v for v in newest_first[retention:] if v != live]
+    doomed = [v for v in newest_first[retention:] if v not in keep]
     for version in doomed:
         log.info("pruning version %s (%d keys)", version, delete_version(client, version))
     return doomed
@@ -134,13 +138,19 @@ def rollback(client: redis.Redis, version: str | None = None) -> dict:
 
 
 def smoke_check(client: redis.Redis, reader, publish_report: dict, sample: int = 25, seed: int = 0) -> dict:
-    """After publication: the live version is the one just published, and a sample of its users and movies
-    answer through `reader` (the service's own `serving.store.Store`). On any gap, point live back to the
-    previous version and raise JobError."""
-    version, counts = publish_report["version"], publish_report["counts"]
+    """After publication: the live version is the one just published (or, for a candidate, the running
+    experiment's treatment), and a sample of its users and movies answer through `reader` (the service's own
+    `serving.store.Store`). On any gap, point live back to the previous version (abort the candidate's
+    experiment) and raise JobError. A run whose publication was held has nothing to check."""
+    if publish_report.get("held"):
+        return {"held": publish_report["held"]}
+    version, counts, candidate = publish_report["version"], publish_report["counts"], publish_report.get("candidate")
     problems = []
     live = reader.live_version(refresh=True)
-    if live != version:
+    experiment = current(client)
+    if candidate and (experiment or {}).get("treatment") != version:
+        problems.append(f"version {version} is not the running experiment's treatment")
+    elif not candidate and live != version:
         problems.append(f"live version is {live}, this run published {version}")
 
     def ids(kind: str) -> list[int]:
@@ -153,16 +163,19 @@ def smoke_check(client: redis.Redis, reader, publish_report: dict, sample: int =
     rng = random.Random(seed)
     picked_users = rng.sample(users, min(sample, len(users)))
     picked_movies = rng.sample(movies, min(sample, len(movies)))
-    _, values = reader.lookup(*[rk.suffix("user", u) for u in picked_users],
-                              *[rk.suffix("movie", m) for m in picked_movies],
-                              rk.suffix("popular", rk.ALL_GENRES), rk.suffix("meta"))
+    values = reader.get_in_version(version, [*[rk.suffix("user", u) for u in picked_users],
+                                             *[rk.suffix("movie", m) for m in picked_movies],
+                                             rk.suffix("popular", rk.ALL_GENRES), rk.suffix("meta")])
     names = [f"user {u}" for u in picked_users] + [f"movie {m}" for m in picked_movies] + ["popular", "meta"]
     problems += [f"{name}: missing or empty" for name, value in zip(names, values) if not value]
     if problems:
-        if publish_report.get("previous"):
+        if candidate and experiment and experiment.get("treatment") == version:
+            end(client, "aborted", experiment["id"], reason="the candidate failed its smoke check")
+        elif not candidate and publish_report.get("previous"):
             rollback(client, publish_report["previous"])
         raise JobError(f"smoke check failed ({'; '.join(problems[:5])}); live version: {live_version(client)}")
-    return {"version": live, "users_checked": len(picked_users), "movies_checked": len(picked_movies)}
+    return {"version": version, "candidate": bool(candidate), "users_checked": len(picked_users),
+            "movies_checked": len(picked_movies)}
 
 
 def check_published_run(config, run_id: str) -> dict:

@@ -22,6 +22,7 @@ _LAYOUT = {
     "raw_movies": "ingest/movies.parquet",
     "staged_source": "ingest/source",
     "events": "ingest/events.json",
+    "exposures": "ingest/exposures.json",
     "validation": "validate",
     "validation_report": "validate/report.json",
     "clean_ratings": "clean/ratings.parquet",
@@ -41,6 +42,8 @@ _LAYOUT = {
     "recommend_report": "recommend/report.json",
     "publish_report": "publish.json",
     "tune": "tune",
+    "experiment_report": "experiment/report.json",
+    "experiment_html": "experiment/report.html",
 }
 
 

@@ -32,6 +32,8 @@ function fail(list, note, error) {
   note.className = "error";
 }
 
+let viewer = null;  // the user on display: similar movies then come from their arm's version
+
 async function showUser(event) {
   if (event) event.preventDefault();
   const note = $("user-note");
@@ -45,6 +47,10 @@ async function showUser(event) {
       : body.fallback
         ? `No personal recommendations for user ${body.user_id} yet (${body.reason}): showing the most popular movies instead.`
         : "";
+    viewer = body.user_id;
+    $("user-experiment").textContent = body.experiment
+      ? `Experiment ${body.experiment}: user ${body.user_id} is in the ${body.arm} arm (version ${body.version}).`
+      : "";
     render($("user-results"), body.items);
   } catch (error) { fail($("user-results"), note, error); }
 }
@@ -52,7 +58,8 @@ async function showUser(event) {
 async function showSimilar(item) {
   $("similar-title").textContent = `Similar to ${item.title}`;
   try {
-    render($("similar-results"), (await api(`/v1/movies/${item.movie_id}/similar?k=10`)).items);
+    const forViewer = viewer ? `&user_id=${viewer}` : "";
+    render($("similar-results"), (await api(`/v1/movies/${item.movie_id}/similar?k=10${forViewer}`)).items);
   } catch (error) { fail($("similar-results"), $("similar-title"), error); }
 }
 
@@ -81,8 +88,11 @@ async function showVersion() {
   try {
     const meta = await api("/v1/version");
     const ndcg = meta.metrics && meta.metrics["ndcg@10"];
+    const running = meta.experiment;
     $("version").textContent = `Version ${meta.version} · ${meta.dataset} · trained ${meta.trained_at}`
-      + (ndcg ? ` · NDCG@10 ${ndcg.toFixed(3)}` : "");
+      + (ndcg ? ` · NDCG@10 ${ndcg.toFixed(3)}` : "")
+      + (running ? ` · experiment ${running.id} running: version ${running.treatment} for `
+        + `${Math.round(running.share * 100)}% of users` : "");
   } catch (error) { $("version").textContent = error.message; $("version").className = "error"; }
 }
 

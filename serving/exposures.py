@@ -1,0 +1,107 @@
+"""The exposure log: every answer shown to a user in an experiment, appended to the `reco:{exposures}` stream
+(schemas/experiments.py) for the judging job.
+
+A lookup must stay as fast with an experiment running as without one, so a request only appends its exposure
+to this worker's buffer; a background thread writes the buffer every `experiments.exposure_flush_s` seconds in
+one pipelined round trip. What that costs, and what was chosen:
+- a worker killed outright loses at most its last `exposure_flush_s` of exposures (at a normal exit the buffer
+  is written); losses fall on both arms alike, so the comparison stays fair;
+- with Redis down the buffer is kept (up to MAX_BUFFER) and written when Redis is back; lookups never fail
+  because of the log;
+- a pipeline that fails half-way is written again, so an exposure may be stored twice: judging counts each
+  request_id once;
+- when the stream already holds `experiments.exposure_backlog` entries (no run has archived it for a long
+  time), exposures are not logged rather than filling Redis's memory.
+Every exposure is counted in `reco_exposures_total{experiment, arm, outcome}`: logged, sampled_out (the
+user is outside `sample_rate`) or dropped.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import os
+import threading
+import time
+
+import redis
+
+from schemas import redis_keys as rk
+from schemas.experiments import is_sampled, to_stream_fields
+from serving.observability import EXPOSURES
+
+log = logging.getLogger("reco.exposures")
+
+MAX_BUFFER = 100_000   # exposures a worker holds while Redis is unreachable
+BATCH = 5_000          # exposures per pipelined write
+
+
+class ExposureLog:
+    def __init__(self, client: redis.Redis, backlog: int, flush_s: float):
+        self.client, self.backlog, self.flush_s = client, backlog, flush_s
+        self._buffer: collections.deque = collections.deque()
+        self._write_lock = threading.Lock()
+        self._owner: int | None = None  # the process whose thread writes (gunicorn forks after create_app)
+        self._length = 0               # the stream's length after this worker's last write
+
+    def add(self, exposure: dict, experiment: dict) -> None:
+        if not is_sampled(experiment, exposure["user_id"]):
+            EXPOSURES.labels(exposure["experiment"], exposure["arm"], "sampled_out").inc()
+            return
+        if len(self._buffer) >= MAX_BUFFER:
+            EXPOSURES.labels(exposure["experiment"], exposure["arm"], "dropped").inc()
+            return
+        self._buffer.append(exposure)
+        if self._owner != os.getpid():
+            self._start()
+
+    def _start(self) -> None:
+        with self._write_lock:
+            if self._owner == os.getpid():
+                return
+            self._owner = os.getpid()
+            threading.Thread(target=self._run, name="exposure-log", daemon=True).start()
+            atexit.register(self.flush)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.flush_s)
+            try:
+                self.flush()
+            except Exception:  # the thread must outlive anything one write does
+                log.exception("writing exposures failed; they are kept and retried")
+
+    def flush(self) -> int:
+        """Write what is buffered; returns how many were written."""
+        written = 0
+        with self._write_lock:
+            while self._buffer:
+                batch = [self._buffer.popleft() for _ in range(min(BATCH, len(self._buffer)))]
+                if self._length >= self.backlog:
+                    self._count(batch, "dropped")
+                    self._length = self._stream_length()
+                    continue
+                try:
+                    with self.client.pipeline(transaction=False) as pipe:
+                        for exposure in batch:
+                            pipe.xadd(rk.EXPOSURES, to_stream_fields(exposure))
+                        pipe.xlen(rk.EXPOSURES)
+                        self._length = pipe.execute()[-1]
+                except redis.RedisError as exc:
+                    self._buffer.extendleft(reversed(batch))  # kept in order for the next attempt
+                    log.warning("exposures not written (%s); %d buffered", exc, len(self._buffer))
+                    break
+                self._count(batch, "logged")
+                written += len(batch)
+        return written
+
+    def _stream_length(self) -> int:
+        try:
+            return self.client.xlen(rk.EXPOSURES)
+        except redis.RedisError:
+            return self._length
+
+    @staticmethod
+    def _count(batch: list[dict], outcome: str) -> None:
+        for (experiment, arm), n in collections.Counter((e["experiment"], e["arm"]) for e in batch).items():
+            EXPOSURES.labels(experiment, arm, outcome).inc(n)
