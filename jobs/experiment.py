@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import redis
 from pyspark.sql import SparkSession
 
 from conf.settings import Config
 from jobs.lib import experiment_stats, experiments, judging
-from jobs.lib.errors import JobError
+from jobs.lib.errors import JobError, TransientJobError
 from jobs.lib.events import EVENTS, EXPOSURES, archive_folder, committed_batches
 from jobs.lib.experiment_report import over_time, write_report
 from jobs.lib.files import write_json
@@ -39,7 +40,10 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None, experime
         apply: str = "none") -> dict:
     paths = run_paths(config, run_id)
     client = redis_client.writer(config.redis)
-    experiment = experiments.current(client)
+    try:
+        experiment = experiments.current(client)
+    except redis.RedisError as exc:
+        raise TransientJobError(f"Redis unreachable at {redis_client.safe_url(config.redis.url)}: {exc}") from None
     if experiment_id and (experiment or {}).get("id") != experiment_id:
         ended = [e for e in experiments.history(client, 100) if e["id"] == experiment_id]
         if not ended:
@@ -52,10 +56,10 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None, experime
         log.info("no experiment is running")
         return report
 
-    spark = spark or spark_session(config, "experiment")
     exposure_files, event_files = archived_files(config, EXPOSURES), archived_files(config, EVENTS)
     figures = {"control": None, "treatment": None}
     if exposure_files:
+        spark = spark or spark_session(config, "experiment")
         exposures = judging.experiment_exposures(spark.read.parquet(*exposure_files), experiment["id"]).cache()
         events = spark.read.parquet(*event_files) if event_files else \
             spark.createDataFrame([], "user_id long, movie_id long, type string, rating double, ts long, "

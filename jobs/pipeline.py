@@ -1,5 +1,6 @@
 """The all-in-one runner (not a job): every batch job's `run()` in order in one Spark session, without Airflow:
-ingest, validate, clean, train, evaluate, recommend (and publish with --publish). Prints the path of
+ingest, validate, clean, train, evaluate, recommend (and with --publish: judge a running experiment, applying
+the decision to canaries as the DAG does, then publish). Prints the path of
 metrics.json. `make pipeline`, the tests and the benchmarks use it; Airflow runs each job by spark-submit."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from datetime import datetime, timezone
 
 from conf.settings import ConfigError, load_config
-from jobs import clean, evaluate, ingest, publish, recommend, train, validate
+from jobs import clean, evaluate, experiment, ingest, publish, recommend, train, validate
 from jobs.lib.errors import JobError
 from jobs.lib.runs import run_paths
 from jobs.lib.runtime import spark_session
@@ -27,6 +28,7 @@ def run_pipeline(config, run_id: str, spark=None, publish_too: bool = False) -> 
     seconds = {}
     steps = list(BATCH_JOBS)
     if publish_too:
+        steps.append(("experiment", lambda *args, **kwargs: experiment.run(*args, apply="canary", **kwargs)))
         steps.append(("publish", publish.run))
     for name, job in steps:
         log.info("step %s ...", name)

@@ -36,7 +36,7 @@ log = logging.getLogger("reco.publish")
 
 
 def publish(config: Config, run_id: str, spark: SparkSession, force: bool = False, candidate: bool = False,
-            share: float | None = None) -> dict:
+            share: float | None = None, salt: str | None = None) -> dict:
     paths = run_paths(config, run_id)
     canary = config.experiments.release == "canary" and not candidate
     candidate = candidate or canary
@@ -82,7 +82,7 @@ def publish(config: Config, run_id: str, spark: SparkSession, force: bool = Fals
     if candidate and previous:  # with nothing live yet, the first version simply goes live
         try:
             experiment = experiments.start(client, version, share or config.experiments.canary_share,
-                                           "canary" if canary else "ab", config.experiments.sample_rate)
+                                           "canary" if canary else "ab", config.experiments.sample_rate, salt)
         except BaseException:
             publication.delete_version(client, version)
             raise
@@ -100,7 +100,7 @@ def publish(config: Config, run_id: str, spark: SparkSession, force: bool = Fals
 
 def run(config: Config, run_id: str | None, spark: SparkSession | None = None, force: bool = False,
         rollback_to: str | bool | None = None, prune_only: bool = False, candidate: bool = False,
-        share: float | None = None, promote: bool = False, abort: bool = False) -> dict:
+        share: float | None = None, salt: str | None = None, promote: bool = False, abort: bool = False) -> dict:
     if promote or abort:
         return experiments.end(redis_client.writer(config.redis), "promoted" if promote else "aborted",
                                reason="by hand (publish --promote / --abort)")
@@ -111,7 +111,7 @@ def run(config: Config, run_id: str | None, spark: SparkSession | None = None, f
     if not run_id:
         raise JobError("--run-id is required to publish")
     return publish(config, run_id, spark or spark_session(config, "publish"), force=force, candidate=candidate,
-                   share=share)
+                   share=share, salt=salt)
 
 
 def _arguments(parser) -> None:
@@ -125,6 +125,8 @@ def _arguments(parser) -> None:
                         help="publish without going live and start an experiment against the live version")
     parser.add_argument("--share", type=float, default=None,
                         help="the candidate's share of users (default: experiments.canary_share)")
+    parser.add_argument("--salt", default=None,
+                        help="the candidate's assignment salt (default: random); the same salt, the same split")
     parser.add_argument("--promote", action="store_true", help="end the running experiment: treatment goes live")
     parser.add_argument("--abort", action="store_true", help="end the running experiment: control stays live")
 

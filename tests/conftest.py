@@ -26,11 +26,12 @@ SERVICE_EVENTS_TOKEN = "service-events-token"  # the `service` fixture's intake 
 # processes (Airflow DAG runs, a standalone cluster) on one, the modules sharing the session's pipeline run on
 # the other, so that run is computed once; the rest goes to whichever is free.
 XDIST_GROUPS = {"test_dag": "processes", "test_cluster": "processes", "test_api_contract": "pipeline",
-                "test_drift": "pipeline", "test_events": "pipeline", "test_loop": "pipeline", "test_monitoring": "pipeline", "test_pipeline": "pipeline",
+                "test_drift": "pipeline", "test_events": "pipeline", "test_experiment": "pipeline", "test_loop": "pipeline", "test_monitoring": "pipeline", "test_pipeline": "pipeline",
                 "test_publish": "pipeline", "test_redis_cluster": "pipeline", "test_serving": "pipeline",
                 "test_web_page": "pipeline"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks to group the tests
 def pytest_collection_modifyitems(items):
     for item in items:
         group = XDIST_GROUPS.get(item.module.__name__.rsplit(".", 1)[-1])

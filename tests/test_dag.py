@@ -142,6 +142,8 @@ def test_dag_run_on_corrupted_data_fails_at_validate_and_keeps_live(airflow_env,
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "movie_in_catalog" in output  # the failed expectation is named in the task log
+    assert "validate failed: 1 expectation(s) failed" in output  # the job's own message, relayed by spark-submit
+    assert '"job": "validate"' in output  # the timing line the demo breakdown reads
     by_task = _last_run_task_states(env)
     assert by_task["ingest"] == "success" and by_task["validate"] == "failed"
     assert _try_number(env, "validate") == 1  # bad data is not retried (exit code 2)

@@ -2,6 +2,8 @@
 live as control, the ALS version published as a candidate for half the users; simulated people (their hidden
 tastes are their held-out test ratings) use the real service over HTTP; ingest archives the exposures and the
 clicks; the judging job finds ALS better with p < 0.01 and says promote; applying it makes ALS live."""
+import time
+
 import pandas as pd
 import pytest
 import requests
@@ -10,7 +12,7 @@ from benchmarks.simulated_people import SimulatedPeople, held_out_run, hidden_ta
 from jobs import experiment, ingest, publish
 from jobs.lib import experiments
 from jobs.lib.files import exists, read_json
-from jobs.lib.publication import prune
+from jobs.lib.publication import check_published_run, prune
 from jobs.lib.runs import run_paths
 from schemas import redis_keys as rk
 from schemas.experiments import CONTROL, TREATMENT, arm_of, public_view
@@ -28,7 +30,7 @@ def ab(pipeline_run, spark, make_config, tmp_path_factory):
     for run_id, model in (("popular_run", "popularity"), ("als_run", "als")):
         held_out_run(config, shared_paths, run_id, model, spark)
     control = publish.run(config, "popular_run", spark=spark)["version"]
-    treatment_report = publish.run(config, "als_run", spark=spark, candidate=True, share=0.5)
+    treatment_report = publish.run(config, "als_run", spark=spark, candidate=True, share=0.5, salt="test-ab")
     service = GunicornService(server.url, tmp_path_factory.mktemp("experiment-service"),
                               env={"RECO_EVENTS_TOKEN": TOKEN}).start()
     yield config, service.base_url, server, control, treatment_report["version"], treatment_report["experiment"]
@@ -123,7 +125,7 @@ def test_people_prefer_als_and_the_judgement_promotes_it(ab, pipeline_run, spark
         and stream.xlen(rk.EXPOSURES) == 0  # archived, then trimmed
     report = experiment.run(config, "judge_1", spark=spark)
     ctr = report["metrics"]["ctr_per_exposure"]
-    assert report["decision"] == "promote", report["reasons"]
+    assert report["decision"] == "promote", (report["reasons"], ctr)
     assert ctr["p_value"] < 0.01 and ctr["treatment"] > ctr["control"] and ctr["ci_low"] > 0
     assert report["srm"]["passed"] and report["users_in_both_arms"] == 0
     assert report["users"]["control"] + report["users"]["treatment"] >= len(tastes)
@@ -151,3 +153,37 @@ def test_people_prefer_als_and_the_judgement_promotes_it(ab, pipeline_run, spark
     assert ended["outcome"] == "aborted" and server.client().get(rk.LIVE).decode() == treatment
     with pytest.raises(Exception, match="no experiment is running"):
         publish.run(config, None, promote=True)
+
+
+def test_a_canary_is_held_against_then_rolled_back_by_the_next_judgement(ab, pipeline_run, spark):
+    """Canary release mode: a run publishes a candidate for 30% of users; the next run's version waits (held)
+    while it is undecided; once people have used it, the judgement (applied to canaries, as the DAG does)
+    rolls the worse popularity lists back and the ALS version stays live."""
+    config, url, server, control, treatment, running = ab
+    _, _, shared_paths, _ = pipeline_run
+    client = server.client()
+    live = client.get(rk.LIVE).decode()
+    canary = config.model_copy(update={"experiments": config.experiments.model_copy(
+        update={"release": "canary", "canary_share": 0.3})})
+    first = publish.run(canary, "popular_run", spark=spark, salt="test-canary")
+    assert first["candidate"] and first["experiment"]["kind"] == "canary" and first["experiment"]["share"] == 0.3
+    assert client.get(rk.LIVE).decode() == live
+    assert check_published_run(canary, "popular_run")["candidate"] is True  # the DAG's smoke check of a candidate
+    held = publish.run(canary, "als_run", spark=spark)
+    assert held["experiment"] == first["experiment"]["id"] and "still running" in held["held"]
+    assert "held" in check_published_run(canary, "als_run")
+    waiting = experiment.run(canary, "canary_1", spark=spark, apply="canary")
+    assert waiting["decision"] == "keep_running" and waiting["applied"] is None  # no exposures yet
+
+    time.sleep(config.serving.pointer_ttl + 0.5)  # the service sees the canary
+    people = SimulatedPeople(url, TOKEN, hidden_tastes(pd.read_parquet(shared_paths.split_test)), seed=11)
+    seen = people.run(sorted(people.tastes), visits=5)
+    stream = server.client()
+    wait_until(lambda: stream.xlen(rk.EXPOSURES) >= seen["control_exposures"] + seen["treatment_exposures"], 10,
+               what="the exposure log")
+    ingest.run(canary, "canary_2", spark=spark)
+    judged = experiment.run(canary, "canary_2", spark=spark, apply="canary")
+    assert judged["srm"]["passed"] and judged["srm"]["observed_share"] == pytest.approx(0.3, abs=0.05)
+    assert judged["decision"] == "roll_back", (judged["reasons"], judged["metrics"]["ctr_per_exposure"])
+    assert judged["applied"] == "rolled_back" and client.get(rk.LIVE).decode() == live
+    assert experiments.current(client) is None and experiments.history(client)[0]["outcome"] == "aborted"

@@ -1,14 +1,10 @@
-"""The whole batch chain on MovieLens 100K, and the spark-submit path of a job."""
+"""The whole batch chain on MovieLens 100K (the spark-submit path of every job: tests/test_dag.py)."""
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from jobs import ingest, recommend
+from jobs import recommend
 from jobs.lib.files import read_json
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def test_als_beats_popularity_on_the_guide_protocol(pipeline_run):
@@ -71,28 +67,6 @@ def test_rerun_of_a_job_overwrites_only_its_own_outputs(pipeline_run, spark):
     assert changed and all("recommend" in p.parts for p in changed)
     assert sorted(os.listdir(Path(config.data_root) / "runs")) == sorted(["latest", run_id])
     assert spark.read.parquet(paths.user_recs).count() == 943 * 50
-
-
-def test_spark_submit_validate_on_corrupted_copy_exits_naming_expectation(pipeline_run, spark, make_config,
-                                                                        ml100k_dir, tmp_path):
-    folder = tmp_path / "ml-100k"
-    shutil.copytree(ml100k_dir, folder)
-    lines = (folder / "u.data").read_text().splitlines()
-    lines[10] = lines[10].rsplit("\t", 2)[0] + "\t11\t881250949"
-    (folder / "u.data").write_text("\n".join(lines) + "\n")
-    ingest.run(make_config(tmp_path / "data", data__movielens_dir=str(folder)), "bad", spark=spark)
-    env = {**os.environ, "RECO_DATA_ROOT": str(tmp_path / "data"), "RECO_MOVIELENS_DIR": str(folder),
-           "PYSPARK_PYTHON": sys.executable}
-    submit = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
-              "--conf", "spark.ui.enabled=false"]
-    failed = subprocess.run(submit + [str(REPO / "jobs" / "validate.py"), "--run-id", "bad"], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert failed.returncode == 2
-    output = failed.stdout + failed.stderr  # spark-submit relays the Python process's stderr on stdout
-    assert "validate failed: 1 expectation(s) failed" in output
-    assert "expect_column_values_to_be_in_set(column='rating'" in output
-    assert "1 of 100000 rows unexpected, e.g. [11.0]" in output
-    assert '"job": "validate"' in output  # the timing line the demo breakdown reads
 
 
 def test_evaluation_report_is_written(pipeline_run):

@@ -26,9 +26,11 @@ def history(client: redis.Redis, count: int = 20) -> list[dict]:
     return [rk.decode(raw) for raw in client.lrange(rk.EXPERIMENT_LOG, 0, count - 1)]
 
 
-def start(client: redis.Redis, treatment: str, share: float, kind: str = "ab", sample_rate: float = 1.0) -> dict:
+def start(client: redis.Redis, treatment: str, share: float, kind: str = "ab", sample_rate: float = 1.0,
+          salt: str | None = None) -> dict:
     """Start an experiment: the live version as control, `treatment` (a registered candidate) for `share` of
-    the users. Refused while another experiment runs."""
+    the users. Refused while another experiment runs. `salt` (default: random) fixes the split, e.g. to
+    repeat an experiment on the same users."""
     if kind not in KINDS or not 0 < share < 1:
         raise JobError(f"an experiment needs a kind in {KINDS} and 0 < share < 1 (got {kind!r}, {share})")
     with client.pipeline(transaction=True) as pipe:
@@ -45,7 +47,7 @@ def start(client: redis.Redis, treatment: str, share: float, kind: str = "ab", s
             if pipe.zscore(rk.VERSIONS, treatment) is None:
                 raise JobError(f"version {treatment} is not registered (publish --candidate first)")
             experiment = {"id": f"exp-{treatment}", "kind": kind, "control": control, "treatment": treatment,
-                          "share": share, "salt": secrets.token_hex(8), "sample_rate": sample_rate,
+                          "share": share, "salt": salt or secrets.token_hex(8), "sample_rate": sample_rate,
                           "started_at": utc_now()}
             pipe.multi()
             pipe.set(rk.EXPERIMENT, rk.encode(experiment))
