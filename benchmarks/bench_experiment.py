@@ -24,6 +24,7 @@ from benchmarks.simulated_people import SimulatedPeople, held_out_run, hidden_ta
 from conf.settings import load_config
 from jobs.lib import experiment_stats, experiments
 from schemas import redis_keys as rk
+from schemas.experiments import logged
 from tests.support import GunicornService, RedisServer, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,7 +43,7 @@ def judged_over_http(config, spark, url: str, redis_server, treatment_run: str, 
     seconds = time.perf_counter() - started
     shown = seen.get("control_exposures", 0) + seen.get("treatment_exposures", 0)
     stream = redis_server.client()
-    wait_until(lambda: stream.xlen(rk.EXPOSURES) >= shown, 30, what="the exposure log")
+    wait_until(lambda: logged(stream.xrange(rk.EXPOSURES)) >= shown, 30, what="the exposure log")
     ingest.run(config, run_id, spark=spark)
     report = experiment.run(config, run_id, spark=spark)
     experiments.end(stream, "aborted", published["experiment"]["id"], reason="benchmark")

@@ -32,6 +32,7 @@ from jobs.lib import experiments
 from schemas import redis_keys as rk
 from conf.settings import RedisSettings, load_config
 from schemas.events import to_stream_fields
+from schemas.experiments import logged
 from tests.support import GunicornService, RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -178,7 +179,7 @@ def main() -> None:
         in_experiment = wrk(base, args.seconds, 8, str(script))
         in_experiment_half = wrk(base, args.seconds, 8, str(script), delay_ms)
         time.sleep(config.experiments.exposure_flush_s * 2)
-        exposures_logged = redis_server.client().xlen(rk.EXPOSURES)
+        exposures_logged = logged(redis_server.client().xrange(rk.EXPOSURES))
         experiments.end(redis_server.client(), "aborted", running["id"], reason="benchmark")
         store_get = redis_benchmark(redis_server.port, "get", 1, 200_000)
         store_set_pipelined = redis_benchmark(redis_server.port, "set", 16, 1_000_000)

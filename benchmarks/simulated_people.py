@@ -106,3 +106,29 @@ def simulated_totals(seed: int, users: int, share: float, treatment_lift: float 
     keep = ~((arm == 1) & (rng.random(users) < lose_treatment))
     return {"arm": arm[keep], "exposures": exposures[keep], "clicked": clicked[keep],
             "conversions": conversions[keep]}
+
+
+def main() -> None:
+    """Play the people of a run against a running service: `python -m benchmarks.simulated_people --run-id
+    RUN` (their hidden tastes: that run's held-out ratings; the service's token: RECO_EVENTS_TOKEN)."""
+    import argparse
+    import os
+
+    import pandas as pd
+
+    from conf.settings import load_config
+    from jobs.lib.runs import run_paths
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--run-id", required=True, help="the run whose held-out ratings are the hidden tastes")
+    parser.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('RECO_PORT', '8000')}")
+    parser.add_argument("--visits", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    tastes = hidden_tastes(pd.read_parquet(run_paths(load_config(), args.run_id).split_test))
+    people = SimulatedPeople(args.url, os.environ["RECO_EVENTS_TOKEN"], tastes, seed=args.seed)
+    print(people.run(sorted(tastes), args.visits))
+
+
+if __name__ == "__main__":
+    main()

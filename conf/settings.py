@@ -197,7 +197,7 @@ class ExperimentSettings(_Section):
     release: Literal["direct", "canary"] = "direct"
     canary_share: float = Field(0.1, gt=0.0, lt=1.0)
     sample_rate: float = Field(1.0, gt=0.0, le=1.0)     # users whose exposures are logged (by hash)
-    exposure_backlog: int = Field(5_000_000, ge=1)      # exposures waiting in the stream: beyond, not logged
+    exposure_backlog: int = Field(5_000_000, ge=1)      # stream entries (batches) waiting: beyond, not logged
     exposure_flush_s: float = Field(0.2, gt=0.0)        # a worker writes its buffered exposures this often
     attribution_hours: float = Field(24.0, gt=0.0)      # a click or rating counts this long after the answer
     conversion_rating: float = Field(4.0, gt=0.0)       # a rating this high of a shown movie is a conversion

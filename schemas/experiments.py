@@ -14,10 +14,12 @@ An experiment (`reco:{ctl}:experiment`, JSON; at most one runs at a time):
 Assignment is a pure function of (salt, user id): the same user always sees the same arm for the life of the
 experiment, whether or not a version knows them; the service, the judging job and the simulator share it.
 
-An exposure (one lookup answer shown to a user in an experiment) travels like an event: one entry of the
-`reco:{exposures}` stream (field `exposure`, JSON) -> one row of the Parquet exposure archive:
+An exposure (one lookup answer shown to a user in an experiment) travels like an event, except that the
+service writes them in batches: one entry of the `reco:{exposures}` stream holds a worker's buffered exposures
+(field `exposures`, a JSON array; one command per batch keeps the log off the lookups' latency) -> one row per
+exposure in the Parquet exposure archive:
 
-    stream_id   the entry's id; the archive's key
+    stream_id   the id of the entry that carried it (shared by a batch)
     request_id  the answer's request_id (a click names it)
     ts          seconds since the epoch, the answer's time
     user_id     int
@@ -70,21 +72,35 @@ def public_view(experiment: dict | None) -> dict | None:
     return {k: experiment[k] for k in ("id", "kind", "control", "treatment", "share", "started_at")}
 
 
-def to_stream_fields(exposure: dict) -> dict[str, bytes]:
-    return {"exposure": orjson.dumps({k: exposure.get(k) for k in EXPOSURE_COLUMNS[1:]})}
+def to_stream_fields(exposures: list[dict]) -> dict[str, bytes]:
+    """A batch of exposures as one stream entry's fields."""
+    return {"exposures": orjson.dumps([{k: e.get(k) for k in EXPOSURE_COLUMNS[1:]} for e in exposures])}
 
 
-def from_stream_entry(stream_id: bytes | str, fields: dict) -> dict:
-    """One exposure entry as an archive row; what cannot be read becomes null (judging skips such rows)."""
-    raw = fields.get(b"exposure", fields.get("exposure"))
+def from_stream_entry(stream_id: bytes | str, fields: dict) -> list[dict]:
+    """One stream entry as archive rows, one per exposure; what cannot be read becomes null (judging skips such
+    rows), an unreadable entry one row of nulls (so the archive still accounts for it)."""
+    raw = fields.get(b"exposures", fields.get("exposures"))
     try:
-        entry = orjson.loads(raw) if raw else {}
+        batch = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:
-        entry = {}
+        batch = None
+    entry_id = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+    if not isinstance(batch, list) or not batch:
+        batch = [{}]
+    return [_row(entry_id, entry) for entry in batch]
+
+
+def logged(entries: list) -> int:
+    """How many exposures stream entries (as XRANGE returns them) hold."""
+    return sum(len(from_stream_entry(entry_id, fields)) for entry_id, fields in entries)
+
+
+def _row(stream_id: str, entry) -> dict:
     if not isinstance(entry, dict):
         entry = {}
     items = entry.get("items")
-    row = {"stream_id": stream_id.decode() if isinstance(stream_id, bytes) else stream_id}
+    row = {"stream_id": stream_id}
     for column in ("request_id", "experiment", "arm", "version", "endpoint", "fallback"):
         row[column] = entry.get(column) if isinstance(entry.get(column), str) else None
     for column in ("ts", "user_id", "status"):

@@ -18,7 +18,7 @@ import time
 import orjson
 from flask import Blueprint, current_app, request
 
-from conf.settings import EventSettings, ValidationSettings
+from conf.settings import EventSettings
 from schemas import redis_keys as rk
 from schemas.events import MAX_REQUEST_ID_CHARS, TYPES
 from schemas.movielens import DATASETS
@@ -119,9 +119,8 @@ def post_events():
     version, (meta,) = store().lookup(rk.suffix("meta"))
     spec = DATASETS.get((meta or {}).get("dataset"))
     rating_values = spec.rating_values if spec else ()
-    validation: ValidationSettings = current_app.config["RECO_VALIDATION"]
     now = int(time.time())
-    checked = [check_event(i, e, rating_values, validation.ts_min_epoch, now) for i, e in enumerate(raw)]
+    checked = [check_event(i, e, rating_values, current_app.config["RECO_TS_MIN"], now) for i, e in enumerate(raw)]
     movie_ids = list(dict.fromkeys(e["movie_id"] for e in checked))
     known = dict(zip(movie_ids, store().get_in_version(version, [rk.suffix("movie", m) for m in movie_ids])))
     for index, event in enumerate(checked):

@@ -137,6 +137,8 @@ class Store:
         """All events or none, in one round trip: each appended to the stream; each rating also at the head of
         the person's recent list (trimmed to recent_max) and in their rated set. Returns the stream ids."""
         ratings = [e for e in events if e["type"] == "rating"]
+        if len(events) == 1 and not ratings:
+            return [self._append_one(events[0])]
         try:
             # One XADD is atomic on its own; anything more goes in MULTI/EXEC.
             with self.client.pipeline(transaction=len(events) > 1 or bool(ratings)) as multi:
@@ -155,6 +157,17 @@ class Store:
             raise StoreUnavailable(str(exc)) from None
         self._backlog = (replies[-1], time.monotonic())
         return [reply.decode() for reply in replies[:len(events)]]
+
+    def _append_one(self, event: dict) -> str:
+        """One click: one XADD, atomic on its own, without a pipeline's cost. The stream length is not read back:
+        the backlog this worker saw is counted up, and event_backlog re-reads it once it is a second old."""
+        try:
+            stream_id = self.client.xadd(rk.EVENTS, to_stream_fields(event))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from None
+        if self._backlog:
+            self._backlog = (self._backlog[0] + 1, self._backlog[1])
+        return stream_id.decode()
 
     def recent(self, user_id: int) -> tuple[list[tuple[int, float]], set[int]]:
         """(the person's latest ratings as (movie, rating), newest first; every movie they rated) from events

@@ -38,14 +38,15 @@ START = "0-0"  # before any stream id
 
 @dataclass(frozen=True)
 class Stream:
-    """A Redis stream and its archive: where the batches go and how an entry becomes a row."""
+    """A Redis stream and its archive: where the batches go and how an entry becomes rows."""
     key: str
     folder: str
     arrow_schema: Callable
-    to_row: Callable
+    to_rows: Callable  # (entry id, fields) -> [row, ...]
 
 
-EVENTS = Stream(rk.EVENTS, "archive", events.arrow_schema, events.from_stream_entry)
+EVENTS = Stream(rk.EVENTS, "archive", events.arrow_schema,
+                lambda entry_id, fields: [events.from_stream_entry(entry_id, fields)])
 EXPOSURES = Stream(rk.EXPOSURES, "exposures", experiments.arrow_schema, experiments.from_stream_entry)
 
 
@@ -106,11 +107,12 @@ def _archive_new(client: redis.Redis, stream: Stream, folder: str, run_id: str, 
             entries = client.xrange(stream.key, min=start, max=last_id, count=page)
             if not entries:
                 return
-            rows = [stream.to_row(entry_id, fields) for entry_id, fields in entries]
-            read["first_id"] = read["first_id"] or rows[0]["stream_id"]
+            rows = [row for entry_id, fields in entries for row in stream.to_rows(entry_id, fields)]
+            first, last = (entry_id.decode() for entry_id in (entries[0][0], entries[-1][0]))
+            read["first_id"] = read["first_id"] or first
             read["rows"] += len(rows)
             yield pa.RecordBatch.from_pylist(rows, schema=schema)
-            start = f"({rows[-1]['stream_id']}"
+            start = f"({last}"
 
     path = join(folder, f"{run_id}.parquet")
     written = write_parquet_batches(path, stream.arrow_schema(), pages())
