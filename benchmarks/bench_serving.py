@@ -5,7 +5,7 @@ one run so the ratios hold on a noisy machine.
 - the service: random known users of the published ML-100K run, max throughput, then p50/p99 at about half
   of that rate (wrk's per-connection delay() paces the load);
 - the same with an experiment running (a second version as the candidate for half the users, every answer's
-  exposure logged), as ratios to the figures without one;
+  exposure logged), in alternating rounds without and with, as median ratios;
 - store floor: redis-benchmark GET (400-byte values, 8 clients, unpipelined);
 - publication: keys/s of jobs.lib.publication.write_partitions (Spark partitions, pipelined MSET) against
   redis-benchmark SET with pipelining;
@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 
 import yaml
@@ -130,6 +131,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="per wrk measurement")
     parser.add_argument("--publish-keys", type=int, default=300_000)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds without and with an experiment")
+    parser.add_argument("--round-seconds", type=int, default=5)
     args = parser.parse_args()
 
     from jobs.lib.runtime import spark_session
@@ -173,14 +176,23 @@ def main() -> None:
         # About half of the maximum rate: 8 connections, each waiting `delay` between requests.
         delay_ms = max(0.0, 8 / (service["rps"] / 2) * 1000 - service["p50_ms"])
         half = wrk(base, args.seconds, 8, str(script), delay_ms)
-        running = experiments.start(redis_server.client(), candidate["version"], 0.5)
-        time.sleep(config.serving.pointer_ttl + 0.5)  # every worker has seen it
-        wrk(base, 3, 8, str(script))  # warm-up: the candidate's values into the near cache
-        in_experiment = wrk(base, args.seconds, 8, str(script))
-        in_experiment_half = wrk(base, args.seconds, 8, str(script), delay_ms)
-        time.sleep(config.experiments.exposure_flush_s * 2)
-        exposures_logged = logged(redis_server.client().xrange(rk.EXPOSURES))
-        experiments.end(redis_server.client(), "aborted", running["id"], reason="benchmark")
+        # With and without an experiment, alternating rounds (the machine's drift falls on both alike).
+        rounds, exposures_logged = [], 0
+        for _ in range(args.rounds):
+            without = wrk(base, args.round_seconds, 8, str(script))
+            without_half = wrk(base, args.round_seconds, 8, str(script), delay_ms)
+            running = experiments.start(redis_server.client(), candidate["version"], 0.5)
+            time.sleep(config.serving.pointer_ttl + 0.5)  # every worker has seen it
+            wrk(base, 1, 8, str(script))  # warm-up: the candidate's values into the near cache
+            within = wrk(base, args.round_seconds, 8, str(script))
+            within_half = wrk(base, args.round_seconds, 8, str(script), delay_ms)
+            time.sleep(config.experiments.exposure_flush_s * 2)
+            exposures_logged += logged(redis_server.client().xrange(rk.EXPOSURES))
+            redis_server.client().delete(rk.EXPOSURES)
+            experiments.end(redis_server.client(), "aborted", running["id"], reason="benchmark")
+            time.sleep(config.serving.pointer_ttl + 0.5)
+            rounds.append({"without": without, "without_half": without_half, "with": within,
+                           "with_half": within_half})
         store_get = redis_benchmark(redis_server.port, "get", 1, 200_000)
         store_set_pipelined = redis_benchmark(redis_server.port, "set", 16, 1_000_000)
 
@@ -205,13 +217,20 @@ def main() -> None:
         "redis_get_rps": round(store_get), "ratio_to_redis_get": round(service["rps"] / store_get, 3),
         "publish_keys_per_s": round(publish_kps), "redis_set_pipelined_rps": round(store_set_pipelined),
         "publish_ratio_to_redis": round(publish_kps / store_set_pipelined, 3),
-        "non_2xx": service["non_2xx"] + half["non_2xx"] + in_experiment["non_2xx"] + in_experiment_half["non_2xx"],
+        "non_2xx": service["non_2xx"] + half["non_2xx"],
         "experiment": {
-            "rps": round(in_experiment["rps"]), "ratio_to_no_experiment": round(in_experiment["rps"] / service["rps"], 3),
-            "half_load_p99_ms": in_experiment_half["p99_ms"],
-            "p99_ratio_to_no_experiment": round(in_experiment_half["p99_ms"] / half["p99_ms"], 3),
-            "half_load_rps": round(in_experiment_half["rps"]), "exposures_logged": exposures_logged,
-            "requests": round((in_experiment["rps"] + in_experiment_half["rps"]) * args.seconds)},
+            "rounds": len(rounds),
+            "rps": round(median(r["with"]["rps"] for r in rounds)),
+            "rps_without": round(median(r["without"]["rps"] for r in rounds)),
+            "ratio_to_no_experiment": round(median(r["with"]["rps"] / r["without"]["rps"] for r in rounds), 3),
+            "half_load_p99_ms": median(r["with_half"]["p99_ms"] for r in rounds),
+            "half_load_p99_ms_without": median(r["without_half"]["p99_ms"] for r in rounds),
+            "p99_ratio_to_no_experiment": round(median(r["with_half"]["p99_ms"] / r["without_half"]["p99_ms"]
+                                                       for r in rounds), 3),
+            "half_load_p50_ms": median(r["with_half"]["p50_ms"] for r in rounds),
+            "half_load_p50_ms_without": median(r["without_half"]["p50_ms"] for r in rounds),
+            "exposures_logged": exposures_logged,
+            "non_2xx": sum(r[k]["non_2xx"] for r in rounds for k in r)},
         "intake": {
             "single_rps": round(intake_one["rps"]), "single_ratio_to_floor": round(intake_one["rps"] / floor["rps"], 3),
             "single_p50_ms_half_load": intake_half["p50_ms"], "single_p99_ms_half_load": intake_half["p99_ms"],
@@ -229,10 +248,13 @@ def main() -> None:
     rows = [
         ("service, random known users (max)", f"{result['rps']:,}", "", f"{service['p99_ms']:.2f}"),
         ("service at ~half load", f"{result['half_load_rps']:,}", f"{half['p50_ms']:.2f}", f"{half['p99_ms']:.2f}"),
-        ("with an experiment running (max)", f"{result['experiment']['rps']:,}", "",
-         f"{in_experiment['p99_ms']:.2f}"),
-        ("with an experiment running at ~half load", f"{result['experiment']['half_load_rps']:,}",
-         f"{in_experiment_half['p50_ms']:.2f}", f"{in_experiment_half['p99_ms']:.2f}"),
+        ("experiment rounds: without (max, median)", f"{result['experiment']['rps_without']:,}", "", ""),
+        ("experiment rounds: with an experiment running (max, median)", f"{result['experiment']['rps']:,}", "", ""),
+        ("experiment rounds: without, ~half load (median)", "",
+         f"{result['experiment']['half_load_p50_ms_without']:.2f}",
+         f"{result['experiment']['half_load_p99_ms_without']:.2f}"),
+        ("experiment rounds: with, ~half load (median)", "", f"{result['experiment']['half_load_p50_ms']:.2f}",
+         f"{result['experiment']['half_load_p99_ms']:.2f}"),
         ("framework floor: /healthz, same server", f"{result['floor_rps']:,}", "", f"{floor['p99_ms']:.2f}"),
         ("store floor: redis-benchmark GET", f"{result['redis_get_rps']:,}", "", ""),
         ("publication, keys/s (Spark, pipelined MSET)", f"{result['publish_keys_per_s']:,}", "", ""),

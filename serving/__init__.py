@@ -110,13 +110,14 @@ def create_app(config: Config | None = None) -> Flask:
         seconds = time.perf_counter() - g.started
         REQUESTS.labels(endpoint, str(response.status_code)).observe(seconds)
         response.headers["X-Request-Id"] = g.request_id
-        exposure = g.pop("exposure", None)
-        if exposure is not None:  # an answer given in an experiment (serving/api.py take_part)
-            EXPERIMENT_REQUESTS.labels(exposure["experiment"], exposure["arm"], endpoint,
-                                       str(response.status_code)).observe(seconds)
-            exposure.update(request_id=g.request_id, ts=int(time.time()), status=response.status_code,
+        taking_part = g.pop("exposure", None)
+        if taking_part is not None:  # an answer given in an experiment (serving/api.py take_part)
+            exposure, experiment = taking_part
+            status = response.status_code
+            EXPERIMENT_REQUESTS.labels(exposure["experiment"], exposure["arm"], endpoint, str(status)).observe(seconds)
+            exposure.update(request_id=response.headers["X-Request-Id"], ts=int(time.time()), status=status,
                             latency_ms=round(seconds * 1000, 3))
-            exposures.add(exposure, g.experiment)
+            exposures.add(exposure, experiment)
         return response
 
     return app

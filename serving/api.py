@@ -75,20 +75,18 @@ def parse_for_user() -> int | None:
     return None if raw is None else parse_id(raw, "user_id")
 
 
-def take_part(experiment: dict | None, arm: str | None, version: str, uid: int, endpoint: str) -> dict:
-    """The answer's experiment fields; during an experiment, also note the exposure that the app's
-    after_request logs once the answer's items and status are known."""
-    if experiment:
-        g.exposure = {"user_id": uid, "experiment": experiment["id"], "arm": arm, "version": version,
-                      "endpoint": endpoint, "items": [], "fallback": None}
-        g.experiment = experiment
-    return {"experiment": experiment["id"] if experiment else None, "arm": arm}
+def take_part(experiment: dict | None, arm: str | None, version: str, uid: int, endpoint: str) -> tuple[dict, dict | None]:
+    """(the answer's experiment fields, the exposure to fill in). During an experiment the exposure is noted for
+    the app's after_request, which logs it once the answer's status is known; the handler adds what it showed."""
+    if not experiment:
+        return NO_EXPERIMENT, None
+    exposure = {"user_id": uid, "experiment": experiment["id"], "arm": arm, "version": version,
+                "endpoint": endpoint, "items": [], "fallback": None}
+    g.exposure = (exposure, experiment)
+    return {"experiment": experiment["id"], "arm": arm}, exposure
 
 
-def shown(items: list[dict], fallback: str | None = None) -> None:
-    exposure = g.get("exposure")
-    if exposure is not None:
-        exposure.update(items=[item["movie_id"] for item in items], fallback=fallback)
+NO_EXPERIMENT = {"experiment": None, "arm": None}
 
 
 def store() -> Store:
@@ -113,7 +111,8 @@ def user_recommendations(user_id: str):
     uid = parse_id(user_id, "user_id")
     k, genre = parse_k(limits()["top_n"]), parse_genre()
     version, (recommended,), experiment, arm = store().lookup_for(uid, rk.suffix("user", uid))
-    payload = {"user_id": uid, "version": version, **take_part(experiment, arm, version, uid, "recommendations")}
+    taking_part, exposure = take_part(experiment, arm, version, uid, "recommendations")
+    payload = {"user_id": uid, "version": version, **taking_part}
     fallback = None
     if recommended is not None:
         items = _by_genre(recommended, genre, k)
@@ -124,7 +123,8 @@ def user_recommendations(user_id: str):
             EXPERIMENT_FALLBACKS.labels(experiment["id"], arm, fallback).inc()
         payload.update(fallback=fallback, reason=reason)
     payload.update(genre=genre, items=items)
-    shown(items, fallback)
+    if exposure is not None:
+        exposure["items"], exposure["fallback"] = [item["movie_id"] for item in items], fallback
     return answer(payload)
 
 
@@ -173,11 +173,12 @@ def similar_movies(movie_id: str):
         experiment, arm = None, None
     else:  # the user's arm decides the version
         version, (similar,), experiment, arm = store().lookup_for(uid, rk.suffix("similar", mid))
-    taking_part = take_part(experiment, arm, version, uid, "similar")
+    taking_part, exposure = take_part(experiment, arm, version, uid, "similar")
     if similar is None and store().get_in_version(version, [rk.suffix("movie", mid)])[0] is None:
         raise BadRequest(f"movie {mid} is not in the catalog", 404, "not_found")
     items = (similar or [])[:k]
-    shown(items)
+    if exposure is not None:
+        exposure["items"] = [item["movie_id"] for item in items]
     return answer({"movie_id": mid, "version": version, **taking_part, "items": items})
 
 
