@@ -11,6 +11,7 @@ from scipy import stats
 
 from jobs.lib.experiment_stats import ratio_by_arm
 from jobs.lib.files import write_text
+from jobs.lib.judging import CHECKPOINTS
 from jobs.lib.report import _png
 from schemas.experiments import ARMS
 
@@ -48,7 +49,7 @@ def render(report: dict) -> str:
             series = [(p["checkpoint"] + 1, p[arm]) for p in points if arm in p]
             if not series:
                 continue
-            xs = np.array([x for x, _ in series]) * 100 / len(points)
+            xs = np.array([x for x, _ in series]) * 100 / CHECKPOINTS
             ax.plot(xs, [v["ctr"] for _, v in series], marker="o", color=color,
                     label=f"{arm} ({experiment[arm]})")
             ax.fill_between(xs, [v["low"] for _, v in series], [v["high"] for _, v in series], color=color,

@@ -126,7 +126,7 @@ def _guardrails(observed: dict, settings) -> dict:
     if control.get("p99_ms") and treatment.get("p99_ms") is not None:
         ratio = treatment["p99_ms"] / control["p99_ms"]
         checks["p99_latency"] = {"control_ms": control["p99_ms"], "treatment_ms": treatment["p99_ms"],
-                                 "ratio": ratio, "limit": f"treatment / control <= {settings.max_p99_ratio}",
+                                 "ratio": round(ratio, 3), "limit": f"treatment / control <= {settings.max_p99_ratio}",
                                  "passed": ratio <= settings.max_p99_ratio}
     return checks
 
