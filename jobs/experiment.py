@@ -57,7 +57,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None, experime
         return report
 
     exposure_files, event_files = archived_files(config, EXPOSURES), archived_files(config, EVENTS)
-    figures = {"control": None, "treatment": None}
+    totals, guardrails = None, {}
     if exposure_files:
         spark = spark or spark_session(config, "experiment")
         exposures = judging.experiment_exposures(spark.read.parquet(*exposure_files), experiment["id"]).cache()
@@ -67,13 +67,11 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None, experime
         settings = config.experiments
         totals = judging.per_user_totals(exposures, events, int(settings.attribution_hours * 3600),
                                          settings.conversion_rating).toPandas()
-        figures = judging.guardrails(exposures)
+        guardrails = judging.guardrails(exposures)
         exposures.unpersist()
-    else:
-        totals = None
     report = {"run_id": run_id, "experiment": experiment, "judged_at": utc_now(),
               "exposure_files": len(exposure_files), "event_files": len(event_files),
-              "settings": config.experiments.model_dump(), **judge_totals(totals, experiment, figures, config)}
+              "settings": config.experiments.model_dump(), **judge_totals(totals, experiment, guardrails, config)}
     report["applied"] = act(client, experiment, report["decision"], apply)
     write_json(paths.experiment_report, report)
     write_report(paths.experiment_html, report)

@@ -38,6 +38,17 @@ def ab(pipeline_run, spark, make_config, tmp_path_factory):
     server.stop()
 
 
+def settled_exposures(stream, at_least: int) -> int:
+    """The exposures in the log once every worker has written its buffer: at least `at_least`, and the same
+    count over a whole flush interval and more (each worker writes every experiments.exposure_flush_s)."""
+    def settled():
+        before = logged(stream.xrange(rk.EXPOSURES))
+        time.sleep(0.5)
+        return before >= at_least and logged(stream.xrange(rk.EXPOSURES)) == before
+    wait_until(settled, 15, interval=0, what="the exposure log to settle")
+    return logged(stream.xrange(rk.EXPOSURES))
+
+
 def test_a_candidate_is_registered_but_not_live(ab):
     config, url, server, control, treatment, running = ab
     client = server.client()
@@ -112,7 +123,7 @@ def test_people_prefer_als_and_the_judgement_promotes_it(ab, pipeline_run, spark
     seen = people.run(sorted(tastes), visits=2)
     shown = seen["control_exposures"] + seen["treatment_exposures"]
     stream = server.client()
-    wait_until(lambda: logged(stream.xrange(rk.EXPOSURES)) >= shown + 80, 10, what="the exposure log")  # 80: earlier tests
+    waiting = settled_exposures(stream, at_least=shown)
 
     metrics = requests.get(f"{url}/metrics").text
     assert f'reco_exposures_total{{arm="treatment",experiment="{running["id"]}",outcome="logged"}}' in metrics
@@ -120,7 +131,6 @@ def test_people_prefer_als_and_the_judgement_promotes_it(ab, pipeline_run, spark
            f'recommendations",experiment="{running["id"]}",status="200"}}' in metrics
     assert f'reco_experiment_info{{control="{control}",experiment="{running["id"]}"' in metrics
 
-    waiting = logged(stream.xrange(rk.EXPOSURES))
     manifest = ingest.run(config, "judge_1", spark=spark)
     assert manifest["exposures"]["rows"] == waiting and stream.xlen(rk.EXPOSURES) == 0  # archived, then trimmed
     report = experiment.run(config, "judge_1", spark=spark)
@@ -179,8 +189,7 @@ def test_a_canary_is_held_against_then_rolled_back_by_the_next_judgement(ab, pip
     people = SimulatedPeople(url, TOKEN, hidden_tastes(pd.read_parquet(shared_paths.split_test)), seed=11)
     seen = people.run(sorted(people.tastes), visits=5)
     stream = server.client()
-    wait_until(lambda: logged(stream.xrange(rk.EXPOSURES)) >= seen["control_exposures"] + seen["treatment_exposures"],
-               10, what="the exposure log")
+    settled_exposures(stream, at_least=seen["control_exposures"] + seen["treatment_exposures"])
     ingest.run(canary, "canary_2", spark=spark)
     judged = experiment.run(canary, "canary_2", spark=spark, apply="canary")
     assert judged["srm"]["passed"] and judged["srm"]["observed_share"] == pytest.approx(0.3, abs=0.05)
