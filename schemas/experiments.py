@@ -61,10 +61,6 @@ def is_sampled(experiment: dict, user_id: int) -> bool:
     return rate >= 1.0 or unit_hash(experiment["salt"] + ":sample", user_id) < rate
 
 
-def version_of(experiment: dict, arm: str) -> str:
-    return experiment[arm]
-
-
 def public_view(experiment: dict | None) -> dict | None:
     """What the API shows of the running experiment (the salt stays private: it would let anyone pick an arm)."""
     if not experiment:
