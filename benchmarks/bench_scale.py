@@ -3,8 +3,11 @@ data at several sizes (SCALE=1m,10m,25m; benchmarks/synthetic_movielens.py), eac
 Beside each size, in the same run:
 - the same training ratings through the `implicit` library's CPU ALS (same rank, iterations, regularisation;
   Cholesky, the maths MLlib does, and conjugate gradient), against our MLlib fit on the same ratings;
-- top-N for all users against a numpy BLAS floor on the same factor matrices;
-- publication keys/s against `redis-benchmark` pipelined SET, and Redis memory per version and per list.
+- top-N for all users, and every movie's neighbours, against numpy BLAS floors on the production model's own
+  factor matrices (the recommend job times each step);
+- publication keys/s against `redis-benchmark` pipelined SET of values of the version's mean size, and Redis
+  memory per version and per list.
+conf/large.yaml unless --config.
 Writes benchmarks/results/scale.json and scale.md (time and memory only: synthetic lists say nothing of quality).
 """
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_pipeline import BIN, JOBS, REPO, measure
-from benchmarks.report import write
+from benchmarks.report import markdown_table, write
 from schemas import redis_keys as rk
 from benchmarks.synthetic_movielens import PRESETS, generate, scaled
 from benchmarks.synthetic_movielens import write as write_release
@@ -33,7 +36,7 @@ SIZES = {"0.1m": ("ml-1m", 0.1), "1m": ("ml-1m", 1.0), "10m": ("ml-10m", 1.0), "
 DATASET_OF_PRESET = {"ml-1m": "ml-1m", "ml-10m": "ml-20m", "ml-25m": "ml-25m", "ml-32m": "ml-32m"}
 
 
-def run_size(size: str, work: Path, config_file: Path | None, threads: int) -> dict:
+def run_size(size: str, work: Path, config_file: Path, threads: int) -> dict:
     preset, factor = SIZES[size]
     shape = scaled(PRESETS[preset], factor)
     folder = work / size / "source"
@@ -44,9 +47,8 @@ def run_size(size: str, work: Path, config_file: Path | None, threads: int) -> d
     redis_server = RedisServer(work / size / "redis").start()
     env = {**os.environ, "RECO_DATA_ROOT": str(work / size / "data"), "RECO_REDIS_URL": redis_server.url,
            "RECO_MOVIELENS_DIR": str(folder), "RECO_DATASET": DATASET_OF_PRESET[preset],
-           "PYSPARK_PYTHON": sys.executable, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    if config_file:
-        env["RECO_CONFIG"] = str(config_file)
+           "PYSPARK_PYTHON": sys.executable, "PATH": f"{BIN}:{os.environ['PATH']}",
+           "RECO_CONFIG": str(config_file)}
     jobs = {}
     try:
         for job in JOBS:
@@ -66,20 +68,26 @@ def run_size(size: str, work: Path, config_file: Path | None, threads: int) -> d
             "total_s": round(sum(j["seconds"] for j in jobs.values()), 1),
             "peak_rss_mib": max(j["peak_rss_mib"] for j in jobs.values()),
             "fit_seconds": train_report["fit_seconds"], "params": train_report["params"]["implicit"],
+            "recommend_seconds": json.loads((run / "recommend" / "report.json").read_text())["seconds"],
             "publish": {"keys": publish_report["keys"], "keys_per_s": publish_report["keys_per_second"]},
             **redis}
 
 
 def floors(redis_server: RedisServer, run: Path, threads: int) -> dict:
-    """Same-run floors: implicit's ALS on the training split, numpy top-N, redis-benchmark, Redis memory."""
+    """Same-run floors: implicit's ALS on the training split; numpy top-N and neighbours on the production
+    model's own factor matrices; redis-benchmark; Redis memory per version and per list."""
     import pyarrow.parquet as pq
     from scipy import sparse
 
     result = {}
     train = pq.read_table(run / "train" / "split" / "train.parquet").to_pandas()
     params = json.loads((run / "train" / "report.json").read_text())["params"]["implicit"]
-    users, items = train["user_id"].to_numpy(), train["movie_id"].to_numpy()
-    matrix = sparse.csr_matrix((train["rating"].to_numpy(np.float32), (users, items)))
+    movies = train["movie_id"].to_numpy()
+    confidence = train["rating"].to_numpy(np.float32)
+    if params["item_popularity_exponent"]:  # the preferences MLlib fits (jobs/lib/als.implicit_preferences)
+        per_movie = np.bincount(movies)
+        confidence = confidence * (per_movie[movies] / per_movie[per_movie > 0].mean()) ** params["item_popularity_exponent"]
+    matrix = sparse.csr_matrix((confidence.astype(np.float32), (train["user_id"].to_numpy(), movies)))
     try:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
@@ -91,20 +99,47 @@ def floors(redis_server: RedisServer, run: Path, threads: int) -> dict:
             with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS threads would fight them
                 model.fit(matrix, show_progress=False)
             result[name] = round(time.perf_counter() - started, 1)
-            factors = (model.user_factors, model.item_factors)
     except ImportError:
         result["implicit"] = "not installed (pip install implicit)"
-        factors = (np.random.default_rng(0).random((matrix.shape[0], params["rank"]), np.float32),
-                   np.random.default_rng(1).random((matrix.shape[1], params["rank"]), np.float32))
-    result["numpy_top_n_s"] = round(numpy_top_n(*factors, matrix, 50), 1)
-    result["redis_set_pipelined_rps"] = redis_set_pipelined(redis_server.port)
+    del train, matrix
+    users, items, rated = production_factors(run)
+    top_n = json.loads((run / "recommend" / "report.json").read_text())
+    result["numpy_top_n_s"] = round(numpy_top_n(users, items, rated, top_n["top_n"]), 3)
+    result["numpy_neighbors_s"] = round(numpy_neighbors(items, top_n["neighbors"]), 3)
     client = redis_server.client()
     version = client.get(rk.LIVE).decode()
     result["redis_used_memory_mib"] = round(client.info("memory")["used_memory"] / 2**20, 1)
     for kind in ("user", "similar", "movie"):
         keys = [k for _, k in zip(range(200), client.scan_iter(match=f"reco:v:{version}:{kind}:*", count=1000))]
         result[f"bytes_per_{kind}_key"] = round(float(np.mean([client.memory_usage(k) for k in keys]))) if keys else None
+    # The floor writes values of the version's mean size: bytes, not only keys, cost Redis time.
+    sample = [k for _, k in zip(range(2000), client.scan_iter(match=f"reco:v:{version}:*", count=1000))]
+    result["mean_value_bytes"] = round(float(np.mean([client.strlen(k) for k in sample])))
+    result["redis_set_pipelined_rps"] = redis_set_pipelined(redis_server.port, result["mean_value_bytes"])
     return result
+
+
+def production_factors(run: Path):
+    """The production model's user and item factors (rows in id order) and the user x movie matrix of what each
+    user rated (the recommend job keeps those out of their lists)."""
+    import pyarrow.parquet as pq
+    from scipy import sparse
+
+    def factors(name):
+        table = pq.read_table(run / "train" / "models" / "prod" / "implicit" / name).to_pandas()
+        return table["id"].to_numpy(), np.stack(table["features"].to_numpy()).astype(np.float32)
+    user_ids, users = factors("userFactors")
+    item_ids, items = factors("itemFactors")
+    ratings = pq.read_table(run / "clean" / "ratings.parquet", columns=["user_id", "movie_id"]).to_pandas()
+    user_row = np.full(user_ids.max() + 1, -1)
+    user_row[user_ids] = np.arange(len(user_ids))
+    item_col = np.full(max(item_ids.max(), ratings["movie_id"].max()) + 1, -1)
+    item_col[item_ids] = np.arange(len(item_ids))
+    rows, cols = user_row[ratings["user_id"].to_numpy()], item_col[ratings["movie_id"].to_numpy()]
+    keep = (rows >= 0) & (cols >= 0)
+    rated = sparse.csr_matrix((np.ones(keep.sum(), np.float32), (rows[keep], cols[keep])),
+                              shape=(len(user_ids), len(item_ids)))
+    return users, items, rated
 
 
 def numpy_top_n(user_factors, item_factors, rated, n: int, block: int = 2048) -> float:
@@ -119,9 +154,21 @@ def numpy_top_n(user_factors, item_factors, rated, n: int, block: int = 2048) ->
     return time.perf_counter() - started
 
 
-def redis_set_pipelined(port: int) -> float:
-    out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "set", "-n", "1000000",
-                          "-c", "8", "-d", "400", "-P", "16", "-q", "-r", "100000"],
+def numpy_neighbors(item_factors, n: int, block: int = 2048) -> float:
+    """Seconds for every movie's n nearest movies by cosine (itself excluded), numpy matmul + argpartition."""
+    started = time.perf_counter()
+    unit = item_factors / np.maximum(np.linalg.norm(item_factors, axis=1, keepdims=True), 1e-12)
+    transposed = unit.T.copy()
+    for lo in range(0, unit.shape[0], block):
+        scores = unit[lo:lo + block] @ transposed
+        scores[np.arange(scores.shape[0]), np.arange(lo, lo + scores.shape[0])] = -np.inf
+        np.argpartition(-scores, n, axis=1)[:, :n]
+    return time.perf_counter() - started
+
+
+def redis_set_pipelined(port: int, value_bytes: int) -> float:
+    out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "set", "-n", "500000",
+                          "-c", "8", "-d", str(value_bytes), "-P", "16", "-q", "-r", "100000"],
                          capture_output=True, text=True, timeout=300).stdout
     return float(re.findall(r"([\d.]+) requests per second", out)[-1])
 
@@ -130,28 +177,51 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=os.environ.get("SCALE", "0.1m,1m"),
                         help=f"comma-separated, of {', '.join(SIZES)}")
-    parser.add_argument("--config", type=Path, help="RECO_CONFIG for the jobs (default conf/local.yaml)")
+    parser.add_argument("--config", type=Path, default=REPO / "conf" / "large.yaml",
+                        help="RECO_CONFIG for the jobs (default conf/large.yaml)")
     args = parser.parse_args()
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    results = {size: run_size(size, work, args.config, threads=2) for size in sizes}
-    base = results[sizes[0]]
-    rows = []
+    results = {}
+    for size in sizes:  # written after each size: a larger one that fails leaves the smaller ones' figures
+        results[size] = run_size(size, work, args.config, threads=2)
+        rows, header, notes = tables(results)
+        write("scale", {"sizes": results, "config": str(args.config)}, rows, header,
+              f"Synthetic MovieLens-shaped data (benchmarks/synthetic_movielens.py) with {args.config}; each job a "
+              "spark-submit on local[2] into a real Redis. Command: make bench-scale SCALE=" + ",".join(results)
+              + "\n\n" + notes)
+
+def tables(results: dict) -> tuple[list, tuple, str]:
+    """The main table (seconds per job, peak RSS), then as markdown: growth per job against the first size, and
+    the same-run floors."""
+    base_size = next(iter(results))
+    base = results[base_size]
+
+    def ratio(a, b):
+        return f"{a / b:.3g}" if a is not None and b else "n/a"
+    rows, growth, against = [], [], []
     for size, r in results.items():
-        growth = r["shape"]["ratings"] / base["shape"]["ratings"]
-        mllib_fit = r["fit_seconds"]["eval_implicit_s"]
+        times = r["shape"]["ratings"] / base["shape"]["ratings"]
         rows.append((size, f"{r['shape']['ratings']:,}", *(f"{r['jobs'][j]['seconds']:.0f}" for j in JOBS),
-                     f"{r['total_s']:.0f}", f"{r['peak_rss_mib'] / 1024:.1f}",
-                     f"{r['total_s'] / base['total_s']:.1f}x at {growth:.0f}x",
-                     f"{mllib_fit / r['implicit_cholesky_s']:.1f}" if "implicit_cholesky_s" in r else "",
-                     f"{mllib_fit / r['implicit_cg_s']:.1f}" if "implicit_cg_s" in r else "",
-                     f"{r['publish']['keys_per_s'] / r['redis_set_pipelined_rps']:.3f}"))
-    header = ("size", "ratings", *(f"{j} s" for j in JOBS), "total s", "peak RSS GiB", "growth",
-              "MLlib fit / implicit Cholesky", "MLlib fit / implicit CG", "publish / redis-benchmark SET")
-    write("scale", {"sizes": results}, rows, header,
-          "Synthetic MovieLens-shaped data (benchmarks/synthetic_movielens.py), conf/local.yaml unless --config; "
-          "each job a spark-submit on local[2]. MLlib fit: the eval implicit model on the 75% training split; "
-          "implicit: the same split and settings, 2 threads. Command: make bench-scale SCALE=" + ",".join(sizes))
+                     f"{r['total_s']:.0f}", f"{r['peak_rss_mib'] / 1024:.1f}"))
+        growth.append((size, f"{times:.0f}x", *(ratio(r["jobs"][j]["seconds"], base["jobs"][j]["seconds"]) for j in JOBS),
+                       ratio(r["total_s"], base["total_s"])))
+        recommend = r["recommend_seconds"]
+        against.append((size, ratio(r["fit_seconds"]["eval_implicit_s"], r.get("implicit_cholesky_s")),
+                        ratio(r["fit_seconds"]["eval_implicit_s"], r.get("implicit_cg_s")),
+                        ratio(recommend["user_recs_s"], r["numpy_top_n_s"]),
+                        ratio(recommend["item_neighbors_s"], r["numpy_neighbors_s"]),
+                        ratio(r["publish"]["keys_per_s"], r["redis_set_pipelined_rps"]),
+                        f"{r['redis_used_memory_mib']:.0f}", r["bytes_per_user_key"], r["bytes_per_similar_key"]))
+    header = ("size", "ratings", *(f"{j} s" for j in JOBS), "total s", "peak RSS GiB")
+    notes = (f"Growth: time at each size / time at {base_size}\n\n"
+             + markdown_table(("size", "ratings", *JOBS, "total"), growth)
+             + "\nAgainst same-run floors (lower is better, except publish):\n\n"
+             + markdown_table(("size", "MLlib fit / implicit Cholesky", "MLlib fit / implicit CG",
+                               "top-N / numpy", "neighbours / numpy", "publish / redis-benchmark SET",
+                               "Redis MiB (one version)", "bytes per user list", "bytes per neighbour list"),
+                              against))
+    return rows, header, notes
 
 
 if __name__ == "__main__":

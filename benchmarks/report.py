@@ -19,9 +19,12 @@ def machine() -> dict:
 def write(name: str, payload: dict, table_rows: list[tuple], header: tuple, notes: str = "") -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps({**payload, "machine": machine()}, indent=2) + "\n")
-    lines = [f"| {' | '.join(header)} |", f"| {' | '.join('---' for _ in header)} |"]
-    lines += [f"| {' | '.join(str(c) for c in row)} |" for row in table_rows]
-    text = f"# {name}\n\n" + "\n".join(lines) + "\n" + (f"\n{notes}\n" if notes else "")
+    text = f"# {name}\n\n" + markdown_table(header, table_rows) + (f"\n{notes}\n" if notes else "")
     (RESULTS / f"{name}.md").write_text(text)
     print(text)
     return RESULTS / f"{name}.json"
+
+
+def markdown_table(header: tuple, rows: list[tuple]) -> str:
+    lines = [f"| {' | '.join(header)} |", f"| {' | '.join('---' for _ in header)} |"]
+    return "\n".join(lines + [f"| {' | '.join(str(c) for c in row)} |" for row in rows]) + "\n"

@@ -11,6 +11,7 @@ Then `runs/latest` points at this run.
 from __future__ import annotations
 
 import logging
+import time
 
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import SparkSession
@@ -36,11 +37,16 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         user_recs = popularity_top_n(ratings, ratings, config.recommend.top_n)
     else:
         user_recs = als_top_n(model, ratings, config.recommend.top_n)
-    user_recs.write.mode("overwrite").parquet(paths.user_recs)
-    item_neighbors(model, config.recommend.neighbors).write.mode("overwrite").parquet(paths.item_neighbors)
-    popular_lists(ratings, movies, config.recommend.popular_n).write.mode("overwrite").parquet(paths.popular)
-    popularity(ratings).select("movie_id", "n_ratings", F.col("mean_rating").cast("float")) \
-        .write.mode("overwrite").parquet(paths.movie_stats)
+    seconds = {}  # per step, for the scale benchmark's comparison with a numpy floor
+    for name, frame, path in (
+            ("user_recs", user_recs, paths.user_recs),
+            ("item_neighbors", item_neighbors(model, config.recommend.neighbors), paths.item_neighbors),
+            ("popular", popular_lists(ratings, movies, config.recommend.popular_n), paths.popular),
+            ("movie_stats", popularity(ratings).select("movie_id", "n_ratings", F.col("mean_rating").cast("float")),
+             paths.movie_stats)):
+        started = time.perf_counter()
+        frame.write.mode("overwrite").parquet(path)
+        seconds[f"{name}_s"] = round(time.perf_counter() - started, 2)
     ratings.unpersist()
 
     counts = {name: spark.read.parquet(getattr(paths, name)).count()
@@ -49,7 +55,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     counts["movies_with_neighbors"] = spark.read.parquet(paths.item_neighbors).select("movie_id").distinct().count()
     report = {"run_id": run_id, "model": config.recommend.model, "counts": counts, "top_n": config.recommend.top_n,
               "neighbors": config.recommend.neighbors, "popular_n": config.recommend.popular_n,
-              "recommended_at": utc_now()}
+              "seconds": seconds, "recommended_at": utc_now()}
     write_json(paths.recommend_report, report)
     mark_latest(config, run_id)
     log.info("recommendations written: %s", counts)

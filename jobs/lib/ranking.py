@@ -2,27 +2,34 @@
 the popularity ranking and the popular lists per genre.
 
 `top_n_by_dot` scores every query (a user, or a movie for neighbours) against every item in numpy blocks on
-the executors (mapInPandas), masks what the query must not get back, and keeps the best N. The item matrix is
+the executors (mapInArrow), masks what the query must not get back, and keeps the best N. The item matrix is
 broadcast once; no per-user loop runs on the driver.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
-from pyspark.ml.recommendation import ALSModel
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from schemas.redis_keys import ALL_GENRES
 
-QUERY_BLOCK = 256  # queries scored per numpy matmul; bounds executor memory at 256 x n_items floats
+if TYPE_CHECKING:  # not at run time: executors unpickling the scoring function skip pyspark.ml's imports
+    from pyspark.ml.recommendation import ALSModel
+
+SCORE_BLOCK = 1 << 24  # scores held at once per task (64 MB of float32): the queries per numpy matmul
 
 
-def top_n_by_dot(queries: DataFrame, items: DataFrame, n: int, id_col: str) -> DataFrame:
-    """Top-n items per query by dot product.
+def top_n_by_dot(queries: DataFrame, items: DataFrame, n: int, id_col: str, cosine: bool = False) -> DataFrame:
+    """Top-n items per query by dot product (`cosine`: of the unit-length vectors, i.e. cosine similarity).
 
     queries: (id_col, features array<float>, exclude array<int> or null); items: (movie_id, features).
     Returns (id_col, rank, movie_id, score), rank 1 = best; ties go to the lower movie id.
+    Arrow batches in and out (mapInArrow): the factor and exclusion lists are read as flat numpy arrays, never as
+    per-row Python objects.
     """
     spark = queries.sparkSession
     item_frame = items.select("movie_id", "features").toPandas()
@@ -30,45 +37,56 @@ def top_n_by_dot(queries: DataFrame, items: DataFrame, n: int, id_col: str) -> D
     item_ids = item_frame["movie_id"].to_numpy(np.int64)[order]
     matrix = np.stack(item_frame["features"].to_numpy())[order].astype(np.float32) if len(order) else \
         np.zeros((0, 1), np.float32)
+    if cosine:
+        matrix = _unit_rows(matrix)
     shared = spark.sparkContext.broadcast((item_ids, matrix))
     id_type = dict(queries.dtypes)[id_col]
+    block = max(1, SCORE_BLOCK // max(len(item_ids), 1))
 
     def score(batches):
         ids, mat = shared.value
-        for frame in batches:
-            for start in range(0, len(frame), QUERY_BLOCK):
-                yield _top_n_block(frame.iloc[start:start + QUERY_BLOCK], ids, mat, n, id_col)
+        for batch in batches:
+            for start in range(0, batch.num_rows, block):
+                yield _top_n_block(batch.slice(start, block), ids, mat, n, id_col, cosine)
 
     schema = f"{id_col} {id_type}, rank int, movie_id int, score float"
-    return queries.select(id_col, "features", "exclude").mapInPandas(score, schema)
+    return queries.select(id_col, F.col("features").cast("array<float>"), F.col("exclude").cast("array<int>")) \
+        .mapInArrow(score, schema)
 
 
-def _top_n_block(block: pd.DataFrame, ids: np.ndarray, mat: np.ndarray, n: int, id_col: str) -> pd.DataFrame:
-    queries = np.stack(block["features"].to_numpy()).astype(np.float32)
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
+def _top_n_block(batch: pa.RecordBatch, ids: np.ndarray, mat: np.ndarray, n: int, id_col: str,
+                 cosine: bool) -> pa.RecordBatch:
+    rows = batch.num_rows
+    queries = batch.column("features").flatten().to_numpy(zero_copy_only=False).reshape(rows, -1)
+    if cosine:
+        queries = _unit_rows(queries)
     scores = queries @ mat.T
-    excluded = [np.asarray(e, np.int64) if e is not None else np.empty(0, np.int64) for e in block["exclude"]]
-    lengths = np.fromiter((len(e) for e in excluded), np.int64, len(excluded))
+    exclude = batch.column("exclude")
+    lengths = pc.fill_null(pc.list_value_length(exclude), 0).to_numpy(zero_copy_only=False)
     if lengths.sum():
-        flat = np.concatenate(excluded)
-        rows = np.repeat(np.arange(len(block)), lengths)
+        flat = exclude.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+        which = np.repeat(np.arange(rows), lengths)
         pos = np.minimum(np.searchsorted(ids, flat), len(ids) - 1)
         hit = ids[pos] == flat
-        scores[rows[hit], pos[hit]] = -np.inf
+        scores[which[hit], pos[hit]] = -np.inf
     k = min(n, scores.shape[1])
-    if k == 0:
-        return pd.DataFrame({id_col: [], "rank": [], "movie_id": [], "score": []})
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k else np.zeros((rows, 0), np.int64)
     top_scores = np.take_along_axis(scores, top, axis=1)
     order = np.lexsort((ids[top], -top_scores), axis=1)  # best score first, then lower movie id
-    top = np.take_along_axis(top, order, axis=1)
-    top_scores = np.take_along_axis(top_scores, order, axis=1)
-    out = pd.DataFrame({
-        id_col: np.repeat(block[id_col].to_numpy(), k),
-        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(block)),
-        "movie_id": ids[top].ravel().astype(np.int32),
-        "score": top_scores.ravel(),
-    })
-    return out[np.isfinite(out["score"].to_numpy())]
+    top = np.take_along_axis(top, order, axis=1).ravel()
+    top_scores = np.take_along_axis(top_scores, order, axis=1).ravel()
+    keep = np.isfinite(top_scores)
+    query_ids = batch.column(id_col).to_numpy(zero_copy_only=False)
+    return pa.RecordBatch.from_arrays([
+        pa.array(np.repeat(query_ids, k)[keep], batch.schema.field(id_col).type),
+        pa.array(np.tile(np.arange(1, k + 1, dtype=np.int32), rows)[keep]),
+        pa.array(ids[top][keep].astype(np.int32)),
+        pa.array(top_scores[keep].astype(np.float32)),
+    ], names=[id_col, "rank", "movie_id", "score"])
 
 
 def rated_items(ratings: DataFrame) -> DataFrame:
@@ -103,19 +121,11 @@ def als_top_n(model: ALSModel, rated: DataFrame, n: int, users: DataFrame | None
     return top_n_by_dot(queries, model.itemFactors.withColumnRenamed("id", "movie_id"), n, "user_id")
 
 
-def normalized(factors: DataFrame) -> DataFrame:
-    """Unit-length item vectors, so a dot product is the cosine similarity."""
-    norm = F.sqrt(F.aggregate("features", F.lit(0.0), lambda acc, x: acc + x * x))
-    return factors.select(F.col("id").alias("movie_id"),
-                          F.transform("features", lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float"))
-                          .alias("features"))
-
-
 def item_neighbors(model: ALSModel, n: int) -> DataFrame:
     """(movie_id, rank, neighbor_id, score): nearest movies by cosine, the movie itself excluded."""
-    items = normalized(model.itemFactors)
-    queries = items.withColumn("exclude", F.array("movie_id"))
-    top = top_n_by_dot(queries.withColumnRenamed("movie_id", "query_id"), items, n, "query_id")
+    items = model.itemFactors.withColumnRenamed("id", "movie_id")
+    queries = items.select(F.col("movie_id").alias("query_id"), "features", F.array("movie_id").alias("exclude"))
+    top = top_n_by_dot(queries, items, n, "query_id", cosine=True)
     return top.select(F.col("query_id").alias("movie_id"), "rank", F.col("movie_id").alias("neighbor_id"), "score")
 
 
