@@ -29,7 +29,8 @@ log = logging.getLogger("reco.recommend")
 def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     paths = run_paths(config, run_id)
     spark = spark or spark_session(config, "recommend")
-    ratings = spark.read.parquet(paths.clean_ratings).cache()
+    # Not cached: each step reads only the columns it needs from Parquet, cheaper than building a cache of all.
+    ratings = spark.read.parquet(paths.clean_ratings)
     movies = spark.read.parquet(paths.clean_movies)
     model = ALSModel.load(paths.model("prod", "implicit"))
 
@@ -47,7 +48,6 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         started = time.perf_counter()
         frame.write.mode("overwrite").parquet(path)
         seconds[f"{name}_s"] = round(time.perf_counter() - started, 2)
-    ratings.unpersist()
 
     counts = {name: spark.read.parquet(getattr(paths, name)).count()
               for name in ("user_recs", "item_neighbors", "popular", "movie_stats")}

@@ -90,8 +90,9 @@ def _top_n_block(batch: pa.RecordBatch, ids: np.ndarray, mat: np.ndarray, n: int
 
 
 def rated_items(ratings: DataFrame) -> DataFrame:
-    """(user_id, exclude): the movies each user has rated, to keep out of their recommendations."""
-    return ratings.groupBy("user_id").agg(F.collect_set("movie_id").alias("exclude"))
+    """(user_id, exclude): the movies each user has rated, to keep out of their recommendations (a list: clean
+    ratings hold one per pair, and a repeat would only be masked twice)."""
+    return ratings.groupBy("user_id").agg(F.collect_list("movie_id").alias("exclude"))
 
 
 def popularity(ratings: DataFrame) -> DataFrame:
