@@ -26,7 +26,11 @@ def ab(pipeline_run, spark, make_config, tmp_path_factory):
     """(config, service URL, redis server, control version, treatment version, the experiment record)."""
     shared_config, shared_run, shared_paths, _ = pipeline_run
     server = RedisServer(tmp_path_factory.mktemp("experiment-redis")).start()
-    config = make_config(redis__url=server.url, events__archive=True, events__token=TOKEN)
+    # The latency guardrail is relaxed here: the suite's other worker runs JVMs on the same two cores, so one arm's
+    # p99 can be 1.5x the other's from the machine's load alone (a CI run rolled ALS back that way). The
+    # guardrail itself is tested in tests/unit/test_experiment_stats.py; this test is about the clicks.
+    config = make_config(redis__url=server.url, events__archive=True, events__token=TOKEN,
+                         experiments__max_p99_ratio=10.0)
     for run_id, model in (("popular_run", "popularity"), ("als_run", "als")):
         held_out_run(config, shared_paths, run_id, model, spark)
     control = publish.run(config, "popular_run", spark=spark)["version"]
