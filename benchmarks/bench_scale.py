@@ -191,6 +191,7 @@ def main() -> None:
               "spark-submit on local[2] into a real Redis. Command: make bench-scale SCALE=" + ",".join(results)
               + "\n\n" + notes)
 
+
 def tables(results: dict) -> tuple[list, tuple, str]:
     """The main table (seconds per job, peak RSS), then as markdown: growth per job against the first size, and
     the same-run floors."""
@@ -216,7 +217,9 @@ def tables(results: dict) -> tuple[list, tuple, str]:
     header = ("size", "ratings", *(f"{j} s" for j in JOBS), "total s", "peak RSS GiB")
     notes = (f"Growth: time at each size / time at {base_size}\n\n"
              + markdown_table(("size", "ratings", *JOBS, "total"), growth)
-             + "\nAgainst same-run floors (lower is better, except publish):\n\n"
+             + "\nAgainst same-run floors (lower is better, except publish). MLlib fit: the eval implicit model on "
+             "the 75% training split; implicit: the same preferences and settings, 2 threads. top-N and neighbours: "
+             "the recommend job's steps against numpy on the production model's factors:\n\n"
              + markdown_table(("size", "MLlib fit / implicit Cholesky", "MLlib fit / implicit CG",
                                "top-N / numpy", "neighbours / numpy", "publish / redis-benchmark SET",
                                "Redis MiB (one version)", "bytes per user list", "bytes per neighbour list"),
