@@ -5,6 +5,7 @@ import json
 import logging
 import time
 import uuid
+from functools import partial
 from importlib import resources
 
 import yaml
@@ -112,13 +113,18 @@ def create_app(config: Config | None = None) -> Flask:
         response.headers["X-Request-Id"] = g.request_id
         taking_part = g.pop("exposure", None)
         if taking_part is not None:  # an answer given in an experiment (serving/api.py take_part)
-            exposure, experiment = taking_part
-            status = response.status_code
-            EXPERIMENT_REQUESTS.labels(exposure["experiment"], exposure["arm"], endpoint, str(status)).observe(seconds)
-            exposure.update(request_id=response.headers["X-Request-Id"], ts=int(time.time()), status=status,
-                            latency_ms=round(seconds * 1000, 3))
-            exposures.add(exposure, experiment)
+            # Noted once the answer has been sent (the server closes the response after writing it), so the
+            # experiment's bookkeeping stays off the latency people see.
+            response.call_on_close(partial(record_exposure, *taking_part, endpoint, response.status_code, seconds))
         return response
+
+    def record_exposure(exposure: dict, experiment: dict, endpoint: str, status: int, seconds: float) -> None:
+        try:
+            EXPERIMENT_REQUESTS.labels(exposure["experiment"], exposure["arm"], endpoint, str(status)).observe(seconds)
+            exposure.update(ts=int(time.time()), status=status, latency_ms=round(seconds * 1000, 3))
+            exposures.add(exposure, experiment)
+        except Exception:  # the answer is already sent: never let the log break the connection's clean-up
+            log.exception("recording an exposure failed")
 
     return app
 

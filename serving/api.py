@@ -77,11 +77,11 @@ def parse_for_user() -> int | None:
 
 def take_part(experiment: dict | None, arm: str | None, version: str, uid: int, endpoint: str) -> tuple[dict, dict | None]:
     """(the answer's experiment fields, the exposure to fill in). During an experiment the exposure is noted for
-    the app's after_request, which logs it once the answer's status is known; the handler adds what it showed."""
+    the app's after_request, which logs it once the answer is sent; the handler adds what it showed."""
     if not experiment:
         return NO_EXPERIMENT, None
-    exposure = {"user_id": uid, "experiment": experiment["id"], "arm": arm, "version": version,
-                "endpoint": endpoint, "items": [], "fallback": None}
+    exposure = {"request_id": g.request_id, "user_id": uid, "experiment": experiment["id"], "arm": arm,
+                "version": version, "endpoint": endpoint, "items": [], "fallback": None}
     g.exposure = (exposure, experiment)
     return {"experiment": experiment["id"], "arm": arm}, exposure
 
