@@ -37,12 +37,9 @@ from schemas.experiments import logged
 from tests.support import GunicornService, RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
-USERS_LUA = """
-math.randomseed(42)
+# Pauses delay_ms (WRK_DELAY_MS) after each answer; no braces: EVENTS_LUA is str.format-ted.
+PACED = """
 local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "0")
-request = function()
-  return wrk.format("GET", "/v1/users/" .. math.random(1, {n_users}) .. "/recommendations?k=10")
-end
 -- wrk takes whole milliseconds: round up or down at random so that the mean pause is delay_ms
 delay = function()
   local whole = math.floor(delay_ms)
@@ -50,10 +47,15 @@ delay = function()
   return whole
 end
 """
+USERS_LUA = """
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", "/v1/users/" .. math.random(1, {n_users}) .. "/recommendations?k=10")
+end
+""" + PACED
 # One click per request, or batches of {batch} events (half ratings, half clicks) of random users and movies.
 EVENTS_LUA = """
 math.randomseed(7)
-local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "0")
 local batch = {batch}
 wrk.method = "POST"
 wrk.headers["Authorization"] = "Bearer {token}"
@@ -71,13 +73,7 @@ request = function()
   end
   return wrk.format(nil, "/v1/events", nil, '{{"events":[' .. table.concat(events, ",") .. ']}}')
 end
--- wrk takes whole milliseconds: round up or down at random so that the mean pause is delay_ms
-delay = function()
-  local whole = math.floor(delay_ms)
-  if math.random() < delay_ms - whole then whole = whole + 1 end
-  return whole
-end
-"""
+""" + PACED
 BENCH_TOKEN = "bench-events-token"
 CLICK = {"user_id": 4242, "movie_id": 50, "type": "click", "rating": None, "ts": 1_700_000_000, "request_id": None}
 
