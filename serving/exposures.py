@@ -2,7 +2,7 @@
 (schemas/experiments.py) for the judging job.
 
 A lookup must stay as fast with an experiment running as without one, so a request only appends its exposure
-to this worker's buffer; a background thread writes the buffer every `experiments.exposure_flush_s` seconds as
+to this worker's buffer, once its answer has been sent (serving/__init__.py); a background thread writes the buffer every `experiments.exposure_flush_s` seconds as
 one stream entry (one XADD of a JSON array: the thread holds the interpreter for well under a millisecond,
 where an XADD per exposure showed in the lookups' p99). What that costs, and what was chosen:
 - a worker killed outright loses at most its last `exposure_flush_s` of exposures (at a normal exit the buffer
