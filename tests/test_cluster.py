@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from schemas import redis_keys as rk
+from tests.conftest import JIT_OPTIONS
 from tests.support import RedisServer, free_port, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +25,8 @@ def standalone_cluster(tmp_path_factory):
     logs = tmp_path_factory.mktemp("spark-standalone")
     port, ui = free_port(), free_port()
     env = {**os.environ, "SPARK_LOG_DIR": str(logs), "SPARK_LOCAL_IP": "127.0.0.1",
-           "PYSPARK_PYTHON": sys.executable, "PATH": f"{BIN}:{os.environ['PATH']}"}
+           "PYSPARK_PYTHON": sys.executable, "PATH": f"{BIN}:{os.environ['PATH']}",
+           "SPARK_DAEMON_JAVA_OPTS": JIT_OPTIONS}  # the master and workers (conftest.JIT_OPTIONS)
     spark_class = str(BIN / "spark-class")
     processes = [subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                    "--port", str(port), "--webui-port", str(ui)],
@@ -60,7 +62,8 @@ def test_whole_pipeline_runs_on_a_two_worker_standalone_cluster(standalone_clust
     try:
         result = subprocess.run(
             [str(BIN / "spark-submit"), "--master", url, "--driver-memory", "1g", "--executor-memory", "1g",
-             "--conf", "spark.ui.enabled=false", str(REPO / "jobs" / "pipeline.py"), "--run-id", "cluster",
+             "--conf", "spark.ui.enabled=false",
+             "--conf", f"spark.executor.extraJavaOptions={JIT_OPTIONS}", str(REPO / "jobs" / "pipeline.py"), "--run-id", "cluster",
              "--publish"],
             env=job_env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
