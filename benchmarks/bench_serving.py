@@ -7,7 +7,7 @@ one run so the ratios hold on a noisy machine.
 - the same with an experiment running (a second version as the candidate for half the users, every answer's
   exposure logged), in alternating rounds without and with, as median ratios;
 - store floor: redis-benchmark GET (400-byte values, 8 clients, unpipelined);
-- publication: keys/s of jobs.lib.publication.write_partitions (Spark partitions, pipelined MSET) against
+- publication: keys/s of jobs.lib.publication.write_files (a Spark task per Parquet file, pipelined MSET) against
   redis-benchmark SET with pipelining;
 - event intake (POST /v1/events with the token): single-event requests at max rate against the framework
   floor, p50/p99 at about half of it, and 100-event batches in events/s against redis-benchmark XADD
@@ -128,20 +128,19 @@ def prepare_run(config, spark) -> str:
     return "bench_serving"
 
 
-def publication_throughput(spark, url: str, keys: int) -> float:
-    """keys/s of the publisher's write path on `keys` synthetic 400-byte values in 2 partitions."""
+def publication_throughput(spark, url: str, keys: int, folder: Path) -> float:
+    """keys/s of the publisher's write path (jobs.lib.publication.write_files) on `keys` synthetic 400-byte
+    values in 2 Parquet files, the best of three."""
     from pyspark.sql import functions as F
-    from jobs.lib.publication import write_partitions
-    values = spark.range(keys, numPartitions=2).select(
+    from jobs.lib.publication import write_files
+    spark.range(keys, numPartitions=2).select(
         F.concat(F.lit("reco:v:bench:user:"), F.col("id").cast("string")).alias("key"),
-        F.repeat(F.lit("x"), 400).alias("value")).cache()
-    values.count()
+        F.repeat(F.lit("x"), 400).alias("value")).write.parquet(str(folder))
     best = 0.0
     for _ in range(3):
         started = time.perf_counter()
-        written = write_partitions(values, RedisSettings(url=url))
+        written = write_files(str(folder), RedisSettings(url=url))
         best = max(best, written / (time.perf_counter() - started))
-    values.unpersist()
     return best
 
 
@@ -164,7 +163,7 @@ def main() -> None:
     run_id = prepare_run(config, spark)
     published = publish(config, run_id, spark=spark)
     n_users = published["counts"]["user"]
-    publish_kps = publication_throughput(spark, redis_server.url, args.publish_keys)
+    publish_kps = publication_throughput(spark, redis_server.url, args.publish_keys, work / "publish-values")
     spark.stop()
     redis_server.client().flushdb()
     publish(config, run_id)  # fresh session inside; the benchmark keys are gone

@@ -10,8 +10,8 @@
 With `experiments.release: canary` every publication is a candidate at `experiments.canary_share`; while an
 experiment is still running, a canary publication is held (nothing is written) until a judgement ends it.
 
-Values are built in Spark in the exact shape the API returns and written from the executors with pipelined
-MSETs. Readers never see half a version: the pointer moves only after every key is written and counted.
+Values are built in Spark in the exact shape the API returns, kept as Parquet in the run's folder
+(publish/values.parquet) and written from the executors with pipelined MSETs. Readers never see half a version: the pointer moves only after every key is written and counted.
 """
 from __future__ import annotations
 
@@ -60,11 +60,13 @@ def publish(config: Config, run_id: str, spark: SparkSession, force: bool = Fals
         return report
 
     version = new_version_id(run_id)
-    values = build_values(version, spark.read.parquet(paths.user_recs), spark.read.parquet(paths.item_neighbors),
-                          spark.read.parquet(paths.popular), spark.read.parquet(paths.clean_movies),
-                          spark.read.parquet(paths.movie_stats)).cache()
+    # Built once into the run's folder (the version's exact keys and values), then counted and written from the
+    # files: the write reads them with pyarrow, without the JVM-to-Python hop of a cached DataFrame.
+    build_values(version, spark.read.parquet(paths.user_recs), spark.read.parquet(paths.item_neighbors),
+                 spark.read.parquet(paths.popular), spark.read.parquet(paths.clean_movies),
+                 spark.read.parquet(paths.movie_stats)).write.mode("overwrite").parquet(paths.publish_values)
     k = metrics["k"]
-    counts = count_by_kind(values, version)
+    counts = count_by_kind(spark.read.parquet(paths.publish_values), version)
     expected = sum(counts.values())
     meta = {"version": version, "run_id": run_id, "dataset": metrics["dataset"], "k": k,
             "published_at": utc_now(), "trained_at": read_json(paths.train_report)["trained_at"],
@@ -73,11 +75,8 @@ def publish(config: Config, run_id: str, spark: SparkSession, force: bool = Fals
             "counts": counts, "top_n": config.recommend.top_n,
             "forced": bool(force and not metrics.get("publishable"))}
     previous = publication.live_version(client)
-    try:
-        seconds = publication.publish_version(client, config.redis, version, values, expected, meta,
-                                              make_live=not candidate or not previous)
-    finally:
-        values.unpersist()
+    seconds = publication.publish_version(client, config.redis, version, paths.publish_values, expected, meta,
+                                          make_live=not candidate or not previous)
     experiment = None
     if candidate and previous:  # with nothing live yet, the first version simply goes live
         try:

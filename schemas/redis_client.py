@@ -4,7 +4,7 @@ The URL carries the password and TLS (`redis://:pw@host:6379/0`, `rediss://...`)
 timeouts so that a request never hangs on a dead Redis (503 instead); the writer waits longer, because a
 pipelined batch of thousands of keys takes longer than one lookup. With `redis.cluster: true` the URL names one
 seed node of a Redis Cluster and the client (redis-py's RedisCluster) finds the rest; key placement is in
-schemas/redis_keys.py. `mget` and `set_many` below work on both.
+schemas/redis_keys.py. `mget` below works on both.
 """
 from __future__ import annotations
 
@@ -48,16 +48,6 @@ def is_cluster(client) -> bool:
 def mget(client, keys: list) -> list:
     """MGET; on a cluster one per slot (a version's keys never change, so the lack of atomicity is harmless)."""
     return client.mget_nonatomic(keys) if is_cluster(client) else client.mget(keys)
-
-
-def set_many(pipe, mapping: dict, cluster: bool) -> None:
-    """Queue writes of `mapping` on a non-transactional pipeline: one MSET on a single Redis, a SET per key on
-    a cluster (its pipeline sends each node its own keys)."""
-    if cluster:
-        for key, value in mapping.items():
-            pipe.set(key, value)
-    else:
-        pipe.mset(mapping)
 
 
 def safe_url(url: str) -> str:

@@ -59,11 +59,12 @@ def test_a_version_spreads_over_every_master_and_flips_at_once(on_cluster, clust
     assert publication.count_version_keys(client, second["version"]) == second["keys"]
 
 
-def test_a_half_written_version_never_goes_live(on_cluster, spark):
+def test_a_half_written_version_never_goes_live(on_cluster, spark, tmp_path):
     config, run_id, _ = on_cluster
     client = redis_client.writer(config.redis)
     live = publication.live_version(client)
-    values = spark.createDataFrame([("reco:v:broken:user:1", "[]")], "key string, value string")
+    values = str(tmp_path / "values.parquet")
+    spark.createDataFrame([("reco:v:broken:user:1", "[]")], "key string, value string").write.parquet(values)
     from jobs.lib.errors import JobError
     with pytest.raises(JobError, match="incomplete"):
         publication.publish_version(client, config.redis, "broken", values, expected=2, meta={"version": "broken"})

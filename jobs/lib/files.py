@@ -71,6 +71,15 @@ def write_parquet_batches(path: str, schema, batches) -> int:
         return pq.ParquetFile(written).metadata.num_rows
 
 
+def read_parquet_batches(path: str, columns: list[str], batch_size: int):
+    """Record batches of `columns` from one Parquet file, `batch_size` rows at a time."""
+    import pyarrow.parquet as pq
+
+    filesystem, inner = _filesystem(path)
+    with filesystem.open_input_file(inner) as source:
+        yield from pq.ParquetFile(source).iter_batches(batch_size=batch_size, columns=columns)
+
+
 def copy_folder(source: str, target: str) -> None:
     """Copy a local folder to a path every executor sees (an object store, for a cluster)."""
     pafs.copy_files(source, re.sub(r"^s3a://", "s3://", target))

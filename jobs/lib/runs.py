@@ -40,6 +40,7 @@ _LAYOUT = {
     "popular": "recommend/popular.parquet",
     "movie_stats": "recommend/movie_stats.parquet",
     "recommend_report": "recommend/report.json",
+    "publish_values": "publish/values.parquet",
     "publish_report": "publish.json",
     "tune": "tune",
     "experiment_report": "experiment/report.json",
