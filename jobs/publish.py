@@ -64,7 +64,8 @@ def publish(config: Config, run_id: str, spark: SparkSession, force: bool = Fals
     # files: the write reads them with pyarrow, without the JVM-to-Python hop of a cached DataFrame.
     build_values(version, spark.read.parquet(paths.user_recs), spark.read.parquet(paths.item_neighbors),
                  spark.read.parquet(paths.popular), spark.read.parquet(paths.clean_movies),
-                 spark.read.parquet(paths.movie_stats)).write.mode("overwrite").parquet(paths.publish_values)
+                 spark.read.parquet(paths.movie_stats)).write.mode("overwrite") \
+        .option("maxRecordsPerFile", publication.FILE_KEYS).parquet(paths.publish_values)
     k = metrics["k"]
     counts = count_by_kind(spark.read.parquet(paths.publish_values), version)
     expected = sum(counts.values())

@@ -22,6 +22,8 @@ from schemas import redis_keys as rk
 
 log = logging.getLogger("reco.publication")
 
+FILE_KEYS = 10_000     # keys per Parquet file of a version's values: one write task each, so many small
+                       # files keep every core busy to the end (a few big ones left one core idle)
 BATCH_KEYS = 500       # keys per MSET (single Redis)
 PIPELINE_KEYS = 5000   # keys per pipeline round trip
 DELETE_BATCH = 1000    # keys per UNLINK when pruning
