@@ -275,7 +275,7 @@ def main() -> None:
          f"{result['experiment']['half_load_p99_ms']:.2f}"),
         ("framework floor: /healthz, same server", f"{result['floor_rps']:,}", "", f"{floor['p99_ms']:.2f}"),
         ("store floor: redis-benchmark GET", f"{result['redis_get_rps']:,}", "", ""),
-        ("publication, keys/s (Spark, pipelined MSET)", f"{result['publish_keys_per_s']:,}", "", ""),
+        ("publication, keys/s (Parquet files, Arrow-packed MSETs)", f"{result['publish_keys_per_s']:,}", "", ""),
         ("redis-benchmark SET -P 16", f"{result['redis_set_pipelined_rps']:,}", "", ""),
         ("intake, 1 event per request (max)", f"{round(intake_one['rps']):,}", "", f"{intake_one['p99_ms']:.2f}"),
         ("intake, 1 event per request at ~half load", f"{round(intake_half['rps']):,}",
