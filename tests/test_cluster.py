@@ -62,9 +62,8 @@ def test_whole_pipeline_runs_on_a_two_worker_standalone_cluster(standalone_clust
     try:
         result = subprocess.run(
             [str(BIN / "spark-submit"), "--master", url, "--driver-memory", "1g", "--executor-memory", "1g",
-             "--conf", "spark.ui.enabled=false",
-             "--conf", f"spark.executor.extraJavaOptions={JIT_OPTIONS}", str(REPO / "jobs" / "pipeline.py"), "--run-id", "cluster",
-             "--publish"],
+             "--conf", "spark.ui.enabled=false", "--conf", f"spark.executor.extraJavaOptions={JIT_OPTIONS}",
+             str(REPO / "jobs" / "pipeline.py"), "--run-id", "cluster", "--publish"],
             env=job_env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
         client = redis_server.client()

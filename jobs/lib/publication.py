@@ -36,8 +36,8 @@ def write_files(folder: str, settings: RedisSettings) -> int:
     Each task reads its file with pyarrow and sends the rows as they are: the values never pass through the JVM
     or become Python objects. On a single Redis each batch of keys is one MSET packed by Arrow's string kernels
     straight from the file's buffers, pipelined; on a cluster, redis-py's cluster pipeline sends each node its
-    keys. Against the same values cached in Spark and written through mapInArrow with redis-py's packing, this
-    took the 25M-sized write from 0.23-0.42x to about 0.67x `redis-benchmark` SET (README "Scale")."""
+    keys. The values used to be cached in Spark and sent through mapInArrow with redis-py's packing; the hop out of
+    the JVM was the bottleneck (measurements in README "Scale")."""
     from pyspark.sql import SparkSession
 
     def write(paths):
@@ -120,10 +120,10 @@ def _flush(pipe, pending: int) -> int:
 
 def publish_version(client: redis.Redis, settings: RedisSettings, version: str, values_folder: str, expected: int,
                     meta: dict, make_live: bool = True) -> float:
-    """Write the (key, value) Parquet files in `values_folder` and then `meta` as `version`, check that Redis acknowledged and holds exactly
-    `expected` keys and the meta, then in one transaction register the version and make it live (a candidate,
-    `make_live=False`, is only registered: an experiment serves it). Returns the write seconds. On any failure
-    the partial version is deleted and the live pointer has not moved."""
+    """Write the (key, value) Parquet files in `values_folder` and then `meta` as `version`, check that Redis
+    acknowledged and holds exactly `expected` keys and the meta, then in one transaction register the version
+    and make it live (a candidate, `make_live=False`, is only registered: an experiment serves it). Returns
+    the write seconds. On any failure the partial version is deleted and the live pointer has not moved."""
     try:
         started = time.perf_counter()
         written = write_files(values_folder, settings)
