@@ -7,8 +7,8 @@ one run so the ratios hold on a noisy machine.
 - the same with an experiment running (a second version as the candidate for half the users, every answer's
   exposure logged), in alternating rounds without and with, as median ratios;
 - store floor: redis-benchmark GET (400-byte values, 8 clients, unpipelined);
-- publication: keys/s of jobs.lib.publication.write_files (a Spark task per Parquet file, pipelined MSET) against
-  redis-benchmark SET with pipelining;
+- publication: keys/s of jobs.lib.publication.write_files (a Spark task per Parquet file, pipelined MSETs)
+  against redis-benchmark SET with pipelining;
 - event intake (POST /v1/events with the token): single-event requests at max rate against the framework
   floor, p50/p99 at about half of it, and 100-event batches in events/s against redis-benchmark XADD
   (unpipelined, and pipelined by 100 like one batch's MULTI).
