@@ -7,7 +7,7 @@ one run so the ratios hold on a noisy machine.
 - the same with an experiment running (a second version as the candidate for half the users, every answer's
   exposure logged), in alternating rounds without and with, as median ratios;
 - store floor: redis-benchmark GET (400-byte values, 8 clients, unpipelined);
-- publication: keys/s of jobs.lib.publication.write_files (a Spark task per Parquet file, pipelined MSETs)
+- publication: keys/s of jobs.lib.publication.write_files (the publish job's writer threads, pipelined MSETs)
   against redis-benchmark SET with pipelining;
 - event intake (POST /v1/events with the token): single-event requests at max rate against the framework
   floor, p50/p99 at about half of it, and 100-event batches in events/s against redis-benchmark XADD
@@ -130,12 +130,12 @@ def prepare_run(config, spark) -> str:
 
 def publication_throughput(spark, url: str, keys: int, folder: Path) -> float:
     """keys/s of the publisher's write path (jobs.lib.publication.write_files) on `keys` synthetic 400-byte
-    values in 2 Parquet files, the best of three."""
+    values in Parquet files written like the publish job's (FILE_OPTIONS), the best of three."""
     from pyspark.sql import functions as F
-    from jobs.lib.publication import write_files
+    from jobs.lib.publication import FILE_OPTIONS, write_files
     spark.range(keys, numPartitions=2).select(
         F.concat(F.lit("reco:v:bench:user:"), F.col("id").cast("string")).alias("key"),
-        F.repeat(F.lit("x"), 400).alias("value")).write.parquet(str(folder))
+        F.repeat(F.lit("x"), 400).alias("value")).write.options(**FILE_OPTIONS).parquet(str(folder))
     best = 0.0
     for _ in range(3):
         started = time.perf_counter()

@@ -11,7 +11,7 @@ With `experiments.release: canary` every publication is a candidate at `experime
 experiment is still running, a canary publication is held (nothing is written) until a judgement ends it.
 
 Values are built in Spark in the exact shape the API returns, kept as Parquet in the run's folder
-(publish/values.parquet) and written from the executors with pipelined MSETs. Readers never see half a
+(publish/values.parquet) and written from there by the driver with pipelined MSETs. Readers never see half a
 version: the pointer moves only after every key is written and counted.
 """
 from __future__ import annotations
@@ -66,7 +66,7 @@ def publish(config: Config, run_id: str, spark: SparkSession, force: bool = Fals
     build_values(version, spark.read.parquet(paths.user_recs), spark.read.parquet(paths.item_neighbors),
                  spark.read.parquet(paths.popular), spark.read.parquet(paths.clean_movies),
                  spark.read.parquet(paths.movie_stats)).write.mode("overwrite") \
-        .option("maxRecordsPerFile", publication.FILE_KEYS).parquet(paths.publish_values)
+        .options(**publication.FILE_OPTIONS).parquet(paths.publish_values)
     k = metrics["k"]
     counts = count_by_kind(spark.read.parquet(paths.publish_values), version)
     expected = sum(counts.values())
