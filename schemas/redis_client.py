@@ -29,7 +29,7 @@ def connect(url: str, *, cluster: bool = False, timeout: float, connect_timeout:
 
 
 def writer(settings: RedisSettings) -> redis.Redis:
-    """For publication, retention, rollback and the event archive (the jobs and their executors)."""
+    """For publication, retention, rollback and the event archive (the jobs)."""
     return connect(settings.url, cluster=settings.cluster, timeout=WRITER_TIMEOUT_S,
                    connect_timeout=WRITER_CONNECT_TIMEOUT_S)
 

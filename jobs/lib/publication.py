@@ -12,6 +12,9 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import redis
 
 from conf.settings import RedisSettings
@@ -80,10 +83,6 @@ def _packed_mset(keys, values) -> list:
     """The RESP encoding of `MSET key value ...` as [header, body]. Each element of one Arrow string array is
     framed as "$<len>\\r\\n<key>\\r\\n$<len>\\r\\n<value>\\r\\n", so the body is that array's data
     buffer as it stands: the value bytes are copied once."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     keys, values = keys.cast(pa.string()), values.cast(pa.string())  # 32-bit offsets (a batch is far below 2 GB)
 
     def length(strings, lead):  # lead + byte length + CRLF
