@@ -5,8 +5,9 @@ Beside each size, in the same run:
   Cholesky, the maths MLlib does, and conjugate gradient), against our MLlib fit on the same ratings;
 - top-N for all users, and every movie's neighbours, against numpy BLAS floors on the production model's own
   factor matrices (the recommend job times each step);
-- publication keys/s against `redis-benchmark` pipelined SET of values of the version's mean size, and Redis
-  memory per version and per list.
+- publication keys/s against `redis-benchmark` pipelined SET of values of the version's mean size: of as many
+  new keys as the version has (the same work: every key new memory for Redis), and, as before, of 500,000 SETs
+  over 100,000 keys (mostly overwrites, cheaper for Redis); Redis memory per version and per list.
 conf/large.yaml unless --config.
 Writes benchmarks/results/scale.json and scale.md (time and memory only: synthetic lists say nothing of quality).
 """
@@ -112,10 +113,16 @@ def floors(redis_server: RedisServer, run: Path, threads: int) -> dict:
     for kind in ("user", "similar", "movie"):
         keys = [k for _, k in zip(range(200), client.scan_iter(match=f"reco:v:{version}:{kind}:*", count=1000))]
         result[f"bytes_per_{kind}_key"] = round(float(np.mean([client.memory_usage(k) for k in keys]))) if keys else None
-    # The floor writes values of the version's mean size: bytes, not only keys, cost Redis time.
+    # The floors write values of the version's mean size: bytes, not only keys, cost Redis time.
     sample = [k for _, k in zip(range(2000), client.scan_iter(match=f"reco:v:{version}:*", count=1000))]
     result["mean_value_bytes"] = round(float(np.mean([client.strlen(k) for k in sample])))
-    result["redis_set_pipelined_rps"] = redis_set_pipelined(redis_server.port, result["mean_value_bytes"])
+    keys = json.loads((run / "publish.json").read_text())["keys"]
+    # New keys, as many as the version's, from 10^9 (redis-benchmark's limit is 2^31): each SET is new memory.
+    result["redis_set_pipelined_rps"] = redis_set_pipelined(redis_server.port, result["mean_value_bytes"], keys,
+                                                            10**9)
+    # The floor of the runs before 2026-11-24: mostly overwrites of 100,000 keys, which cost Redis less.
+    result["redis_set_overwrite_rps"] = redis_set_pipelined(redis_server.port, result["mean_value_bytes"],
+                                                            500_000, 100_000)
     return result
 
 
@@ -166,9 +173,10 @@ def numpy_neighbors(item_factors, n: int, block: int = 2048) -> float:
     return time.perf_counter() - started
 
 
-def redis_set_pipelined(port: int, value_bytes: int) -> float:
-    out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "set", "-n", "500000",
-                          "-c", "8", "-d", str(value_bytes), "-P", "16", "-q", "-r", "100000"],
+def redis_set_pipelined(port: int, value_bytes: int, requests: int, keyspace: int) -> float:
+    """SETs/s of redis-benchmark (8 clients, pipelines of 16) on random keys from `keyspace` keys."""
+    out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "set", "-n", str(requests),
+                          "-c", "8", "-d", str(value_bytes), "-P", "16", "-q", "-r", str(keyspace)],
                          capture_output=True, text=True, timeout=300).stdout
     return float(re.findall(r"([\d.]+) requests per second", out)[-1])
 
@@ -213,6 +221,7 @@ def tables(results: dict) -> tuple[list, tuple, str]:
                         ratio(recommend["user_recs_s"], r["numpy_top_n_s"]),
                         ratio(recommend["item_neighbors_s"], r["numpy_neighbors_s"]),
                         ratio(r["publish"]["keys_per_s"], r["redis_set_pipelined_rps"]),
+                        ratio(r["publish"]["keys_per_s"], r.get("redis_set_overwrite_rps")),
                         f"{r['redis_used_memory_mib']:.0f}", r["bytes_per_user_key"], r["bytes_per_similar_key"]))
     header = ("size", "ratings", *(f"{j} s" for j in JOBS), "total s", "peak RSS GiB")
     notes = (f"Growth: time at each size / time at {base_size}\n\n"
@@ -221,7 +230,8 @@ def tables(results: dict) -> tuple[list, tuple, str]:
              "the 75% training split; implicit: the same preferences and settings, 2 threads. top-N and neighbours: "
              "the recommend job's steps against numpy on the production model's factors:\n\n"
              + markdown_table(("size", "MLlib fit / implicit Cholesky", "MLlib fit / implicit CG",
-                               "top-N / numpy", "neighbours / numpy", "publish / redis-benchmark SET",
+                               "top-N / numpy", "neighbours / numpy", "publish / SET of new keys",
+                               "publish / SET overwriting 100k keys",
                                "Redis MiB (one version)", "bytes per user list", "bytes per neighbour list"),
                               against))
     return rows, header, notes
