@@ -26,7 +26,7 @@ from schemas import redis_keys as rk
 
 log = logging.getLogger("reco.publication")
 
-FILE_KEYS = 10_000     # keys per Parquet file of a version's values (a bounded unit of reading and retrying)
+FILE_KEYS = 10_000     # keys per Parquet file of a version's values: many files share evenly between the WRITERS
 FILE_OPTIONS = {"maxRecordsPerFile": FILE_KEYS,
                 # LZ4 reads back 2.5x faster than Snappy and is smaller on these JSON lists (measured at 25M)
                 "compression": "lz4_raw"}
