@@ -227,7 +227,8 @@ def tables(results: dict) -> tuple[list, tuple, str]:
     notes = (f"Growth: time at each size / time at {base_size}\n\n"
              + markdown_table(("size", "ratings", *JOBS, "total"), growth)
              + "\nAgainst same-run floors (lower is better, except publish). MLlib fit: the eval implicit model on "
-             "the 75% training split; implicit: the same preferences and settings, 2 threads. top-N and neighbours: "
+             "the 75% training split, ALS.fit alone (its preferences built and cached first, saving timed apart); "
+             "implicit: the same preferences and settings, 2 threads, its matrix built first. top-N and neighbours: "
              "the recommend job's steps against numpy on the production model's factors:\n\n"
              + markdown_table(("size", "MLlib fit / implicit Cholesky", "MLlib fit / implicit CG",
                                "top-N / numpy", "neighbours / numpy", "publish / SET of new keys",

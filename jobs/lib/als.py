@@ -81,10 +81,14 @@ def fit_implicit(ratings: DataFrame, settings: ImplicitALSSettings, als: ALSSett
                  clicks: DataFrame | None = None) -> ALSModel:
     """The ranking model. `settings`: what it learns; `als`: how MLlib runs (blocks, checkpoints); `clicks`:
     more implicit feedback (click_preferences)."""
-    model = ALS(userCol="user_id", itemCol="movie_id", ratingCol="rating", implicitPrefs=True,
-                rank=settings.rank, regParam=settings.reg_param, alpha=settings.alpha, maxIter=settings.max_iter,
-                seed=settings.seed, coldStartStrategy="drop", **engine_params(ratings, als))
-    return model.fit(implicit_preferences(ratings, settings, clicks))
+    return implicit_als(settings, als, ratings).fit(implicit_preferences(ratings, settings, clicks))
+
+
+def implicit_als(settings: ImplicitALSSettings, als: ALSSettings, preferences: DataFrame) -> ALS:
+    """The estimator fit_implicit fits on `preferences` (from implicit_preferences)."""
+    return ALS(userCol="user_id", itemCol="movie_id", ratingCol="rating", implicitPrefs=True,
+               rank=settings.rank, regParam=settings.reg_param, alpha=settings.alpha, maxIter=settings.max_iter,
+               seed=settings.seed, coldStartStrategy="drop", **engine_params(preferences, als))
 
 
 class ExplicitModel:
