@@ -1,8 +1,8 @@
 """Event intake (blueprint `events`): `POST /v1/events`, what people did with what they were shown.
 
 A request is all-or-nothing: every event is checked first (types, the live version's catalogue and rating
-scale, timestamps), then all are appended to the `reco:{events}` stream in one MULTI/EXEC, with each rating also
-pushed onto the person's recent list (for "similar_to_recent" until the next version knows them). The answer
+scale, timestamps), then all are appended to the `reco:{events}` stream by one Lua script (atomic), with each
+rating also pushed onto the person's recent list (for "similar_to_recent" until the next version knows them). The answer
 is 202 once Redis has them: ingest archives the stream at the start of the next run (jobs/lib/events.py).
 The backlog limit is checked against the stream length the worker saw with its last write (at most 1 s old,
 else XLEN): one round trip per request while intake is busy, at the price of letting each worker's in-flight

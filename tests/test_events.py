@@ -183,6 +183,10 @@ def test_the_service_acl_user_writes_events_and_nothing_else(intake):
                           lambda: as_service.xtrim(rk.EXPOSURES, maxlen=0)):
             with pytest.raises(redis.exceptions.NoPermissionError):
                 forbidden()
+        # It may run scripts (intake's), but Redis checks the ACL inside them too.
+        hijack = as_service.register_script("#!lua\nreturn redis.call('SET', KEYS[1], 'hijacked')")
+        with pytest.raises(redis.exceptions.ResponseError, match="(?i)noperm|permission"):
+            hijack(keys=[rk.LIVE])
         assert as_service.xadd(rk.EXPOSURES, {"exposures": "[]"})  # the experiments' exposure log
         assert as_service.mget([rk.LIVE, rk.EXPERIMENT])[0] is not None  # one read for pointer and experiment
         assert admin.get(rk.LIVE).decode() == version and admin.xlen(rk.EVENTS) == waiting + 1
