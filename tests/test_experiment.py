@@ -102,7 +102,8 @@ def test_the_page_shows_the_experiment_and_the_viewers_arm(ab):
             page.inner_text("#version")
         page.fill("#user-id", str(user))
         page.click("#user-form button")
-        page.wait_for_function("document.querySelector('#user-experiment').textContent.includes('arm')")
+        # The page may still show the user it loaded first: wait for this user's answer.
+        page.wait_for_function(f"document.querySelector('#user-experiment').textContent.includes('user {user} is')")
         assert page.inner_text("#user-experiment") == \
             f"Experiment {running['id']}: user {user} is in the treatment arm (version {treatment})."
         browser.close()
