@@ -1,6 +1,7 @@
 """Unit tests of the pure DataFrame transforms on tiny frames, with exact expected results."""
 import math
 
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
@@ -170,18 +171,50 @@ def test_explicit_blend_weights_are_least_squares_and_survive_save_and_load(spar
 def test_top_n_by_dot_excludes_and_orders(spark):
     items = spark.createDataFrame([(10, [1.0, 0.0]), (20, [0.0, 1.0]), (30, [1.0, 1.0]), (40, [0.5, 0.0])],
                                   "movie_id int, features array<float>")
-    queries = spark.createDataFrame([(1, [1.0, 0.0], [30]), (2, [0.0, 2.0], None)],
-                                    "user_id int, features array<float>, exclude array<int>")
-    got = rows(top_n_by_dot(queries, items, 2, "user_id"), "user_id", "rank")
+    queries = spark.createDataFrame([(1, [1.0, 0.0]), (2, [0.0, 2.0])], "user_id int, features array<float>")
+    exclude = spark.createDataFrame([(1, 30), (3, 10), (1, 99)], "user_id int, movie_id int")  # 3, 99: unknown
+    got = rows(top_n_by_dot(queries, items, 2, "user_id", exclude=exclude), "user_id", "rank")
     assert got == [(1, 1, 10, 1.0), (1, 2, 40, 0.5), (2, 1, 20, 2.0), (2, 2, 30, 2.0)]
 
 
 def test_top_n_breaks_ties_by_movie_id_and_never_returns_excluded(spark):
     items = spark.createDataFrame([(m, [1.0]) for m in (5, 3, 9, 1)], "movie_id int, features array<float>")
-    queries = spark.createDataFrame([(1, [1.0], [1, 3, 5, 9])], "user_id int, features array<float>, exclude array<int>")
-    assert top_n_by_dot(queries, items, 3, "user_id").count() == 0
-    queries = spark.createDataFrame([(1, [1.0], [3])], "user_id int, features array<float>, exclude array<int>")
-    assert [r["movie_id"] for r in top_n_by_dot(queries, items, 3, "user_id").orderBy("rank").collect()] == [1, 5, 9]
+    queries = spark.createDataFrame([(1, [1.0])], "user_id int, features array<float>")
+    pairs = "user_id int, movie_id int"
+    everything = spark.createDataFrame([(1, 1), (1, 3), (1, 5), (1, 9)], pairs)
+    assert top_n_by_dot(queries, items, 3, "user_id", exclude=everything).count() == 0
+    got = top_n_by_dot(queries, items, 3, "user_id", exclude=spark.createDataFrame([(1, 3)], pairs))
+    assert [r["movie_id"] for r in got.orderBy("rank").collect()] == [1, 5, 9]
+
+
+def test_top_n_by_dot_matches_numpy_across_partitions_and_score_blocks(spark, monkeypatch):
+    """Exclusions reach their query whatever partition and Arrow batch they come in, and blocks of queries
+    smaller than a partition mask only their own rows: the same lists as numpy on the whole matrices."""
+    import jobs.lib.ranking as ranking
+    rng = np.random.default_rng(7)
+    users, movies, rank, n = 300, 50, 4, 5
+    user_vectors, item_vectors = rng.normal(size=(users, rank)), rng.normal(size=(movies, rank))
+    rated = {(int(u), int(m)) for u, m in zip(rng.integers(1, users + 1, 3000), rng.integers(1, movies + 1, 3000))}
+    monkeypatch.setattr(ranking, "SCORE_BLOCK", 7 * movies)  # 7 queries per matmul
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
+    try:
+        got = top_n_by_dot(
+            spark.createDataFrame([(u + 1, user_vectors[u].tolist()) for u in range(users)],
+                                  "user_id int, features array<float>").repartition(3),
+            spark.createDataFrame([(m + 1, item_vectors[m].tolist()) for m in range(movies)],
+                                  "movie_id int, features array<float>"),
+            n, "user_id", exclude=spark.createDataFrame(sorted(rated), "user_id int, movie_id int").repartition(5))
+        lists = {}
+        for row in got.collect():
+            lists.setdefault(row["user_id"], {})[row["rank"]] = row["movie_id"]
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    scores = user_vectors.astype(np.float32) @ item_vectors.astype(np.float32).T
+    for u, m in rated:
+        scores[u - 1, m - 1] = -np.inf
+    for u in range(users):
+        best = [m + 1 for m in np.argsort(-scores[u], kind="stable")[:n] if np.isfinite(scores[u, m])]
+        assert [lists.get(u + 1, {})[r] for r in range(1, len(best) + 1)] == best, u + 1
 
 
 def test_ranking_metrics_match_hand_computation(spark):
