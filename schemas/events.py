@@ -18,17 +18,23 @@ import orjson
 TYPES = ("rating", "click")
 COLUMNS = ("stream_id", "user_id", "movie_id", "type", "rating", "ts", "request_id")
 MAX_REQUEST_ID_CHARS = 64
+FIELD = "event"  # the stream entry's one field (serving/store.py's script writes it too)
+
+
+def to_stream_value(event: dict) -> bytes:
+    """A validated event as the JSON its stream entry holds."""
+    return orjson.dumps({k: event.get(k) for k in COLUMNS[1:]})
 
 
 def to_stream_fields(event: dict) -> dict[str, bytes]:
     """A validated event as the stream entry's fields."""
-    return {"event": orjson.dumps({k: event.get(k) for k in COLUMNS[1:]})}
+    return {FIELD: to_stream_value(event)}
 
 
 def from_stream_entry(stream_id: bytes | str, fields: dict) -> dict:
     """One stream entry (as redis-py returns it) as an archive row; what cannot be read becomes null (clean
     drops the row as missing_field)."""
-    raw = fields.get(b"event", fields.get("event"))
+    raw = fields.get(FIELD.encode(), fields.get(FIELD))
     try:
         event = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError:

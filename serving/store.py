@@ -23,21 +23,21 @@ import redis
 
 from schemas import redis_client
 from schemas import redis_keys as rk
-from schemas.events import to_stream_fields
+from schemas.events import FIELD, to_stream_fields, to_stream_value
 from schemas.experiments import arm_of
 
 
 # Appends a request's events in one atomic step: redis-py packing a MULTI of 100 XADDs and the recent-list
 # commands cost the worker about 5 ms, this script's one EVALSHA about 1 ms. Every key carries the {events} hash
 # tag (one cluster slot). `#!lua` (no flags): Redis refuses the whole script up front when it is out of memory,
-# so a request is never half written. KEYS: the stream, then (recent, rated) per user with ratings. ARGV:
-# recent_max, ttl_s, n, n event JSONs, then per user: its count, then (recent entry, movie id) per rating.
-# Returns the n stream ids, then the stream's length.
+# so a request is never half written. KEYS: the stream, then (recent, rated) per user with ratings. ARGV: the
+# entry's field name, recent_max, ttl_s, n, n event JSONs, then per user: its count, then (recent entry, movie
+# id) per rating. Returns the n stream ids, then the stream's length.
 APPEND_EVENTS = """#!lua
-local recent_max, ttl, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local field, recent_max, ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local replies = {}
-for i = 1, n do replies[i] = redis.call('XADD', KEYS[1], '*', 'event', ARGV[3 + i]) end
-local at = 3 + n
+for i = 1, n do replies[i] = redis.call('XADD', KEYS[1], '*', field, ARGV[4 + i]) end
+local at = 4 + n
 for user = 2, #KEYS, 2 do
   local recent, rated = KEYS[user], KEYS[user + 1]
   local count = tonumber(ARGV[at + 1])
@@ -172,7 +172,7 @@ class Store:
         if len(events) == 1 and not ratings:
             return [self._append_one(events[0])]
         keys = [rk.EVENTS]
-        args = [recent_max, recent_ttl_s, len(events), *(to_stream_fields(event)["event"] for event in events)]
+        args = [FIELD, recent_max, recent_ttl_s, len(events), *(to_stream_value(event) for event in events)]
         for user, rated in ratings.items():
             keys += [rk.recent(user), rk.rated(user)]
             args.append(len(rated))
