@@ -115,8 +115,9 @@ class RedisClusterServers:
 class GunicornService:
     """The lookup service as deployed: gunicorn with serving/gunicorn.conf.py on a free loopback port."""
 
-    def __init__(self, redis_url: str, folder: Path, workers: int = 2, env: dict | None = None):
-        self.port, self.folder = free_port(), Path(folder)
+    def __init__(self, redis_url: str, folder: Path, workers: int = 2, env: dict | None = None,
+                 app: str = "serving.wsgi:app"):
+        self.port, self.folder, self.app = free_port(), Path(folder), app
         self.env = {**os.environ, "RECO_REDIS_URL": redis_url, "RECO_PORT": str(self.port),
                     "GUNICORN_WORKERS": str(workers), "GUNICORN_LOGLEVEL": "warning",
                     "PROMETHEUS_MULTIPROC_DIR": str(self.folder), **(env or {})}
@@ -128,7 +129,7 @@ class GunicornService:
 
     def start(self) -> "GunicornService":
         gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "-c", str(REPO / "serving" / "gunicorn.conf.py"),
-                    "serving.wsgi:app"]
+                    self.app]
         self.log = open(self.folder / "gunicorn.log", "wb")
         self.process = subprocess.Popen(gunicorn, env=self.env, cwd=REPO, stdout=self.log, stderr=self.log)
         wait_until(lambda: requests.get(f"{self.base_url}/readyz", timeout=1).ok, 30, what="gunicorn")
