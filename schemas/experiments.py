@@ -68,9 +68,14 @@ def public_view(experiment: dict | None) -> dict | None:
     return {k: experiment[k] for k in ("id", "kind", "control", "treatment", "share", "started_at")}
 
 
-def to_stream_fields(exposures: list[dict]) -> dict[str, bytes]:
-    """A batch of exposures as one stream entry's fields."""
-    return {"exposures": orjson.dumps([{k: e.get(k) for k in EXPOSURE_COLUMNS[1:]} for e in exposures])}
+def to_stream_value(exposure: dict) -> bytes:
+    """One exposure as the JSON object a stream entry's array holds."""
+    return orjson.dumps({k: exposure.get(k) for k in EXPOSURE_COLUMNS[1:]})
+
+
+def to_stream_fields(encoded: list[bytes]) -> dict[str, bytes]:
+    """A batch of exposures, each from to_stream_value, as one stream entry's fields (a JSON array)."""
+    return {"exposures": b"[" + b",".join(encoded) + b"]"}
 
 
 def from_stream_entry(stream_id: bytes | str, fields: dict) -> list[dict]:

@@ -2,12 +2,14 @@
 "different" about 5% of the time, a real lift is found, the sample-ratio check passes a fair split and catches
 a skewed one, clustering by user matters, and the assignment is stable and follows the share."""
 import numpy as np
+import orjson
 import pytest
 
 from benchmarks.simulated_people import simulated_totals
 from conf.settings import ExperimentSettings
 from jobs.lib import experiment_stats as es
-from schemas.experiments import CONTROL, TREATMENT, arm_of, is_sampled
+from schemas.experiments import (CONTROL, EXPOSURE_COLUMNS, TREATMENT, arm_of, from_stream_entry, is_sampled,
+                                 to_stream_fields, to_stream_value)
 
 SETTINGS = ExperimentSettings()
 NO_GUARDRAILS: dict = {}
@@ -100,3 +102,22 @@ def test_sampling_is_per_user_and_independent_of_the_arm():
     treated = sum(arm_of(experiment, u) == TREATMENT for u in sampled) / len(sampled)
     assert abs(treated - 0.5) < 0.03
     assert all(is_sampled({**experiment, "sample_rate": 1.0}, u) for u in range(1, 100))
+
+
+def test_exposures_encoded_one_by_one_read_back_as_one_batch():
+    """The service encodes each exposure as its request ends and the flusher joins them into one stream entry:
+    the archive must read back every exposure of that entry, fields intact, and nothing but the columns."""
+    exposures = [{"request_id": f"r{i}", "ts": 1_700_000_000 + i, "user_id": i, "experiment": "exp-v2",
+                  "arm": TREATMENT if i % 2 else CONTROL, "version": "v2" if i % 2 else "v1",
+                  "endpoint": "/v1/users/<user_id>/recommendations", "items": [50, 181 + i], "status": 200,
+                  "latency_ms": 0.5 + i, "fallback": "popular" if i == 2 else None, "not_a_column": "x"}
+                 for i in range(1, 4)]
+    fields = to_stream_fields([to_stream_value(e) for e in exposures])
+    rows = from_stream_entry(b"1700000000000-0", {key.encode(): value for key, value in fields.items()})
+    assert [row["request_id"] for row in rows] == ["r1", "r2", "r3"]
+    assert all(row["stream_id"] == "1700000000000-0" for row in rows)
+    assert rows[1]["fallback"] == "popular" and rows[0]["fallback"] is None
+    assert [row["arm"] for row in rows] == [TREATMENT, CONTROL, TREATMENT]
+    assert [row["items"] for row in rows] == [[50, 182], [50, 183], [50, 184]]
+    stored = orjson.loads(fields["exposures"])  # only the archive's columns travel
+    assert [list(e) for e in stored] == [list(EXPOSURE_COLUMNS[1:])] * 3
