@@ -6,7 +6,9 @@ immutable.
   experiment is therefore seen within that time; until then the worker answers from the previous state, whose
   versions are still complete (publication keeps at least two, and never prunes an experiment's).
 - Values are decoded once and cached per (version, key) in an LRU: a version's keys never change once it is
-  live. Callers must treat them as read-only.
+  live. They are kept immutable (JSON arrays as tuples), which also lets Python's collector stop tracking them:
+  a full collection walks every tracked object, and a warm cache of lists of dicts made it pause 94 ms per
+  255k objects (measured in process, two versions of 943 lists).
 - A key missing under a cached pointer re-reads the pointer before concluding "not found", so a version pruned
   behind a stale pointer can never pass for an unknown user.
 - Once the pointer's time is up it must be re-read: with Redis down that fails and the request gets a 503,
@@ -53,6 +55,16 @@ end
 replies[n + 1] = redis.call('XLEN', KEYS[1])
 return replies
 """
+
+
+def frozen(value):
+    """Decoded JSON with its arrays as tuples: a full collection stops tracking the tuples of atomic values and
+    the dicts holding only those, so a cached list of 50 items is one tracked object instead of about 100."""
+    if isinstance(value, list):
+        return tuple(frozen(item) for item in value)
+    if isinstance(value, dict):
+        return {key: frozen(item) for key, item in value.items()}
+    return value
 
 
 class StoreUnavailable(RuntimeError):
@@ -138,7 +150,7 @@ class Store:
             raw = redis_client.mget(self.client, [prefix + s for s in suffixes])
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
-        return [rk.decode(value) for value in raw]
+        return [frozen(rk.decode(value)) for value in raw]
 
     # -- the loop (serving/events.py): mutable keys, outside every version
 
