@@ -140,7 +140,8 @@ class Store:
         return [self._cached(version, s) for s in suffixes]
 
     def _fetch_one(self, version: str, suffix: str):
-        return self._fetch_many(version, (suffix,))[0]
+        """A value as the near cache keeps it (frozen: it lives as long as its cache entry)."""
+        return frozen(self._fetch_many(version, (suffix,))[0])
 
     def _fetch_many(self, version: str, suffixes: tuple[str, ...]) -> list:
         if not suffixes:
@@ -150,7 +151,7 @@ class Store:
             raw = redis_client.mget(self.client, [prefix + s for s in suffixes])
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
-        return [frozen(rk.decode(value)) for value in raw]
+        return [rk.decode(value) for value in raw]
 
     # -- the loop (serving/events.py): mutable keys, outside every version
 
