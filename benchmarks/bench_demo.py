@@ -11,12 +11,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.report import write
+from benchmarks.report import done_with, scratch_folder, write
 from tests.support import GunicornService, RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,7 +81,7 @@ def breakdown(log_text: str) -> dict[str, dict]:
 
 def main() -> None:
     # Like `make demo`: RECO_MOVIELENS_DIR when set (the Makefile sets it to ../shared), else the download.
-    work = Path(tempfile.mkdtemp(prefix="bench-demo-"))
+    work = scratch_folder("bench-demo")
     home = work / "airflow"
     home.mkdir()
     redis_server = RedisServer(work / "redis").start()
@@ -118,6 +117,7 @@ def main() -> None:
              "its Spark session and GX context. Command: make bench-demo")
     write("demo", {"phases_s": {k: round(v, 2) for k, v in phases.items()}, "total_s": round(total, 1),
                    "tasks": tasks}, rows, ("task", *columns), notes)
+    done_with(work)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ Writes benchmarks/results/experiment.json and experiment.md.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.report import write
+from benchmarks.report import done_with, scratch_folder, write
 from benchmarks.simulated_people import SimulatedPeople, held_out_run, hidden_tastes, simulated_totals
 from conf.settings import load_config
 from jobs.lib import experiment_stats, experiments
@@ -69,7 +68,7 @@ def main() -> None:
     from jobs.lib.runtime import spark_session
     from jobs.pipeline import run_pipeline
 
-    work = Path(tempfile.mkdtemp(prefix="bench-experiment-"))
+    work = scratch_folder("bench-experiment")
     redis_server = RedisServer(work / "redis").start()
     config = load_config(REPO / "conf" / "local.yaml", overrides={
         "data.root": str(work / "data"), "redis.url": redis_server.url, "events.token": TOKEN})
@@ -128,6 +127,7 @@ def main() -> None:
              "10%); the sample-ratio check passes fair 90/10 splits and catches the skewed ones. "
              "Command: make bench-experiment")
     write("experiment", result, rows, ("experiment", "decision", "lift / rate", "p-value", "size"), notes)
+    done_with(work)
 
 
 if __name__ == "__main__":

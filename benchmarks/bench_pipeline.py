@@ -8,13 +8,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import psutil
 
-from benchmarks.report import write
+from benchmarks.report import done_with, scratch_folder, write
 from tests.support import RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,7 +41,7 @@ def measure(command: list[str], env: dict) -> dict:
 def main() -> None:
     if not os.environ.get("RECO_MOVIELENS_DIR"):
         raise SystemExit("set RECO_MOVIELENS_DIR to a MovieLens 100K folder (make bench-pipeline does)")
-    work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    work = scratch_folder("bench-pipeline")
     redis_server = RedisServer(work / "redis").start()
     env = {**os.environ, "RECO_DATA_ROOT": str(work / "data"), "RECO_REDIS_URL": redis_server.url,
            "PYSPARK_PYTHON": sys.executable, "PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -65,6 +64,7 @@ def main() -> None:
           f"ML-100K, conf/local.yaml (implicit rank {metrics['params']['implicit']['rank']}); each job's time "
           f"includes its JVM start (~3-5 s). ALS NDCG@10 of this run: {metrics['models']['als']['ndcg@10']:.4f}. "
           "Command: make bench-pipeline")
+    done_with(work)
 
 
 if __name__ == "__main__":

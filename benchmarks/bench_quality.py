@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.report import write
+from benchmarks.report import done_with, scratch_folder, write
 from conf.settings import load_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,7 +80,7 @@ def main() -> None:
 
     if not os.environ.get("RECO_MOVIELENS_DIR"):
         raise SystemExit("set RECO_MOVIELENS_DIR to a MovieLens 100K folder (make bench-quality does)")
-    work = Path(tempfile.mkdtemp(prefix="bench-quality-"))
+    work = scratch_folder("bench-quality")
     # MovieLens alone: quality is measured on the published data, not on whatever events a Redis holds.
     config = load_config(REPO / "conf" / "local.yaml", overrides={"data.root": str(work), "events.archive": False})
     spark = spark_session(config, "bench-quality")
@@ -148,6 +147,7 @@ def main() -> None:
           + ". Command: make bench-quality\n\n"
           "What tuning inside MLlib reaches, on the same test splits (the README lists the attempts beyond MLlib):"
           f"\n\n{variants_table}")
+    done_with(work)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,13 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.bench_pipeline import BIN, JOBS, REPO, measure
-from benchmarks.report import markdown_table, write
+from benchmarks.report import done_with, markdown_table, scratch_folder, write
 from schemas import redis_keys as rk
 from benchmarks.synthetic_movielens import PRESETS, generate, scaled
 from benchmarks.synthetic_movielens import write as write_release
@@ -189,7 +188,7 @@ def main() -> None:
                         help="RECO_CONFIG for the jobs (default conf/large.yaml)")
     args = parser.parse_args()
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    work = scratch_folder("bench-scale")
     results = {}
     for size in sizes:  # written after each size: a larger one that fails leaves the smaller ones' figures
         results[size] = run_size(size, work, args.config, threads=2)
@@ -198,6 +197,7 @@ def main() -> None:
               f"Synthetic MovieLens-shaped data (benchmarks/synthetic_movielens.py) with {args.config}; each job a "
               "spark-submit on local[2] into a real Redis. Command: make bench-scale SCALE=" + ",".join(results)
               + "\n\n" + notes)
+    done_with(work)
 
 
 def tables(results: dict) -> tuple[list, tuple, str]:

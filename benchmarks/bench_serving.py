@@ -23,7 +23,6 @@ import argparse
 import os
 import re
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from statistics import median
@@ -31,7 +30,7 @@ from statistics import median
 
 import yaml
 
-from benchmarks.report import write
+from benchmarks.report import done_with, scratch_folder, write
 from jobs.lib import experiments
 from schemas import redis_keys as rk
 from conf.settings import RedisSettings, load_config
@@ -157,7 +156,7 @@ def main() -> None:
 
     from jobs.lib.runtime import spark_session
     from jobs.publish import run as publish
-    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    work = scratch_folder("bench-serving")
     redis_server = RedisServer(work / "redis").start()
     overrides = {"data.root": str(work / "data"), "redis.url": redis_server.url,
                  "als.implicit.rank": 32, "als.implicit.max_iter": 5, "als.explicit.max_iter": 5}
@@ -326,6 +325,7 @@ def main() -> None:
              f"pipelined XADD and {result['intake']['batch_ratio_to_xadd']} of unpipelined XADD in events/s "
              f"(target >= 0.3). Command: make bench-serving")
     write("serving", result, rows, ("what", "req/s", "p50 ms", "p99 ms"), notes)
+    done_with(work)
 
 
 if __name__ == "__main__":

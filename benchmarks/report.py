@@ -2,13 +2,32 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def scratch_folder(name: str) -> Path:
+    """A working folder for one run of a benchmark (its Redis, data, runs and logs: gigabytes for bench-scale).
+    `done_with` removes it once the results are written; a run that fails leaves it for a look, as does
+    BENCH_KEEP=1."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    print(f"{name}: working folder {folder}", flush=True)
+    return folder
+
+
+def done_with(folder: Path) -> None:
+    if os.environ.get("BENCH_KEEP"):
+        print(f"working folder kept (BENCH_KEEP): {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def machine() -> dict:
