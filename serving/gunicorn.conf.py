@@ -1,7 +1,7 @@
 """gunicorn settings for the lookup service; each can be overridden by environment (GUNICORN_*, RECO_*).
 
-Chosen by measurement on 2 cores (benchmarks/README.md and `make bench-serving`): see README "Serving
-performance" for the figures behind these defaults.
+Chosen by measurement on 2 cores (`make bench-serving`): README "Performance", "Serving" has the figures
+behind these defaults.
 """
 import multiprocessing
 import os
