@@ -25,8 +25,6 @@ JOBS = ("ingest", "validate", "clean", "train", "evaluate", "recommend", "publis
 # 3 GB Python process starting 300 children read 3 GB in 10 of 2,119 samples of them; once, the JVM starting
 # its Python workers put the 32M train job's peak at 14.2 GiB, against 9.1 GiB sampled again without it.
 SPAWNING_S = 0.5
-
-
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
