@@ -100,3 +100,18 @@ def test_a_malformed_user_id_is_explained_not_crashed(page):
     page.wait_for_function("document.querySelector('#user-note').className === 'error'")
     assert "user_id must be a whole number" in page.inner_text("#user-note")
     assert titles(page, "user-results") == []
+
+
+def test_the_address_opens_and_follows_a_user(page, service):
+    tab = page.context.browser.new_page()
+    try:
+        tab.goto(f"{service[0]}/?user=196&genre=Drama")
+        expected = [i["title"] for i in api(service, "/v1/users/196/recommendations?k=10&genre=Drama")["items"]]
+        tab.wait_for_function("document.querySelector('#user-results li .title')?.textContent.startsWith(%r)"
+                              % expected[0])
+        assert [t.rsplit(" (", 1)[0] for t in titles(tab, "user-results")] == expected
+        assert tab.input_value("#user-id") == "196" and tab.input_value("#user-genre") == "Drama"
+    finally:
+        tab.close()
+    show_user(page, service, 405)  # the genre select is "any" on this tab
+    page.wait_for_function("location.search === '?user=405'")

@@ -48,6 +48,10 @@ async function showUser(event) {
         ? `No personal recommendations for user ${body.user_id} yet (${body.reason}): showing the most popular movies instead.`
         : "";
     viewer = body.user_id;
+    // The address names what is shown, so a view can be bookmarked, shared or reloaded.
+    const shown = new URLSearchParams({ user: body.user_id });
+    if (genre) shown.set("genre", genre);
+    history.replaceState(null, "", `?${shown}`);
     $("user-experiment").textContent = body.experiment
       ? `Experiment ${body.experiment}: user ${body.user_id} is in the ${body.arm} arm (version ${body.version}).`
       : "";
@@ -94,6 +98,13 @@ async function showVersion() {
       + (running ? ` · experiment ${running.id} running: version ${running.treatment} for `
         + `${Math.round(running.share * 100)}% of users` : "");
   } catch (error) { $("version").textContent = error.message; $("version").className = "error"; }
+}
+
+// /?user=42&genre=Comedy opens on that user (and genre); an unknown genre is ignored.
+const asked = new URLSearchParams(location.search);
+if (asked.get("user")) $("user-id").value = asked.get("user");
+if ([...$("user-genre").options].some((option) => option.value === asked.get("genre"))) {
+  $("user-genre").value = asked.get("genre");
 }
 
 $("user-form").addEventListener("submit", showUser);
