@@ -188,6 +188,7 @@ class EventSettings(_Section):
     click_weight: float = Field(1.0, ge=0.0)    # implicit preference of one click (a rating r counts r)
     recent_max: int = Field(10, ge=1, le=100)   # recent ratings kept per user for "similar_to_recent"
     recent_ttl_days: int = Field(30, ge=1)      # a user's recent list expires this long after their last rating
+    idempotency_ttl_s: int = Field(86_400, ge=1)  # an Idempotency-Key is remembered this long (a retry's window)
 
 
 class ExperimentSettings(_Section):

@@ -19,6 +19,8 @@ The loop (POST /v1/events, archived by ingest; these keys are mutable and outsid
     reco:{events}:recent:<user_id>     list     "<movie_id>:<rating>" of the user's latest ratings, newest first
                                                 (for "similar_to_recent" until the next version has the user)
     reco:{events}:rated:<user_id>      set      movie ids the user rated through events (kept out of that list)
+    reco:{events}:once:<key>           string   "<fingerprint> <stream id> ...": an Idempotency-Key's request and
+                                                the ids it got, for events.idempotency_ttl_s (a retry appends nothing)
     reco:{exposures}                   stream   one entry per answer shown in an experiment (field `exposure`);
                                                 archived by ingest like the events, trimmed only after that
 
@@ -80,6 +82,10 @@ def recent(user_id: int) -> str:
 
 def rated(user_id: int) -> str:
     return f"{EVENTS}:rated:{user_id}"
+
+
+def idempotency(key: str) -> str:
+    return f"{EVENTS}:once:{key}"
 
 
 def version_pattern(version: str) -> str:

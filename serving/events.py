@@ -4,6 +4,9 @@ A request is all-or-nothing: every event is checked first (types, the live versi
 scale, timestamps), then all are appended to the `reco:{events}` stream by one Lua script (atomic), with each
 rating also pushed onto the person's recent list (for "similar_to_recent" until the next version knows them). The answer
 is 202 once Redis has them: ingest archives the stream at the start of the next run (jobs/lib/events.py).
+A request sent with an `Idempotency-Key` header is appended at most once: the script records the key with the
+request's fingerprint and ids (for events.idempotency_ttl_s), and a retry with that key gets the first answer
+again (`Idempotent-Replayed: true`) without appending; the same key with another request is a 422.
 The backlog limit is checked against the stream length the worker saw with its last write (at most 1 s old,
 else XLEN): one round trip per request while intake is busy, at the price of letting each worker's in-flight
 request through when the limit is reached.
@@ -11,6 +14,7 @@ Writes need the bearer token (`events.token` / RECO_EVENTS_TOKEN), compared in c
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import time
@@ -23,11 +27,12 @@ from schemas import redis_keys as rk
 from schemas.events import MAX_REQUEST_ID_CHARS, TYPES
 from schemas.movielens import DATASETS
 from serving.api import MAX_ID, BadRequest, json_response, store
-from serving.observability import EVENTS_ACCEPTED, EVENTS_REJECTED
+from serving.observability import EVENTS_ACCEPTED, EVENTS_REJECTED, EVENTS_REPLAYED
+from serving.store import KeyReused
 
 events = Blueprint("events", __name__)
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,%d}$" % MAX_REQUEST_ID_CHARS)
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,%d}$" % MAX_REQUEST_ID_CHARS)  # also an Idempotency-Key's form
 FIELDS = {"user_id", "movie_id", "type", "rating", "ts", "request_id"}
 FUTURE_SLACK_S = 86_400  # like the validation suite: a timestamp after tomorrow is a broken clock
 
@@ -101,6 +106,11 @@ def check_event(index: int, event, rating_values: tuple[float, ...], ts_min: int
 def post_events():
     config: EventSettings = settings()
     authorize(config.token)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not REQUEST_ID.match(key):
+        EVENTS_REJECTED.labels(reason="idempotency_key").inc()
+        raise BadRequest(f"Idempotency-Key: must be 1 to {MAX_REQUEST_ID_CHARS} letters, digits, '-' or '_'",
+                         error="bad_idempotency_key", extra={"field": "Idempotency-Key"})
     try:
         body = orjson.loads(request.get_data(cache=False))
     except orjson.JSONDecodeError as exc:
@@ -134,7 +144,20 @@ def post_events():
         EVENTS_REJECTED.labels(reason="backlog_full").inc()
         raise BadRequest(f"the event backlog is full ({config.backlog} events wait for the next run); retry later",
                          503, "backlog_full", headers={"Retry-After": "60"})
-    ids = store().append_events(checked, config.recent_max, config.recent_ttl_days * 86_400)
+    # The fingerprint is of the events as sent (keys sorted): a retry's server-filled ts may differ.
+    once = (key, hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest(),
+            config.idempotency_ttl_s) if key else None
+    try:
+        ids, replayed = store().append_events(checked, config.recent_max, config.recent_ttl_days * 86_400, once)
+    except KeyReused:
+        EVENTS_REJECTED.labels(reason="idempotency_key").inc()
+        raise BadRequest("Idempotency-Key: already used for a different request; use a new key for new events",
+                         422, "idempotency_key_reused", extra={"field": "Idempotency-Key"}) from None
+    if replayed:
+        EVENTS_REPLAYED.inc(len(ids))
+        response = json_response({"accepted": len(ids), "ids": ids}, 202)
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
     for kind in TYPES:
         if count := sum(1 for event in checked if event["type"] == kind):
             EVENTS_ACCEPTED.labels(type=kind).inc(count)

@@ -34,6 +34,8 @@ EXPOSURES = Counter("reco_exposures_total", "Answers shown in an experiment: log
 EVENTS_ACCEPTED = Counter("reco_events_accepted_total", "Events accepted by POST /v1/events", ["type"])
 EVENTS_REJECTED = Counter("reco_events_rejected_total", "Events or requests refused by POST /v1/events, by the "
                           "field at fault or the reason", ["reason"])
+EVENTS_REPLAYED = Counter("reco_events_replayed_total", "Events answered again for a retried Idempotency-Key, not "
+                          "appended again")
 
 
 class LiveCollector:

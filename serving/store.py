@@ -32,16 +32,26 @@ from schemas.experiments import arm_of
 # Appends a request's events in one atomic step: redis-py packing a MULTI of 100 XADDs and the recent-list
 # commands cost the worker about 5 ms, this script's one EVALSHA about 1 ms. Every key carries the {events} hash
 # tag (one cluster slot). `#!lua` (no flags): Redis refuses the whole script up front when it is out of memory,
-# so a request is never half written. KEYS: the stream, then (recent, rated) per user with ratings. ARGV: the
-# entry's field name, recent_max, ttl_s, n, n event JSONs, then per user: its count, then (recent entry, movie
-# id) per rating. Returns the n stream ids, then the stream's length.
+# so a request is never half written. With an idempotency key, a key already recorded returns what it recorded
+# and appends nothing; otherwise the key is recorded with the new ids in the same atomic step.
+# KEYS: the stream, the idempotency key when once_ttl > 0, then (recent, rated) per user with ratings.
+# ARGV: the entry's field name, recent_max, ttl_s, n, once_ttl (0: no key), the request's fingerprint, n event
+# JSONs, then per user: its count, then (recent entry, movie id) per rating.
+# Returns {0, the stream's length, the n stream ids}, or {1, "<fingerprint> <id> <id> ..."} for a key seen before.
 APPEND_EVENTS = """#!lua
 local field, recent_max, ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local replies = {}
-for i = 1, n do replies[i] = redis.call('XADD', KEYS[1], '*', field, ARGV[4 + i]) end
-local at = 4 + n
-for user = 2, #KEYS, 2 do
-  local recent, rated = KEYS[user], KEYS[user + 1]
+local once_ttl, fingerprint = tonumber(ARGV[5]), ARGV[6]
+local user = 2
+if once_ttl > 0 then
+  local seen = redis.call('GET', KEYS[2])
+  if seen then return {1, seen} end
+  user = 3
+end
+local replies = {0, 0}
+for i = 1, n do replies[i + 2] = redis.call('XADD', KEYS[1], '*', field, ARGV[6 + i]) end
+local at = 6 + n
+for u = user, #KEYS, 2 do
+  local recent, rated = KEYS[u], KEYS[u + 1]
   local count = tonumber(ARGV[at + 1])
   for j = 1, count do
     redis.call('LPUSH', recent, ARGV[at + 2 * j])
@@ -52,7 +62,10 @@ for user = 2, #KEYS, 2 do
   redis.call('EXPIRE', rated, ttl)
   at = at + 1 + 2 * count
 end
-replies[n + 1] = redis.call('XLEN', KEYS[1])
+replies[2] = redis.call('XLEN', KEYS[1])
+if once_ttl > 0 then
+  redis.call('SET', KEYS[2], fingerprint .. ' ' .. table.concat(replies, ' ', 3), 'EX', once_ttl)
+end
 return replies
 """
 
@@ -69,6 +82,10 @@ def frozen(value):
 
 class StoreUnavailable(RuntimeError):
     """Redis cannot be reached, or answered with an error."""
+
+
+class KeyReused(ValueError):
+    """An idempotency key came back with a different request than the one it was first used for."""
 
 
 class NoLiveVersion(RuntimeError):
@@ -175,17 +192,24 @@ class Store:
         self._backlog = (length, time.monotonic())
         return length
 
-    def append_events(self, events: list[dict], recent_max: int, recent_ttl_s: int) -> list[str]:
+    def append_events(self, events: list[dict], recent_max: int, recent_ttl_s: int,
+                      once: tuple[str, str, int] | None = None) -> tuple[list[str], bool]:
         """All events or none, in one round trip: each appended to the stream; each rating also at the head of
-        the person's recent list (trimmed to recent_max) and in their rated set. Returns the stream ids."""
+        the person's recent list (trimmed to recent_max) and in their rated set. Returns (the stream ids, False).
+        `once` = (idempotency key, the request's fingerprint, seconds to remember it): a key seen before appends
+        nothing and returns (the ids it recorded, True), or raises KeyReused if it came with another request."""
         ratings: dict[int, list[dict]] = {}
         for event in events:
             if event["type"] == "rating":
                 ratings.setdefault(event["user_id"], []).append(event)
-        if len(events) == 1 and not ratings:
-            return [self._append_one(events[0])]
-        keys = [rk.EVENTS]
-        args = [FIELD, recent_max, recent_ttl_s, len(events), *(to_stream_value(event) for event in events)]
+        if len(events) == 1 and not ratings and once is None:
+            return [self._append_one(events[0])], False
+        keys, once_args = [rk.EVENTS], [0, ""]
+        if once:
+            key, fingerprint, ttl_s = once
+            keys.append(rk.idempotency(key))
+            once_args = [ttl_s, fingerprint]
+        args = [FIELD, recent_max, recent_ttl_s, len(events), *once_args, *(to_stream_value(e) for e in events)]
         for user, rated in ratings.items():
             keys += [rk.recent(user), rk.rated(user)]
             args.append(len(rated))
@@ -195,8 +219,13 @@ class Store:
             replies = self._append_events(keys=keys, args=args)
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
-        self._backlog = (replies[-1], time.monotonic())
-        return [reply.decode() for reply in replies[:-1]]
+        if replies[0] == 1:
+            fingerprint, *ids = replies[1].decode().split(" ")
+            if fingerprint != once[1]:
+                raise KeyReused(once[0])
+            return ids, True
+        self._backlog = (replies[1], time.monotonic())
+        return [reply.decode() for reply in replies[2:]], False
 
     def _append_one(self, event: dict) -> str:
         """One click: one XADD, atomic on its own, without a pipeline's cost. The stream length is not read back:

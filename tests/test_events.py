@@ -174,6 +174,9 @@ def test_the_service_acl_user_writes_events_and_nothing_else(intake):
         waiting = admin.xlen(rk.EVENTS)
         answer = post(client, [{"user_id": NEW_USER, "movie_id": 50, "type": "rating", "rating": 5}])
         assert answer.status_code == 202, answer.get_json()
+        keyed = {**AUTH, "Idempotency-Key": "acl-1"}  # the script records the key: SET in {events}
+        assert post(client, [{"user_id": NEW_USER, "movie_id": 50, "type": "click"}], headers=keyed).status_code == 202
+        assert post(client, [{"user_id": NEW_USER, "movie_id": 50, "type": "click"}], headers=keyed).status_code == 202
         as_service = redis.Redis.from_url(url)
         for forbidden in (lambda: as_service.set(rk.LIVE, "hijacked"),
                           lambda: as_service.delete(rk.key(version, "meta")),
@@ -189,13 +192,48 @@ def test_the_service_acl_user_writes_events_and_nothing_else(intake):
             hijack(keys=[rk.LIVE])
         assert as_service.xadd(rk.EXPOSURES, {"exposures": "[]"})  # the experiments' exposure log
         assert as_service.mget([rk.LIVE, rk.EXPERIMENT])[0] is not None  # one read for pointer and experiment
-        assert admin.get(rk.LIVE).decode() == version and admin.xlen(rk.EVENTS) == waiting + 1
+        assert admin.get(rk.LIVE).decode() == version and admin.xlen(rk.EVENTS) == waiting + 2
     finally:
         admin.execute_command("ACL", "DELUSER", "reco-service")
 
 
+def test_a_retry_with_its_idempotency_key_appends_nothing_again(client, intake):
+    stream = intake[1].client()
+    events = [{"user_id": NEW_USER, "movie_id": 50, "type": "rating", "rating": 5},
+              {"user_id": NEW_USER, "movie_id": 181, "type": "click", "request_id": "r1"}]
+    keyed = {**AUTH, "Idempotency-Key": "3f6c1e0a-7b1d-4c55-9e8a-2d1f0b9c4e21"}
+    first = post(client, events, headers=keyed)
+    assert first.status_code == 202 and "Idempotent-Replayed" not in first.headers
+    # The answer was lost on the way back; the client sends the same events again, its keys in another order.
+    again = post(client, [dict(reversed(e.items())) for e in events], headers=keyed)
+    assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json()
+    assert stream.xlen(rk.EVENTS) == 2 and stream.lrange(rk.recent(NEW_USER), 0, -1) == [b"50:5"]
+    assert 0 < stream.ttl(rk.idempotency(keyed["Idempotency-Key"])) <= 86_400
+
+    # A single click takes the script's path when it has a key.
+    click = [{"user_id": NEW_USER, "movie_id": 172, "type": "click"}]
+    once = {**AUTH, "Idempotency-Key": "click-1"}
+    assert post(client, click, headers=once).get_json() == post(client, click, headers=once).get_json()
+    assert stream.xlen(rk.EVENTS) == 3
+
+    # The same key with other events is refused, and nothing is appended.
+    reused = post(client, click, headers=keyed)
+    assert reused.status_code == 422 and reused.get_json()["error"] == "idempotency_key_reused"
+    assert reused.get_json()["field"] == "Idempotency-Key" and stream.xlen(rk.EVENTS) == 3
+    # Without a key, sending again is a new request.
+    assert post(client, click).status_code == post(client, click).status_code == 202
+    assert stream.xlen(rk.EVENTS) == 5
+
+    for bad in ("", "a b", "x" * 65, "a/b"):
+        answer = post(client, click, headers={**AUTH, "Idempotency-Key": bad})
+        assert answer.status_code == 400 and answer.get_json()["error"] == "bad_idempotency_key", bad
+    assert stream.xlen(rk.EVENTS) == 5
+
+
 def test_concurrent_posters_lose_and_double_nothing(intake, tmp_path):
-    """Through gunicorn (2 workers), 8 posters at once; then the archive holds exactly what was acknowledged."""
+    """Through gunicorn (2 workers), 8 posters at once, every other request sent twice with its idempotency key
+    (an answer lost on the way back); then the archive holds exactly what was acknowledged, once."""
     config, server, _, _ = intake
     server.client().delete(rk.EVENTS)
     gunicorn = GunicornService(server.url, tmp_path, env={"RECO_EVENTS_TOKEN": TOKEN}).start()
@@ -206,9 +244,15 @@ def test_concurrent_posters_lose_and_double_nothing(intake, tmp_path):
                 for n in range(25):
                     events = [{"user_id": 10_000 + worker, "movie_id": 1 + (n * 4 + i) % 1600, "type": "click"}
                               for i in range(4)]
+                    headers = {**AUTH, "Idempotency-Key": f"poster-{worker}-{n}"}
                     answer = session.post(f"{gunicorn.base_url}/v1/events", json={"events": events},
-                                          headers=AUTH, timeout=10)
+                                          headers=headers, timeout=10)
                     assert answer.status_code == 202, answer.text
+                    if n % 2:
+                        retry = session.post(f"{gunicorn.base_url}/v1/events", json={"events": events},
+                                             headers=headers, timeout=10)
+                        assert retry.headers.get("Idempotent-Replayed") == "true"
+                        assert retry.json() == answer.json()
                     ids += answer.json()["ids"]
             return ids
 

@@ -76,8 +76,11 @@ def test_the_event_loop_on_a_cluster(on_cluster, tmp_path):
     config, _, _ = on_cluster
     app = create_app(config).test_client()
     events = [{"user_id": 900_500, "movie_id": m, "type": "rating", "rating": 5} for m in (50, 172, 174)]
-    answer = app.post("/v1/events", json={"events": events}, headers={"Authorization": f"Bearer {TOKEN}"})
+    headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "cluster-1"}  # in the stream's slot
+    answer = app.post("/v1/events", json={"events": events}, headers=headers)
     assert answer.status_code == 202, answer.get_json()
+    retry = app.post("/v1/events", json={"events": events}, headers=headers)
+    assert retry.headers["Idempotent-Replayed"] == "true" and retry.get_json() == answer.get_json()
     body = app.get("/v1/users/900500/recommendations").get_json()
     assert body["fallback"] == "similar_to_recent" and body["items"]
     archived = archive_events(config.redis, str(tmp_path / "data"), "cluster_loop")
