@@ -102,6 +102,38 @@ def check_event(index: int, event, rating_values: tuple[float, ...], ts_min: int
             "ts": ts, "request_id": request_id}
 
 
+def checked_against_live(raw: list, config: EventSettings) -> list[dict]:
+    """The events as the stream stores them, checked against the live version (its catalogue and rating scale)
+    and the backlog limit; else BadRequest (400, 422 or 503) naming the first bad event."""
+    version, (meta,) = store().lookup(rk.suffix("meta"))
+    spec = DATASETS.get((meta or {}).get("dataset"))
+    rating_values = spec.rating_values if spec else ()
+    now = int(time.time())
+    checked = [check_event(i, e, rating_values, current_app.config["RECO_TS_MIN"], now) for i, e in enumerate(raw)]
+    movie_ids = list(dict.fromkeys(e["movie_id"] for e in checked))
+    known = dict(zip(movie_ids, store().get_in_version(version, [rk.suffix("movie", m) for m in movie_ids])))
+    for index, event in enumerate(checked):
+        if known[event["movie_id"]] is None:
+            EVENTS_REJECTED.labels(reason="movie_id").inc()
+            raise BadRequest(f"events[{index}].movie_id: movie {event['movie_id']} is not in the catalogue of "
+                             f"version {version}", 422, "unprocessable_event",
+                             extra={"index": index, "field": "movie_id"})
+
+    if store().event_backlog() >= config.backlog:
+        EVENTS_REJECTED.labels(reason="backlog_full").inc()
+        raise BadRequest(f"the event backlog is full ({config.backlog} events wait for the next run); retry later",
+                         503, "backlog_full", headers={"Retry-After": "60"})
+    return checked
+
+
+def replayed_answer(ids: list[str]):
+    """The first answer again, for a retry whose Idempotency-Key was recorded: nothing appended."""
+    EVENTS_REPLAYED.inc(len(ids))
+    response = json_response({"accepted": len(ids), "ids": ids}, 202)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
 @events.post("/v1/events")
 def post_events():
     config: EventSettings = settings()
@@ -125,28 +157,16 @@ def post_events():
         raise BadRequest(f"{len(raw)} events; at most {config.max_events_per_request} per request",
                          error="too_many_events")
 
-    # The live version decides the catalogue and the rating scale.
-    version, (meta,) = store().lookup(rk.suffix("meta"))
-    spec = DATASETS.get((meta or {}).get("dataset"))
-    rating_values = spec.rating_values if spec else ()
-    now = int(time.time())
-    checked = [check_event(i, e, rating_values, current_app.config["RECO_TS_MIN"], now) for i, e in enumerate(raw)]
-    movie_ids = list(dict.fromkeys(e["movie_id"] for e in checked))
-    known = dict(zip(movie_ids, store().get_in_version(version, [rk.suffix("movie", m) for m in movie_ids])))
-    for index, event in enumerate(checked):
-        if known[event["movie_id"]] is None:
-            EVENTS_REJECTED.labels(reason="movie_id").inc()
-            raise BadRequest(f"events[{index}].movie_id: movie {event['movie_id']} is not in the catalogue of "
-                             f"version {version}", 422, "unprocessable_event",
-                             extra={"index": index, "field": "movie_id"})
-
-    if store().event_backlog() >= config.backlog:
-        EVENTS_REJECTED.labels(reason="backlog_full").inc()
-        raise BadRequest(f"the event backlog is full ({config.backlog} events wait for the next run); retry later",
-                         503, "backlog_full", headers={"Retry-After": "60"})
     # The fingerprint is of the events as sent (keys sorted): a retry's server-filled ts may differ.
     once = (key, hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest(),
             config.idempotency_ttl_s) if key else None
+    try:
+        checked = checked_against_live(raw, config)
+    except BadRequest as refused:
+        # A retry of a request stored before a flip, or before the backlog filled, still gets its first answer.
+        if once and refused.status in (422, 503) and (ids := store().recorded(once[0], once[1])) is not None:
+            return replayed_answer(ids)
+        raise
     try:
         ids, replayed = store().append_events(checked, config.recent_max, config.recent_ttl_days * 86_400, once)
     except KeyReused:
@@ -154,10 +174,7 @@ def post_events():
         raise BadRequest("Idempotency-Key: already used for a different request; use a new key for new events",
                          422, "idempotency_key_reused", extra={"field": "Idempotency-Key"}) from None
     if replayed:
-        EVENTS_REPLAYED.inc(len(ids))
-        response = json_response({"accepted": len(ids), "ids": ids}, 202)
-        response.headers["Idempotent-Replayed"] = "true"
-        return response
+        return replayed_answer(ids)
     for kind in TYPES:
         if count := sum(1 for event in checked if event["type"] == kind):
             EVENTS_ACCEPTED.labels(type=kind).inc(count)

@@ -80,6 +80,12 @@ def frozen(value):
     return value
 
 
+def _recorded(value: bytes) -> tuple[str, list[str]]:
+    """An idempotency key's record, as APPEND_EVENTS writes it: (fingerprint, stream ids)."""
+    fingerprint, *ids = value.decode().split(" ")
+    return fingerprint, ids
+
+
 class StoreUnavailable(RuntimeError):
     """Redis cannot be reached, or answered with an error."""
 
@@ -220,12 +226,23 @@ class Store:
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
         if replies[0] == 1:
-            fingerprint, *ids = replies[1].decode().split(" ")
+            fingerprint, ids = _recorded(replies[1])
             if fingerprint != once[1]:
                 raise KeyReused(once[0])
             return ids, True
         self._backlog = (replies[1], time.monotonic())
         return [reply.decode() for reply in replies[2:]], False
+
+    def recorded(self, key: str, fingerprint: str) -> list[str] | None:
+        """The stream ids an idempotency key recorded for this request (same fingerprint), else None."""
+        try:
+            seen = self.client.get(rk.idempotency(key))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from None
+        if seen is None:
+            return None
+        recorded_fingerprint, ids = _recorded(seen)
+        return ids if recorded_fingerprint == fingerprint else None
 
     def _append_one(self, event: dict) -> str:
         """One click: one XADD, atomic on its own, without a pipeline's cost. The stream length is not read back:

@@ -225,6 +225,16 @@ def test_a_retry_with_its_idempotency_key_appends_nothing_again(client, intake):
     assert post(client, click).status_code == post(client, click).status_code == 202
     assert stream.xlen(rk.EVENTS) == 5
 
+    # A retry that comes after the backlog filled still gets its first answer; a new request does not get in.
+    full = create_app(intake[0].model_copy(update={"events": intake[0].events.model_copy(
+        update={"backlog": 5})})).test_client()
+    retry = post(full, events, headers=keyed)
+    assert retry.status_code == 202 and retry.get_json() == first.get_json()
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert post(full, events, headers={**AUTH, "Idempotency-Key": "new-1"}).status_code == 503
+    assert post(full, click, headers=keyed).status_code == 503  # another request's key: the refusal stands
+    assert stream.xlen(rk.EVENTS) == 5
+
     for bad in ("", "a b", "x" * 65, "a/b"):
         answer = post(client, click, headers={**AUTH, "Idempotency-Key": bad})
         assert answer.status_code == 400 and answer.get_json()["error"] == "bad_idempotency_key", bad
