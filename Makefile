@@ -135,9 +135,11 @@ demo: setup redis-up
 	  for path in "/v1/users/196/recommendations?k=3" "/v1/movies/50/similar?k=3" "/v1/popular?genre=Comedy&k=3"; do \
 	    echo; echo "\$$ curl 'http://127.0.0.1:$(RECO_PORT)$$path'"; curl -s "http://127.0.0.1:$(RECO_PORT)$$path"; echo; \
 	  done; \
-	  echo; echo "Send ratings and clicks back (token in .redis/events_token; the next run learns from them):"; \
+	  echo; echo "Send ratings and clicks back (token in .redis/events_token; the next run learns from them; sent again with"; \
+	  echo "the same Idempotency-Key, a request gets its first answer and nothing is stored twice):"; \
 	  echo "\$$ curl -X POST http://127.0.0.1:$(RECO_PORT)/v1/events -H \"Authorization: Bearer \$$(cat .redis/events_token)\" \\"; \
-	  echo "    -H 'Content-Type: application/json' -d '{\"events\": [{\"user_id\": 5000, \"movie_id\": 50, \"type\": \"rating\", \"rating\": 5}]}'"; \
+	  echo "    -H 'Idempotency-Key: user-5000-batch-1' -H 'Content-Type: application/json' \\"; \
+	  echo "    -d '{\"events\": [{\"user_id\": 5000, \"movie_id\": 50, \"type\": \"rating\", \"rating\": 5}]}'"; \
 	  echo; step "ready. Web page: http://127.0.0.1:$(RECO_PORT)/   API: http://127.0.0.1:$(RECO_PORT)/openapi.json   (Ctrl-C stops the service and Redis)" ) & \
 	RECO_EVENTS_TOKEN="$${RECO_EVENTS_TOKEN:-$$(cat $(REDIS_DIR)/events_token)}" RECO_PORT=$(RECO_PORT) \
 	  gunicorn -c serving/gunicorn.conf.py serving.wsgi:app 2> .airflow/serve.log
