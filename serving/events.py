@@ -63,7 +63,6 @@ def check_event(index: int, event, rating_values: tuple[float, ...], ts_min: int
     """One event as the stream stores it, or BadRequest naming `events[index].field`: 400 where it breaks the
     OpenAPI document's schema, 422 where it is well-formed but the live version cannot take it."""
     def bad(field: str, why: str, status: int = 400):
-        EVENTS_REJECTED.labels(reason=field or "event").inc()
         raise BadRequest(f"events[{index}].{field}: {why}" if field else f"events[{index}]: {why}", status,
                          "invalid_event" if status == 400 else "unprocessable_event",
                          extra={"index": index, "field": field or None})
@@ -104,7 +103,8 @@ def check_event(index: int, event, rating_values: tuple[float, ...], ts_min: int
 
 def checked_against_live(raw: list, config: EventSettings) -> list[dict]:
     """The events as the stream stores them, checked against the live version (its catalogue and rating scale)
-    and the backlog limit; else BadRequest (400, 422 or 503) naming the first bad event."""
+    and the backlog limit; else BadRequest (400, 422 or 503) naming the first bad event (counted by the caller:
+    a retry's refusal may still be answered by its idempotency key)."""
     version, (meta,) = store().lookup(rk.suffix("meta"))
     spec = DATASETS.get((meta or {}).get("dataset"))
     rating_values = spec.rating_values if spec else ()
@@ -114,13 +114,11 @@ def checked_against_live(raw: list, config: EventSettings) -> list[dict]:
     known = dict(zip(movie_ids, store().get_in_version(version, [rk.suffix("movie", m) for m in movie_ids])))
     for index, event in enumerate(checked):
         if known[event["movie_id"]] is None:
-            EVENTS_REJECTED.labels(reason="movie_id").inc()
             raise BadRequest(f"events[{index}].movie_id: movie {event['movie_id']} is not in the catalogue of "
                              f"version {version}", 422, "unprocessable_event",
                              extra={"index": index, "field": "movie_id"})
 
     if store().event_backlog() >= config.backlog:
-        EVENTS_REJECTED.labels(reason="backlog_full").inc()
         raise BadRequest(f"the event backlog is full ({config.backlog} events wait for the next run); retry later",
                          503, "backlog_full", headers={"Retry-After": "60"})
     return checked
@@ -166,6 +164,8 @@ def post_events():
         # A retry of a request stored before a flip, or before the backlog filled, still gets its first answer.
         if once and refused.status in (422, 503) and (ids := store().recorded(once[0], once[1])) is not None:
             return replayed_answer(ids)
+        field = refused.extra.get("field") or ("event" if "index" in refused.extra else refused.error)
+        EVENTS_REJECTED.labels(reason=field).inc()
         raise
     try:
         ids, replayed = store().append_events(checked, config.recent_max, config.recent_ttl_days * 86_400, once)

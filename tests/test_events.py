@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from prometheus_client import REGISTRY
 
 from jobs import publish
 from jobs.lib.events import archive_events
@@ -39,6 +40,11 @@ def client(intake):
     config, server, _, _ = intake
     server.client().delete(rk.EVENTS, rk.recent(NEW_USER), rk.rated(NEW_USER))
     return create_app(config).test_client()
+
+
+def rejected(reason: str) -> float:
+    """This process's reco_events_rejected_total for a reason."""
+    return REGISTRY.get_sample_value("reco_events_rejected_total", {"reason": reason}) or 0.0
 
 
 def post(client, events, headers=AUTH, **kwargs):
@@ -81,9 +87,11 @@ def test_writes_need_the_token_and_lookups_do_not(client, intake):
 ])
 def test_a_bad_event_is_named_and_nothing_of_its_request_is_kept(client, intake, event, field, status):
     good = {"user_id": 7, "movie_id": 1, "type": "rating", "rating": 5}
+    refusals = rejected(field)
     answer = post(client, [good, event])
     body = answer.get_json()
     assert answer.status_code == status, body
+    assert rejected(field) == refusals + 1  # counted once, by the field at fault
     assert body["error"] == ("invalid_event" if status == 400 else "unprocessable_event")
     assert body["index"] == 1 and body["field"] == field
     assert body["detail"].startswith(f"events[1].{field}")
@@ -228,10 +236,12 @@ def test_a_retry_with_its_idempotency_key_appends_nothing_again(client, intake):
     # A retry that comes after the backlog filled still gets its first answer; a new request does not get in.
     full = create_app(intake[0].model_copy(update={"events": intake[0].events.model_copy(
         update={"backlog": 5})})).test_client()
+    refusals = rejected("backlog_full")
     retry = post(full, events, headers=keyed)
     assert retry.status_code == 202 and retry.get_json() == first.get_json()
-    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.headers["Idempotent-Replayed"] == "true" and rejected("backlog_full") == refusals
     assert post(full, events, headers={**AUTH, "Idempotency-Key": "new-1"}).status_code == 503
+    assert rejected("backlog_full") == refusals + 1
     assert post(full, click, headers=keyed).status_code == 503  # another request's key: the refusal stands
     assert stream.xlen(rk.EVENTS) == 5
 
