@@ -3,6 +3,7 @@
 Chosen by measurement on 2 cores (`make bench-serving`): README "Performance", "Serving" has the figures
 behind these defaults.
 """
+import json
 import multiprocessing
 import os
 import tempfile
@@ -27,3 +28,20 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 def child_exit(server, worker):
     from prometheus_client import multiprocess
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_starting(server):
+    """Requests gunicorn refuses before the app sees them (a request line over 4094 bytes: 414; a malformed or
+    duplicated header: 400; too many or too large headers: 431) get the API's JSON error, not gunicorn's HTML
+    page: gunicorn has no setting for its error body, so its writer is replaced here, in the master, before the
+    workers fork. tests/test_serving.py checks that these answers are JSON."""
+    from gunicorn import util
+
+    def write_json_error(sock, status_int, reason, mesg):
+        error = {"error": reason.lower().replace(" ", "_"), "detail": mesg}
+        body = json.dumps(error, separators=(",", ":")).encode()
+        head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n")
+        util.write_nonblock(sock, head.encode("latin1") + body)
+
+    util.write_error = write_json_error

@@ -1,5 +1,7 @@
 """The lookup service against a real redis-server holding the published ML-100K run."""
+import json
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -191,6 +193,16 @@ def test_read_only_acl_user_can_serve_but_not_write(live, redis_server):
         admin.execute_command("ACL", "DELUSER", "reco-reader")
 
 
+def raw_request(port: int, request: bytes) -> tuple[int, dict]:
+    """Send bytes no HTTP client would (a header twice); (status, JSON body) of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
+        connection.sendall(request)
+        answer = b"".join(iter(lambda: connection.recv(65536), b""))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower()
+    return int(head.split()[1]), json.loads(body)
+
+
 def test_gunicorn_serves_the_app(live, tmp_path):
     config, _, version = live
     service = GunicornService(config.redis.url, tmp_path).start()
@@ -205,5 +217,13 @@ def test_gunicorn_serves_the_app(live, tmp_path):
             r'reco_http_request_duration_seconds_count\{endpoint="/v1/users/<user_id>/recommendations",'
             r'status="200"\} (\S+)', metrics))
         assert total == 29  # aggregated over the worker processes
+        # Refused by gunicorn's parser before the app runs: still the API's JSON errors.
+        too_long = requests.get(f"{base}/v1/movies?q={'a' * 5000}", timeout=2)
+        assert too_long.status_code == 414 and too_long.json()["error"] == "uri_too_long"
+        status, body = raw_request(service.port, b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                                                 b"Content-Type: application/json\r\nContent-Type: text/plain\r\n\r\n{}")
+        assert status == 400 and body["error"] == "bad_request" and "CONTENT-TYPE" in body["detail"]
+        many = requests.get(f"{base}/healthz", timeout=2, headers={f"X-H{i}": "1" for i in range(120)})
+        assert many.status_code == 431 and many.json()["error"] == "request_header_fields_too_large"
     finally:
         service.stop()
