@@ -81,11 +81,15 @@ def create_app(config: Config | None = None) -> Flask:
     @app.errorhandler(StoreUnavailable)
     def store_unavailable(exc: StoreUnavailable):
         REDIS_ERRORS.inc()
-        return error_response(503, "unavailable", "the recommendation store is unreachable; retry shortly")
+        response = error_response(503, "unavailable", "the recommendation store is unreachable; retry shortly")
+        response.headers["Retry-After"] = "1"  # each request tries Redis again; the pool reconnects by itself
+        return response
 
     @app.errorhandler(NoLiveVersion)
     def no_live_version(exc: NoLiveVersion):
-        return error_response(503, "not_ready", str(exc))
+        response = error_response(503, "not_ready", str(exc))
+        response.headers["Retry-After"] = "10"  # the first publication is a pipeline run away
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

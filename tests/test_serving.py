@@ -150,8 +150,9 @@ def test_redis_outage_gives_503_then_recovers_without_restart(live, spark, tmp_p
             "redis": config.redis.model_copy(update={"url": server.url}),
             "serving": config.serving.model_copy(update={"pointer_ttl": 0.2})})
         client = create_app(outage_config).test_client()
-        assert client.get("/readyz").status_code == 503  # nothing published yet
-        assert client.get("/readyz").get_json()["error"] == "not_ready"
+        not_ready = client.get("/readyz")  # nothing published yet
+        assert not_ready.status_code == 503 and not_ready.get_json()["error"] == "not_ready"
+        assert not_ready.headers["Retry-After"] == "10"
         publish.run(outage_config, config_run_id(live), spark=spark)
         assert client.get("/v1/users/1/recommendations").status_code == 200
         server.client().save()  # the restarted server loads this snapshot
@@ -159,6 +160,7 @@ def test_redis_outage_gives_503_then_recovers_without_restart(live, spark, tmp_p
         wait_until(lambda: client.get("/v1/users/1/recommendations").status_code == 503, 5, what="503")
         response = client.get("/v1/users/2/recommendations")
         assert response.status_code == 503 and response.get_json()["error"] == "unavailable"
+        assert response.headers["Retry-After"] == "1"
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200  # the process itself is fine
         server.start()
