@@ -28,7 +28,7 @@ def test_config_and_rules_are_valid():
     config = promtool("check", "config", "prometheus.yml")
     assert config.returncode == 0, config.stdout + config.stderr
     rules = promtool("check", "rules", "alerts.yml")
-    assert rules.returncode == 0 and "SUCCESS: 6 rules found" in rules.stdout, rules.stdout + rules.stderr
+    assert rules.returncode == 0 and "SUCCESS: 7 rules found" in rules.stdout, rules.stdout + rules.stderr
 
 
 def test_every_alert_fires_and_stays_quiet_where_it_should():
@@ -81,12 +81,22 @@ def test_prometheus_scrapes_the_service_and_has_the_alerts_series(service, pipel
         assert value('reco_batch_rows{table="clean_ratings"}')["value"][1] == "100000"
         assert 0.3 < float(value('reco_batch_last_run_metric{metric="ndcg@10"}')["value"][1]) < 1
         rules = requests.get(f"{api}/rules", timeout=5).json()["data"]["groups"][0]["rules"]
-        assert len(rules) == 6 and all(r["health"] == "ok" for r in rules)
-        # Every series an alert reads is one this service exports (the alerts cannot watch a typo).
+        assert len(rules) == 7 and all(r["health"] == "ok" for r in rules)
+        # Every series an alert reads is one this service exports (the alerts cannot watch a typo); the one
+        # alert on Prometheus's own `up` names the scrape job this configuration has.
         exported = set(requests.get(f"{api}/label/__name__/values", timeout=5).json()["data"])
         for rule in rules:
             names = set(re.findall(r"\breco_[a-z_]+", rule["query"]))
-            assert names and names <= exported, (rule["alert"], names - exported)
+            if rule["name"] == "RecoServiceDown":
+                assert 'up{job="reco-service"}' in rule["query"]
+                assert config["scrape_configs"][0]["job_name"] == "reco-service"
+                continue
+            assert names and names <= exported, (rule["name"], names - exported)
+
+        def service_down_alerts():  # pending or firing
+            alerts = requests.get(f"{api}/alerts", timeout=5).json()["data"]["alerts"]
+            return [a for a in alerts if a["labels"]["alertname"] == "RecoServiceDown"]
+        wait_until(lambda: not service_down_alerts(), 10, 0.5, "RecoServiceDown quiet while scrapes succeed")
         # And every series the Grafana dashboard draws (an experiment's only exist while one runs: those are
         # names the service defines, and tests/test_experiment.py finds them on /metrics).
         dashboard = json.loads((REPO / "conf" / "grafana" / "dashboards" / "reco-overview.json").read_text())
