@@ -115,6 +115,7 @@ def create_app(config: Config | None = None) -> Flask:
         seconds = time.perf_counter() - g.started
         REQUESTS.labels(endpoint, str(response.status_code)).observe(seconds)
         response.headers["X-Request-Id"] = g.request_id
+        response.headers["X-Content-Type-Options"] = "nosniff"  # a JSON answer is never sniffed as HTML
         taking_part = g.pop("exposure", None)
         if taking_part is not None:  # an answer given in an experiment (serving/api.py take_part)
             # Noted once the answer has been sent (the server closes the response after writing it), so the

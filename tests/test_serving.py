@@ -129,6 +129,12 @@ def test_web_page_works_offline(client):
     assert "<form id=\"user-form\">" in page and "Comedy" in page
     assert not re.search(r"(src|href)=\"https?://", page)  # nothing from a CDN
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
+    for path in ("/", "/static/app.js"):  # the page's own files only; tests/test_web_page.py runs it under this
+        policy = client.get(path).headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    for path in ("/", "/v1/popular", "/v1/users/x/recommendations", "/nowhere"):
+        assert client.get(path).headers["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" not in client.get("/v1/popular").headers
 
 
 def test_prometheus_metrics(client):
