@@ -86,7 +86,7 @@ def test_each_user_sees_one_arm_and_its_version(ab):
 
 
 def test_the_page_shows_the_experiment_and_the_viewers_arm(ab):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright  # expect's waits work under the page's policy
 
     from tests.test_web_page import ARGS, CHROMIUM
     config, url, server, control, treatment, running = ab
@@ -97,13 +97,13 @@ def test_the_page_shows_the_experiment_and_the_viewers_arm(ab):
         page = browser.new_page()
         page.set_default_timeout(15_000)
         page.goto(f"{url}/")
-        page.wait_for_function("document.querySelector('#version').textContent.includes('experiment')")
+        expect(page.locator("#version")).to_contain_text("experiment", timeout=15_000)
         assert f"experiment {running['id']} running: version {treatment} for 50% of users" in \
             page.inner_text("#version")
         page.fill("#user-id", str(user))
         page.click("#user-form button")
         # The page may still show the user it loaded first: wait for this user's answer.
-        page.wait_for_function(f"document.querySelector('#user-experiment').textContent.includes('user {user} is')")
+        expect(page.locator("#user-experiment")).to_contain_text(f"user {user} is", timeout=15_000)
         assert page.inner_text("#user-experiment") == \
             f"Experiment {running['id']}: user {user} is in the treatment arm (version {treatment})."
         browser.close()

@@ -116,12 +116,12 @@ def test_the_page_runs_under_its_content_security_policy(page, service):
     try:
         response = tab.goto(f"{service[0]}/?user=196")
         assert "script-src 'self'" in response.headers["content-security-policy"]
-        expect(tab.locator("#user-results li")).to_have_count(10)
+        expect(tab.locator("#user-results li")).to_have_count(10, timeout=15_000)
         tab.locator("#user-results li").first.click()
-        expect(tab.locator("#similar-title")).to_contain_text("Similar to")
+        expect(tab.locator("#similar-title")).to_contain_text("Similar to", timeout=15_000)
         tab.fill("#search-q", "star wars")
         tab.click("#search-form button")
-        expect(tab.locator("#search-results li").first).to_contain_text("Star Wars")
+        expect(tab.locator("#search-results li").first).to_contain_text("Star Wars", timeout=15_000)
         refused_by_the_page = list(refused)
         with contextlib.suppress(Error):  # Playwright raises when the browser refuses the script
             tab.add_script_tag(content="document.body.dataset.injected = 'yes'")
