@@ -228,8 +228,9 @@ def test_gunicorn_serves_the_app(live, tmp_path):
         # Refused by gunicorn's parser before the app runs: still the API's JSON errors.
         too_long = requests.get(f"{base}/v1/movies?q={'a' * 5000}", timeout=2)
         assert too_long.status_code == 414 and too_long.json()["error"] == "uri_too_long"
-        status, body = raw_request(service.port, b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-                                                 b"Content-Type: application/json\r\nContent-Type: text/plain\r\n\r\n{}")
+        header_twice = (b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                        b"Content-Type: application/json\r\nContent-Type: text/plain\r\n\r\n{}")
+        status, body = raw_request(service.port, header_twice)
         assert status == 400 and body["error"] == "bad_request" and "CONTENT-TYPE" in body["detail"]
         many = requests.get(f"{base}/healthz", timeout=2, headers={f"X-H{i}": "1" for i in range(120)})
         assert many.status_code == 431 and many.json()["error"] == "request_header_fields_too_large"
