@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -72,11 +73,32 @@ def job_main(name: str, description: str, run: Callable[..., Any],
         print(f"{name} failed: {exc}", file=sys.stderr, flush=True)
         _stop_spark()  # also lets spark-submit relay the message before the JVM exits with our code
         sys.exit(3 if isinstance(exc, TransientJobError) else 2)
+    except Exception as exc:
+        path = missing_input(exc)
+        if path is None:
+            raise
+        # A job run before the ones it reads (by hand, or after a cleanup): retrying cannot help, so exit 2.
+        print(f"{name} failed: missing input {path}: run the jobs before {name} for run id {args.run_id} first",
+              file=sys.stderr, flush=True)
+        _stop_spark()
+        sys.exit(2)
     finally:
         _log_timing(name, entered)
     if result is not None:
         print(json.dumps(result, indent=2, default=str), flush=True)
     _stop_spark()
+
+
+def missing_input(exc: BaseException) -> str | None:
+    """The path a job could not read because it does not exist (Spark's PATH_NOT_FOUND or a missing file), or
+    None for any other failure."""
+    if isinstance(exc, FileNotFoundError):  # pyarrow's name no filename, only quote the path in the message
+        quoted = re.search(r"'([^']+)'", str(exc))
+        return str(exc.filename) if exc.filename else quoted.group(1) if quoted else str(exc)
+    condition = getattr(exc, "getCondition", None)
+    if callable(condition) and condition() == "PATH_NOT_FOUND":
+        return (exc.getMessageParameters() or {}).get("path", str(exc))
+    return None
 
 
 def _log_timing(name: str, entered: float) -> None:
