@@ -69,19 +69,13 @@ def job_main(name: str, description: str, run: Callable[..., Any],
     try:
         config = load_config(args.config)
         result = run(config, args.run_id, **extra)
-    except (JobError, ConfigError) as exc:
-        print(f"{name} failed: {exc}", file=sys.stderr, flush=True)
-        _stop_spark()  # also lets spark-submit relay the message before the JVM exits with our code
-        sys.exit(3 if isinstance(exc, TransientJobError) else 2)
     except Exception as exc:
-        path = missing_input(exc)
-        if path is None:
+        reason, code = expected_failure(exc, name, args.run_id)
+        if reason is None:
             raise
-        # A job run before the ones it reads (by hand, or after a cleanup): retrying cannot help, so exit 2.
-        print(f"{name} failed: missing input {path}: run the jobs before {name} for run id {args.run_id} first",
-              file=sys.stderr, flush=True)
-        _stop_spark()
-        sys.exit(2)
+        print(f"{name} failed: {reason}", file=sys.stderr, flush=True)
+        _stop_spark()  # also lets spark-submit relay the message before the JVM exits with our code
+        sys.exit(code)
     finally:
         _log_timing(name, entered)
     if result is not None:
@@ -89,12 +83,25 @@ def job_main(name: str, description: str, run: Callable[..., Any],
     _stop_spark()
 
 
+def expected_failure(exc: BaseException, name: str, run_id: str | None) -> tuple[str | None, int]:
+    """(one-line reason, exit code) for a failure the job reports instead of a traceback, else (None, 0).
+    2: stopped on purpose (bad data, a failed gate, a missing input: retrying cannot help); 3: may pass (Redis)."""
+    if isinstance(exc, (JobError, ConfigError)):
+        return str(exc), 3 if isinstance(exc, TransientJobError) else 2
+    path = missing_input(exc)
+    if path is not None:  # a job run before the ones it reads (by hand, or after a cleanup)
+        return f"missing input {path}: run the jobs before {name} for run id {run_id} first", 2
+    return None, 0
+
+
 def missing_input(exc: BaseException) -> str | None:
     """The path a job could not read because it does not exist (Spark's PATH_NOT_FOUND or a missing file), or
     None for any other failure."""
-    if isinstance(exc, FileNotFoundError):  # pyarrow's name no filename, only quote the path in the message
-        quoted = re.search(r"'([^']+)'", str(exc))
-        return str(exc.filename) if exc.filename else quoted.group(1) if quoted else str(exc)
+    if isinstance(exc, FileNotFoundError):
+        if exc.filename:
+            return str(exc.filename)
+        quoted = re.search(r"'([^']+)'", str(exc))  # pyarrow's errors quote the path in the message only
+        return quoted.group(1) if quoted else str(exc)
     condition = getattr(exc, "getCondition", None)
     if callable(condition) and condition() == "PATH_NOT_FOUND":
         return (exc.getMessageParameters() or {}).get("path", str(exc))
