@@ -153,6 +153,10 @@ class RecommendSettings(_Section):
     top_n: int = Field(50, gt=0)
     neighbors: int = Field(50, gt=0)
     popular_n: int = Field(100, gt=0)
+    # Users x movies (and movies x movies for neighbours) up to which the lists are scored in the driver process:
+    # below it Spark's stages (Python workers, a shuffle) cost more than the numpy work; above it the executors
+    # share the work. 0: always on the executors.
+    driver_max_scores: int = Field(1 << 28, ge=0)
 
 
 class RedisSettings(_Section):

@@ -2,7 +2,9 @@
 
 - user_recs: top N per user (recommend.top_n) by the implicit ALS model (or, with recommend.model: popularity,
   the most rated movies), excluding movies the user rated;
-- item_neighbors: the recommend.neighbors nearest movies per movie, cosine similarity of ALS item factors;
+- item_neighbors: the recommend.neighbors nearest movies per movie, cosine similarity of ALS item factors
+  (these two are scored in this process, not on the executors, while users x movies, resp. movies x movies,
+  stay within recommend.driver_max_scores: the same lists without Spark's stage costs);
 - popular: the recommend.popular_n most rated movies overall (genre "_all") and per genre, ties to the better
   mean rating: the same ranking as the popularity baseline that evaluate measures;
 - movie_stats: number of ratings and mean rating per movie, for movie details.
@@ -13,13 +15,15 @@ from __future__ import annotations
 import logging
 import time
 
+import pyarrow as pa
 from pyspark.ml.recommendation import ALSModel
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Config
-from jobs.lib.files import write_json
-from jobs.lib.ranking import als_top_n, item_neighbors, popular_lists, popularity, popularity_top_n
+from jobs.lib.files import join, read_table, replace_folder_with_table, write_json
+from jobs.lib.ranking import (als_top_n, factors_of, item_neighbors, neighbors_on_driver, popular_lists, popularity,
+                              popularity_top_n, top_n_on_driver)
 from jobs.lib.runs import mark_latest, run_paths, utc_now
 from jobs.lib.runtime import job_main, spark_session
 
@@ -28,38 +32,63 @@ log = logging.getLogger("reco.recommend")
 
 def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     paths = run_paths(config, run_id)
+    settings = config.recommend
     spark = spark or spark_session(config, "recommend")
     # Not cached: each step reads only the columns it needs from Parquet, cheaper than building a cache of all.
     ratings = spark.read.parquet(paths.clean_ratings)
     movies = spark.read.parquet(paths.clean_movies)
-    model = ALSModel.load(paths.model("prod", "implicit"))
+    prod = paths.model("prod", "implicit")
+    users, items = (factors_of(read_table(join(prod, part))) for part in ("userFactors", "itemFactors"))
+    # Scored in this process where the model is small (recommend.driver_max_scores): the same lists.
+    on_driver = {"user_recs": settings.model == "als" and len(users.ids) * len(items.ids) <= settings.driver_max_scores,
+                 "item_neighbors": len(items.ids) ** 2 <= settings.driver_max_scores}
+    model = None if on_driver["item_neighbors"] and (on_driver["user_recs"] or settings.model == "popularity") \
+        else ALSModel.load(prod)
 
-    if config.recommend.model == "popularity":
-        user_recs = popularity_top_n(ratings, ratings, config.recommend.top_n)
-    else:
-        user_recs = als_top_n(model, ratings, config.recommend.top_n)
+    def user_lists():
+        if settings.model == "popularity":
+            return popularity_top_n(ratings, ratings, settings.top_n)
+        if on_driver["user_recs"]:
+            return top_n_on_driver(users, items, read_table(paths.clean_ratings, ["user_id", "movie_id"]),
+                                   settings.top_n)
+        return als_top_n(model, ratings, settings.top_n)
+
+    def neighbour_lists():
+        if on_driver["item_neighbors"]:
+            return neighbors_on_driver(items, settings.neighbors)
+        return item_neighbors(model, settings.neighbors)
+
     seconds = {}  # per step, for the scale benchmark's comparison with a numpy floor
-    for name, frame, path in (
-            ("user_recs", user_recs, paths.user_recs),
-            ("item_neighbors", item_neighbors(model, config.recommend.neighbors), paths.item_neighbors),
-            ("popular", popular_lists(ratings, movies, config.recommend.popular_n), paths.popular),
-            ("movie_stats", popularity(ratings).select("movie_id", "n_ratings", F.col("mean_rating").cast("float")),
+    for name, lists, path in (
+            ("user_recs", user_lists, paths.user_recs),
+            ("item_neighbors", neighbour_lists, paths.item_neighbors),
+            ("popular", lambda: popular_lists(ratings, movies, settings.popular_n), paths.popular),
+            ("movie_stats", lambda: popularity(ratings).select("movie_id", "n_ratings",
+                                                               F.col("mean_rating").cast("float")),
              paths.movie_stats)):
         started = time.perf_counter()
-        frame.write.mode("overwrite").parquet(path)
+        save(lists(), path)
         seconds[f"{name}_s"] = round(time.perf_counter() - started, 2)
 
     counts = {name: spark.read.parquet(getattr(paths, name)).count()
               for name in ("user_recs", "item_neighbors", "popular", "movie_stats")}
     counts["users"] = spark.read.parquet(paths.user_recs).select("user_id").distinct().count()
     counts["movies_with_neighbors"] = spark.read.parquet(paths.item_neighbors).select("movie_id").distinct().count()
-    report = {"run_id": run_id, "model": config.recommend.model, "counts": counts, "top_n": config.recommend.top_n,
-              "neighbors": config.recommend.neighbors, "popular_n": config.recommend.popular_n,
-              "seconds": seconds, "recommended_at": utc_now()}
+    report = {"run_id": run_id, "model": settings.model, "counts": counts, "top_n": settings.top_n,
+              "neighbors": settings.neighbors, "popular_n": settings.popular_n, "seconds": seconds,
+              "on_driver": on_driver, "recommended_at": utc_now()}
     write_json(paths.recommend_report, report)
     mark_latest(config, run_id)
     log.info("recommendations written: %s", counts)
     return report
+
+
+def save(lists: DataFrame | pa.Table, path: str) -> None:
+    """A step's lists as Parquet at `path`: a DataFrame written by Spark, a driver's table by pyarrow."""
+    if isinstance(lists, pa.Table):
+        replace_folder_with_table(path, lists)
+    else:
+        lists.write.mode("overwrite").parquet(path)
 
 
 def main() -> None:

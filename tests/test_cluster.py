@@ -56,7 +56,8 @@ def test_whole_pipeline_runs_on_a_two_worker_standalone_cluster(standalone_clust
     redis_server = RedisServer(tmp_path / "redis").start()
     settings = tmp_path / "cluster-test.yaml"  # the suite's fast ALS settings (conftest.FAST_ALS)
     settings.write_text("als:\n  implicit: {rank: 64, reg_param: 0.5, alpha: 10.0, max_iter: 10}\n"
-                        "  explicit: {rank: 10, max_iter: 10}\nspark:\n  shuffle_partitions: 2\n")
+                        "  explicit: {rank: 10, max_iter: 10}\nspark:\n  shuffle_partitions: 2\n"
+                        "recommend:\n  driver_max_scores: 0\n")  # the lists scored on the workers too
     job_env = {**env, "RECO_DATA_ROOT": str(tmp_path / "data"), "RECO_CONFIG": str(settings),
                "RECO_MOVIELENS_DIR": str(ml100k_dir), "RECO_REDIS_URL": redis_server.url}
     try:
@@ -77,6 +78,8 @@ def test_whole_pipeline_runs_on_a_two_worker_standalone_cluster(standalone_clust
     assert metrics["publishable"], metrics["gates"]
     assert meta["run_id"] == "cluster" and meta["counts"]["user"] == 943, meta
     assert json.loads((run / "publish.json").read_text())["version"] == live
+    assert json.loads((run / "recommend" / "report.json").read_text())["on_driver"] == {
+        "user_recs": False, "item_neighbors": False}
     snapshot = state()
     apps = [app for app in snapshot["completedapps"] + snapshot["activeapps"] if app["name"] == "reco-pipeline"]
     assert len(apps) == 1, snapshot  # it really ran on the cluster, not local[*]

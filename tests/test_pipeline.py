@@ -2,6 +2,8 @@
 import os
 from pathlib import Path
 
+import pytest
+
 from jobs import recommend
 from jobs.lib.files import read_json
 
@@ -59,14 +61,27 @@ def test_recommendation_outputs(pipeline_run, spark):
 
 
 def test_rerun_of_a_job_overwrites_only_its_own_outputs(pipeline_run, spark):
+    """recommend again, this time scoring on the executors (recommend.driver_max_scores 0): the same lists as
+    the pipeline's run, which scored ML-100K's small model in the driver."""
     config, run_id, paths, _ = pipeline_run
+    assert read_json(paths.recommend_report)["on_driver"] == {"user_recs": True, "item_neighbors": True}
+
+    def lists(name):
+        return {tuple(row[:3]): row[3] for row in spark.read.parquet(getattr(paths, name)).collect()}
+    on_driver = {name: lists(name) for name in ("user_recs", "item_neighbors")}
     before = {p: p.stat().st_mtime for p in Path(paths.root).rglob("*") if p.is_file()}
-    recommend.run(config, run_id, spark=spark)
+    executors = config.model_copy(update={"recommend": config.recommend.model_copy(update={"driver_max_scores": 0})})
+    recommend.run(executors, run_id, spark=spark)
     after = {p: p.stat().st_mtime for p in Path(paths.root).rglob("*") if p.is_file()}
     changed = {p for p in after if after[p] != before.get(p)}
     assert changed and all("recommend" in p.parts for p in changed)
     assert sorted(os.listdir(Path(config.data_root) / "runs")) == sorted(["latest", run_id])
-    assert spark.read.parquet(paths.user_recs).count() == 943 * 50
+    assert read_json(paths.recommend_report)["on_driver"] == {"user_recs": False, "item_neighbors": False}
+    for name, rows in on_driver.items():
+        again = lists(name)
+        assert again.keys() == rows.keys(), name  # (id, rank, movie) rows: the same lists in the same order
+        assert list(again.values()) == pytest.approx([rows[key] for key in again], rel=1e-5), name
+    assert len(on_driver["user_recs"]) == 943 * 50
 
 
 def test_evaluation_report_is_written(pipeline_run):

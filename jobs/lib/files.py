@@ -80,6 +80,23 @@ def read_parquet_batches(path: str, columns: list[str], batch_size: int):
         yield from pq.ParquetFile(source).iter_batches(batch_size=batch_size, columns=columns)
 
 
+def read_table(path: str, columns: list[str] | None = None):
+    """A Parquet table (pyarrow) from one file or a folder of part files, as Spark writes them."""
+    import pyarrow.parquet as pq
+
+    filesystem, inner = _filesystem(path)
+    return pq.read_table(inner, columns=columns, filesystem=filesystem)
+
+
+def replace_folder_with_table(path: str, table) -> int:
+    """Write an Arrow table as the only Parquet part file of folder `path`, which Spark reads as it reads its own
+    (what was there goes first, as Spark's overwrite). Returns the rows written."""
+    filesystem, inner = _filesystem(path)
+    if filesystem.get_file_info(inner).type != pafs.FileType.NotFound:
+        filesystem.delete_dir(inner)
+    return write_parquet_batches(join(path, "part-00000.parquet"), table.schema, table.to_batches())
+
+
 def copy_folder(source: str, target: str) -> None:
     """Copy a local folder to a path every executor sees (an object store, for a cluster)."""
     pafs.copy_files(source, re.sub(r"^s3a://", "s3://", target))

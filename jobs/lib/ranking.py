@@ -3,11 +3,15 @@ the popularity ranking and the popular lists per genre.
 
 `top_n_by_dot` scores every query (a user, or a movie for neighbours) against every item in numpy blocks on
 the executors (mapInArrow), masks what the query must not get back, and keeps the best N. The item matrix is
-broadcast once; no per-user loop runs on the driver.
+broadcast once; no per-user loop runs on the driver. `top_n_on_driver` and `neighbors_on_driver` do the same
+numpy work in this process, for a model small enough that Spark's stages cost more than the scoring (the recommend
+job chooses by `recommend.driver_max_scores`).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +25,24 @@ if TYPE_CHECKING:  # not at run time: executors unpickling the scoring function 
     from pyspark.ml.recommendation import ALSModel
 
 SCORE_BLOCK = 1 << 24  # scores held at once per task (64 MB of float32): the queries per numpy matmul
+# In the driver: smaller blocks, several per thread, each thread on a core of this machine.
+DRIVER_SCORE_BLOCK = 1 << 22
+DRIVER_THREADS = len(os.sched_getaffinity(0))
+
+
+class Factors(NamedTuple):
+    """Factor vectors in id order: ids (int64, ascending) and one float32 row of `matrix` per id."""
+    ids: np.ndarray
+    matrix: np.ndarray
+
+
+def factors_of(table: pa.Table, id_col: str = "id") -> Factors:
+    """Factors from an Arrow table of (id_col, features list<float>), e.g. an ALS model's userFactors files."""
+    ids = table.column(id_col).to_numpy().astype(np.int64)
+    flat = table.column("features").combine_chunks().flatten().to_numpy()
+    matrix = flat.reshape(len(ids), -1) if len(ids) else np.zeros((0, 1))
+    order = np.argsort(ids, kind="stable")
+    return Factors(ids[order], matrix[order].astype(np.float32))
 
 
 def top_n_by_dot(queries: DataFrame, items: DataFrame, n: int, id_col: str, exclude: DataFrame | None = None,
@@ -34,23 +56,17 @@ def top_n_by_dot(queries: DataFrame, items: DataFrame, n: int, id_col: str, excl
     grouping the exclusions into lists and joining them to the vectors (two shuffles and a boxed list per query).
     Arrow batches in and out (mapInArrow): vectors and exclusions are read as flat numpy arrays.
     """
-    spark = queries.sparkSession
-    item_frame = items.select("movie_id", "features").toPandas()
-    order = np.argsort(item_frame["movie_id"].to_numpy())
-    item_ids = item_frame["movie_id"].to_numpy(np.int64)[order]
-    matrix = np.stack(item_frame["features"].to_numpy())[order].astype(np.float32) if len(order) else \
-        np.zeros((0, 1), np.float32)
+    item_factors = factors_of(items.select("movie_id", "features").toArrow(), "movie_id")
     if cosine:
-        matrix = _unit_rows(matrix)
-    shared = spark.sparkContext.broadcast((item_ids, matrix))
+        item_factors = Factors(item_factors.ids, _unit_rows(item_factors.matrix))
+    shared = queries.sparkSession.sparkContext.broadcast(item_factors)
     id_type = dict(queries.dtypes)[id_col]
-    block = max(1, SCORE_BLOCK // max(len(item_ids), 1))
+    block = _block(item_factors)
 
     def score(batches):
         batches = list(batches)  # the whole partition: a query's exclusions may come in any of its batches
         if batches:
-            ids, mat = shared.value
-            yield from _top_n_partition(pa.Table.from_batches(batches), ids, mat, n, id_col, cosine, block)
+            yield from _top_n_partition(pa.Table.from_batches(batches), shared.value, n, id_col, cosine, block)
 
     rows = queries.select(id_col, F.col("features").cast("array<float>"), F.lit(None).cast("int").alias("movie_id"))
     if exclude is not None:  # an empty array, not null: Spark's Arrow writer took 57 s for 10M null arrays, 4 s empty
@@ -63,42 +79,83 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
-def _top_n_partition(table: pa.Table, ids: np.ndarray, mat: np.ndarray, n: int, id_col: str, cosine: bool,
-                     block: int):
+def _top_n_partition(table: pa.Table, items: Factors, n: int, id_col: str, cosine: bool, block: int):
     """Record batches of the top n per query of one partition: rows without a movie id are queries (id,
     features), rows with one are (query, movie) exclusions."""
     is_query = pc.is_null(table.column("movie_id"))
     queries, excluded = table.filter(is_query), table.filter(pc.invert(is_query))
-    query_ids = queries.column(id_col).to_numpy()
+    yield from _top_n_blocks(factors_of(queries, id_col), items, n, id_col,
+                             table.schema.field(id_col).type, excluded.column(id_col).to_numpy(),
+                             excluded.column("movie_id").to_numpy(), cosine, block)
+
+
+def _top_n_blocks(queries: Factors, items: Factors, n: int, id_col: str, id_field: pa.DataType,
+                  who: np.ndarray, what: np.ndarray, cosine: bool, block: int,
+                  threads: int = 1) -> Iterator[pa.RecordBatch]:
+    """Record batches of the top n items per query, in blocks of `block` queries, `threads` blocks at a time
+    (numpy's matmul and partition run without the GIL); (who[i], what[i]) are (query, item) pairs to leave out
+    (ids either side may be unknown). `items.matrix` is already unit-length if cosine."""
+    query_ids, vectors = queries
+    ids, mat = items
     if not len(query_ids):
         return
-    vectors = queries.column("features").combine_chunks().flatten().to_numpy().reshape(len(query_ids), -1)
-    order = np.argsort(query_ids, kind="stable")
-    query_ids, vectors = query_ids[order], vectors[order]
     if cosine:
         vectors = _unit_rows(vectors)
     # Exclusions as (query row, item column), sorted by query row so that each block takes a slice.
-    who, what = excluded.column(id_col).to_numpy(), excluded.column("movie_id").to_numpy().astype(np.int64)
+    what = what.astype(np.int64)
     rows = np.minimum(np.searchsorted(query_ids, who), len(query_ids) - 1)
     cols = np.minimum(np.searchsorted(ids, what), max(len(ids) - 1, 0))
     known = (query_ids[rows] == who) & (ids[cols] == what) if len(ids) else np.zeros(len(who), bool)
     rows, cols = rows[known], cols[known]
     by_row = np.argsort(rows, kind="stable")
     rows, cols = rows[by_row], cols[by_row]
-    id_field = table.schema.field(id_col).type
-    for start in range(0, len(query_ids), block):
+
+    def best_of_block(start: int) -> pa.RecordBatch:
         stop = min(start + block, len(query_ids))
         scores = vectors[start:stop] @ mat.T
         lo, hi = np.searchsorted(rows, [start, stop])
         scores[rows[lo:hi] - start, cols[lo:hi]] = -np.inf
-        yield _best(scores, query_ids[start:stop], ids, n, id_col, id_field)
+        return _best(scores, query_ids[start:stop], ids, n, id_col, id_field)
+    starts = range(0, len(query_ids), block)
+    if threads == 1:
+        yield from map(best_of_block, starts)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            yield from pool.map(best_of_block, starts)
+
+
+def top_n_on_driver(users: Factors, items: Factors, rated: pa.Table, n: int) -> pa.Table:
+    """`als_top_n` for every user, computed in this process: (user_id, rank, movie_id, score), the same rows.
+    rated: (user_id, movie_id) pairs to leave out."""
+    batches = _top_n_blocks(users, items, n, "user_id", pa.int32(), rated.column("user_id").to_numpy(),
+                            rated.column("movie_id").to_numpy(), False, _block(items, DRIVER_SCORE_BLOCK),
+                            DRIVER_THREADS)
+    return pa.Table.from_batches(list(batches), _schema("user_id", "movie_id"))
+
+
+def neighbors_on_driver(items: Factors, n: int) -> pa.Table:
+    """`item_neighbors`, computed in this process: (movie_id, rank, neighbor_id, score), the same rows."""
+    unit = Factors(items.ids, _unit_rows(items.matrix))
+    batches = _top_n_blocks(unit, unit, n, "query_id", pa.int32(), items.ids, items.ids, False,
+                            _block(items, DRIVER_SCORE_BLOCK), DRIVER_THREADS)
+    return pa.Table.from_batches(list(batches), _schema("query_id", "movie_id")).rename_columns(
+        ["movie_id", "rank", "neighbor_id", "score"])
+
+
+def _block(items: Factors, scores: int | None = None) -> int:
+    return max(1, (scores or SCORE_BLOCK) // max(len(items.ids), 1))
+
+
+def _schema(id_col: str, item_col: str) -> pa.Schema:
+    return pa.schema([(id_col, pa.int32()), ("rank", pa.int32()), (item_col, pa.int32()), ("score", pa.float32())])
 
 
 def _best(scores: np.ndarray, query_ids: np.ndarray, ids: np.ndarray, n: int, id_col: str,
           id_field: pa.DataType) -> pa.RecordBatch:
     rows = scores.shape[0]
     k = min(n, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k else np.zeros((rows, 0), np.int64)
+    # The k largest at the end (not the k smallest of -scores: that copies the block; 20% slower measured)
+    top = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:] if k else np.zeros((rows, 0), np.int64)
     top_scores = np.take_along_axis(scores, top, axis=1)
     order = np.lexsort((ids[top], -top_scores), axis=1)  # best score first, then lower movie id
     top = np.take_along_axis(top, order, axis=1).ravel()

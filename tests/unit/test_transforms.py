@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from pyspark.sql import functions as F
 
@@ -10,7 +11,8 @@ from jobs.lib.als import ExplicitModel, bias_model, implicit_preferences
 from jobs.lib.cleaning import clean_movies, drop_duplicates, filter_activity, flag_violations
 from jobs.lib.evaluation import mean_ranking_metrics, per_user_ranking_metrics, popularity_percentiles
 from jobs.lib.parsing import parse_movies_100k, parse_movies_pipe_genres, parse_ratings
-from jobs.lib.ranking import item_neighbors, popular_lists, popularity_top_n, top_n_by_dot
+from jobs.lib.ranking import (Factors, factors_of, item_neighbors, neighbors_on_driver, popular_lists,
+                              popularity_top_n, top_n_by_dot, top_n_on_driver)
 from jobs.lib.splits import kfold_splits, stratified_split
 from schemas.movielens import GENRES_100K
 
@@ -189,13 +191,16 @@ def test_top_n_breaks_ties_by_movie_id_and_never_returns_excluded(spark):
 
 def test_top_n_by_dot_matches_numpy_across_partitions_and_score_blocks(spark, monkeypatch):
     """Exclusions reach their query whatever partition and Arrow batch they come in, and blocks of queries
-    smaller than a partition mask only their own rows: the same lists as numpy on the whole matrices."""
+    smaller than a partition mask only their own rows: the same lists as numpy on the whole matrices. The
+    driver's version (blocks on two threads) gives the same lists."""
     import jobs.lib.ranking as ranking
     rng = np.random.default_rng(7)
     users, movies, rank, n = 300, 50, 4, 5
     user_vectors, item_vectors = rng.normal(size=(users, rank)), rng.normal(size=(movies, rank))
     rated = {(int(u), int(m)) for u, m in zip(rng.integers(1, users + 1, 3000), rng.integers(1, movies + 1, 3000))}
     monkeypatch.setattr(ranking, "SCORE_BLOCK", 7 * movies)  # 7 queries per matmul
+    monkeypatch.setattr(ranking, "DRIVER_SCORE_BLOCK", 11 * movies)
+    monkeypatch.setattr(ranking, "DRIVER_THREADS", 2)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
     try:
         got = top_n_by_dot(
@@ -204,17 +209,26 @@ def test_top_n_by_dot_matches_numpy_across_partitions_and_score_blocks(spark, mo
             spark.createDataFrame([(m + 1, item_vectors[m].tolist()) for m in range(movies)],
                                   "movie_id int, features array<float>"),
             n, "user_id", exclude=spark.createDataFrame(sorted(rated), "user_id int, movie_id int").repartition(5))
-        lists = {}
-        for row in got.collect():
-            lists.setdefault(row["user_id"], {})[row["rank"]] = row["movie_id"]
+        executors = [(r["user_id"], r["rank"], r["movie_id"]) for r in got.collect()]
     finally:
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    driver = top_n_on_driver(
+        factors_of(pa.table({"id": np.arange(users, 0, -1), "features": list(user_vectors[::-1].astype(np.float32))})),
+        Factors(np.arange(1, movies + 1), item_vectors.astype(np.float32)), n=n,
+        rated=pa.table({"user_id": [u for u, _ in rated] + [users + 9], "movie_id": [m for _, m in rated] + [1]}))
+    assert driver.schema.names == ["user_id", "rank", "movie_id", "score"]
     scores = user_vectors.astype(np.float32) @ item_vectors.astype(np.float32).T
     for u, m in rated:
         scores[u - 1, m - 1] = -np.inf
-    for u in range(users):
-        best = [m + 1 for m in np.argsort(-scores[u], kind="stable")[:n] if np.isfinite(scores[u, m])]
-        assert [lists.get(u + 1, {})[r] for r in range(1, len(best) + 1)] == best, u + 1
+    for name, found in (("executors", executors), ("driver", zip(*driver.select(["user_id", "rank",
+                                                                                  "movie_id"]).to_pydict().values()))):
+        lists = {}
+        for user, position, movie in found:
+            lists.setdefault(user, {})[position] = movie
+        for u in range(users):
+            best = [m + 1 for m in np.argsort(-scores[u], kind="stable")[:n] if np.isfinite(scores[u, m])]
+            assert [lists.get(u + 1, {}).get(r) for r in range(1, len(best) + 1)] == best, (name, u + 1)
+            assert len(lists.get(u + 1, {})) == len(best), (name, u + 1)
 
 
 def test_ranking_metrics_match_hand_computation(spark):
@@ -263,3 +277,6 @@ def test_item_neighbors_are_cosine_and_skip_self(spark):
     got = {(r["movie_id"], r["rank"]): (r["neighbor_id"], r["score"]) for r in item_neighbors(Model, 1).collect()}
     assert got[(1, 1)][0] == 2 and got[(3, 1)][0] == 2
     assert got[(1, 1)][1] == pytest.approx(10 / math.sqrt(101), rel=1e-5)
+    on_driver = neighbors_on_driver(factors_of(Model.itemFactors.toArrow()), 1)
+    assert on_driver.schema.names == ["movie_id", "rank", "neighbor_id", "score"]
+    assert {(m, r): (b, pytest.approx(s, rel=1e-6)) for m, r, b, s in zip(*on_driver.to_pydict().values())} == got
