@@ -156,7 +156,7 @@ class RecommendSettings(_Section):
     # Users x movies (and movies x movies for neighbours) up to which the lists are scored in the driver process:
     # below it Spark's stages (Python workers, a shuffle) cost more than the numpy work; above it the executors
     # share the work. 0: always on the executors.
-    driver_max_scores: int = Field(1 << 28, ge=0)
+    driver_max_scores: int = Field(1 << 31, ge=0)
 
 
 class RedisSettings(_Section):
