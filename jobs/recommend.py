@@ -42,8 +42,8 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     # Scored in this process where the model is small (recommend.driver_max_scores): the same lists.
     on_driver = {"user_recs": settings.model == "als" and len(users.ids) * len(items.ids) <= settings.driver_max_scores,
                  "item_neighbors": len(items.ids) ** 2 <= settings.driver_max_scores}
-    model = None if on_driver["item_neighbors"] and (on_driver["user_recs"] or settings.model == "popularity") \
-        else ALSModel.load(prod)
+    on_executors = not on_driver["item_neighbors"] or (settings.model == "als" and not on_driver["user_recs"])
+    model = ALSModel.load(prod) if on_executors else None  # Spark's model, for the lists scored on the executors
 
     def user_lists():
         if settings.model == "popularity":
