@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from conf.settings import RedisSettings
 
@@ -25,7 +27,10 @@ def connect(url: str, *, cluster: bool = False, timeout: float, connect_timeout:
     if cluster:
         # Pools per node; a moved slot or a failed-over master is followed by the client itself.
         return redis.RedisCluster.from_url(url, max_connections=max_connections or 2**31, **options)
-    return redis.Redis.from_url(url, max_connections=max_connections, **options)
+    # Never resent by the client: an XADD whose reply was lost would be appended twice. A caller that gets the
+    # error decides (intake answers 503; its sender retries with an Idempotency-Key). tests/test_events.py
+    # loses a reply between Redis and the service and checks the events were stored once.
+    return redis.Redis.from_url(url, max_connections=max_connections, retry=Retry(NoBackoff(), 0), **options)
 
 
 def writer(settings: RedisSettings) -> redis.Redis:

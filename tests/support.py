@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -140,3 +141,73 @@ class GunicornService:
             self.process.terminate()
             self.process.wait(15)
         self.log.close()
+
+
+class ReplyDroppingProxy:
+    """A TCP proxy in front of Redis that can lose one reply: after `drop_reply_to(marker)`, the next command
+    containing `marker` reaches Redis (which executes it), but its reply is thrown away and the client's
+    connection is closed, as when the link fails between the write and its acknowledgement."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._marker: bytes | None = None
+        self._lock = threading.Lock()
+        self.dropped = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def drop_reply_to(self, marker: bytes) -> None:
+        with self._lock:
+            self._marker = marker
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            doomed = threading.Event()  # set when this connection's next reply is to be lost
+            threading.Thread(target=self._to_redis, args=(client, upstream, doomed), daemon=True).start()
+            threading.Thread(target=self._to_client, args=(upstream, client, doomed), daemon=True).start()
+
+    def _to_redis(self, client: socket.socket, upstream: socket.socket, doomed: threading.Event) -> None:
+        while data := self._recv(client):
+            with self._lock:
+                if self._marker is not None and self._marker in data:
+                    self._marker = None
+                    doomed.set()  # before the command goes out, so before its reply can come back
+            upstream.sendall(data)
+        self._close(client, upstream)
+
+    def _to_client(self, upstream: socket.socket, client: socket.socket, doomed: threading.Event) -> None:
+        while data := self._recv(upstream):
+            if doomed.is_set():
+                self.dropped += 1
+                break
+            client.sendall(data)
+        self._close(client, upstream)
+
+    @staticmethod
+    def _recv(sock: socket.socket) -> bytes:
+        try:
+            return sock.recv(65536)
+        except OSError:
+            return b""
+
+    @staticmethod
+    def _close(*socks: socket.socket) -> None:
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()

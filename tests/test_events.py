@@ -14,7 +14,7 @@ from jobs.lib.events import archive_events
 from schemas import redis_keys as rk
 from schemas.events import from_stream_entry
 from serving import create_app
-from tests.support import GunicornService, RedisServer
+from tests.support import GunicornService, RedisServer, ReplyDroppingProxy
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "test-events-token"
@@ -251,6 +251,44 @@ def test_a_retry_with_its_idempotency_key_appends_nothing_again(client, intake):
         answer = post(client, click, headers={**AUTH, "Idempotency-Key": bad})
         assert answer.status_code == 400 and answer.get_json()["error"] == "bad_idempotency_key", bad
     assert stream.xlen(rk.EVENTS) == 5
+
+
+def test_an_acknowledgement_lost_between_redis_and_the_service_is_a_503_and_the_keyed_retry_appends_nothing(intake):
+    """Redis stores the events but its reply never reaches the service (the link fails in between): the answer
+    is a 503, not a 500 and not a silent second append by the Redis client; the sender's retry with its
+    Idempotency-Key gets the ids the first attempt stored; the service carries on over a new connection."""
+    config, server, _, _ = intake
+    stream = server.client()
+    stream.delete(rk.EVENTS, rk.recent(NEW_USER), rk.rated(NEW_USER))
+    proxy = ReplyDroppingProxy(server.port)
+    try:
+        client = create_app(config.model_copy(update={"redis": config.redis.model_copy(
+            update={"url": proxy.url})})).test_client()
+        click = [{"user_id": NEW_USER, "movie_id": 50, "type": "click"}]
+        assert post(client, click).status_code == 202  # connected, the script loaded
+
+        events = [{"user_id": NEW_USER, "movie_id": 181, "type": "rating", "rating": 4},
+                  {"user_id": NEW_USER, "movie_id": 172, "type": "click"}]
+        keyed = {**AUTH, "Idempotency-Key": "lost-ack-1"}
+        proxy.drop_reply_to(b"EVALSHA")
+        lost = post(client, events, headers=keyed)
+        assert proxy.dropped == 1
+        assert lost.status_code == 503 and lost.get_json()["error"] == "unavailable"
+        stored = stream.xrange(rk.EVENTS)
+        assert len(stored) == 3  # the first click and both events, once: nothing retried behind the sender's back
+        retry = post(client, events, headers=keyed)
+        assert retry.status_code == 202 and retry.headers["Idempotent-Replayed"] == "true"
+        assert retry.get_json()["ids"] == [entry_id.decode() for entry_id, _ in stored[1:]]
+        assert stream.xlen(rk.EVENTS) == 3 and stream.lrange(rk.recent(NEW_USER), 0, -1) == [b"181:4"]
+
+        # A bare click (no key) whose acknowledgement is lost: a 503 as well, stored once; resending it is a
+        # new click (the documented price of sending without a key).
+        proxy.drop_reply_to(b"XADD")
+        assert post(client, click).status_code == 503 and proxy.dropped == 2
+        assert stream.xlen(rk.EVENTS) == 4
+        assert post(client, click).status_code == 202 and stream.xlen(rk.EVENTS) == 5
+    finally:
+        proxy.close()
 
 
 def test_concurrent_posters_lose_and_double_nothing(intake, tmp_path):
