@@ -81,7 +81,8 @@ def create_app(config: Config | None = None) -> Flask:
     @app.errorhandler(StoreUnavailable)
     def store_unavailable(exc: StoreUnavailable):
         REDIS_ERRORS.inc()
-        response = error_response(503, "unavailable", "the recommendation store is unreachable; retry shortly")
+        response = error_response(503, "unavailable", "the recommendation store is unreachable, or refuses writes "
+                                  "(out of memory); retry shortly")
         response.headers["Retry-After"] = "1"  # each request tries Redis again; the pool reconnects by itself
         return response
 

@@ -265,7 +265,8 @@ def test_an_acknowledgement_lost_between_redis_and_the_service_is_a_503_and_the_
         client = create_app(config.model_copy(update={"redis": config.redis.model_copy(
             update={"url": proxy.url})})).test_client()
         click = [{"user_id": NEW_USER, "movie_id": 50, "type": "click"}]
-        assert post(client, click).status_code == 202  # connected, the script loaded
+        # Connected, and the script loaded (a keyed request goes through it): a NOSCRIPT reply is not the one lost.
+        assert post(client, click, headers={**AUTH, "Idempotency-Key": "warm-up"}).status_code == 202
 
         events = [{"user_id": NEW_USER, "movie_id": 181, "type": "rating", "rating": 4},
                   {"user_id": NEW_USER, "movie_id": 172, "type": "click"}]
@@ -289,6 +290,33 @@ def test_an_acknowledgement_lost_between_redis_and_the_service_is_a_503_and_the_
         assert post(client, click).status_code == 202 and stream.xlen(rk.EVENTS) == 5
     finally:
         proxy.close()
+
+
+def test_redis_out_of_memory_refuses_a_request_whole_and_lookups_carry_on(client, intake):
+    """Redis at its maxmemory (noeviction) refuses writes: intake answers 503 and nothing of the request is
+    stored, neither by the script (a batch with a rating: stream, recent list, rated set, idempotency record)
+    nor by the bare XADD (one click); lookups, which only read, still answer; with memory back, intake works."""
+    admin = intake[1].client()
+    rating = [{"user_id": NEW_USER, "movie_id": 50, "type": "rating", "rating": 5},
+              {"user_id": NEW_USER, "movie_id": 181, "type": "click"}]
+    click = [{"user_id": NEW_USER, "movie_id": 172, "type": "click"}]
+    # The script loaded (a keyed request goes through it) before memory runs out.
+    assert post(client, click, headers={**AUTH, "Idempotency-Key": "oom-warm-up"}).status_code == 202
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)
+    try:
+        for events, headers in ((rating, {**AUTH, "Idempotency-Key": "oom-1"}), (rating, AUTH), (click, AUTH)):
+            answer = post(client, events, headers=headers)
+            assert answer.status_code == 503 and answer.get_json()["error"] == "unavailable", answer.get_json()
+            assert answer.headers["Retry-After"] == "1"
+        assert admin.xlen(rk.EVENTS) == 1
+        assert not admin.exists(rk.recent(NEW_USER), rk.rated(NEW_USER), rk.idempotency("oom-1"))
+        assert client.get("/v1/users/1/recommendations").status_code == 200
+        assert client.get("/v1/movies/50/similar").status_code == 200
+    finally:
+        admin.config_set("maxmemory", 0)
+    assert post(client, rating, headers={**AUTH, "Idempotency-Key": "oom-1"}).status_code == 202
+    assert admin.xlen(rk.EVENTS) == 3 and admin.lrange(rk.recent(NEW_USER), 0, -1) == [b"50:5"]
 
 
 def test_concurrent_posters_lose_and_double_nothing(intake, tmp_path):
