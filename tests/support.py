@@ -154,6 +154,7 @@ class ReplyDroppingProxy:
         self.port = self.listener.getsockname()[1]
         self._marker: bytes | None = None
         self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []  # every connection's two ends, closed by close()
         self.dropped = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -167,6 +168,7 @@ class ReplyDroppingProxy:
 
     def close(self) -> None:
         self.listener.close()
+        self._close(*self._sockets)
 
     def _accept(self) -> None:
         while True:
@@ -175,6 +177,7 @@ class ReplyDroppingProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._sockets += [client, upstream]
             doomed = threading.Event()  # set when this connection's next reply is to be lost
             threading.Thread(target=self._to_redis, args=(client, upstream, doomed), daemon=True).start()
             threading.Thread(target=self._to_client, args=(upstream, client, doomed), daemon=True).start()
