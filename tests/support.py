@@ -2,6 +2,7 @@
 waiting for a condition."""
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -46,6 +47,34 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: st
             pass
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+
+def assert_same_rankings(got: dict, expected: dict, rel: float = 1e-5, abs_: float = 1e-6, name: str = ""):
+    """Ranked lists per query ({query: [(item, score), ...] best first}) are the same up to floating point.
+
+    Two paths that compute the same scores (numpy blocks of other sizes, the driver against the executors, another
+    BLAS kernel on another processor) may differ in the last bits, and so order items whose scores are equal within
+    that rounding differently, or keep a different one of two near-equal items at the end of a list. Anything else
+    must match: the same queries, the same score at every rank, every item's score the same in both, and an item
+    found in one list only must score no better than the other list's last item (within the tolerance)."""
+    def close(a, b):
+        return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
+    assert got.keys() == expected.keys(), f"{name}: other queries"
+    for query, ranked in got.items():
+        want = expected[query]
+        where = f"{name}: query {query}"
+        assert len(ranked) == len(want), where
+        for rank, ((_, score), (_, expected_score)) in enumerate(zip(ranked, want), 1):
+            assert close(score, expected_score), f"{where}, rank {rank}: {score} against {expected_score}"
+        for one, other in ((ranked, want), (want, ranked)):
+            other_scores = dict(other)
+            for item, score in one:
+                if item in other_scores:
+                    assert close(score, other_scores[item]), f"{where}, item {item}"
+                else:
+                    last = other[-1][1]
+                    assert score <= last or close(score, last), f"{where}: item {item} only in one list"
 
 
 class RedisServer:

@@ -2,10 +2,9 @@
 import os
 from pathlib import Path
 
-import pytest
-
 from jobs import recommend
 from jobs.lib.files import read_json
+from tests.support import assert_same_rankings
 
 
 
@@ -67,7 +66,10 @@ def test_rerun_of_a_job_overwrites_only_its_own_outputs(pipeline_run, spark):
     assert read_json(paths.recommend_report)["on_driver"] == {"user_recs": True, "item_neighbors": True}
 
     def lists(name):
-        return {tuple(row[:3]): row[3] for row in spark.read.parquet(getattr(paths, name)).collect()}
+        ranked = {}
+        for query, _, item, score in sorted(spark.read.parquet(getattr(paths, name)).collect(), key=lambda r: r[:2]):
+            ranked.setdefault(query, []).append((item, score))
+        return ranked
     on_driver = {name: lists(name) for name in ("user_recs", "item_neighbors")}
     before = {p: p.stat().st_mtime for p in Path(paths.root).rglob("*") if p.is_file()}
     executors = config.model_copy(update={"recommend": config.recommend.model_copy(update={"driver_max_scores": 0})})
@@ -77,11 +79,9 @@ def test_rerun_of_a_job_overwrites_only_its_own_outputs(pipeline_run, spark):
     assert changed and all("recommend" in p.parts for p in changed)
     assert sorted(os.listdir(Path(config.data_root) / "runs")) == sorted(["latest", run_id])
     assert read_json(paths.recommend_report)["on_driver"] == {"user_recs": False, "item_neighbors": False}
-    for name, rows in on_driver.items():
-        again = lists(name)
-        assert again.keys() == rows.keys(), name  # (id, rank, movie) rows: the same lists in the same order
-        assert list(again.values()) == pytest.approx([rows[key] for key in again], rel=1e-5), name
-    assert len(on_driver["user_recs"]) == 943 * 50
+    for name, ranked in on_driver.items():  # near-ties may swap: the two paths' BLAS kernels round differently
+        assert_same_rankings(lists(name), ranked, name=name)
+    assert sum(map(len, on_driver["user_recs"].values())) == 943 * 50
 
 
 def test_evaluation_report_is_written(pipeline_run):

@@ -15,6 +15,7 @@ from jobs.lib.ranking import (Factors, factors_of, item_neighbors, neighbors_on_
                               popularity_top_n, top_n_by_dot, top_n_on_driver)
 from jobs.lib.splits import kfold_splits, stratified_split
 from schemas.movielens import GENRES_100K
+from tests.support import assert_same_rankings
 
 RATINGS = "user_id int, movie_id int, rating double, ts long"
 
@@ -209,7 +210,7 @@ def test_top_n_by_dot_matches_numpy_across_partitions_and_score_blocks(spark, mo
             spark.createDataFrame([(m + 1, item_vectors[m].tolist()) for m in range(movies)],
                                   "movie_id int, features array<float>"),
             n, "user_id", exclude=spark.createDataFrame(sorted(rated), "user_id int, movie_id int").repartition(5))
-        executors = [(r["user_id"], r["rank"], r["movie_id"]) for r in got.collect()]
+        executors = [(r["user_id"], r["rank"], r["movie_id"], r["score"]) for r in got.collect()]
     finally:
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
     driver = top_n_on_driver(
@@ -220,15 +221,16 @@ def test_top_n_by_dot_matches_numpy_across_partitions_and_score_blocks(spark, mo
     scores = user_vectors.astype(np.float32) @ item_vectors.astype(np.float32).T
     for u, m in rated:
         scores[u - 1, m - 1] = -np.inf
-    for name, found in (("executors", executors), ("driver", zip(*driver.select(["user_id", "rank",
-                                                                                  "movie_id"]).to_pydict().values()))):
+    expected = {}
+    for u in range(users):
+        best = [m for m in np.argsort(-scores[u], kind="stable")[:n] if np.isfinite(scores[u, m])]
+        if best:
+            expected[u + 1] = [(m + 1, float(scores[u, m])) for m in best]
+    for name, found in (("executors", executors), ("driver", zip(*driver.to_pydict().values()))):
         lists = {}
-        for user, position, movie in found:
-            lists.setdefault(user, {})[position] = movie
-        for u in range(users):
-            best = [m + 1 for m in np.argsort(-scores[u], kind="stable")[:n] if np.isfinite(scores[u, m])]
-            assert [lists.get(u + 1, {}).get(r) for r in range(1, len(best) + 1)] == best, (name, u + 1)
-            assert len(lists.get(u + 1, {})) == len(best), (name, u + 1)
+        for user, _, movie, score in sorted(found, key=lambda row: row[:2]):
+            lists.setdefault(user, []).append((movie, score))
+        assert_same_rankings(lists, expected, name=name)
 
 
 def test_ranking_metrics_match_hand_computation(spark):
