@@ -1,8 +1,10 @@
-"""The one configuration loader.
+"""The one configuration loader and the one place for defaults.
 
-`load_config()` reads `conf/local.yaml` (or the file named by `--config` / RECO_CONFIG), lays it over the
-defaults below, applies the RECO_* environment overrides and validates the result. Unknown or badly typed keys
+The defaults below are the production settings (the tuned model included): a YAML file states only what it
+changes. `load_config()` reads `conf/local.yaml` (or the file named by `--config` / RECO_CONFIG), lays it over
+these defaults, applies the RECO_* environment overrides and validates the result. Unknown or badly typed keys
 stop with a ConfigError naming the key, e.g. `als.implicit.rank: Input should be greater than 0`.
+Every key with its default and description: conf/README.md, generated from this file (`python -m conf.reference`).
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ ENV_OVERRIDES = {
     "RECO_PORT": "serving.port",
     "RECO_EVENTS_TOKEN": "events.token",
     "RECO_EXPERIMENTS_RELEASE": "experiments.release",
+    "RECO_SPARK_DRIVER_MEMORY": "spark.driver_memory",
+    "RECO_DAG_RETRY_DELAY_S": "dag.retry_delay_s",
 }
 
 
@@ -44,26 +48,33 @@ class _Section(BaseModel):
 
 
 class SparkSettings(_Section):
-    master: str = "local[2]"
-    driver_memory: str = "4g"
-    shuffle_partitions: int = Field(4, gt=0)
-    extra: dict[str, str] = {}
+    master: str = Field("local[2]", description="Spark master outside spark-submit (under it, --master wins)")
+    driver_memory: str = Field("4g", description="driver memory outside spark-submit; the DAG passes it to "
+                                                 "spark-submit's --driver-memory")
+    shuffle_partitions: int = Field(4, gt=0, description="spark.sql.shuffle.partitions (2 cores gain nothing "
+                                                         "from more tasks)")
+    extra: dict[str, str] = Field({}, description="any other Spark setting, e.g. spark.executor.memory")
 
 
 class DataSettings(_Section):
-    root: str = "./data"
-    # None: detected from movielens_dir's files, or ml-100k when downloading (schemas/movielens.py)
-    dataset: Literal[DATASET_NAMES] | None = None  # type: ignore[valid-type]
-    movielens_dir: str | None = None
-    download_base_url: str = "https://files.grouplens.org/datasets/movielens"
+    root: str = Field("./data", description="runs, downloads, the event archive and checkpoints live here "
+                                            "(a local path, relative to the repository, or s3a://...)")
+    dataset: Literal[DATASET_NAMES] | None = Field(  # type: ignore[valid-type]
+        None, description="MovieLens release; null: detected from movielens_dir's files (asked for only where "
+                          "they fit several), else ml-100k when downloading")
+    movielens_dir: str | None = Field(None, description="a local MovieLens folder instead of the download")
+    download_base_url: str = Field("https://files.grouplens.org/datasets/movielens",
+                                   description="where the release zips are downloaded from")
 
 
 class ValidationSettings(_Section):
-    min_ratings: int = Field(1000, ge=1)
-    min_movies: int = Field(100, ge=1)
-    ts_min: str = "1995-01-01"
-    max_bad_fraction: float = Field(0.0, ge=0.0, lt=1.0)
-    max_bad_event_fraction: float = Field(0.01, ge=0.0, lt=1.0)  # bad events tolerated (clean drops them)
+    min_ratings: int = Field(1000, ge=1, description="row-count floor of the ratings")
+    min_movies: int = Field(100, ge=1, description="row-count floor of the catalogue")
+    ts_min: str = Field("1995-01-01", description="earliest rating timestamp (MovieLens began in 1995)")
+    max_bad_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of bad rows tolerated by row-level "
+                                                                     "expectations (0: strict; clean drops them)")
+    max_bad_event_fraction: float = Field(0.01, ge=0.0, lt=1.0, description="share of bad archived events "
+                                                                            "tolerated (clean drops and counts them)")
 
     @field_validator("ts_min")
     @classmethod
@@ -77,94 +88,105 @@ class ValidationSettings(_Section):
 
 
 class CleanSettings(_Section):
-    min_user_ratings: int = Field(1, ge=1)
-    min_item_ratings: int = Field(1, ge=1)
+    min_user_ratings: int = Field(1, ge=1, description="users with fewer ratings are dropped (after movies)")
+    min_item_ratings: int = Field(1, ge=1, description="movies with fewer ratings are dropped")
 
 
 class SplitSettings(_Section):
-    train_ratio: float = Field(0.75, gt=0.0, lt=1.0)
-    seed: int = 42
+    train_ratio: float = Field(0.75, gt=0.0, lt=1.0, description="share of each user's ratings in the "
+                                                                 "evaluation split's training part")
+    seed: int = Field(42, description="seed of the split's hash")
 
 
 class ImplicitALSSettings(_Section):
-    rank: int = Field(128, gt=0)
-    reg_param: float = Field(1.0, ge=0.0)
-    alpha: float = Field(3.0, gt=0.0)
-    max_iter: int = Field(15, gt=0)
-    confidence: Literal["linear", "log", "binary", "threshold"] = "linear"
-    threshold: float = 3.5
-    # Confidence scaled by (n_u / mean n_u) ** user_activity_exponent * (n_i / mean n_i) ** item_popularity_exponent:
+    """The ranking model. Defaults chosen by `make tune` on ML-100K (10-fold cross-validation within the training
+    part; benchmarks/results/tune_leaderboard.md): item_popularity_exponent 0.25 led 0.5 by 0.0010 +- 0.0005."""
+    rank: int = Field(128, gt=0, description="latent factors")
+    reg_param: float = Field(0.5, ge=0.0, description="regularisation (scaled by each factor's rating count)")
+    alpha: float = Field(1.0, gt=0.0, description="confidence = 1 + alpha * preference")
+    max_iter: int = Field(15, gt=0, description="ALS iterations")
+    confidence: Literal["linear", "log", "binary", "threshold"] = Field(
+        "linear", description="preference from a rating: linear, log, binary or threshold")
+    threshold: float = Field(3.5, description="ratings at or above count as liked (confidence: threshold only)")
     # Spark regularises each factor by reg_param * its rating count, which these exponents can offset.
-    user_activity_exponent: float = Field(0.0, ge=-2.0, le=2.0)
-    item_popularity_exponent: float = Field(0.0, ge=-2.0, le=2.0)
-    seed: int = 42
+    user_activity_exponent: float = Field(0.0, ge=-2.0, le=2.0,
+                                          description="confidence x (n_u / mean n_u) ** this, per user")
+    item_popularity_exponent: float = Field(0.25, ge=-2.0, le=2.0,
+                                            description="confidence x (n_i / mean n_i) ** this, per movie")
+    seed: int = Field(42, description="ALS seed")
 
 
 class ExplicitALSSettings(_Section):
-    rank: int = Field(30, gt=0)
-    reg_param: float = Field(0.15, ge=0.0)
-    max_iter: int = Field(20, gt=0)
-    bias_reg: float = Field(3.0, ge=0.0)
-    seed: int = 42
-    # The implicit ALS score as a second predictor beside the residual ALS (jobs/train.py ExplicitModel); the two
-    # weights and an intercept are fit by least squares on blend_holdout of each user's ratings.
-    implicit_feature: bool = False
-    blend_holdout: float = Field(0.1, gt=0.0, lt=1.0)
+    """The rating model (evaluation only: RMSE and MAE). Rank 30 / reg 0.15 / bias shrinkage 3 reached validation
+    RMSE 0.930 (rank 10 / 0.1 / 10: 0.956); the implicit-score blend took the test MAE from 0.723 to 0.719."""
+    rank: int = Field(30, gt=0, description="latent factors of the residual model")
+    reg_param: float = Field(0.15, ge=0.0, description="regularisation")
+    max_iter: int = Field(20, gt=0, description="ALS iterations")
+    bias_reg: float = Field(3.0, ge=0.0, description="shrinkage of the user and item bias terms (0: no bias model)")
+    seed: int = Field(42, description="ALS seed")
+    implicit_feature: bool = Field(True, description="blend in the implicit ALS score (which movies a user chose "
+                                                     "to rate); costs one more implicit fit")
+    blend_holdout: float = Field(0.1, gt=0.0, lt=1.0, description="share of each user's ratings the blend's "
+                                                                  "least-squares weights are fit on")
 
 
 class TuneSettings(_Section):
-    folds: int = Field(10, ge=2)   # K-fold cross-validation over each user's training ratings (1/K held out per fold)
+    folds: int = Field(10, ge=2, description="K-fold cross-validation over each user's training ratings")
 
 
 class ALSSettings(_Section):
     implicit: ImplicitALSSettings = ImplicitALSSettings()
     explicit: ExplicitALSSettings = ExplicitALSSettings()
-    checkpoint_interval: int = Field(5, gt=0)
-    # User and item blocks of MLlib's ALS (both). Each block gets a copy of every factor its ratings need, so
-    # fewer blocks move less data: on local[2] 2 blocks fit in half the time of MLlib's default 10. null: Spark's
-    # default parallelism (the cores it has), which also suits a cluster.
-    num_blocks: int | None = Field(None, gt=0)
+    checkpoint_interval: int = Field(5, gt=0, description="iterations between checkpoints (long lineages "
+                                                          "overflow the stack)")
+    # Each block gets a copy of every factor its ratings need, so fewer blocks move less data.
+    num_blocks: int | None = Field(None, gt=0, description="MLlib's user and item blocks; null: Spark's "
+                                                           "parallelism (2 on local[2]: half the fit time of 10)")
 
 
 class EvaluateSettings(_Section):
-    k: int = Field(10, gt=0)
+    k: int = Field(10, gt=0, description="list length the metrics are computed at")
 
 
 class GateSettings(_Section):
-    min_ndcg_lift_over_popularity: float = 0.0
-    max_ndcg_drop_vs_live: float = Field(0.02, ge=0.0)
+    min_ndcg_lift_over_popularity: float = Field(0.0, description="ALS NDCG@k must beat popularity's by more")
+    max_ndcg_drop_vs_live: float = Field(0.02, ge=0.0, description="and may not fall more below the live "
+                                                                   "version's")
 
 
 class DriftSettings(_Section):
     """Largest change against the live run's clean data before publication stops (jobs/lib/drift.py)."""
-    enabled: bool = True
-    max_rating_psi: float = Field(0.1, ge=0.0)       # population stability index of the rating distribution
-    max_activity_psi: float = Field(0.2, ge=0.0)     # of users per power-of-two bucket of their ratings
-    max_genre_psi: float = Field(0.1, ge=0.0)        # of ratings per genre
-    max_count_change: float = Field(0.5, ge=0.0)     # |users (or movies) / live's - 1|
-    max_new_share: float = Field(0.5, ge=0.0, le=1.0)  # share of users (or movies) the live run did not have
-    max_top_user_share_change: float = Field(0.01, ge=0.0)  # of the share of ratings by the 1% most active users
+    enabled: bool = Field(True, description="compare with the live run at all")
+    max_rating_psi: float = Field(0.1, ge=0.0, description="population stability index of the rating distribution")
+    max_activity_psi: float = Field(0.2, ge=0.0, description="PSI of users per power-of-two bucket of their ratings")
+    max_genre_psi: float = Field(0.1, ge=0.0, description="PSI of ratings per genre")
+    max_count_change: float = Field(0.5, ge=0.0, description="|users (or movies) / the live run's - 1|")
+    max_new_share: float = Field(0.5, ge=0.0, le=1.0, description="share of users (or movies) the live run did "
+                                                                  "not have")
+    max_top_user_share_change: float = Field(0.01, ge=0.0, description="change of the share of ratings by the 1% "
+                                                                       "most active users")
 
 
 class RecommendSettings(_Section):
-    # Who ranks the users' lists: the implicit ALS model, or the popularity baseline (most rated movies the user
-    # has not rated), e.g. as an experiment's control.
-    model: Literal["als", "popularity"] = "als"
-    top_n: int = Field(50, gt=0)
-    neighbors: int = Field(50, gt=0)
-    popular_n: int = Field(100, gt=0)
-    # Users x movies (and movies x movies for neighbours) up to which the lists are scored in the driver process:
-    # below it Spark's stages (Python workers, a shuffle) cost more than the numpy work; above it the executors
-    # share the work. 0: always on the executors.
-    driver_max_scores: int = Field(1 << 31, ge=0)
+    model: Literal["als", "popularity"] = Field(
+        "als", description="who ranks the users' lists: ALS, or the popularity baseline (an experiment's control)")
+    top_n: int = Field(50, gt=0, description="movies published per user")
+    neighbors: int = Field(50, gt=0, description="similar movies published per movie")
+    popular_n: int = Field(100, gt=0, description="movies per popular list (overall and per genre)")
+    # Below it Spark's stages (Python workers, a shuffle) cost more than the numpy work: at 10M ratings the driver
+    # took 7.6-8.5 s against 15.9-16.7 s; at 25M (above it) the executors were faster.
+    driver_max_scores: int = Field(1 << 31, ge=0, description="users x movies (movies x movies for neighbours) "
+                                                              "up to which lists are scored in the driver; 0: "
+                                                              "always on the executors")
 
 
 class RedisSettings(_Section):
-    url: str = "redis://127.0.0.1:6379/0"
-    cluster: bool = False  # RECO_REDIS_CLUSTER: url names a seed node of a Redis Cluster
-    retention: int = Field(3, ge=2)  # the live version and at least one to roll back to
-    socket_timeout: float = Field(0.5, gt=0)
-    connect_timeout: float = Field(0.25, gt=0)
+    url: str = Field("redis://127.0.0.1:6379/0", description="redis://[:password@]host:port/db, rediss:// for TLS")
+    cluster: bool = Field(False, description="url names a seed node of a Redis Cluster")
+    retention: int = Field(3, ge=2, description="versions kept for rollback, the live one included")
+    socket_timeout: float = Field(0.5, gt=0, description="the service's read timeout (s): a dead Redis is a "
+                                                         "503, never a hang")
+    connect_timeout: float = Field(0.25, gt=0, description="the service's connect timeout (s)")
 
     @field_validator("url")
     @classmethod
@@ -175,44 +197,66 @@ class RedisSettings(_Section):
 
 
 class ServingSettings(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(8000, gt=0, lt=65536)
-    pointer_ttl: float = Field(1.0, ge=0.0)      # seconds a worker trusts its copy of the live pointer
-    cache_entries: int = Field(20_000, ge=0)     # per-worker LRU of (version, key) values; 0 disables
+    host: str = Field("127.0.0.1", description="address gunicorn binds")
+    port: int = Field(8000, gt=0, lt=65536, description="port gunicorn binds")
+    pointer_ttl: float = Field(1.0, ge=0.0, description="seconds a worker trusts its copy of the live pointer "
+                                                        "(0: read it every time)")
+    cache_entries: int = Field(20_000, ge=0, description="per-worker LRU of immutable (version, key) values "
+                                                         "(0: off)")
 
 
 class EventSettings(_Section):
     """The loop: `POST /v1/events` (serving/events.py) into a Redis stream, archived by ingest (jobs/lib/events.py)."""
-    token: str | None = Field(None, repr=False)  # RECO_EVENTS_TOKEN; the bearer token writes need (none: 401)
-    max_events_per_request: int = Field(100, ge=1, le=10_000)
-    max_body_bytes: int = Field(65_536, ge=1024)
-    backlog: int = Field(1_000_000, ge=1)       # events waiting in the stream at which intake answers 503
-    archive: bool = True                        # ingest archives the stream (needs Redis); false: MovieLens only
-    archive_page: int = Field(10_000, ge=1)     # stream entries read per XRANGE while archiving
-    click_weight: float = Field(1.0, ge=0.0)    # implicit preference of one click (a rating r counts r)
-    recent_max: int = Field(10, ge=1, le=100)   # recent ratings kept per user for "similar_to_recent"
-    recent_ttl_days: int = Field(30, ge=1)      # a user's recent list expires this long after their last rating
-    idempotency_ttl_s: int = Field(86_400, ge=1)  # an Idempotency-Key is remembered this long (a retry's window)
+    token: str | None = Field(None, repr=False, description="the bearer token POST /v1/events needs (null: "
+                                                            "intake closed, 401); never logged or passed to jobs")
+    max_events_per_request: int = Field(100, ge=1, le=10_000, description="events in one request")
+    max_body_bytes: int = Field(65_536, ge=1024, description="request body size")
+    backlog: int = Field(1_000_000, ge=1, description="events waiting in the stream at which intake answers 503 "
+                                                      "backlog_full")
+    archive: bool = Field(True, description="ingest archives the stream (needs Redis); false: MovieLens alone")
+    archive_page: int = Field(10_000, ge=1, description="stream entries read per XRANGE while archiving")
+    click_weight: float = Field(1.0, ge=0.0, description="implicit preference of one click (a rating counts its "
+                                                         "stars)")
+    recent_max: int = Field(10, ge=1, le=100, description="latest ratings kept per user for similar_to_recent")
+    recent_ttl_days: int = Field(30, ge=1, description="a user's recent list expires this long after their last "
+                                                       "rating")
+    idempotency_ttl_s: int = Field(86_400, ge=1, description="an Idempotency-Key is remembered this long: a retry "
+                                                             "within it appends nothing")
 
 
 class ExperimentSettings(_Section):
     """Experiments between versions (schemas/experiments.py): how the service logs them and how they are judged
     (jobs/experiment.py). `release: canary` makes the nightly DAG publish each new version as a candidate at
     `canary_share` instead of flipping live; a later run promotes it or rolls it back by the judgement."""
-    release: Literal["direct", "canary"] = "direct"
-    canary_share: float = Field(0.1, gt=0.0, lt=1.0)
-    sample_rate: float = Field(1.0, gt=0.0, le=1.0)     # users whose exposures are logged (by hash)
-    exposure_backlog: int = Field(5_000_000, ge=1)      # stream entries (batches) waiting: beyond, not logged
-    exposure_flush_s: float = Field(0.2, gt=0.0)        # a worker writes its buffered exposures this often
-    attribution_hours: float = Field(24.0, gt=0.0)      # a click or rating counts this long after the answer
-    conversion_rating: float = Field(4.0, gt=0.0)       # a rating this high of a shown movie is a conversion
-    alpha: float = Field(0.05, gt=0.0, lt=0.5)          # two-sided significance level of the decision
-    power: float = Field(0.8, gt=0.0, lt=1.0)           # for the users-needed estimate
-    min_detectable_lift: float = Field(0.05, gt=0.0)    # relative change in clicks per exposure worth detecting
-    min_users_per_arm: int = Field(100, ge=2)           # below this no decision is taken
-    srm_alpha: float = Field(0.001, gt=0.0, lt=0.5)     # sample-ratio mismatch below this p-value
-    max_error_rate_increase: float = Field(0.01, ge=0.0)  # guardrail: treatment's 5xx share minus control's
-    max_p99_ratio: float = Field(1.5, gt=0.0)           # guardrail: treatment's p99 latency / control's
+    release: Literal["direct", "canary"] = Field("direct", description="direct: each run's version goes live; "
+                                                                       "canary: a candidate at canary_share")
+    canary_share: float = Field(0.1, gt=0.0, lt=1.0, description="share of users a canary serves")
+    sample_rate: float = Field(1.0, gt=0.0, le=1.0, description="users whose exposures are logged (all of a "
+                                                                "user's or none, by hash)")
+    exposure_backlog: int = Field(5_000_000, ge=1, description="exposure stream entries (a worker's batch each) "
+                                                               "waiting beyond which logging stops")
+    exposure_flush_s: float = Field(0.2, gt=0.0, description="each worker writes its buffered exposures this "
+                                                             "often (s)")
+    attribution_hours: float = Field(24.0, gt=0.0, description="a click or rating counts this long after the "
+                                                               "answer it came from")
+    conversion_rating: float = Field(4.0, gt=0.0, description="a rating this high of a shown movie is a "
+                                                              "conversion")
+    alpha: float = Field(0.05, gt=0.0, lt=0.5, description="two-sided significance level of the decision")
+    power: float = Field(0.8, gt=0.0, lt=1.0, description="power of the users-needed estimate")
+    min_detectable_lift: float = Field(0.05, gt=0.0, description="relative change in clicks per exposure the "
+                                                                 "users-needed estimate aims at")
+    min_users_per_arm: int = Field(100, ge=2, description="below this no decision is taken")
+    srm_alpha: float = Field(0.001, gt=0.0, lt=0.5, description="sample-ratio mismatch below this p-value stops "
+                                                                "the experiment")
+    max_error_rate_increase: float = Field(0.01, ge=0.0, description="guardrail: treatment's 5xx share minus "
+                                                                     "control's")
+    max_p99_ratio: float = Field(1.5, gt=0.0, description="guardrail: treatment's p99 latency / control's")
+
+
+class DagSettings(_Section):
+    """The Airflow DAG (dags/movielens_recommendations.py)."""
+    retry_delay_s: float = Field(60.0, gt=0.0, description="seconds before a task's first retry; doubles on each "
+                                                           "retry, at most 30 minutes")
 
 
 class Config(_Section):
@@ -231,6 +275,7 @@ class Config(_Section):
     serving: ServingSettings = ServingSettings()
     events: EventSettings = EventSettings()
     experiments: ExperimentSettings = ExperimentSettings()
+    dag: DagSettings = DagSettings()
     source: str = ""  # which file this came from, for reports
 
     @property

@@ -22,12 +22,14 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from schemas.movielens import DATASET_NAMES  # plain Python, cheap to import
+from conf.settings import load_config  # pydantic and YAML: cheap to import
+from schemas.movielens import DATASET_NAMES  # plain Python
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_ID = "{{ run_id | reco_run_id }}"
-# Seconds before the first retry; doubles on each retry (tests shorten it).
-RETRY_DELAY = timedelta(seconds=float(os.environ.get("RECO_DAG_RETRY_DELAY_S", "60")))
+# The DAG's own settings come through the one loader (RECO_CONFIG and RECO_* as for the jobs): `dag.retry_delay_s`
+# (doubles on each retry; tests shorten it) and `spark.driver_memory`.
+SETTINGS = load_config()
 
 # Per-run choices reach the jobs as the same RECO_* variables the config loader reads.
 JOB_ENV = {
@@ -66,7 +68,7 @@ def spark_job(name: str, *extra_args: str, timeout_minutes: int = 60, **options)
         env_vars={**{k: v for k, v in os.environ.items()
                      if k.startswith(("RECO_", "PYSPARK_")) and k != "RECO_EVENTS_TOKEN"}, **JOB_ENV},
         conf={"spark.ui.showConsoleProgress": "false"},
-        driver_memory=os.environ.get("RECO_SPARK_DRIVER_MEMORY", "4g"),
+        driver_memory=SETTINGS.spark.driver_memory,
         execution_timeout=timedelta(minutes=timeout_minutes),
         **options,
     )
@@ -95,7 +97,7 @@ with DAG(
     },
     default_args={
         "retries": 2,
-        "retry_delay": RETRY_DELAY,
+        "retry_delay": timedelta(seconds=SETTINGS.dag.retry_delay_s),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": timedelta(minutes=30),

@@ -2,6 +2,7 @@
 
 import pytest
 
+from conf import reference
 from conf.settings import REPO_ROOT, ConfigError, load_config
 
 
@@ -40,7 +41,7 @@ def test_reco_config_names_the_file(monkeypatch, tmp_path):
     monkeypatch.setenv("RECO_CONFIG", str(custom))
     config = load_config()
     assert config.als.implicit.rank == 7
-    assert config.als.implicit.reg_param == 1.0  # untouched keys keep their defaults
+    assert config.als.implicit.reg_param == 0.5  # untouched keys keep their defaults
     assert config.source == str(custom)
 
 
@@ -67,3 +68,41 @@ def test_missing_and_malformed_files(tmp_path):
     broken.write_text("spark: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(broken)
+
+
+def test_the_settings_tables_in_conf_readme_are_generated_from_settings():
+    text = reference.README.read_text()
+    assert text == reference.rendered(text), "conf/README.md is stale: run python -m conf.reference"
+    for env in ("RECO_REDIS_CLUSTER", "RECO_EXPERIMENTS_RELEASE", "RECO_SPARK_DRIVER_MEMORY", "RECO_DAG_RETRY_DELAY_S"):
+        assert f"`{env}`" in text
+
+
+def test_a_yaml_without_model_settings_gives_the_tuned_model(tmp_path):
+    """The defaults are the tuned settings: the best row of the tuning leaderboard they were chosen from."""
+    minimal = tmp_path / "mine.yaml"
+    minimal.write_text("data:\n  root: /srv/reco\n")
+    config = load_config(minimal)
+    header, _, best = (REPO_ROOT / "benchmarks" / "results" / "tune_leaderboard_refined.md").read_text().splitlines()[:3]
+    tuned = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in best.strip("|").split("|")]))
+    implicit = config.als.implicit
+    for key in ("rank", "max_iter", "reg_param", "alpha", "item_popularity_exponent", "user_activity_exponent"):
+        assert getattr(implicit, key) == type(getattr(implicit, key))(tuned[key]), key
+    assert implicit.confidence == tuned["confidence"] and config.als.explicit.implicit_feature is True
+    assert config.als == load_config(REPO_ROOT / "conf" / "local.yaml").als
+
+
+@pytest.mark.parametrize("name", ["local.yaml", "large.yaml", "cluster.yaml"])
+def test_every_shipped_file_loads_and_states_only_what_it_changes(name):
+    import yaml
+    from conf.settings import Config
+    path = REPO_ROOT / "conf" / name
+    load_config(path)
+    defaults = Config().model_dump()
+
+    def same_as_default(tree, default, where=""):
+        for key, value in tree.items():
+            if isinstance(value, dict) and isinstance(default.get(key), dict) and key != "extra":
+                same_as_default(value, default[key], f"{where}{key}.")
+            else:
+                assert value != default.get(key), f"{name}: {where}{key} repeats the default"
+    same_as_default(yaml.safe_load(path.read_text()) or {}, defaults)
