@@ -5,7 +5,7 @@
   ratings use the real service (gunicorn, Redis) for `--visits` visits each; ingest archives, the judging job
   (Spark) decides. The truth: ALS ranks held-out favourites higher, so it should be promoted.
 - A/A over real HTTP once (the ALS lists in both arms), then `--aa-runs` A/A experiments on simulated
-  exposure logs (benchmarks/simulated_people.simulated_totals): the share that says "different" at 95%.
+  exposure logs (tests/simulated_people.simulated_totals): the share that says "different" at 95%.
 - Sample-ratio checks on `--srm-runs` simulated 90/10 splits: fair ones pass; ones that lose 10% of the
   treatment's users (a broken assignment) are caught.
 Writes benchmarks/results/experiment.json and experiment.md.
@@ -19,9 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.report import done_with, scratch_folder, write
-from benchmarks.simulated_people import SimulatedPeople, held_out_run, hidden_tastes, simulated_totals
+from tests.simulated_people import SimulatedPeople, held_out_run, hidden_tastes, simulated_totals
 from conf.settings import load_config
-from jobs.lib import experiment_stats, experiments
+from jobs.lib.loop import experiment_control as experiments
+from jobs.lib.loop import experiment_stats
 from schemas import redis_keys as rk
 from schemas.experiments import logged
 from tests.support import GunicornService, RedisServer, wait_until
@@ -64,8 +65,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from jobs import publish
-    from jobs.lib.runs import run_paths
-    from jobs.lib.runtime import spark_session
+    from jobs.lib.runtime.run_layout import run_paths
+    from jobs.lib.runtime.spark import spark_session
     from jobs.pipeline import run_pipeline
 
     work = scratch_folder("bench-experiment")

@@ -1,5 +1,5 @@
 """Pipeline benchmark: each job of the batch chain on MovieLens 100K as its own spark-submit (as Airflow runs
-them), with conf/local.yaml's production settings; wall time and peak memory (RSS of the whole process tree:
+them), with the production settings (conf/settings.py); wall time and peak memory (RSS of the whole process tree:
 the driver JVM, the Python driver and the Python workers; see tree_rss), sampled every 50 ms.
 Writes benchmarks/results/pipeline.json and pipeline.md.
 """

@@ -1,6 +1,6 @@
 """Quality benchmark: our models on the GUIDE protocol (ML-100K, per-user 75/25 split, k = 10) over three
 split seeds, beside the published reference table (Microsoft Recommenders), then implicit ALS variants that
-each change a few settings. Parameters: conf/local.yaml. Writes benchmarks/results/quality.json and quality.md.
+each change a few settings. Parameters: the defaults of conf/settings.py. Writes benchmarks/results/quality.json and quality.md.
 """
 from __future__ import annotations
 
@@ -41,10 +41,10 @@ VARIANTS = [
 
 
 def evaluate_seed(spark, config, ratings, seed: int) -> dict:
-    from jobs.lib.als import ExplicitModel, fit_implicit
-    from jobs.lib.evaluation import evaluate_models, score_lists
-    from jobs.lib.ranking import als_top_n
-    from jobs.lib.splits import stratified_split
+    from jobs.lib.evaluation.metrics import evaluate_models, score_lists
+    from jobs.lib.model.als import ExplicitModel, fit_implicit
+    from jobs.lib.model.scoring import als_top_n
+    from jobs.lib.model.splits import stratified_split
 
     k = config.evaluate.k
     train, test = stratified_split(ratings, config.split.train_ratio, seed)
@@ -75,8 +75,8 @@ def summary(values: list[float]) -> tuple[float, float]:
 
 def main() -> None:
     from jobs import clean, ingest
-    from jobs.lib.runs import run_paths
-    from jobs.lib.runtime import spark_session
+    from jobs.lib.runtime.run_layout import run_paths
+    from jobs.lib.runtime.spark import spark_session
 
     if not os.environ.get("RECO_MOVIELENS_DIR"):
         raise SystemExit("set RECO_MOVIELENS_DIR to a MovieLens 100K folder (make bench-quality does)")

@@ -26,9 +26,9 @@ import numpy as np
 
 from benchmarks.bench_pipeline import BIN, JOBS, REPO, measure
 from benchmarks.report import done_with, markdown_table, scratch_folder, write
-from schemas import redis_keys as rk
 from benchmarks.synthetic_movielens import PRESETS, generate, scaled
 from benchmarks.synthetic_movielens import write as write_release
+from schemas import redis_keys as rk
 from tests.support import RedisServer
 
 SIZES = {"0.1m": ("ml-1m", 0.1), "1m": ("ml-1m", 1.0), "10m": ("ml-10m", 1.0), "25m": ("ml-25m", 1.0),

@@ -7,7 +7,7 @@ one run so the ratios hold on a noisy machine.
 - the same with an experiment running (a second version as the candidate for half the users, every answer's
   exposure logged), in alternating rounds without and with, as median ratios;
 - store floor: redis-benchmark GET (400-byte values, 8 clients, unpipelined);
-- publication: keys/s of jobs.lib.publication.write_files (the publish job's writer threads, pipelined MSETs)
+- publication: keys/s of jobs.lib.publication.versions.write_files (the publish job's writer threads, pipelined MSETs)
   against redis-benchmark SET with pipelining;
 - event intake (POST /v1/events with the token): single-event requests at max rate against two framework
   floors, in alternating rounds (median ratios): /healthz, and the intake's own floor, the same POST (token,
@@ -27,13 +27,12 @@ import time
 from pathlib import Path
 from statistics import median
 
-
 import yaml
 
 from benchmarks.report import done_with, scratch_folder, write
-from jobs.lib import experiments
-from schemas import redis_keys as rk
 from conf.settings import RedisSettings, load_config
+from jobs.lib.loop import experiment_control as experiments
+from schemas import redis_keys as rk
 from schemas.events import to_stream_fields
 from schemas.experiments import logged
 from tests.support import GunicornService, RedisServer
@@ -131,10 +130,11 @@ def prepare_run(config, spark) -> str:
 
 
 def publication_throughput(spark, url: str, keys: int, folder: Path) -> float:
-    """keys/s of the publisher's write path (jobs.lib.publication.write_files) on `keys` synthetic 400-byte
+    """keys/s of the publisher's write path (jobs.lib.publication.versions.write_files) on `keys` synthetic 400-byte
     values in Parquet files written like the publish job's (FILE_OPTIONS), the best of three."""
     from pyspark.sql import functions as F
-    from jobs.lib.publication import FILE_OPTIONS, write_files
+
+    from jobs.lib.publication.versions import FILE_OPTIONS, write_files
     spark.range(keys, numPartitions=2).select(
         F.concat(F.lit("reco:v:bench:user:"), F.col("id").cast("string")).alias("key"),
         F.repeat(F.lit("x"), 400).alias("value")).write.options(**FILE_OPTIONS).parquet(str(folder))
@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--round-seconds", type=int, default=5)
     args = parser.parse_args()
 
-    from jobs.lib.runtime import spark_session
+    from jobs.lib.runtime.spark import spark_session
     from jobs.publish import run as publish
     work = scratch_folder("bench-serving")
     redis_server = RedisServer(work / "redis").start()

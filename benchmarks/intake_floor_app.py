@@ -10,7 +10,7 @@ import orjson
 from flask import request
 
 from serving.api import json_response
-from serving.events import authorize, settings
+from serving.intake import authorize, settings
 from serving.wsgi import app
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,15 +31,27 @@ def done_with(folder: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def commit() -> str:
+    """The checkout's commit, with `+changes` when the work tree differs from it (figures of unlanded code)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=RESULTS.parent.parent, capture_output=True, text=True).stdout.strip()
+    sha = git("rev-parse", "--short", "HEAD") or "unknown"
+    return sha + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def machine() -> dict:
     return {"cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "python": platform.python_version(), "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "commit": commit()}
 
 
 def write(name: str, payload: dict, table_rows: list[tuple], header: tuple, notes: str = "") -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps({**payload, "machine": machine()}, indent=2) + "\n")
-    text = f"# {name}\n\n" + markdown_table(header, table_rows) + (f"\n{notes}\n" if notes else "")
+    where = machine()
+    (RESULTS / f"{name}.json").write_text(json.dumps({**payload, "machine": where}, indent=2) + "\n")
+    text = f"# {name}\n\n" + markdown_table(header, table_rows) + (f"\n{notes}\n" if notes else "") + (
+        f"\nMeasured {where['measured_at']} at commit {where['commit']} ({where['cpus']} CPUs, "
+        f"{where['memory_gib']} GiB).\n")
     (RESULTS / f"{name}.md").write_text(text)
     print(text)
     return RESULTS / f"{name}.json"

@@ -155,7 +155,7 @@ class GateSettings(_Section):
 
 
 class DriftSettings(_Section):
-    """Largest change against the live run's clean data before publication stops (jobs/lib/drift.py)."""
+    """Largest change against the live run's clean data before publication stops (jobs/lib/data/drift.py)."""
     enabled: bool = Field(True, description="compare with the live run at all")
     max_rating_psi: float = Field(0.1, ge=0.0, description="population stability index of the rating distribution")
     max_activity_psi: float = Field(0.2, ge=0.0, description="PSI of users per power-of-two bucket of their ratings")
@@ -206,7 +206,8 @@ class ServingSettings(_Section):
 
 
 class EventSettings(_Section):
-    """The loop: `POST /v1/events` (serving/events.py) into a Redis stream, archived by ingest (jobs/lib/events.py)."""
+    """The loop: `POST /v1/events` (serving/intake.py) into a Redis stream, archived by ingest
+    (jobs/lib/loop/event_archive.py)."""
     token: str | None = Field(None, repr=False, description="the bearer token POST /v1/events needs (null: "
                                                             "intake closed, 401); never logged or passed to jobs")
     max_events_per_request: int = Field(100, ge=1, le=10_000, description="events in one request")

@@ -41,7 +41,7 @@ JOB_ENV = {
 
 
 def _reco_run_id(airflow_run_id: str) -> str:
-    from jobs.lib.runs import sanitize_run_id
+    from jobs.lib.runtime.run_layout import sanitize_run_id
     return sanitize_run_id(airflow_run_id)
 
 
@@ -109,8 +109,8 @@ with DAG(
     def gate(reco_run: str, params=None) -> bool:
         """Go on to recommend and publish only when metrics.json says publishable (or params.force)."""
         from conf.settings import load_config
-        from jobs.lib.files import read_json
-        from jobs.lib.runs import run_paths
+        from jobs.lib.runtime.run_layout import run_paths
+        from jobs.lib.runtime.storage import read_json
         metrics = read_json(run_paths(load_config(), reco_run).metrics)
         failed = [g["gate"] for g in metrics.get("gates", []) if not g.get("passed")]
         print(f"publishable={metrics['publishable']} failed gates={failed} force={params['force']}")
@@ -120,9 +120,9 @@ with DAG(
                         execution_timeout=timedelta(minutes=5))
     def experiment_running() -> bool:
         """Judge only when an experiment runs (saves a Spark job's start-up on most nights)."""
+        from conf import redis_client
         from conf.settings import load_config
-        from jobs.lib.experiments import current
-        from schemas import redis_client
+        from jobs.lib.loop.experiment_control import current
         running = current(redis_client.writer(load_config().redis))
         print(f"running experiment: {running['id'] if running else None}")
         return running is not None
@@ -132,15 +132,15 @@ with DAG(
         """Query a sample of users and movies through the service's own reader; on any gap, point live back
         to the previous version and fail the run."""
         from conf.settings import load_config
-        from jobs.lib.publication import check_published_run
+        from jobs.lib.publication.versions import check_published_run
         return check_published_run(load_config(), reco_run)
 
     @task(task_id="cleanup", execution_timeout=timedelta(minutes=10))
     def cleanup() -> list[str]:
         """Delete versions beyond the retention count (publish prunes too; this catches stragglers)."""
+        from conf import redis_client
         from conf.settings import load_config
-        from jobs.lib.publication import prune
-        from schemas import redis_client
+        from jobs.lib.publication.versions import prune
         config = load_config()
         return prune(redis_client.writer(config.redis), config.redis.retention)
 
@@ -149,7 +149,7 @@ with DAG(
         """Whatever happened before: record the run's result, task seconds and row counts in Redis for the
         service's /metrics (reco_batch_*, the RecoNightlyRunFailed alert); then fail if the run did."""
         from conf.settings import load_config
-        from jobs.lib.run_summary import record, summarize
+        from jobs.lib.runtime.run_summary import record, summarize
         tasks = [dict(b) for b in ti.get_task_breadcrumbs(dag_run.dag_id, dag_run.run_id)
                  if b["task_id"] != "report_run"]
         summary = summarize(load_config(), reco_run, tasks)

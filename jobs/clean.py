@@ -11,19 +11,18 @@ import logging
 import time
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Config
-from jobs.lib.cleaning import (clean_movies, clicks_per_pair, drop_duplicates, filter_activity, flag_violations,
-                               split_events)
-from jobs.lib.files import exists, read_json, write_json
-from jobs.lib.runs import run_paths, utc_now
-from jobs.lib.runtime import job_main, spark_session
+from jobs.lib.data.cleaning import (RULES, clean_movies, clicks_per_pair, count_by, drop_duplicates, drops_by_rule,
+                                    filter_activity, flag_violations, split_events)
+from jobs.lib.runtime.cli import job_main
+from jobs.lib.runtime.run_layout import run_paths, utc_now
+from jobs.lib.runtime.spark import spark_session
+from jobs.lib.runtime.storage import exists, read_json, write_json
 from schemas.movielens import DATASETS, RATING_COLUMNS
 from schemas.tables import CLEAN_CLICKS, EVENTS
-
-RULES = ("missing_field", "rating_off_scale", "ts_out_of_range", "unknown_movie")
 
 log = logging.getLogger("reco.clean")
 
@@ -52,12 +51,12 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
                               ts_max).persist(StorageLevel.MEMORY_AND_DISK)
     pair_dupes = rows_in - exact_dupes - flagged.count()
     exact.unpersist()
-    per_rule = _count_by(flagged.where("violation IS NOT NULL"), "source", "violation")
+    per_rule = count_by(flagged.where("violation IS NOT NULL"), "source", "violation")
     valid = flagged.where("violation IS NULL").drop("violation")
     active = filter_activity(valid, config.clean.min_user_ratings, config.clean.min_item_ratings)
     if event_files:
         active = active.cache()
-        kept_by_source = _count_by(active, "source")
+        kept_by_source = count_by(active, "source")
     active.drop("source").write.mode("overwrite").parquet(paths.clean_ratings)
     flagged.unpersist()
     active.unpersist()
@@ -65,7 +64,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     click_rules = {}
     if event_files:
         flagged_clicks = flag_violations(event_clicks, movies, (), config.validation.ts_min_epoch, ts_max).cache()
-        click_rules = _count_by(flagged_clicks.where("violation IS NOT NULL"), "violation")
+        click_rules = count_by(flagged_clicks.where("violation IS NOT NULL"), "violation")
         clicks = clicks_per_pair(flagged_clicks.where("violation IS NULL"))
     else:
         clicks = spark.createDataFrame([], CLEAN_CLICKS)
@@ -75,8 +74,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
 
     clean = spark.read.parquet(paths.clean_ratings)
     rows_out = clean.count()
-    total_by_rule = {rule: sum(n for (_, r), n in per_rule.items() if r == rule) for rule in RULES}
-    valid_rows = rows_in - exact_dupes - pair_dupes - sum(total_by_rule.values())
+    dropped = drops_by_rule(rows_in, exact_dupes, pair_dupes, per_rule, rows_out)
     events_report = {
         "archive_files": len(event_files),
         "ratings_in": event_ratings.count() if event_files else 0,
@@ -91,12 +89,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         "run_id": run_id,
         "ratings_in": rows_in,
         "ratings_out": rows_out,
-        "dropped": {
-            "exact_duplicate": exact_dupes,
-            "duplicate_user_movie": pair_dupes,
-            **total_by_rule,
-            "below_activity_threshold": valid_rows - rows_out,
-        },
+        "dropped": dropped,
         "activity_filters": config.clean.model_dump(),
         "users": clean.select("user_id").distinct().count(),
         "movies_rated": clean.select("movie_id").distinct().count(),
@@ -109,10 +102,6 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     write_json(paths.clean_report, report)
     log.info("clean: %d -> %d ratings, dropped %s", rows_in, rows_out, report["dropped"])
     return report
-
-
-def _count_by(frame: DataFrame, *columns: str) -> dict[tuple, int]:
-    return {tuple(row[c] for c in columns): row["count"] for row in frame.groupBy(*columns).count().collect()}
 
 
 def main() -> None:

@@ -14,13 +14,14 @@ from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import SparkSession
 
 from conf.settings import Config
-from jobs.lib.als import ExplicitModel
-from jobs.lib.evaluation import evaluate_models, metric
-from jobs.lib.drift import compare, new_shares, profile
-from jobs.lib.files import exists, read_json, write_json
-from jobs.lib.gates import live_metrics, quality_gate
-from jobs.lib.runs import run_paths, utc_now
-from jobs.lib.runtime import job_main, spark_session
+from jobs.lib.data.drift import compare, new_shares, profile
+from jobs.lib.evaluation.gates import live_metrics, quality_gate
+from jobs.lib.evaluation.metrics import evaluate_models, metric
+from jobs.lib.model.als import ExplicitModel
+from jobs.lib.runtime.cli import job_main
+from jobs.lib.runtime.run_layout import run_paths, utc_now
+from jobs.lib.runtime.spark import spark_session
+from jobs.lib.runtime.storage import exists, read_json, write_json
 
 log = logging.getLogger("reco.evaluate")
 
@@ -59,7 +60,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     train.unpersist()
     test.unpersist()
     try:
-        from jobs.lib.report import write_report
+        from jobs.lib.evaluation.report import write_report
         write_report(config, paths, metrics)
     except Exception as exc:  # the HTML report is for people; never let it fail the run
         log.warning("evaluation report not written: %s", exc)

@@ -1,5 +1,5 @@
 """ingest: MovieLens (a local folder or GroupLens' zip) -> raw ratings and movies in Parquet, plus a manifest;
-and the events people sent since the last run -> the event archive (jobs/lib/events.py).
+and the events people sent since the last run -> the event archive (jobs/lib/loop/event_archive.py).
 
 Reads all three published layouts (ml-100k's u.data/u.item, ml-1m's `::` .dat files, and the CSV of
 ml-latest-small / ml-20m / ml-25m / ml-32m). A local folder's release is detected from its files.
@@ -12,13 +12,14 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from conf.settings import Config
-from jobs.lib.errors import JobError
-from jobs.lib.events import EXPOSURES, archive_events
-from jobs.lib.files import copy_folder, is_local, write_json
-from jobs.lib.parsing import count_malformed, raw_tables
-from jobs.lib.runs import run_paths, utc_now
-from jobs.lib.runtime import job_main, spark_session
-from jobs.lib.sources import locate_source, sha256_of
+from jobs.lib.data.download import locate_source, sha256_of
+from jobs.lib.data.layouts import count_malformed, raw_tables
+from jobs.lib.loop.event_archive import EXPOSURES, archive_events
+from jobs.lib.runtime.cli import job_main
+from jobs.lib.runtime.errors import JobError
+from jobs.lib.runtime.run_layout import run_paths, utc_now
+from jobs.lib.runtime.spark import spark_session
+from jobs.lib.runtime.storage import copy_folder, is_local, write_json
 
 log = logging.getLogger("reco.ingest")
 

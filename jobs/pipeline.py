@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 
 from conf.settings import ConfigError, load_config
 from jobs import clean, evaluate, experiment, ingest, publish, recommend, train, validate
-from jobs.lib.errors import JobError
-from jobs.lib.runs import run_paths
-from jobs.lib.runtime import spark_session
+from jobs.lib.runtime.errors import JobError
+from jobs.lib.runtime.run_layout import run_paths
+from jobs.lib.runtime.spark import spark_session
 
 BATCH_JOBS = (("ingest", ingest.run), ("validate", validate.run), ("clean", clean.run), ("train", train.run),
               ("evaluate", evaluate.run), ("recommend", recommend.run))

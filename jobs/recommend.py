@@ -21,11 +21,20 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Config
-from jobs.lib.files import join, read_table, replace_folder_with_table, write_json
-from jobs.lib.ranking import (als_top_n, factors_of, item_neighbors, neighbors_on_driver, popular_lists, popularity,
-                              popularity_top_n, top_n_on_driver)
-from jobs.lib.runs import mark_latest, run_paths, utc_now
-from jobs.lib.runtime import job_main, spark_session
+from jobs.lib.model.scoring import (
+    als_top_n,
+    factors_of,
+    item_neighbors,
+    neighbors_on_driver,
+    popular_lists,
+    popularity,
+    popularity_top_n,
+    top_n_on_driver,
+)
+from jobs.lib.runtime.cli import job_main
+from jobs.lib.runtime.run_layout import mark_latest, run_paths, utc_now
+from jobs.lib.runtime.spark import spark_session
+from jobs.lib.runtime.storage import join, read_table, replace_folder_with_table, write_json
 
 log = logging.getLogger("reco.recommend")
 

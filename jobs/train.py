@@ -13,11 +13,12 @@ import time
 from pyspark.sql import SparkSession
 
 from conf.settings import Config
-from jobs.lib.als import ExplicitModel, click_preferences, fit_implicit, implicit_als, implicit_preferences
-from jobs.lib.files import read_json, write_json
-from jobs.lib.runs import run_paths, utc_now
-from jobs.lib.runtime import job_main, spark_session
-from jobs.lib.splits import stratified_split
+from jobs.lib.model.als import ExplicitModel, click_preferences, fit_implicit, implicit_als, implicit_preferences
+from jobs.lib.model.splits import stratified_split
+from jobs.lib.runtime.cli import job_main
+from jobs.lib.runtime.run_layout import run_paths, utc_now
+from jobs.lib.runtime.spark import spark_session
+from jobs.lib.runtime.storage import read_json, write_json
 from schemas.movielens import DATASETS
 
 log = logging.getLogger("reco.train")

@@ -23,14 +23,15 @@ import time
 from pyspark.sql import SparkSession
 
 from conf.settings import Config
-from jobs.lib.als import fit_implicit
-from jobs.lib.evaluation import metric, score_lists
-from jobs.lib.files import join, write_json, write_text
-from jobs.lib.ranking import als_top_n
-from jobs.lib.runs import run_paths, utc_now
-from jobs.lib.runtime import job_main, spark_session
-from jobs.lib.splits import kfold_splits, stratified_split
-from jobs.lib.tuning import candidates, leaderboard_markdown, paired_difference
+from jobs.lib.evaluation.metrics import metric, score_lists
+from jobs.lib.model.als import fit_implicit
+from jobs.lib.model.grid_search import candidates, leaderboard_markdown, paired_difference
+from jobs.lib.model.scoring import als_top_n
+from jobs.lib.model.splits import kfold_splits, stratified_split
+from jobs.lib.runtime.cli import job_main
+from jobs.lib.runtime.run_layout import run_paths, utc_now
+from jobs.lib.runtime.spark import spark_session
+from jobs.lib.runtime.storage import join, write_json, write_text
 
 log = logging.getLogger("reco.tune")
 

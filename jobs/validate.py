@@ -11,11 +11,12 @@ import logging
 from pyspark.sql import SparkSession
 
 from conf.settings import Config
-from jobs.lib.errors import JobError
-from jobs.lib.files import exists, is_local, join, read_json, write_json
-from jobs.lib.runs import run_paths, utc_now
-from jobs.lib.runtime import job_main, spark_session
-from jobs.lib.validation import run_suites, summarize, validation_frames
+from jobs.lib.data.validation import run_suites, summarize, validation_frames
+from jobs.lib.runtime.cli import job_main
+from jobs.lib.runtime.errors import JobError
+from jobs.lib.runtime.run_layout import run_paths, utc_now
+from jobs.lib.runtime.spark import spark_session
+from jobs.lib.runtime.storage import exists, is_local, join, read_json, write_json
 from schemas.expectations import build_suites
 from schemas.movielens import DATASETS
 from schemas.tables import EVENTS

@@ -1,7 +1,7 @@
 """What people send back (POST /v1/events), as it travels: the service's validated event -> one entry of the
 `reco:{events}` stream (one field, `event`, holding the event as JSON: a third of the command arguments of a
 field per column, which is most of the intake's cost) -> one row of the Parquet event archive
-(jobs/lib/events.py).
+(jobs/lib/loop/event_archive.py).
 
     stream_id   the entry's id in the stream, "<ms>-<seq>": unique, ordered; the archive's key
     user_id     int; a new person is just an id MovieLens does not have

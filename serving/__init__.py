@@ -12,11 +12,11 @@ import yaml
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from conf import redis_client
 from conf.settings import Config, load_config
-from schemas import redis_client
 from serving.api import GENRE_NAMES, BadRequest, api, error_response
-from serving.events import events
 from serving.exposures import ExposureLog
+from serving.intake import events
 from serving.observability import EXPERIMENT_REQUESTS, REDIS_ERRORS, REQUESTS, LiveCollector, render
 from serving.store import NoLiveVersion, Store, StoreUnavailable
 from serving.web import web

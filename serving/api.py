@@ -1,13 +1,15 @@
 """The JSON API (blueprint `api`): recommendations, similar and popular movies, movie details and search,
-version, health and readiness. Every handler is key lookups and a slice; nothing is computed here."""
+version, health and readiness. A handler is key lookups and a slice, except two bounded merges: a person the
+version does not know yet gets at most events.recent_max neighbour lists merged (similar_to_recent), and a genre
+filter scans the user's published list."""
 from __future__ import annotations
 
 import orjson
 from flask import Blueprint, Response, current_app, g, request
 
 from schemas import redis_keys as rk
-from schemas.movielens import DATASETS, GENRES
 from schemas.experiments import arm_of, public_view
+from schemas.movielens import DATASETS, GENRES
 from serving.observability import EXPERIMENT_FALLBACKS, FALLBACKS
 from serving.store import Store
 

@@ -34,7 +34,7 @@ def on_starting(server):
     """Requests gunicorn refuses before the app sees them (a request line over 4094 bytes: 414; a malformed or
     duplicated header: 400; too many or too large headers: 431) get the API's JSON error, not gunicorn's HTML
     page: gunicorn has no setting for its error body, so its writer is replaced here, in the master, before the
-    workers fork. tests/test_serving.py checks that these answers are JSON."""
+    workers fork. tests/serving/test_api.py checks that these answers are JSON."""
     from gunicorn import util
 
     def write_json_error(sock, status_int, reason, mesg):

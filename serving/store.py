@@ -23,11 +23,10 @@ from functools import lru_cache
 
 import redis
 
-from schemas import redis_client
+from conf import redis_client
 from schemas import redis_keys as rk
 from schemas.events import FIELD, to_stream_fields, to_stream_value
 from schemas.experiments import arm_of
-
 
 # Appends a request's events in one atomic step: redis-py packing a MULTI of 100 XADDs and the recent-list
 # commands cost the worker about 5 ms, this script's one EVALSHA about 1 ms. Every key carries the {events} hash
@@ -100,7 +99,7 @@ class NoLiveVersion(RuntimeError):
 
 class Store:
     def __init__(self, client: redis.Redis, pointer_ttl: float = 1.0, cache_entries: int = 20_000):
-        """`client`: from schemas.redis_client.reader (short timeouts; connects on first use)."""
+        """`client`: from conf.redis_client.reader (short timeouts; connects on first use)."""
         self.client = client
         self.pointer_ttl = pointer_ttl
         self._pointer: tuple[str, dict | None, float] | None = None  # (version, experiment, monotonic time read)
@@ -176,10 +175,10 @@ class Store:
             raise StoreUnavailable(str(exc)) from None
         return [rk.decode(value) for value in raw]
 
-    # -- the loop (serving/events.py): mutable keys, outside every version
+    # -- the loop (serving/intake.py): mutable keys, outside every version
 
     def last_run(self) -> dict | None:
-        """The last DAG run's summary (jobs/lib/run_summary.py), or None."""
+        """The last DAG run's summary (jobs/lib/runtime/run_summary.py), or None."""
         try:
             return rk.decode(self.client.get(rk.LAST_RUN))
         except redis.RedisError as exc:

@@ -32,10 +32,11 @@ SERVICE_EVENTS_TOKEN = "service-events-token"  # the `service` fixture's intake 
 # `make test` runs two pytest-xdist workers (--dist loadgroup): the modules that start their own JVMs and
 # processes (Airflow DAG runs, a standalone cluster) on one, the modules sharing the session's pipeline run on
 # the other, so that run is computed once; the rest goes to whichever is free.
-XDIST_GROUPS = {"test_dag": "processes", "test_cluster": "processes", "test_api_contract": "pipeline",
-                "test_drift": "pipeline", "test_events": "pipeline", "test_experiment": "pipeline", "test_loop": "pipeline", "test_monitoring": "pipeline", "test_pipeline": "pipeline",
-                "test_publish": "pipeline", "test_redis_cluster": "pipeline", "test_serving": "pipeline",
-                "test_web_page": "pipeline"}
+XDIST_GROUPS = {"test_dag": "processes", "test_spark_cluster": "processes",
+                **{name: "pipeline" for name in (
+                    "test_openapi_contract", "test_drift_gate", "test_intake", "test_experiment", "test_loop",
+                    "test_monitoring", "test_pipeline", "test_publish", "test_redis_cluster", "test_api",
+                    "test_web_page")}}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks to group the tests
@@ -77,7 +78,7 @@ def make_config(tmp_path_factory, ml100k_dir):
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     """One local[2] session for every test; needs no MovieLens copy (unit tests run without one)."""
-    from jobs.lib.runtime import spark_session
+    from jobs.lib.runtime.spark import spark_session
     config = load_config(REPO / "conf" / "local.yaml", overrides={
         "data.root": str(tmp_path_factory.mktemp("spark")), "spark.shuffle_partitions": 2,
         "spark.extra": {"spark.ui.enabled": "false"}})
@@ -89,7 +90,7 @@ def spark(tmp_path_factory):
 @pytest.fixture(scope="session")
 def pipeline_run(spark, make_config, redis_server):
     """The whole batch pipeline once on MovieLens 100K: (config, run_id, paths)."""
-    from jobs.lib.runs import run_paths
+    from jobs.lib.runtime.run_layout import run_paths
     from jobs.pipeline import run_pipeline
     config = make_config(redis__url=redis_server.url, events__archive=True)
     run_id = "it_ml100k"

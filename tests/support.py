@@ -50,6 +50,14 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: st
 
 
 
+RATINGS = "user_id int, movie_id int, rating double, ts long"  # the raw ratings' schema, for tiny test frames
+
+
+def rows(frame, *order):
+    """A small DataFrame's rows as tuples, in `order`."""
+    return [tuple(r) for r in frame.orderBy(*order).collect()]
+
+
 def assert_same_rankings(got: dict, expected: dict, rel: float = 1e-5, abs_: float = 1e-6, name: str = ""):
     """Ranked lists per query ({query: [(item, score), ...] best first}) are the same up to floating point.
 

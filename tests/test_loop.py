@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs import ingest, publish
-from jobs.lib.errors import JobError
-from jobs.lib.events import committed_batches
-from jobs.lib.files import read_json
-from jobs.lib.runs import run_paths
+from jobs.lib.loop.event_archive import committed_batches
+from jobs.lib.runtime.errors import JobError
+from jobs.lib.runtime.run_layout import run_paths
+from jobs.lib.runtime.storage import read_json
 from jobs.pipeline import run_pipeline
 from schemas import redis_keys as rk
 from serving import create_app

@@ -1,0 +1,97 @@
+"""Raw into clean tables (pure DataFrame functions): duplicates, soft-rule violations, activity filters, titles
+and genres."""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from schemas.movielens import GENRE_ALIASES, NO_GENRE
+
+YEAR_SUFFIX = r"\s*\((\d{4})\)\s*$"
+
+
+def drop_duplicates(ratings: DataFrame) -> DataFrame:
+    """One rating per (user, movie): the latest (highest ts; ties resolved by the higher rating)."""
+    latest_first = Window.partitionBy("user_id", "movie_id").orderBy(F.desc("ts"), F.desc("rating"))
+    return ratings.withColumn("_n", F.row_number().over(latest_first)).where("_n = 1").drop("_n")
+
+
+def flag_violations(ratings: DataFrame, movie_ids: DataFrame, rating_values, ts_min: int, ts_max: int) -> DataFrame:
+    """Add `violation`: the first soft rule a rating breaks, or null. Rules in order:
+    missing_field, rating_off_scale, ts_out_of_range, unknown_movie. Without `rating_values` (clicks) the rating
+    is neither required nor checked."""
+    known = movie_ids.select("movie_id").distinct().withColumn("_known", F.lit(True))
+    flagged = ratings.join(known, "movie_id", "left")
+    missing = F.col("user_id").isNull() | F.col("movie_id").isNull() | F.col("ts").isNull()
+    if rating_values:
+        missing = missing | F.col("rating").isNull()
+    on_scale = F.col("rating").isin(list(rating_values)) if rating_values else F.lit(True)
+    rule = (
+        F.when(missing, "missing_field")
+        .when(~on_scale, "rating_off_scale")
+        .when((F.col("ts") < ts_min) | (F.col("ts") > ts_max), "ts_out_of_range")
+        .when(F.col("_known").isNull(), "unknown_movie")
+    )
+    return flagged.withColumn("violation", rule).drop("_known").select(*ratings.columns, "violation")
+
+
+def split_events(events: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """Archived events -> (ratings in the raw ratings' columns plus `source` = "event", clicks, unknown types)."""
+    ratings = events.where(F.col("type") == "rating").select(
+        "user_id", "movie_id", "rating", "ts", F.lit("event").alias("source"))
+    clicks = events.where(F.col("type") == "click").select("user_id", "movie_id", "rating", "ts")
+    return ratings, clicks, events.where(~F.col("type").isin("rating", "click") | F.col("type").isNull())
+
+
+def clicks_per_pair(clicks: DataFrame) -> DataFrame:
+    """(user_id, movie_id, clicks, ts): how often a person opened a movie, and when last."""
+    return clicks.groupBy("user_id", "movie_id").agg(F.count("*").alias("clicks"), F.max("ts").alias("ts"))
+
+
+def filter_activity(ratings: DataFrame, min_user_ratings: int, min_item_ratings: int) -> DataFrame:
+    """Keep movies with at least min_item_ratings ratings, then users with at least min_user_ratings of what
+    remains (one pass each, in that order: the model cannot learn from users or movies it barely sees)."""
+    if min_item_ratings > 1:
+        per_item = Window.partitionBy("movie_id")
+        ratings = ratings.withColumn("_n", F.count("*").over(per_item)).where(F.col("_n") >= min_item_ratings) \
+            .drop("_n")
+    if min_user_ratings > 1:
+        per_user = Window.partitionBy("user_id")
+        ratings = ratings.withColumn("_n", F.count("*").over(per_user)).where(F.col("_n") >= min_user_ratings) \
+            .drop("_n")
+    return ratings
+
+
+def clean_movies(movies: DataFrame) -> DataFrame:
+    """Title year parsed from the '(1995)' suffix (else the raw release year), suffix removed from the title,
+    genre placeholders dropped and spelling unified ("Children's" -> "Children")."""
+    aliases = F.create_map(*[F.lit(x) for pair in GENRE_ALIASES.items() for x in pair])
+    genres = F.transform(
+        F.filter(F.coalesce("genres", F.array().cast("array<string>")),
+                 lambda g: ~g.isin(list(NO_GENRE))),
+        lambda g: F.coalesce(aliases[g], g))
+    title_year = F.regexp_extract("title", YEAR_SUFFIX, 1)
+    return movies.where("movie_id IS NOT NULL").dropDuplicates(["movie_id"]).select(
+        F.col("movie_id"),
+        F.trim(F.regexp_replace("title", YEAR_SUFFIX, "")).alias("title"),
+        F.when(title_year != "", title_year.cast("int")).otherwise(F.col("year")).alias("year"),
+        F.array_distinct(genres).alias("genres"),
+    )
+
+
+RULES = ("missing_field", "rating_off_scale", "ts_out_of_range", "unknown_movie")  # flag_violations' names
+
+
+def count_by(frame: DataFrame, *columns: str) -> dict[tuple, int]:
+    """Rows per value of `columns`, e.g. {("event", "unknown_movie"): 3}."""
+    return {tuple(row[c] for c in columns): row["count"] for row in frame.groupBy(*columns).count().collect()}
+
+
+def drops_by_rule(rows_in: int, exact_duplicates: int, pair_duplicates: int, per_rule: dict[tuple, int],
+                  rows_out: int) -> dict[str, int]:
+    """The clean report's `dropped`: rows removed per reason, adding up to rows_in - rows_out. per_rule is
+    count_by(flagged rows, "source", "violation")."""
+    by_rule = {rule: sum(n for (_, r), n in per_rule.items() if r == rule) for rule in RULES}
+    valid = rows_in - exact_duplicates - pair_duplicates - sum(by_rule.values())
+    return {"exact_duplicate": exact_duplicates, "duplicate_user_movie": pair_duplicates, **by_rule,
+            "below_activity_threshold": valid - rows_out}

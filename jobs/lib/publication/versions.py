@@ -1,0 +1,257 @@
+"""Versions in Redis: writing one from its Parquet files, verifying it, flipping the live pointer, retention,
+rollback, and the smoke check through the service's own reader.
+
+Readers never see half a version: every key of a version, its metadata last, is written and counted before
+one MULTI/EXEC registers it and moves the live pointer. A failure before that deletes the partial version; the
+live one never moves. Layout (and placement on a Redis Cluster): schemas/redis_keys.py.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import redis
+
+from conf import redis_client
+from conf.settings import RedisSettings
+from jobs.lib.loop.experiment_control import current, end, versions_in_use
+from jobs.lib.runtime.errors import JobError
+from jobs.lib.runtime.storage import list_files, read_parquet_batches
+from schemas import redis_keys as rk
+
+log = logging.getLogger("reco.publication")
+
+FILE_KEYS = 10_000     # keys per Parquet file of a version's values: many files share evenly between the WRITERS
+FILE_OPTIONS = {"maxRecordsPerFile": FILE_KEYS,
+                # LZ4 reads back 2.5x faster than Snappy and is smaller on these JSON lists (measured at 25M)
+                "compression": "lz4_raw"}
+WRITERS = 2            # threads, one connection each: one reads and packs while Redis parses the other's MSETs
+BATCH_KEYS = 500       # keys per MSET (single Redis)
+PIPELINE_KEYS = 5000   # keys in flight before reading the replies
+DELETE_BATCH = 1000    # keys per UNLINK when pruning
+# RESP's separators as Arrow scalars, made once: pyarrow imports pandas (0.4 s here) at its first conversion of a
+# Python value, a cost of starting the job rather than of writing keys.
+DOLLAR, CRLF, CRLF_DOLLAR, EMPTY = (pa.scalar(text, pa.string()) for text in ("$", "\r\n", "\r\n$", ""))
+
+
+def write_files(folder: str, settings: RedisSettings) -> int:
+    """Write the (key, value) rows of the Parquet files in `folder` (written with FILE_OPTIONS) into Redis from
+    this process; returns the number of keys Redis accepted.
+
+    WRITERS threads share the files; each reads its files with pyarrow and sends the rows as they are: the values
+    never pass through the JVM or become Python objects. On a single Redis each batch is one MSET whose framing
+    Arrow's string kernels add in one copy, pipelined; on a cluster, redis-py's cluster pipeline sends each node
+    its keys. The writes run in the job's driver, not in Spark tasks: one Redis takes no more than about one
+    writer core, and a job's first Python tasks cost about 2 s to start (measurements in README "Scale")."""
+    paths = list_files(folder, ".parquet")
+    if not paths:
+        raise JobError(f"no values to publish in {folder}")
+    shares = [paths[i::WRITERS] for i in range(min(WRITERS, len(paths)))]
+    with ThreadPoolExecutor(len(shares), thread_name_prefix="publish") as pool:
+        return sum(pool.map(lambda share: _write_share(share, settings), shares))
+
+
+def _write_share(paths: list[str], settings: RedisSettings) -> int:
+    client = redis_client.writer(settings)
+    try:
+        batches = (batch for path in paths for batch in read_parquet_batches(path, ["key", "value"], BATCH_KEYS))
+        return _write_cluster(client, batches) if settings.cluster else _write_packed(client, batches)
+    finally:
+        client.close()
+
+
+def _write_packed(client: redis.Redis, batches) -> int:
+    """One MSET per batch on one connection, PIPELINE_KEYS keys in flight before reading the replies."""
+    connection = client.connection_pool.get_connection()
+    written, in_flight = 0, []
+    try:
+        for batch in (batch for batch in batches if batch.num_rows):  # MSET needs at least one pair
+            connection.send_packed_command(_packed_mset(batch.column("key"), batch.column("value")),
+                                           check_health=False)
+            in_flight.append(batch.num_rows)
+            if sum(in_flight) >= PIPELINE_KEYS:
+                written += _replies(connection, in_flight)
+        written += _replies(connection, in_flight)
+    finally:
+        connection.disconnect()  # never hand a connection with unread replies back to the pool
+    return written
+
+
+def _packed_mset(keys, values) -> list:
+    """The RESP encoding of `MSET key value ...` as [header, body]. Each element of one Arrow string array is
+    framed as "$<len>\\r\\n<key>\\r\\n$<len>\\r\\n<value>\\r\\n", so the body is that array's data
+    buffer as it stands: the value bytes are copied once."""
+    keys, values = keys.cast(pa.string()), values.cast(pa.string())  # 32-bit offsets (a batch is far below 2 GB)
+
+    def length(strings, lead):  # lead + byte length + CRLF
+        return pc.binary_join_element_wise(lead, pc.binary_length(strings).cast(pa.string()), CRLF, EMPTY)
+    framed = pc.binary_join_element_wise(length(keys, DOLLAR), keys, length(values, CRLF_DOLLAR), values, CRLF,
+                                         EMPTY)
+    if framed.null_count:
+        raise JobError("a key or value to publish is null")
+    offsets = np.frombuffer(framed.buffers()[1], np.int32, len(framed) + 1, framed.offset * 4)
+    body = framed.buffers()[2][offsets[0]:offsets[-1]]
+    return [f"*{2 * len(framed) + 1}\r\n$4\r\nMSET\r\n".encode(), body]
+
+
+def _replies(connection, in_flight: list[int]) -> int:
+    """Read one reply per MSET sent; raise unless every one is OK. Empties `in_flight`."""
+    for _ in in_flight:
+        if connection.read_response() != b"OK":
+            raise JobError("Redis refused a write")
+    written = sum(in_flight)
+    in_flight.clear()
+    return written
+
+
+def _write_cluster(client, batches) -> int:
+    pipe, written, pending = client.pipeline(transaction=False), 0, 0
+    for batch in batches:
+        for key, value in zip(batch.column("key").to_pylist(), batch.column("value").to_pylist()):
+            pipe.set(key, value)
+            pending += 1
+            if pending >= PIPELINE_KEYS:
+                written += _flush(pipe, pending)
+                pending = 0
+    return written + _flush(pipe, pending)
+
+
+def _flush(pipe, pending: int) -> int:
+    if not pending:
+        return 0
+    if not all(pipe.execute()):
+        raise JobError("Redis refused a write")
+    return pending
+
+
+def publish_version(client: redis.Redis, settings: RedisSettings, version: str, values_folder: str, expected: int,
+                    meta: dict, make_live: bool = True) -> float:
+    """Write the (key, value) Parquet files in `values_folder` and then `meta` as `version`, check that Redis
+    acknowledged and holds exactly `expected` keys and the meta, then in one transaction register the version
+    and make it live (a candidate, `make_live=False`, is only registered: an experiment serves it). Returns
+    the write seconds. On any failure the partial version is deleted and the live pointer has not moved."""
+    try:
+        started = time.perf_counter()
+        written = write_files(values_folder, settings)
+        seconds = time.perf_counter() - started
+        client.set(rk.key(version, "meta"), rk.encode(meta))  # last: a version with meta has all its keys
+        in_redis = count_version_keys(client, version)
+        if written != expected or in_redis != expected + 1:
+            raise JobError(f"version {version} incomplete: {expected} keys and the meta built, {written} "
+                           f"acknowledged, {in_redis} found in Redis; live version unchanged")
+        with client.pipeline(transaction=True) as flip:  # MULTI/EXEC: registry and pointer (one slot: {ctl})
+            flip.zadd(rk.VERSIONS, {version: time.time()})
+            if make_live:
+                flip.set(rk.LIVE, version)
+            flip.execute()
+    except BaseException:
+        delete_version(client, version)  # leave no half version behind; the live pointer never moved
+        raise
+    return seconds
+
+
+def live_version(client: redis.Redis) -> str | None:
+    value = client.get(rk.LIVE)
+    return value.decode() if value else None
+
+
+def count_version_keys(client: redis.Redis, version: str) -> int:
+    return sum(1 for _ in client.scan_iter(match=rk.version_pattern(version), count=10_000))
+
+
+def delete_version(client: redis.Redis, version: str) -> int:
+    """UNLINK a version's keys in batches (frees memory in the background, never blocks Redis for long)."""
+    deleted, batch = 0, []
+    for key in client.scan_iter(match=rk.version_pattern(version), count=10_000):
+        batch.append(key)
+        if len(batch) >= DELETE_BATCH:
+            deleted += client.unlink(*batch)
+            batch = []
+    if batch:
+        deleted += client.unlink(*batch)
+    client.zrem(rk.VERSIONS, version)
+    return deleted
+
+
+def prune(client: redis.Redis, retention: int) -> list[str]:
+    """Keep the `retention` newest versions, the live one and those a running experiment serves; delete the
+    rest."""
+    keep = {live_version(client), *versions_in_use(client)}
+    newest_first = [v.decode() for v in client.zrevrange(rk.VERSIONS, 0, -1)]
+    doomed = [v for v in newest_first[retention:] if v not in keep]
+    for version in doomed:
+        log.info("pruning version %s (%d keys)", version, delete_version(client, version))
+    return doomed
+
+
+def rollback(client: redis.Redis, version: str | None = None) -> dict:
+    """Point live at `version`, or at the newest kept version older than the live one."""
+    live = live_version(client)
+    kept = [v.decode() for v in client.zrevrange(rk.VERSIONS, 0, -1)]
+    if version is None:
+        older = kept[kept.index(live) + 1:] if live in kept else kept
+        if not older:
+            raise JobError(f"nothing to roll back to: kept versions are {kept}")
+        version = older[0]
+    if version not in kept or not client.exists(rk.key(version, "meta")):
+        raise JobError(f"version {version!r} is not kept; kept versions: {kept}")
+    client.set(rk.LIVE, version)
+    log.info("live version: %s -> %s", live, version)
+    return {"previous": live, "live": version}
+
+
+def smoke_check(client: redis.Redis, reader, publish_report: dict, sample: int = 25, seed: int = 0) -> dict:
+    """After publication: the live version is the one just published (or, for a candidate, the running
+    experiment's treatment), and a sample of its users and movies answer through `reader` (the service's own
+    `serving.store.Store`). On any gap, point live back to the previous version (abort the candidate's
+    experiment) and raise JobError. A run whose publication was held has nothing to check."""
+    if publish_report.get("held"):
+        return {"held": publish_report["held"]}
+    version, counts, candidate = publish_report["version"], publish_report["counts"], publish_report.get("candidate")
+    problems = []
+    live = reader.live_version(refresh=True)
+    experiment = current(client)
+    if candidate and (experiment or {}).get("treatment") != version:
+        problems.append(f"version {version} is not the running experiment's treatment")
+    elif not candidate and live != version:
+        problems.append(f"live version is {live}, this run published {version}")
+
+    def ids(kind: str) -> list[int]:
+        return [int(k.decode().rsplit(":", 1)[1])
+                for k in client.scan_iter(match=rk.kind_prefix(version, kind) + "*", count=1000)]
+    users, movies = ids("user"), ids("similar")
+    if len(users) != counts["user"] or len(movies) != counts["similar"]:
+        problems.append(f"{len(users)} users and {len(movies)} movies found, publication counted "
+                        f"{counts['user']} and {counts['similar']}")
+    rng = random.Random(seed)
+    picked_users = rng.sample(users, min(sample, len(users)))
+    picked_movies = rng.sample(movies, min(sample, len(movies)))
+    values = reader.get_in_version(version, [*[rk.suffix("user", u) for u in picked_users],
+                                             *[rk.suffix("movie", m) for m in picked_movies],
+                                             rk.suffix("popular", rk.ALL_GENRES), rk.suffix("meta")])
+    names = [f"user {u}" for u in picked_users] + [f"movie {m}" for m in picked_movies] + ["popular", "meta"]
+    problems += [f"{name}: missing or empty" for name, value in zip(names, values) if not value]
+    if problems:
+        if candidate and experiment and experiment.get("treatment") == version:
+            end(client, "aborted", experiment["id"], reason="the candidate failed its smoke check")
+        elif not candidate and publish_report.get("previous"):
+            rollback(client, publish_report["previous"])
+        raise JobError(f"smoke check failed ({'; '.join(problems[:5])}); live version: {live_version(client)}")
+    return {"version": version, "candidate": bool(candidate), "users_checked": len(picked_users),
+            "movies_checked": len(picked_movies)}
+
+
+def check_published_run(config, run_id: str) -> dict:
+    """The smoke check of a run's publication (the DAG's smoke_check task), through the service's reader."""
+    from jobs.lib.runtime.run_layout import run_paths
+    from jobs.lib.runtime.storage import read_json
+    from serving.store import Store
+
+    report = read_json(run_paths(config, run_id).publish_report)
+    reader = Store(redis_client.reader(config.redis), cache_entries=0)
+    return smoke_check(redis_client.writer(config.redis), reader, report)

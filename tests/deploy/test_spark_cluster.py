@@ -1,0 +1,88 @@
+"""The cluster path: a Spark standalone master and two workers started from the installed pyspark on loopback,
+and the whole pipeline (ingest to publish, the all-in-one runner) spark-submitted to spark://127.0.0.1:<port>,
+publishing into a real Redis."""
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from schemas import redis_keys as rk
+from tests.conftest import JIT_OPTIONS
+from tests.support import RedisServer, free_port, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+WORKERS = 2
+
+
+@pytest.fixture(scope="module")
+def standalone_cluster(tmp_path_factory):
+    """(master URL, a function returning the master's JSON state, env, the workers' work folders)."""
+    logs = tmp_path_factory.mktemp("spark-standalone")
+    port, ui = free_port(), free_port()
+    env = {**os.environ, "SPARK_LOG_DIR": str(logs), "SPARK_LOCAL_IP": "127.0.0.1",
+           "PYSPARK_PYTHON": sys.executable, "PATH": f"{BIN}:{os.environ['PATH']}",
+           "SPARK_DAEMON_JAVA_OPTS": JIT_OPTIONS}  # the master and workers (conftest.JIT_OPTIONS)
+    spark_class = str(BIN / "spark-class")
+    processes = [subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                                   "--port", str(port), "--webui-port", str(ui)],
+                                  env=env, stdout=open(logs / "master.log", "w"), stderr=subprocess.STDOUT)]
+    url = f"spark://127.0.0.1:{port}"
+    work_dirs = [logs / f"worker-{i}" for i in range(WORKERS)]
+    for i, work_dir in enumerate(work_dirs):  # one core each: the machine's two cores, as two machines would
+        processes.append(subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1", "--cores", "1",
+             "--memory", "1536m", "--webui-port", str(free_port()), "--work-dir", str(work_dir)],
+            env=env, stdout=open(logs / f"worker-{i}.log", "w"), stderr=subprocess.STDOUT))
+
+    def state():
+        with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=2) as response:
+            return json.load(response)
+    try:
+        wait_until(lambda: state()["aliveworkers"] == WORKERS, 90, 0.5, f"{WORKERS} live standalone workers")
+        yield url, state, env, work_dirs
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(30)
+
+
+def test_whole_pipeline_runs_on_a_two_worker_standalone_cluster(standalone_cluster, ml100k_dir, tmp_path):
+    url, state, env, work_dirs = standalone_cluster
+    redis_server = RedisServer(tmp_path / "redis").start()
+    settings = tmp_path / "cluster-test.yaml"  # the suite's fast ALS settings (conftest.FAST_ALS)
+    settings.write_text("als:\n  implicit: {rank: 64, reg_param: 0.5, alpha: 10.0, max_iter: 10}\n"
+                        "  explicit: {rank: 10, max_iter: 10}\nspark:\n  shuffle_partitions: 2\n"
+                        "recommend:\n  driver_max_scores: 0\n")  # the lists scored on the workers too
+    job_env = {**env, "RECO_DATA_ROOT": str(tmp_path / "data"), "RECO_CONFIG": str(settings),
+               "RECO_MOVIELENS_DIR": str(ml100k_dir), "RECO_REDIS_URL": redis_server.url}
+    try:
+        result = subprocess.run(
+            [str(BIN / "spark-submit"), "--master", url, "--driver-memory", "1g", "--executor-memory", "1g",
+             "--conf", "spark.ui.enabled=false", "--conf", f"spark.executor.extraJavaOptions={JIT_OPTIONS}",
+             str(REPO / "jobs" / "pipeline.py"), "--run-id", "cluster", "--publish"],
+            env=job_env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        client = redis_server.client()
+        live = client.get(rk.LIVE).decode()
+        meta = json.loads(client.get(rk.key(live, "meta")))
+    finally:
+        redis_server.stop()
+
+    run = tmp_path / "data" / "runs" / "cluster"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["publishable"], metrics["gates"]
+    assert meta["run_id"] == "cluster" and meta["counts"]["user"] == 943, meta
+    assert json.loads((run / "publish.json").read_text())["version"] == live
+    assert json.loads((run / "recommend" / "report.json").read_text())["on_driver"] == {
+        "user_recs": False, "item_neighbors": False}
+    snapshot = state()
+    apps = [app for app in snapshot["completedapps"] + snapshot["activeapps"] if app["name"] == "reco-pipeline"]
+    assert len(apps) == 1, snapshot  # it really ran on the cluster, not local[*]
+    # Both workers ran executors of it: each keeps a folder per application it served.
+    assert all((work_dir / apps[0]["id"]).is_dir() for work_dir in work_dirs), \
+        [sorted(p.name for p in w.iterdir()) if w.is_dir() else None for w in work_dirs]
