@@ -17,7 +17,8 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-# Project-local Redis for the demo and `make serve` (loopback, password, its own folder).
+# Project-local Redis for the demo and `make serve` (loopback, password, its own folder). The password is read from
+# files, never put on a command line (the process list shows those): redis.conf for the server, REDISCLI_AUTH for redis-cli.
 REDIS_DIR := $(abspath .redis)
 REDIS_PORT ?= 6380
 REDIS_URL = redis://:$$(cat $(REDIS_DIR)/password)@127.0.0.1:$(REDIS_PORT)/0
@@ -37,7 +38,11 @@ help:
 	@echo "make pipeline        every Spark job in order, no Airflow; prints the path of metrics.json"
 	@echo "make serve           the lookup service under gunicorn (RECO_REDIS_URL, RECO_PORT)"
 	@echo "make airflow         airflow standalone with the project's DAG (UI on 127.0.0.1:8080)"
-	@echo "make bench           bench-demo, bench-pipeline, bench-serving, bench-quality, bench-experiment (JSON + markdown in benchmarks/results)"
+	@echo "make bench           all six benchmarks below, bench-scale (an hour or more) included; JSON + markdown in benchmarks/results"
+	@echo "make bench-demo      make demo taken apart: setup, Airflow, each task's JVM start, imports and work"
+	@echo "make bench-pipeline  every job on ML-100K: seconds and peak memory"
+	@echo "make bench-serving   lookups and intake under wrk, as ratios to floors measured in the same run"
+	@echo "make bench-quality   the GUIDE protocol over three split seeds, ALS variants and the popularity baseline"
 	@echo "make bench-experiment  A/B, A/A and sample-ratio checks with simulated people over HTTP"
 	@echo "make bench-scale     the pipeline on synthetic MovieLens-shaped data, SCALE=0.1m,1m (10m, 25m, 32m)"
 	@echo "make tune            hyperparameter search for implicit ALS (leaderboard in data/runs/<run>/tune/)"
@@ -101,13 +106,14 @@ redis-up: system-deps
 	@mkdir -p $(REDIS_DIR)
 	@test -s $(REDIS_DIR)/password || (head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/password)
 	@test -s $(REDIS_DIR)/events_token || (head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/events_token)
-	@if redis-cli -p $(REDIS_PORT) -a "$$(cat $(REDIS_DIR)/password)" --no-auth-warning ping >/dev/null 2>&1; then \
+	@if REDISCLI_AUTH="$$(cat $(REDIS_DIR)/password)" redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1; then \
 	  echo "redis: running on 127.0.0.1:$(REDIS_PORT) (data in .redis/)"; \
 	else \
-	  redis-server --bind 127.0.0.1 --port $(REDIS_PORT) --requirepass "$$(cat $(REDIS_DIR)/password)" \
+	  ( umask 077; echo "requirepass $$(cat $(REDIS_DIR)/password)" > $(REDIS_DIR)/redis.conf ) && \
+	  redis-server $(REDIS_DIR)/redis.conf --bind 127.0.0.1 --port $(REDIS_PORT) \
 	    --dir $(REDIS_DIR) --appendonly yes --daemonize yes --pidfile $(REDIS_DIR)/redis.pid \
 	    --logfile $(REDIS_DIR)/redis.log && \
-	  for i in $$(seq 50); do redis-cli -p $(REDIS_PORT) -a "$$(cat $(REDIS_DIR)/password)" --no-auth-warning ping >/dev/null 2>&1 && break; sleep 0.1; done && \
+	  for i in $$(seq 50); do REDISCLI_AUTH="$$(cat $(REDIS_DIR)/password)" redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 && break; sleep 0.1; done && \
 	  echo "redis: started on 127.0.0.1:$(REDIS_PORT) (password in .redis/password, data in .redis/)"; \
 	fi
 
