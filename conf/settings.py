@@ -187,6 +187,10 @@ class RedisSettings(_Section):
     socket_timeout: float = Field(0.5, gt=0, description="the service's read timeout (s): a dead Redis is a "
                                                          "503, never a hang")
     connect_timeout: float = Field(0.25, gt=0, description="the service's connect timeout (s)")
+    lease_ttl_s: float = Field(30.0, gt=0, description="a publication's or an archive's lease lives this long "
+                                                       "unless renewed (a crashed holder blocks no longer)")
+    lease_wait_s: float = Field(60.0, ge=0, description="how long a run waits for another run's lease before it "
+                                                        "stops naming the holder (exit 3: retried)")
 
     @field_validator("url")
     @classmethod

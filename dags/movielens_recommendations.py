@@ -141,8 +141,11 @@ with DAG(
         from conf import redis_client
         from conf.settings import load_config
         from jobs.lib.publication.versions import prune
+        from jobs.lib.runtime.leases import Lease, default_holder
         config = load_config()
-        return prune(redis_client.writer(config.redis), config.redis.retention)
+        client = redis_client.writer(config.redis)
+        with Lease(client, "publish", default_holder("cleanup"), config.redis.lease_ttl_s, config.redis.lease_wait_s):
+            return prune(client, config.redis.retention)
 
     @task(task_id="report_run", trigger_rule="all_done", execution_timeout=timedelta(minutes=5))
     def report_run(reco_run: str, ti=None, dag_run=None) -> dict:
@@ -166,7 +169,9 @@ with DAG(
     evaluate = spark_job("evaluate")
     recommend = spark_job("recommend", timeout_minutes=120)
     # none_failed: publishes when no experiment was judged (experiment skipped); a failed gate skips it anyway.
-    publish = spark_job("publish", "{{ '--force' if params.force else '--no-force' }}", trigger_rule="none_failed")
+    publish = spark_job("publish", "{{ '--force' if params.force else '--no-force' }}",
+                        "--data-as-of", "{{ logical_date.isoformat() if logical_date else '' }}",
+                        trigger_rule="none_failed")
     judge = spark_job("experiment", "--apply", "canary")
 
     # Validation gates everything that learns from the data; clean only prepares it, so it runs beside validate

@@ -27,23 +27,27 @@ from jobs.lib.publication import versions as publication
 from jobs.lib.publication.release import publish_run
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.errors import JobError
+from jobs.lib.runtime.leases import Lease, default_holder
 from jobs.lib.runtime.spark import spark_session
 
 
 def run(config: Config, run_id: str | None, spark: SparkSession | None = None, force: bool = False,
         rollback_to: str | bool | None = None, prune_only: bool = False, candidate: bool = False,
-        share: float | None = None, salt: str | None = None, promote: bool = False, abort: bool = False) -> dict:
-    if promote or abort:
-        return experiments.end(redis_client.writer(config.redis), "promoted" if promote else "aborted",
-                               reason="by hand (publish --promote / --abort)")
-    if rollback_to is not None:
-        return publication.rollback(redis_client.writer(config.redis), rollback_to or None)
-    if prune_only:
-        return {"pruned": publication.prune(redis_client.writer(config.redis), config.redis.retention)}
+        share: float | None = None, salt: str | None = None, promote: bool = False, abort: bool = False,
+        data_as_of: str | None = None) -> dict:
+    if promote or abort or rollback_to is not None or prune_only:
+        client = redis_client.writer(config.redis)
+        with Lease(client, "publish", default_holder(run_id), config.redis.lease_ttl_s, config.redis.lease_wait_s):
+            if promote or abort:
+                return experiments.end(client, "promoted" if promote else "aborted",
+                                       reason="by hand (publish --promote / --abort)")
+            if rollback_to is not None:
+                return publication.rollback(client, rollback_to or None)
+            return {"pruned": publication.prune(client, config.redis.retention)}
     if not run_id:
         raise JobError("--run-id is required to publish")
     return publish_run(config, run_id, spark or spark_session(config, "publish"), force=force,
-                       candidate=candidate, share=share, salt=salt)
+                       candidate=candidate, share=share, salt=salt, data_as_of=data_as_of or None)
 
 
 def _arguments(parser) -> None:
@@ -59,6 +63,9 @@ def _arguments(parser) -> None:
                         help="the candidate's share of users (default: experiments.canary_share)")
     parser.add_argument("--salt", default=None,
                         help="the candidate's assignment salt (default: random); the same salt, the same split")
+    parser.add_argument("--data-as-of", default=None, metavar="ISO-TIME",
+                        help="when the run's data was current (the DAG passes its logical date): a live version "
+                             "built from newer data is not replaced unless --force")
     parser.add_argument("--promote", action="store_true", help="end the running experiment: treatment goes live")
     parser.add_argument("--abort", action="store_true", help="end the running experiment: control stays live")
 

@@ -2,6 +2,10 @@
 
     reco:{ctl}:live                    string   the live version id
     reco:{ctl}:versions                zset     version id -> publication time (epoch seconds)
+    reco:{ctl}:pending                 zset     version id -> start of its write: registered before its first key,
+                                                so a publisher killed mid-write leaves a version the next one finds
+    reco:{ctl}:lease:<name>            string   "<token> <holder>" of a lease (publish, archive:<stream>), expiring
+    reco:{ctl}:fence:<name>            int      the lease's last fencing token (jobs/lib/runtime/leases.py)
     reco:{ctl}:last_run                json     the last DAG run: result, task seconds, row counts (for /metrics)
     reco:{ctl}:experiment              json     the running experiment, if any (schemas/experiments.py)
     reco:{ctl}:experiments             list     ended experiments (JSON, with outcome and ended_at), newest first
@@ -45,6 +49,7 @@ import orjson
 PREFIX = "reco"
 LIVE = f"{PREFIX}:{{ctl}}:live"
 VERSIONS = f"{PREFIX}:{{ctl}}:versions"
+PENDING = f"{PREFIX}:{{ctl}}:pending"
 LAST_RUN = f"{PREFIX}:{{ctl}}:last_run"
 ALL_GENRES = "_all"
 EVENTS = f"{PREFIX}:{{events}}"
@@ -53,6 +58,14 @@ EXPERIMENT_LOG = f"{PREFIX}:{{ctl}}:experiments"
 EXPOSURES = f"{PREFIX}:{{exposures}}"
 
 KINDS = ("meta", "user", "similar", "popular", "movie", "title")
+
+
+def lease(name: str) -> str:
+    return f"{PREFIX}:{{ctl}}:lease:{name}"
+
+
+def fence(name: str) -> str:
+    return f"{PREFIX}:{{ctl}}:fence:{name}"
 
 
 def version_prefix(version: str) -> str:

@@ -66,8 +66,10 @@ def test_a_half_written_version_never_goes_live(on_cluster, spark, tmp_path):
     values = str(tmp_path / "values.parquet")
     spark.createDataFrame([("reco:v:broken:user:1", "[]")], "key string, value string").write.parquet(values)
     from jobs.lib.runtime.errors import JobError
-    with pytest.raises(JobError, match="incomplete"):
-        publication.publish_version(client, config.redis, "broken", values, expected=2, meta={"version": "broken"})
+    from jobs.lib.runtime.leases import Lease
+    with Lease(client, "publish", "test") as lease, pytest.raises(JobError, match="incomplete"):
+        publication.publish_version(client, config.redis, "broken", values, expected=2, meta={"version": "broken"},
+                                    lease=lease)
     assert publication.live_version(client) == live
     assert publication.count_version_keys(client, "broken") == 0
 

@@ -98,11 +98,15 @@ def test_retention_and_rollback(pipeline_run, spark, redis_client):
     assert publication.rollback(redis_client, third["version"])["live"] == third["version"]
     with pytest.raises(JobError, match="not kept"):
         publication.rollback(redis_client, first)
-    # pruning never removes the live version, even when it is the oldest
+    # A publication never prunes the version live before it, even the oldest: rolled back to `second`, then
+    # `fourth` published (and, say, failing its smoke check), rolling back finds `second` still there.
     publication.rollback(redis_client, second)
     fourth = publish.run(config, run_id, spark=spark)
     assert redis_client.get(rk.LIVE).decode() == fourth["version"]
-    assert set(v.decode() for v in redis_client.zrange(rk.VERSIONS, 0, -1)) == {fourth["version"], third["version"]}
+    kept = {v.decode() for v in redis_client.zrange(rk.VERSIONS, 0, -1)}
+    assert kept == {fourth["version"], third["version"], second}
+    assert publication.rollback(redis_client) == {"previous": fourth["version"], "live": third["version"]}
+    assert publication.rollback(redis_client, second)["live"] == second
 
 
 def test_readers_only_ever_see_complete_versions(pipeline_run, spark, redis_client):

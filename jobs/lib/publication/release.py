@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import redis
 from pyspark.sql import SparkSession
@@ -13,17 +14,22 @@ from jobs.lib.loop import experiment_control
 from jobs.lib.publication import versions
 from jobs.lib.publication.values import build_values, count_by_kind
 from jobs.lib.runtime.errors import JobError, TransientJobError
+from jobs.lib.runtime.leases import Lease, default_holder
 from jobs.lib.runtime.run_layout import new_version_id, run_paths, utc_now
-from jobs.lib.runtime.storage import read_json, write_json
+from jobs.lib.runtime.storage import exists, read_json, write_json
+from schemas import redis_keys as rk
+from schemas.events import stream_id_key
 from schemas.experiments import public_view
 
 log = logging.getLogger("reco.publish")
 
 
 def publish_run(config: Config, run_id: str, spark: SparkSession, force: bool = False, candidate: bool = False,
-                share: float | None = None, salt: str | None = None) -> dict:
+                share: float | None = None, salt: str | None = None, data_as_of: str | None = None) -> dict:
     """Publish a run's lists as a new version: live at once, or as an experiment's candidate (a canary release
-    holds it while an experiment runs). Refused when metrics.json says not publishable, unless forced."""
+    holds it while an experiment runs). Refused when metrics.json says not publishable, or when the live version
+    was built from newer data (a later `data_as_of`, the DAG run's logical date, or later events), unless forced.
+    Runs under the `publish` lease: one publication at a time."""
     paths = run_paths(config, run_id)
     canary = config.experiments.release == "canary" and not candidate
     candidate = candidate or canary
@@ -36,6 +42,14 @@ def publish_run(config: Config, run_id: str, spark: SparkSession, force: bool = 
         client.ping()
     except redis.RedisError as exc:
         raise TransientJobError(f"Redis unreachable at {redis_client.safe_url(config.redis.url)}: {exc}") from None
+    with Lease(client, "publish", default_holder(run_id), config.redis.lease_ttl_s, config.redis.lease_wait_s) as lease:
+        return _publish_under_lease(config, run_id, spark, client, lease, metrics, force, candidate, canary, share,
+                                    salt, data_as_of)
+
+
+def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, candidate, canary, share, salt,
+                         data_as_of) -> dict:
+    paths = run_paths(config, run_id)
     running = experiment_control.current(client)
     if candidate and running:
         if not canary:
@@ -46,6 +60,13 @@ def publish_run(config: Config, run_id: str, spark: SparkSession, force: bool = 
         log.warning(report["held"])
         return report
 
+    events_high_water = read_json(paths.events)["batch"]["last_id"] if exists(paths.events) else None
+    previous = versions.live_version(client)
+    if previous and not candidate:
+        _refuse_older_data(client, previous, data_as_of, events_high_water, force)
+    # Pruned first, so that Redis holds at most redis.retention versions while this one is written (and the live
+    # one, and any an experiment serves); the live one stays for rollback.
+    pruned = versions.prune(client, config.redis.retention - 1)
     version = new_version_id(run_id)
     # Built once into the run's folder (the version's exact keys and values), then counted and written from the
     # files: the write reads them with pyarrow, without the JVM-to-Python hop of a cached DataFrame.
@@ -58,13 +79,13 @@ def publish_run(config: Config, run_id: str, spark: SparkSession, force: bool = 
     expected = sum(counts.values())
     meta = {"version": version, "run_id": run_id, "dataset": metrics["dataset"], "k": k,
             "published_at": utc_now(), "trained_at": read_json(paths.train_report)["trained_at"],
+            "data_as_of": data_as_of, "events_high_water": events_high_water,
             "metrics": {**{metric(name, k): metrics["models"]["als"].get(metric(name, k)) for name in HEADLINE},
                         f"popularity_{metric('ndcg', k)}": metrics["models"]["popularity"].get(metric("ndcg", k))},
             "counts": counts, "top_n": config.recommend.top_n,
             "forced": bool(force and not metrics.get("publishable"))}
-    previous = versions.live_version(client)
-    seconds = versions.publish_version(client, config.redis, version, paths.publish_values, expected, meta,
-                                          make_live=not candidate or not previous)
+    seconds = versions.publish_version(client, config.redis, version, paths.publish_values, expected, meta, lease,
+                                       make_live=not candidate or not previous)
     experiment = None
     if candidate and previous:  # with nothing live yet, the first version simply goes live
         try:
@@ -73,7 +94,7 @@ def publish_run(config: Config, run_id: str, spark: SparkSession, force: bool = 
         except BaseException:
             versions.delete_version(client, version)
             raise
-    pruned = versions.prune(client, config.redis.retention)
+    pruned += versions.prune(client, config.redis.retention, keep=(previous,) if previous else ())
     report = {"version": version, "previous": previous, "keys": expected + 1, "counts": counts,
               "write_seconds": round(seconds, 3), "keys_per_second": round(expected / seconds),
               "pruned": pruned, "published_at": meta["published_at"], "candidate": bool(experiment),
@@ -83,3 +104,20 @@ def publish_run(config: Config, run_id: str, spark: SparkSession, force: bool = 
              report["keys_per_second"], f" as the treatment of {experiment['id']}" if experiment else "",
              previous if experiment else version)
     return report
+
+
+def _refuse_older_data(client, live: str, data_as_of: str | None, events_high_water: str | None, force: bool):
+    """Stop unless this run's data is at least as new as the live version's (both compared where both know it)."""
+    meta = rk.decode(client.get(rk.key(live, "meta"))) or {}
+    reasons = []
+    if data_as_of and meta.get("data_as_of") and \
+            datetime.fromisoformat(meta["data_as_of"]) > datetime.fromisoformat(data_as_of):
+        reasons.append(f"its data is as of {meta['data_as_of']}, this run's as of {data_as_of}")
+    if events_high_water and meta.get("events_high_water") and \
+            stream_id_key(meta["events_high_water"]) > stream_id_key(events_high_water):
+        reasons.append(f"it learnt from events up to {meta['events_high_water']}, this run up to {events_high_water}")
+    if reasons and not force:
+        raise JobError(f"live version {live} was built from newer data ({'; '.join(reasons)}): not replaced; "
+                       "--force publishes anyway")
+    if reasons:
+        log.warning("replacing live version %s built from newer data (%s): forced", live, "; ".join(reasons))

@@ -2,8 +2,11 @@
 rollback, and the smoke check through the service's own reader.
 
 Readers never see half a version: every key of a version, its metadata last, is written and counted before
-one MULTI/EXEC registers it and moves the live pointer. A failure before that deletes the partial version; the
-live one never moves. Layout (and placement on a Redis Cluster): schemas/redis_keys.py.
+one atomic step registers it and moves the live pointer. Publication runs under the `publish` lease
+(jobs/lib/runtime/leases.py) and the flip checks its fencing token in the same Lua script, so a stalled publisher
+whose lease was taken over cannot flip. A version is registered as pending before its first key is written, so
+a publisher killed mid-write leaves nothing the next one cannot find and remove. No path deletes the version the
+pointer names or one an experiment serves. Layout (and placement on a Redis Cluster): schemas/redis_keys.py.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ import redis
 from conf import redis_client
 from conf.settings import RedisSettings
 from jobs.lib.loop.experiment_control import current, end, versions_in_use
-from jobs.lib.runtime.errors import JobError
+from jobs.lib.runtime.errors import JobError, TransientJobError
+from jobs.lib.runtime.leases import Lease
 from jobs.lib.runtime.storage import list_files, read_parquet_batches
 from schemas import redis_keys as rk
 
@@ -37,6 +41,19 @@ DELETE_BATCH = 1000    # keys per UNLINK when pruning
 # RESP's separators as Arrow scalars, made once: pyarrow imports pandas (0.4 s here) at its first conversion of a
 # Python value, a cost of starting the job rather than of writing keys.
 DOLLAR, CRLF, CRLF_DOLLAR, EMPTY = (pa.scalar(text, pa.string()) for text in ("$", "\r\n", "\r\n$", ""))
+
+# The flip, fenced. KEYS: the publish lease, pending, versions, live; ARGV: token, version, time, make_live (1/0).
+_FLIP = """
+local held = redis.call('GET', KEYS[1])
+if not held or string.sub(held, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. ' ' then
+  return redis.error_reply('FENCED the publish lease is no longer held by token ' .. ARGV[1] ..
+                           ' (held now: ' .. tostring(held) .. ')')
+end
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+if ARGV[4] == '1' then redis.call('SET', KEYS[4], ARGV[2]) end
+return 1
+"""
 
 
 def write_files(folder: str, settings: RedisSettings) -> int:
@@ -130,11 +147,13 @@ def _flush(pipe, pending: int) -> int:
 
 
 def publish_version(client: redis.Redis, settings: RedisSettings, version: str, values_folder: str, expected: int,
-                    meta: dict, make_live: bool = True) -> float:
+                    meta: dict, lease: Lease, make_live: bool = True) -> float:
     """Write the (key, value) Parquet files in `values_folder` and then `meta` as `version`, check that Redis
-    acknowledged and holds exactly `expected` keys and the meta, then in one transaction register the version
-    and make it live (a candidate, `make_live=False`, is only registered: an experiment serves it). Returns
-    the write seconds. On any failure the partial version is deleted and the live pointer has not moved."""
+    acknowledged and holds exactly `expected` keys and the meta, then in one fenced step register the version and
+    make it live (a candidate, `make_live=False`, is only registered: an experiment serves it). Returns the write
+    seconds. On a failure the partial version is deleted and the live pointer has not moved, except where the
+    flip was applied and only its reply was lost: then the version is live, and this says so and succeeds."""
+    client.zadd(rk.PENDING, {version: time.time()})  # discoverable before its first key is written
     try:
         started = time.perf_counter()
         written = write_files(values_folder, settings)
@@ -144,15 +163,33 @@ def publish_version(client: redis.Redis, settings: RedisSettings, version: str, 
         if written != expected or in_redis != expected + 1:
             raise JobError(f"version {version} incomplete: {expected} keys and the meta built, {written} "
                            f"acknowledged, {in_redis} found in Redis; live version unchanged")
-        with client.pipeline(transaction=True) as flip:  # MULTI/EXEC: registry and pointer (one slot: {ctl})
-            flip.zadd(rk.VERSIONS, {version: time.time()})
-            if make_live:
-                flip.set(rk.LIVE, version)
-            flip.execute()
-    except BaseException:
-        delete_version(client, version)  # leave no half version behind; the live pointer never moved
+        lease.check()
+        client.register_script(_FLIP)(keys=[lease.key, rk.PENDING, rk.VERSIONS, rk.LIVE],
+                                      args=[lease.token, version, time.time(), int(make_live)])
+    except BaseException as failure:
+        if _flip_applied(client, version, make_live, failure):
+            return seconds
         raise
     return seconds
+
+
+def _flip_applied(client: redis.Redis, version: str, make_live: bool, failure: BaseException) -> bool:
+    """After a failed publication, read the registry back to tell which case happened. The flip applied (its
+    reply lost): True, the version stays. Not applied: the partial version is deleted, False. Unknown (Redis
+    unreachable): the version stays pending for the next publication or prune to remove, and this raises."""
+    try:
+        registered = client.zscore(rk.VERSIONS, version) is not None
+        live = live_version(client)
+    except redis.RedisError as exc:
+        raise TransientJobError(f"publication of {version} failed ({failure}) and Redis cannot say whether its "
+                                f"flip was applied ({exc}); it stays pending: the next publish or prune removes it "
+                                "unless it is live") from failure
+    if registered and (live == version or not make_live):
+        log.warning("the flip's reply was lost (%s), but Redis applied it: version %s is %s", failure, version,
+                    "live" if make_live else "registered")
+        return True
+    delete_version(client, version)  # leave no half version behind; the live pointer never moved
+    return False
 
 
 def live_version(client: redis.Redis) -> str | None:
@@ -165,7 +202,10 @@ def count_version_keys(client: redis.Redis, version: str) -> int:
 
 
 def delete_version(client: redis.Redis, version: str) -> int:
-    """UNLINK a version's keys in batches (frees memory in the background, never blocks Redis for long)."""
+    """UNLINK a version's keys in batches (frees memory in the background, never blocks Redis for long).
+    Refuses the version the pointer names and those a running experiment serves."""
+    if version in {live_version(client), *versions_in_use(client)}:
+        raise JobError(f"version {version} is live or serves an experiment: not deleted")
     deleted, batch = 0, []
     for key in client.scan_iter(match=rk.version_pattern(version), count=10_000):
         batch.append(key)
@@ -175,18 +215,26 @@ def delete_version(client: redis.Redis, version: str) -> int:
     if batch:
         deleted += client.unlink(*batch)
     client.zrem(rk.VERSIONS, version)
+    client.zrem(rk.PENDING, version)
     return deleted
 
 
-def prune(client: redis.Redis, retention: int) -> list[str]:
-    """Keep the `retention` newest versions, the live one and those a running experiment serves; delete the
-    rest."""
-    keep = {live_version(client), *versions_in_use(client)}
+def prune(client: redis.Redis, retention: int, keep: tuple[str, ...] = ()) -> list[str]:
+    """Keep the `retention` newest versions, the live one, those a running experiment serves and `keep`; delete
+    the rest, and every pending version (abandoned by a publisher that died: call this under the publish lease,
+    so that no pending version belongs to a publisher still writing)."""
+    keep = {live_version(client), *versions_in_use(client), *keep}
     newest_first = [v.decode() for v in client.zrevrange(rk.VERSIONS, 0, -1)]
     doomed = [v for v in newest_first[retention:] if v not in keep]
+    abandoned = [v.decode() for v in client.zrange(rk.PENDING, 0, -1)]
+    for version in abandoned:
+        if version in keep:  # a flip applied whose reply was lost and whose publisher died before reading back
+            client.zrem(rk.PENDING, version)
+            continue
+        log.warning("removing version %s, abandoned mid-write (%d keys)", version, delete_version(client, version))
     for version in doomed:
         log.info("pruning version %s (%d keys)", version, delete_version(client, version))
-    return doomed
+    return doomed + [v for v in abandoned if v not in keep]
 
 
 def rollback(client: redis.Redis, version: str | None = None) -> dict:

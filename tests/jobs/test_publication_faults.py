@@ -1,0 +1,199 @@
+"""Publication when things fail or overlap, each fault injected for real: the flip's reply lost on the wire, the
+publisher SIGKILLed mid-write, two publishers at once, a stalled holder whose lease was taken over, a backfill
+of older data, and a Redis whose maxmemory is exactly the documented size."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from jobs import publish
+from jobs.lib.publication import versions as publication
+from jobs.lib.runtime.errors import JobError, TransientJobError
+from jobs.lib.runtime.leases import Lease, LeaseLost
+from schemas import redis_keys as rk
+from tests.support import REPO, RedisServer, ReplyDroppingProxy, wait_until
+
+
+@pytest.fixture()
+def redis_client(redis_server):
+    client = redis_server.client()
+    client.flushdb()
+    return client
+
+
+def with_redis(config, **changes):
+    return config.model_copy(update={"redis": config.redis.model_copy(update=changes)})
+
+
+def version_ids_in_redis(client) -> set[str]:
+    return {key.decode().split(":")[2] for key in client.scan_iter(match="reco:v:*", count=10_000)}
+
+
+def values_as(version: str, published: dict, values_folder: str, folder) -> str:
+    """The published version's values (keys and all) renamed to `version`: a version of the same size."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+    table = ds.dataset(values_folder, format="parquet").to_table()
+    keys = pc.replace_substring(table.column("key"), rk.version_prefix(published["version"]),
+                                rk.version_prefix(version))
+    folder.mkdir()
+    pq.write_table(table.set_column(table.schema.get_field_index("key"), "key", keys), folder / "part-0.parquet")
+    return str(folder)
+
+
+def test_a_lost_reply_to_the_flip_keeps_the_version_the_pointer_names(pipeline_run, spark, redis_server,
+                                                                       redis_client):
+    """Before: the publisher took the lost reply for a failure and deleted the version the pointer named."""
+    config, run_id, _, _ = pipeline_run
+    first = publish.run(config, run_id, spark=spark)["version"]
+    proxy = ReplyDroppingProxy(redis_server.port)
+    try:
+        sha = redis_client.script_load(publication._FLIP)  # so that the flip is one EVALSHA carrying this sha
+        proxy.drop_reply_to(sha.encode() if isinstance(sha, str) else sha)
+        report = publish.run(with_redis(config, url=proxy.url), run_id, spark=spark)
+    finally:
+        proxy.close()
+    assert proxy.dropped == 1
+    second = report["version"]
+    assert redis_client.get(rk.LIVE).decode() == second  # Redis applied the flip
+    assert publication.count_version_keys(redis_client, second) == report["keys"]  # nothing of it deleted
+    assert {v.decode() for v in redis_client.zrange(rk.VERSIONS, 0, -1)} == {first, second}
+    assert redis_client.zcard(rk.PENDING) == 0
+
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    from conf.settings import load_config
+    from conf import redis_client
+    from jobs.lib.publication import versions
+    from jobs.lib.runtime.leases import Lease
+    config = load_config(overrides={"redis.url": sys.argv[1]})
+    slow = versions._replies
+    def slowly(connection, in_flight):  # slows the write down so that the kill lands in the middle of it
+        time.sleep(0.3)
+        return slow(connection, in_flight)
+    versions._replies, versions.PIPELINE_KEYS = slowly, 500
+    client = redis_client.writer(config.redis)
+    with Lease(client, "publish", "doomed-writer", ttl_s=2) as lease:
+        versions.publish_version(client, config.redis, "killed", sys.argv[2], int(sys.argv[3]), {}, lease)
+""")
+
+
+def test_a_publisher_killed_mid_write_leaves_nothing_once_the_next_one_runs(pipeline_run, spark, redis_server,
+                                                                          redis_client, tmp_path):
+    """Before: the killed version's keys were in no registry, so no prune ever found them."""
+    config, run_id, paths, _ = pipeline_run
+    config = with_redis(config, lease_wait_s=10)
+    empty = redis_client.info("memory")["used_memory"]
+    live = publish.run(config, run_id, spark=spark)
+    before = redis_client.info("memory")["used_memory"]
+    values = values_as("killed", live, paths.publish_values, tmp_path / "killed")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, redis_server.url, values, str(live["keys"] - 1)],
+                              cwd=REPO)
+    try:
+        wait_until(lambda: publication.count_version_keys(redis_client, "killed") > 1000, timeout=60,
+                   what="the doomed publisher's first keys")
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(10)
+    finally:
+        writer.kill()
+    written = publication.count_version_keys(redis_client, "killed")
+    assert 1000 < written < live["keys"]  # killed in the middle of the write
+    assert redis_client.zscore(rk.PENDING, "killed") is not None  # findable
+
+    pruned = publish.run(config, None, prune_only=True)["pruned"]  # waits out the dead holder's 2 s lease
+    assert "killed" in pruned
+    assert version_ids_in_redis(redis_client) == {live["version"]}
+    assert redis_client.zcard(rk.PENDING) == 0
+    after = redis_client.info("memory")["used_memory"]
+    assert abs(after - before) < 0.05 * (before - empty)  # back where it was (within 5% of a version's size)
+
+
+def test_two_publishers_at_once_publish_one_after_the_other_never_interleaved(pipeline_run, spark, redis_client):
+    config, run_id, _, _ = pipeline_run
+    results, errors = [], []
+
+    def publisher(wait_s):
+        try:
+            results.append(publish.run(with_redis(config, lease_wait_s=wait_s), run_id, spark=spark))
+        except TransientJobError as exc:
+            errors.append(str(exc))
+    first = threading.Thread(target=publisher, args=(60,))
+    first.start()
+    wait_until(lambda: redis_client.exists(rk.lease("publish")), timeout=60, interval=0.01, what="the first lease")
+    refused = threading.Thread(target=publisher, args=(0,))  # cannot wait: refused, naming the holder
+    refused.start()
+    refused.join(60)
+    first.join(120)
+    assert len(results) == 1 and len(errors) == 1
+    assert errors[0].startswith("publish is held by ") and run_id in errors[0]
+    assert "another run is doing it" in errors[0]
+    assert redis_client.get(rk.LIVE).decode() == results[0]["version"]
+    # with time to wait, the second goes after the first
+    both = [threading.Thread(target=publisher, args=(60,)) for _ in range(2)]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join(180)
+    assert len(results) == 3 and len(errors) == 1
+    assert redis_client.get(rk.LIVE).decode() in {r["version"] for r in results[1:]}
+    assert {v.decode() for v in redis_client.zrange(rk.VERSIONS, 0, -1)} == {r["version"] for r in results}
+
+
+def test_a_stale_holder_is_fenced_and_a_dead_holders_lease_is_taken_over(pipeline_run, spark, redis_client,
+                                                                         tmp_path):
+    config, run_id, paths, _ = pipeline_run
+    live = publish.run(config, run_id, spark=spark)
+    values = values_as("stale", live, paths.publish_values, tmp_path / "stale")
+    stale = Lease(redis_client, "publish", "stalled-publisher", ttl_s=0.5)
+    stale.acquire()  # and never renewed: the holder froze
+    time.sleep(0.6)
+    with Lease(redis_client, "publish", "next-publisher", wait_s=5) as fresh:  # taken over
+        assert fresh.token > stale.token
+        with pytest.raises(LeaseLost, match=r"stalled-publisher \(token \d+\) expired and is held by next-publisher"):
+            stale.check()
+        # Had its lease run out between its last check and its flip, the flip itself is refused by the token
+        # inside Redis, and the stale version removed.
+        stale.check = lambda: None
+        with pytest.raises(Exception, match="FENCED"):
+            publication.publish_version(redis_client, config.redis, "stale", values, live["keys"] - 1, {}, stale)
+    assert redis_client.get(rk.LIVE).decode() == live["version"]
+    assert version_ids_in_redis(redis_client) == {live["version"]}
+
+
+def test_a_backfill_of_older_data_does_not_replace_the_live_version_unless_forced(pipeline_run, spark, redis_client):
+    config, run_id, _, _ = pipeline_run
+    newer = publish.run(config, run_id, spark=spark, data_as_of="2026-11-02T00:00:00+00:00")["version"]
+    with pytest.raises(JobError, match=r"built from newer data \(its data is as of 2026-11-02.*as of 2026-11-01"):
+        publish.run(config, run_id, spark=spark, data_as_of="2026-11-01T00:00:00+00:00")
+    assert redis_client.get(rk.LIVE).decode() == newer
+    forced = publish.run(config, run_id, spark=spark, data_as_of="2026-11-01T00:00:00+00:00", force=True)
+    assert redis_client.get(rk.LIVE).decode() == forced["version"]
+    later = publish.run(config, run_id, spark=spark, data_as_of="2026-11-03T00:00:00+00:00")  # newer: goes live
+    assert redis_client.get(rk.LIVE).decode() == later["version"]
+
+
+def test_publications_fit_a_redis_sized_as_documented(pipeline_run, spark, tmp_path):
+    """docs/operations.md: maxmemory = retention x one version (plus Redis's own baseline). Before, prune ran
+    after the write, so the third publication needed retention + 1 versions and Redis refused it."""
+    config, run_id, _, _ = pipeline_run
+    server = RedisServer(tmp_path).start()
+    try:
+        client = server.client()
+        config = with_redis(config, url=server.url, retention=2)
+        baseline = client.info("memory")["used_memory"]
+        publish.run(config, run_id, spark=spark)
+        version_size = client.info("memory")["used_memory"] - baseline
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", baseline + 2 * version_size + version_size // 10)  # a 10% margin
+        for _ in range(3):
+            publish.run(config, run_id, spark=spark)
+        assert client.zcard(rk.VERSIONS) == 2
+    finally:
+        server.stop()
