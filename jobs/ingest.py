@@ -68,9 +68,10 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     # they are already safe on disk and the next run trains on them once.
     # The exposures of experiments go the same way, for the judging job (jobs/experiment.py).
     if config.events.archive:
-        events = archive_events(config.redis, config.data_root, run_id, config.events.archive_page)
+        leases = {"lease_ttl_s": config.redis.lease_ttl_s, "lease_wait_s": config.redis.lease_wait_s}
+        events = archive_events(config.redis, config.data_root, run_id, config.events.archive_page, **leases)
         exposures = archive_events(config.redis, config.data_root, run_id, config.events.archive_page,
-                                   stream=EXPOSURES)
+                                   stream=EXPOSURES, **leases)
     else:
         events = {"batch": None, "rerun": False, "files": [], "rows": 0, "disabled": True}
         exposures = dict(events)

@@ -3,17 +3,23 @@
 `<data root>/events/exposures/`, one batch per run each, trimmed from the stream only once safe on disk.
 
 A batch is `<run id>.parquet` (absent when the run found nothing new) and `<run id>.json`, the commit record:
-the stream id range (first_id, last_id] it holds and its row count. The steps, and why a crash anywhere loses
-and duplicates nothing:
-1. the high-water mark is the largest last_id of the committed batches (the archive is the truth, not Redis);
-2. the stream's last id is taken first, then (high-water, last id] is read page by page into a `.partial` file,
-   moved into place and its rows read back from the footer; a crash here leaves no commit record, so the next
-   run reads the same entries again (they are still in the stream) and overwrites the orphan;
-3. the commit record is written; from now on no run reads this range again;
-4. the stream is trimmed below last_id (XTRIM MINID); a crash before it just leaves entries that every later
-   run trims first and never re-reads.
-A rerun of a run id finds its commit record and archives nothing new. Runs must not archive concurrently (the
-DAG has max_active_runs=1).
+the stream id range (first_id, last_id] it holds, its row count and the fencing token of the lease it was
+written under. The steps, and why a crash anywhere loses and duplicates nothing:
+1. the archiver takes the stream's lease (`archive:<folder>`, jobs/lib/runtime/leases.py): a second archiver
+   waits, then stops naming the holder; a stalled one whose lease was taken over is refused before it commits;
+2. the high-water mark is the largest last_id of the committed batches (the archive is the truth, not Redis);
+   entries still in the stream at or below it must all be in the archive (a crash between a commit and its
+   trim leaves such entries); any that are not (a Redis restored from an older copy, a replica behind its
+   master) stop the run with their range named instead of being trimmed unread;
+3. the stream's last id is taken first, then (high-water, last id] is read page by page into a `.partial` file,
+   fsynced, moved into place and its rows read back from the footer; a crash here leaves no commit record, so
+   the next run reads the same entries again (they are still in the stream) and overwrites the orphan;
+4. the commit record is written whole (temporary file, fsync, rename, fsync of the folder); from now on no run
+   reads this range again. A torn record (left by a crash of an older version that wrote in place) is moved
+   aside with a warning and its range read again from the stream;
+5. the stream is trimmed below last_id (XTRIM MINID); a crash before it just leaves entries that every later
+   run checks against the archive, trims and never re-reads.
+A rerun of a run id finds its commit record and archives nothing new.
 """
 from __future__ import annotations
 
@@ -26,7 +32,9 @@ import redis
 from conf import redis_client
 from conf.settings import RedisSettings
 from jobs.lib.runtime.errors import JobError, TransientJobError
-from jobs.lib.runtime.storage import exists, join, list_files, read_json, write_json, write_parquet_batches
+from jobs.lib.runtime.leases import Lease, default_holder
+from jobs.lib.runtime.storage import (delete_file, exists, join, list_files, move_file, read_json, read_table,
+                                      write_json, write_parquet_batches)
 from schemas import events, experiments
 from schemas import redis_keys as rk
 from schemas.events import next_stream_id, stream_id_key
@@ -55,25 +63,51 @@ def archive_folder(data_root: str, stream: Stream = EVENTS) -> str:
 
 
 def committed_batches(folder: str) -> list[dict]:
-    """Every committed batch (its commit record plus `record` = the record's path), oldest range first."""
-    batches = [{**read_json(path), "record": path} for path in list_files(folder, ".json")]
-    return sorted(batches, key=lambda b: (stream_id_key(b["last_id"]), b["run_id"]))
+    """Every committed batch (its commit record plus `record` = the record's path), oldest range first. Where two
+    records overlap (a stale archiver's commit raced a newer one), the newer lease's token wins."""
+    batches = []
+    for path in list_files(folder, ".json"):
+        try:
+            batch = read_json(path)
+            batch["last_id"], batch["rows"]  # noqa: B018 - a record without them is torn too
+        except (ValueError, KeyError, TypeError):
+            raise TornRecord(path) from None
+        batches.append({**batch, "record": path})
+    kept, taken = [], []
+    for batch in sorted(batches, key=lambda b: -(b.get("token") or 0)):
+        span = (stream_id_key(batch["first_id"]), stream_id_key(batch["last_id"])) if batch["rows"] else None
+        if span and any(lo <= span[1] and span[0] <= hi for lo, hi in taken):
+            log.warning("ignoring batch %s: its range overlaps a batch of a newer archiver", batch["record"])
+            continue
+        if span:
+            taken.append(span)
+        kept.append(batch)
+    return sorted(kept, key=lambda b: (stream_id_key(b["last_id"]), b["run_id"]))
+
+
+class TornRecord(JobError):
+    def __init__(self, path: str):
+        super().__init__(f"commit record {path} is torn (not valid JSON: a crash while it was written)")
+        self.path = path
 
 
 def archive_events(settings: RedisSettings, data_root: str, run_id: str, page: int = 10_000,
-                   stream: Stream = EVENTS) -> dict:
+                   stream: Stream = EVENTS, lease_ttl_s: float = 30.0, lease_wait_s: float = 60.0) -> dict:
     """Archive the stream's new entries for `run_id` (idempotent per run id), trim what is archived, and say
     which archive files the run uses: every batch up to and including its own."""
     folder = archive_folder(data_root, stream)
     record = join(folder, f"{run_id}.json")
     client = redis_client.writer(settings)
     try:
-        if exists(record):
-            batch, rerun = read_json(record), True
-            log.info("run %s archived %s events before; nothing new is archived", run_id, batch["rows"])
-        else:
-            batch, rerun = _archive_new(client, stream, folder, run_id, page), False
-        _trim_through(client, stream, batch["last_id"])
+        with Lease(client, f"archive:{stream.folder}", default_holder(run_id), lease_ttl_s, lease_wait_s) as lease:
+            _set_torn_records_aside(folder)
+            if exists(record):
+                batch, rerun = read_json(record), True
+                log.info("run %s archived %s events before; nothing new is archived", run_id, batch["rows"])
+            else:
+                batch, rerun = _archive_new(client, stream, folder, run_id, page, lease), False
+            lease.check()
+            _trim_through(client, stream, batch["last_id"])
     except redis.RedisError as exc:
         raise TransientJobError(f"cannot read the event stream at {redis_client.safe_url(settings.url)}: {exc} "
                                 "(events.archive: false trains on MovieLens alone)") from None
@@ -85,14 +119,54 @@ def archive_events(settings: RedisSettings, data_root: str, run_id: str, page: i
             "files": [b["file"] for b in used], "rows": sum(b["rows"] for b in used), "folder": folder}
 
 
-def _archive_new(client: redis.Redis, stream: Stream, folder: str, run_id: str, page: int) -> dict:
+def _set_torn_records_aside(folder: str) -> None:
+    """Move torn commit records aside (their ranges are read again) and remove orphans of interrupted writes."""
+    while True:
+        try:
+            committed_batches(folder)
+            break
+        except TornRecord as torn:
+            move_file(torn.path, f"{torn.path}.torn")
+            log.warning("%s; moved aside to %s.torn: its range is read again from the stream", torn, torn.path)
+    for suffix in (".partial", ".tmp"):
+        for orphan in list_files(folder, suffix, contains=True):
+            delete_file(orphan)
+            log.info("removed %s, left by an interrupted write", orphan)
+
+
+def _check_below_high_water(client: redis.Redis, stream: Stream, previous: list[dict], high_water: str) -> None:
+    """Entries at or below the high-water mark still in the stream must be in the archive already."""
+    below, start = [], "-"
+    while entries := client.xrange(stream.key, min=start, max=high_water, count=10_000):
+        below += [entry_id.decode() for entry_id, _ in entries]
+        start = f"({below[-1]}"
+    if not below:
+        return
+    lowest = stream_id_key(below[0])
+    archived = set()
+    for batch in previous:
+        if batch["rows"] and stream_id_key(batch["last_id"]) >= lowest:
+            archived |= set(read_table(batch["file"], ["stream_id"]).column("stream_id").to_pylist())
+    missing = [entry_id for entry_id in below if entry_id not in archived]
+    if missing:
+        raise JobError(f"{len(missing)} entries of {stream.key} from {missing[0]} to {missing[-1]} are at or below "
+                       f"the archive's high-water mark {high_water} but not in the archive (Redis restored from an "
+                       "older copy, or failed over to a replica behind its master?): nothing is trimmed. Copy them "
+                       f"out (XRANGE {stream.key} {missing[0]} {missing[-1]}) before trimming by hand")
+
+
+def _archive_new(client: redis.Redis, stream: Stream, folder: str, run_id: str, page: int, lease: Lease) -> dict:
     previous = committed_batches(folder)
     high_water = previous[-1]["last_id"] if previous else START
+    if high_water != START:
+        _check_below_high_water(client, stream, previous, high_water)
     _trim_through(client, stream, high_water)  # a crash after an earlier commit and before its trim
     newest = client.xrevrange(stream.key, count=1)
     last_id = newest[0][0].decode() if newest else START
-    batch = {"run_id": run_id, "first_id": None, "last_id": high_water, "rows": 0, "file": None}
+    batch = {"run_id": run_id, "first_id": None, "last_id": high_water, "rows": 0, "file": None,
+             "token": lease.token}
     if stream_id_key(last_id) <= stream_id_key(high_water):
+        lease.check()
         write_json(join(folder, f"{run_id}.json"), batch)
         log.info("no new events since %s", high_water)
         return batch
@@ -119,6 +193,7 @@ def _archive_new(client: redis.Redis, stream: Stream, folder: str, run_id: str, 
     if written != read["rows"]:
         raise JobError(f"event archive {path} holds {written} rows, {read['rows']} were read: not committed")
     batch.update(first_id=read["first_id"], last_id=last_id, rows=written, file=path)
+    lease.check()  # a stalled archiver whose lease was taken over commits nothing
     write_json(join(folder, f"{run_id}.json"), batch)  # the commit
     log.info("archived %d entries of %s (%s, %s] into %s", written, stream.key, high_water, last_id, path)
     return batch

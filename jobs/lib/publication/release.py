@@ -62,8 +62,15 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
 
     events_high_water = read_json(paths.events)["batch"]["last_id"] if exists(paths.events) else None
     previous = versions.live_version(client)
-    if previous and not candidate:
-        _refuse_older_data(client, previous, data_as_of, events_high_water, force)
+    newer = _newer_live_data(client, previous, data_as_of, events_high_water) if previous and not candidate else ""
+    if newer and not force:  # a backfill of an older date: its run succeeds, live stays
+        report = {"held": f"live version {previous} was built from newer data ({newer}): not replaced; --force "
+                          "publishes anyway", "live": previous, "published_at": utc_now()}
+        write_json(paths.publish_report, report)
+        log.warning(report["held"])
+        return report
+    if newer:
+        log.warning("replacing live version %s, built from newer data (%s): forced", previous, newer)
     # Pruned first, so that Redis holds at most redis.retention versions while this one is written (and the live
     # one, and any an experiment serves); the live one stays for rollback.
     pruned = versions.prune(client, config.redis.retention - 1)
@@ -106,8 +113,8 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
     return report
 
 
-def _refuse_older_data(client, live: str, data_as_of: str | None, events_high_water: str | None, force: bool):
-    """Stop unless this run's data is at least as new as the live version's (both compared where both know it)."""
+def _newer_live_data(client, live: str, data_as_of: str | None, events_high_water: str | None) -> str:
+    """How the live version's data is newer than this run's (compared where both know it), or ""."""
     meta = rk.decode(client.get(rk.key(live, "meta"))) or {}
     reasons = []
     if data_as_of and meta.get("data_as_of") and \
@@ -116,8 +123,4 @@ def _refuse_older_data(client, live: str, data_as_of: str | None, events_high_wa
     if events_high_water and meta.get("events_high_water") and \
             stream_id_key(meta["events_high_water"]) > stream_id_key(events_high_water):
         reasons.append(f"it learnt from events up to {meta['events_high_water']}, this run up to {events_high_water}")
-    if reasons and not force:
-        raise JobError(f"live version {live} was built from newer data ({'; '.join(reasons)}): not replaced; "
-                       "--force publishes anyway")
-    if reasons:
-        log.warning("replacing live version %s built from newer data (%s): forced", live, "; ".join(reasons))
+    return "; ".join(reasons)

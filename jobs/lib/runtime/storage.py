@@ -26,10 +26,31 @@ def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
 
 
 def write_text(path: str, text: str) -> None:
+    """Write a small file whole or not at all. Locally: a temporary file, fsync, rename, fsync of the folder, so
+    that a crash or a power loss leaves the old file or the new one, never a torn one. An object store's put is
+    already all or nothing."""
     filesystem, inner = _filesystem(path)
     filesystem.create_dir(inner.rsplit("/", 1)[0], recursive=True)
-    with filesystem.open_output_stream(inner) as out:
+    if not is_local(path):
+        with filesystem.open_output_stream(inner) as out:
+            out.write(text.encode())
+        return
+    temporary = f"{inner}.tmp-{os.getpid()}"
+    with open(temporary, "wb") as out:
         out.write(text.encode())
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, inner)
+    _fsync_folder(os.path.dirname(inner))
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make a rename in `folder` durable (the folder's entry is what a rename changes)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_json(path: str, payload: Any) -> None:
@@ -47,17 +68,30 @@ def exists(path: str) -> bool:
     return filesystem.get_file_info(inner).type != pafs.FileType.NotFound
 
 
-def list_files(folder: str, suffix: str) -> list[str]:
-    """Paths of the files directly in `folder` whose names end with `suffix`, sorted; [] when it is missing."""
+def list_files(folder: str, suffix: str, contains: bool = False) -> list[str]:
+    """Paths of the files directly in `folder` whose names end with `suffix` (or, `contains`, have it anywhere),
+    sorted; [] when the folder is missing."""
     filesystem, inner = _filesystem(folder)
     infos = filesystem.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
-    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(suffix))
+    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.File
+                   and (suffix in i.base_name if contains else i.base_name.endswith(suffix)))
     return [join(folder, name) for name in names]
+
+
+def move_file(source: str, target: str) -> None:
+    filesystem, inner = _filesystem(source)
+    filesystem.move(inner, _filesystem(target)[1])
+
+
+def delete_file(path: str) -> None:
+    filesystem, inner = _filesystem(path)
+    filesystem.delete_file(inner)
 
 
 def write_parquet_batches(path: str, schema, batches) -> int:
     """Write record batches as one Parquet file, under a temporary name first, then moved into place: a reader
-    never sees a half-written file. Returns the rows the written file holds, read back from its footer."""
+    never sees a half-written file, and locally the file is on disk (fsync) before it takes its name. Returns the
+    rows the written file holds, read back from its footer."""
     import pyarrow.parquet as pq
 
     filesystem, inner = _filesystem(path)
@@ -66,7 +100,12 @@ def write_parquet_batches(path: str, schema, batches) -> int:
     with filesystem.open_output_stream(partial) as out, pq.ParquetWriter(out, schema) as writer:
         for batch in batches:
             writer.write_batch(batch)
+    if is_local(path):  # on disk before it takes its name, and the name on disk before anyone relies on it
+        with open(partial, "rb") as written:
+            os.fsync(written.fileno())
     filesystem.move(partial, inner)
+    if is_local(path):
+        _fsync_folder(os.path.dirname(inner))
     with filesystem.open_input_file(inner) as written:
         return pq.ParquetFile(written).metadata.num_rows
 
