@@ -75,10 +75,12 @@ system-deps:
 	command -v curl >/dev/null || need+=(curl); \
 	ldconfig -p | grep -q 'liblapack.so.3 ' || need+=(libopenblas0-serial))
 
-# The tests drive Debian's Chromium (no browser download) and run promtool and Prometheus (Debian's prometheus).
+# The tests drive Debian's Chromium (no browser download), run promtool and Prometheus (Debian's prometheus) and
+# Airflow's scheduler on a PostgreSQL of their own (Debian's postgresql).
 test-deps:
 	$(call apt_install,command -v chromium >/dev/null || need+=(chromium); \
-	command -v promtool >/dev/null || need+=(prometheus))
+	command -v promtool >/dev/null || need+=(prometheus); \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql))
 
 # The serving benchmark's load generator.
 load-deps:
@@ -103,9 +105,9 @@ pipeline: setup redis-up
 	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; $(PY) -m jobs.pipeline $(if $(RUN_ID),--run-id $(RUN_ID))
 
 redis-up: system-deps
-	@mkdir -p $(REDIS_DIR)
-	@test -s $(REDIS_DIR)/password || (head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/password)
-	@test -s $(REDIS_DIR)/events_token || (head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/events_token)
+	@mkdir -p -m 700 $(REDIS_DIR)
+	@test -s $(REDIS_DIR)/password || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/password)
+	@test -s $(REDIS_DIR)/events_token || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/events_token)
 	@if REDISCLI_AUTH="$$(cat $(REDIS_DIR)/password)" redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1; then \
 	  echo "redis: running on 127.0.0.1:$(REDIS_PORT) (data in .redis/)"; \
 	else \

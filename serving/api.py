@@ -57,7 +57,7 @@ def parse_k(limit: int, default: int = 10) -> int:
     raw = request.args.get("k")
     if raw is None:
         return min(default, limit)
-    if not raw.isascii() or not raw.lstrip("-").isdigit() or len(raw) > 6 or not 1 <= int(raw) <= limit:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 6 or not 1 <= int(raw) <= limit:
         raise BadRequest(f"k must be a whole number from 1 to {limit}, got {raw[:40]!r}")
     return int(raw)
 
