@@ -13,8 +13,23 @@ SERVICES = COMPOSE["services"]
 
 
 def test_the_whole_stack_is_described():
-    assert {"redis", "spark-master", "spark-worker", "airflow-api-server", "airflow-scheduler",
+    assert {"redis", "spark-master", "spark-worker", "airflow-db", "airflow-api-server", "airflow-scheduler",
             "airflow-dag-processor", "reco-service", "prometheus", "grafana"} <= set(SERVICES)
+
+
+def test_airflow_runs_on_postgresql_with_one_jwt_secret_for_every_component():
+    """SQLite serves one process; three Airflow containers need PostgreSQL, and one JWT secret, so that the
+    api-server accepts the tokens of the scheduler's task workers (tests/dags/test_dag_under_scheduler.py runs
+    the same settings on a real PostgreSQL)."""
+    components = [SERVICES[name] for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor")]
+    for service in components:
+        env = service["environment"]
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://airflow:")
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@airflow-db/airflow")
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"].startswith("postgresql+psycopg_async://")
+        assert service["depends_on"]["airflow-db"] == {"condition": "service_healthy"}
+    assert len({s["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"] for s in components}) == 1
+    assert components[0]["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"].startswith("${AIRFLOW_JWT_SECRET:?")
 
 
 def test_prometheus_scrapes_the_service_and_grafana_is_provisioned():

@@ -1,0 +1,162 @@
+"""The DAG as it runs in production: a real scheduler with the LocalExecutor, the api-server and the
+dag-processor, on a real PostgreSQL (the metadata database Airflow documents for production), started on
+loopback by the test. The nightly run learns from the events waiting in the stream and publishes; a backfill of
+an older date then succeeds without moving live (its publication is held: the live version is newer).
+
+The data is a small MovieLens-shaped synthetic release, so that two whole runs under a scheduler (a task process
+and a spark-submit per task) fit the suite's time; `tests/dags/test_dag.py` runs ML-100K itself."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.synthetic_movielens import PRESETS, generate, scaled, write
+from schemas import redis_keys as rk
+from schemas.events import to_stream_fields
+from serving import create_app
+from tests.dags.test_dag import DAG_ALS, DAG_ID
+from tests.support import REPO, RedisServer, free_port, wait_until
+
+BIN = Path(sys.executable).parent
+PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
+NEWCOMER = 900_300
+RATED = (1, 2, 3, 4, 5)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL cluster of its own on a free loopback port, run as the `postgres` user (it refuses root)."""
+    assert PG_BIN, "PostgreSQL is not installed (make test installs Debian's postgresql)"
+    folder = Path(tempfile.mkdtemp(prefix="reco-postgres-"))  # pytest's own folders are closed to other users
+    shutil.chown(folder, "postgres")
+    port, data = free_port(), folder / "data"
+
+    def as_postgres(*args):
+        subprocess.run(["runuser", "-u", "postgres", "--", *map(str, args)], check=True, capture_output=True,
+                       timeout=120)
+    as_postgres(PG_BIN / "initdb", "-D", data, "-A", "trust", "-U", "airflow")
+    as_postgres(PG_BIN / "pg_ctl", "-D", data, "-l", folder / "log", "-w", "start", "-o",
+                f"-p {port} -k {folder} -c listen_addresses=127.0.0.1")
+    try:
+        as_postgres(PG_BIN / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "airflow", "airflow")
+        yield f"airflow@127.0.0.1:{port}/airflow"
+    finally:
+        as_postgres(PG_BIN / "pg_ctl", "-D", data, "-m", "fast", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory, postgres):
+    home = tmp_path_factory.mktemp("airflow-scheduler")
+    redis = RedisServer(home / "redis").start()
+    shape = scaled(PRESETS["ml-100k"], 0.2)
+    write(home / "movielens", "100k", *generate(shape, seed=7))
+    config = {}
+    for dotted, value in DAG_ALS.items():
+        node = config
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    # the orchestration under test, not the model: synthetic tastes need not let ALS beat popularity
+    config["gates"] = {"min_ndcg_lift_over_popularity": -1.0}
+    (home / "fast.yaml").write_text(yaml.safe_dump(config))
+    api_port = free_port()
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg://{postgres}",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": f"postgresql+psycopg_async://{postgres}",
+           # every component signs and checks the task workers' tokens with the same secret
+           "AIRFLOW__API_AUTH__JWT_SECRET": "scheduler-test-secret",
+           "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(api_port),
+           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+           "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1", "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+           "AIRFLOW_CONN_SPARK_DEFAULT": '{"conn_type": "spark", "host": "local[2]"}',
+           "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
+           "RECO_CONFIG": str(home / "fast.yaml"), "RECO_DATA_ROOT": str(home / "data"),
+           "RECO_REDIS_URL": redis.url, "RECO_MOVIELENS_DIR": str(home / "movielens"), "RECO_DAG_RETRY_DELAY_S": "1"}
+    migrate = airflow(env, "db", "migrate")
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    processes = [subprocess.Popen([str(BIN / "airflow"), component], env=env, stdout=log, stderr=subprocess.STDOUT)
+                 for component in ("api-server", "scheduler", "dag-processor")
+                 for log in [open(home / f"{component}.log", "w")]]
+    try:
+        wait_until(lambda: DAG_ID in airflow(env, "dags", "list", "-o", "plain").stdout, timeout=180, interval=2,
+                   what="the dag-processor to parse the DAG")
+        yield env, redis
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        redis.stop()
+
+
+def airflow(env, *args, timeout=300):
+    return subprocess.run([str(BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def dag_runs(env) -> list[dict]:
+    listed = airflow(env, "dags", "list-runs", DAG_ID, "-o", "json")
+    start = listed.stdout.find("[{")  # the CLI may print log lines before the JSON
+    return json.JSONDecoder().raw_decode(listed.stdout[start:])[0] if listed.returncode == 0 and start >= 0 else []
+
+
+def finished(env, pick) -> dict:
+    """Wait for the DAG run `pick` chooses to end; fail with the scheduler's view if it does not succeed."""
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        run = next((r for r in dag_runs(env) if pick(r)), None)
+        if run and run["state"] in ("success", "failed"):
+            assert run["state"] == "success", (run, _tail(env))
+            return run
+        time.sleep(5)
+    raise AssertionError(f"no finished run after 15 minutes: {dag_runs(env)}; {_tail(env)}")
+
+
+def _tail(env) -> str:
+    return (Path(env["AIRFLOW_HOME"]) / "scheduler.log").read_text()[-3000:]
+
+
+def test_the_nightly_run_and_an_older_backfill_under_a_real_scheduler(scheduler):
+    env, redis = scheduler
+    client = redis.client()
+    for movie in RATED:  # waiting in the stream, as the service's intake writes them
+        client.xadd(rk.EVENTS, to_stream_fields({"user_id": NEWCOMER, "movie_id": movie, "type": "rating",
+                                                 "rating": 5.0, "ts": 1_700_000_000}))
+    unpaused = airflow(env, "dags", "unpause", DAG_ID)  # the scheduler creates the latest interval's run
+    assert unpaused.returncode == 0, unpaused.stderr[-2000:]
+    nightly = finished(env, lambda run: run["run_id"].startswith("scheduled__"))
+    live = client.get(rk.LIVE).decode()
+    from conf.settings import load_config
+    config = load_config(env["RECO_CONFIG"], overrides={"redis.url": redis.url})
+    app = create_app(config).test_client()
+    newcomer = app.get(f"/v1/users/{NEWCOMER}/recommendations?k=10").get_json()
+    assert newcomer["version"] == live and "fallback" not in newcomer and len(newcomer["items"]) == 10
+    assert not set(RATED) & {i["movie_id"] for i in newcomer["items"]}
+    assert client.xlen(rk.EVENTS) == 0  # archived, then trimmed
+    last_run = rk.decode(client.get(rk.LAST_RUN))
+    cleaned = json.loads(next((Path(env["RECO_DATA_ROOT"]) / "runs").glob("scheduled*/clean/report.json")).read_text())
+    assert cleaned["events"]["ratings_kept"] == len(RATED)  # learnt from the events waiting in the stream
+    assert last_run["result"] == "success" and last_run["rows"]["clean_ratings"] == cleaned["ratings_out"]
+    assert rk.decode(client.get(rk.key(live, "meta")))["data_as_of"].startswith(nightly["logical_date"][:10])
+
+    backfill = airflow(env, "backfill", "create", "--dag-id", DAG_ID, "--from-date", "2026-11-01",
+                       "--to-date", "2026-11-01")
+    assert backfill.returncode == 0, (backfill.stdout + backfill.stderr)[-2000:]
+    older = finished(env, lambda run: run["run_id"].startswith("backfill__"))
+    assert older["logical_date"].startswith("2026-11-01")
+    assert client.get(rk.LIVE).decode() == live  # the backfill of older data did not move live
+    held = [json.loads(p.read_text()) for p in (Path(env["RECO_DATA_ROOT"]) / "runs").glob("backfill*/publish.json")]
+    assert len(held) == 1 and held[0]["held"].startswith(f"live version {live} was built from newer data")
+    assert client.zcard(rk.VERSIONS) == 1
