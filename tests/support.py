@@ -53,6 +53,20 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: st
 RATINGS = "user_id int, movie_id int, rating double, ts long"  # the raw ratings' schema, for tiny test frames
 
 
+def write_config(path: Path, dotted: dict) -> Path:
+    """A YAML config file holding `dotted` settings ({"als.implicit.rank": 8, ...}) as the loader reads them."""
+    import yaml
+    tree: dict = {}
+    for key, value in dotted.items():
+        node = tree
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
 def rows(frame, *order):
     """A small DataFrame's rows as tuples, in `order`."""
     return [tuple(r) for r in frame.orderBy(*order).collect()]

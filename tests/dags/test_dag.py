@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from schemas import redis_keys as rk
 from tests.conftest import FAST_ALS
+from tests.support import write_config
 
 # These runs test the orchestration, not the model: small ALS, no explicit blend (ALS still beats popularity).
 DAG_ALS = {**FAST_ALS, "als.implicit.rank": 32, "als.implicit.max_iter": 8, "als.explicit.rank": 8,
@@ -32,15 +32,7 @@ EXPECTED_EDGES = {
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory, redis_server, ml100k_dir):
     home = tmp_path_factory.mktemp("airflow")
-    fast = home / "fast.yaml"
-    tree = {}
-    for dotted, value in DAG_ALS.items():
-        node = tree
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    fast.write_text(yaml.safe_dump(tree))
+    fast = write_config(home / "fast.yaml", DAG_ALS)
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ,
            "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

@@ -15,14 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from benchmarks.synthetic_movielens import PRESETS, generate, scaled, write
 from schemas import redis_keys as rk
 from schemas.events import to_stream_fields
 from serving import create_app
 from tests.dags.test_dag import DAG_ALS, DAG_ID
-from tests.support import REPO, RedisServer, free_port, wait_until
+from tests.support import REPO, RedisServer, free_port, wait_until, write_config
 
 BIN = Path(sys.executable).parent
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
@@ -58,16 +57,8 @@ def scheduler(tmp_path_factory, postgres):
     redis = RedisServer(home / "redis").start()
     shape = scaled(PRESETS["ml-100k"], 0.2)
     write(home / "movielens", "100k", *generate(shape, seed=7))
-    config = {}
-    for dotted, value in DAG_ALS.items():
-        node = config
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
     # the orchestration under test, not the model: synthetic tastes need not let ALS beat popularity
-    config["gates"] = {"min_ndcg_lift_over_popularity": -1.0}
-    (home / "fast.yaml").write_text(yaml.safe_dump(config))
+    write_config(home / "fast.yaml", {**DAG_ALS, "gates.min_ndcg_lift_over_popularity": -1.0})
     api_port = free_port()
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
