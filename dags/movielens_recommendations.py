@@ -65,8 +65,10 @@ def spark_job(name: str, *extra_args: str, timeout_minutes: int = 60, **options)
         application_args=["--run-id", RUN_ID, *extra_args],
         conn_id="spark_default",
         name=f"reco-{name}-{RUN_ID}",
-        env_vars={**{k: v for k, v in os.environ.items()
-                     if k.startswith(("RECO_", "PYSPARK_")) and k != "RECO_EVENTS_TOKEN"}, **JOB_ENV},
+        # Only the per-run choices: env_vars is a templated field, stored in Airflow's database and shown in its UI.
+        # Everything else (RECO_REDIS_URL with its password among it) spark-submit inherits from the worker's own
+        # environment at run time, so no credential is ever rendered or stored.
+        env_vars=JOB_ENV,
         conf={"spark.ui.showConsoleProgress": "false"},
         driver_memory=SETTINGS.spark.driver_memory,
         execution_timeout=timedelta(minutes=timeout_minutes),

@@ -26,6 +26,7 @@ from tests.support import REPO, RedisServer, free_port, wait_until, write_config
 BIN = Path(sys.executable).parent
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 NEWCOMER = 900_300
+REDIS_PASSWORD = "scheduler-test-redis-password-7f3a"  # must appear nowhere Airflow stores or shows
 RATED = (1, 2, 3, 4, 5)
 
 
@@ -54,7 +55,7 @@ def postgres():
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory, postgres):
     home = tmp_path_factory.mktemp("airflow-scheduler")
-    redis = RedisServer(home / "redis").start()
+    redis = RedisServer(home / "redis", password=REDIS_PASSWORD).start()
     shape = scaled(PRESETS["ml-100k"], 0.2)
     write(home / "movielens", "100k", *generate(shape, seed=7))
     # the orchestration under test, not the model: synthetic tastes need not let ALS beat popularity
@@ -81,7 +82,9 @@ def scheduler(tmp_path_factory, postgres):
     try:
         wait_until(lambda: DAG_ID in airflow(env, "dags", "list", "-o", "plain").stdout, timeout=180, interval=2,
                    what="the dag-processor to parse the DAG")
-        yield env, redis
+        yield env, redis, lambda: as_postgres_output(PG_BIN / "pg_dump", "-h", "127.0.0.1", "-p",
+                                                     postgres.rsplit(":", 1)[1].split("/")[0], "-U", "airflow",
+                                                     "airflow")
     finally:
         for process in processes:
             process.terminate()
@@ -91,6 +94,11 @@ def scheduler(tmp_path_factory, postgres):
             except subprocess.TimeoutExpired:
                 process.kill()
         redis.stop()
+
+
+def as_postgres_output(*args) -> str:
+    return subprocess.run(["runuser", "-u", "postgres", "--", *map(str, args)], check=True, capture_output=True,
+                          text=True, timeout=120).stdout
 
 
 def airflow(env, *args, timeout=300):
@@ -120,7 +128,7 @@ def _tail(env) -> str:
 
 
 def test_the_nightly_run_and_an_older_backfill_under_a_real_scheduler(scheduler):
-    env, redis = scheduler
+    env, redis, dump_database = scheduler
     client = redis.client()
     for movie in RATED:  # waiting in the stream, as the service's intake writes them
         client.xadd(rk.EVENTS, to_stream_fields({"user_id": NEWCOMER, "movie_id": movie, "type": "rating",
@@ -151,3 +159,8 @@ def test_the_nightly_run_and_an_older_backfill_under_a_real_scheduler(scheduler)
     held = [json.loads(p.read_text()) for p in (Path(env["RECO_DATA_ROOT"]) / "runs").glob("backfill*/publish.json")]
     assert len(held) == 1 and held[0]["held"].startswith(f"live version {live} was built from newer data")
     assert client.zcard(rk.VERSIONS) == 1
+    # The jobs read Redis's password from the workers' environment at run time: Airflow's database (serialized
+    # DAG, rendered template fields, XComs) and the task logs never hold it.
+    assert REDIS_PASSWORD not in dump_database()
+    logs = [p for p in (Path(env["AIRFLOW_HOME"]) / "logs").rglob("*") if p.is_file()]
+    assert logs and not [p for p in logs if REDIS_PASSWORD in p.read_text(errors="replace")]
