@@ -8,6 +8,7 @@ and a spark-submit per task) fit the suite's time; `tests/dags/test_dag.py` runs
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,7 @@ def scheduler(tmp_path_factory, postgres):
            "AIRFLOW__API_AUTH__JWT_SECRET": "scheduler-test-secret",
            "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(api_port),
            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+           "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1", "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
            "AIRFLOW_CONN_SPARK_DEFAULT": '{"conn_type": "spark", "host": "local[2]"}',
            "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
@@ -76,7 +78,9 @@ def scheduler(tmp_path_factory, postgres):
            "RECO_REDIS_URL": redis.url, "RECO_MOVIELENS_DIR": str(home / "movielens"), "RECO_DAG_RETRY_DELAY_S": "1"}
     migrate = airflow(env, "db", "migrate")
     assert migrate.returncode == 0, migrate.stderr[-2000:]
-    processes = [subprocess.Popen([str(BIN / "airflow"), component], env=env, stdout=log, stderr=subprocess.STDOUT)
+    # each in a session of its own, so that teardown also ends what they start (the scheduler's log server)
+    processes = [subprocess.Popen([str(BIN / "airflow"), component], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
                  for component in ("api-server", "scheduler", "dag-processor")
                  for log in [open(home / f"{component}.log", "w")]]
     try:
@@ -87,12 +91,16 @@ def scheduler(tmp_path_factory, postgres):
                                                      "airflow")
     finally:
         for process in processes:
-            process.terminate()
+            os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             try:
                 process.wait(30)
             except subprocess.TimeoutExpired:
-                process.kill()
+                pass
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is left
+            except ProcessLookupError:
+                pass
         redis.stop()
 
 

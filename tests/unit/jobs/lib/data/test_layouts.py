@@ -1,0 +1,54 @@
+"""The MovieLens layouts into raw tables, on tiny frames with exact expected results."""
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from pyspark.sql import functions as F
+
+from conf.settings import ALSSettings, ImplicitALSSettings
+from jobs.lib.data.cleaning import clean_movies, drop_duplicates, filter_activity, flag_violations
+from jobs.lib.data.layouts import parse_movies_100k, parse_movies_pipe_genres, parse_ratings
+from jobs.lib.evaluation.metrics import mean_ranking_metrics, per_user_ranking_metrics, popularity_percentiles
+from jobs.lib.model.als import ExplicitModel, bias_model, implicit_preferences
+from jobs.lib.model.scoring import (
+    Factors,
+    factors_of,
+    item_neighbors,
+    neighbors_on_driver,
+    popular_lists,
+    popularity_top_n,
+    top_n_by_dot,
+    top_n_on_driver,
+)
+from jobs.lib.model.splits import kfold_splits, stratified_split
+from schemas.movielens import GENRES_100K
+from tests.support import RATINGS, assert_same_rankings, rows
+
+
+
+def test_parse_ratings_turns_bad_fields_into_nulls(spark):
+    raw = spark.createDataFrame([("1", "10", "4", "881250949"), ("x", "10", "4", "1"), ("2", " 3 ", "4.5", "")],
+                                "a string, b string, c string, d string")
+    assert rows(parse_ratings(raw), "ts") == [(2, 3, 4.5, None), (None, 10, 4.0, 1), (1, 10, 4.0, 881250949)]
+
+
+def test_parse_movies_100k_genre_flags_and_release_year(spark):
+    flags = ["0"] * 19
+    flags[GENRES_100K.index("Comedy")] = "1"
+    flags[GENRES_100K.index("Children's")] = "1"
+    raw = spark.createDataFrame([("1", "Toy Story (1995)", "01-Jan-1995", "", "http://x", *flags),
+                                 ("2", "Nothing", "", "", "", *(["0"] * 19))],
+                                ", ".join(f"c{i} string" for i in range(24)))
+    assert rows(parse_movies_100k(raw), "movie_id") == [
+        (1, "Toy Story (1995)", 1995, ["Children's", "Comedy"]), (2, "Nothing", None, [])]
+
+
+def test_parse_movies_pipe_genres(spark):
+    raw = spark.createDataFrame([("1", "Heat (1995)", "Action|Crime|Thriller"), ("2", "X", None)],
+                                "a string, b string, c string")
+    assert rows(parse_movies_pipe_genres(raw), "movie_id") == [
+        (1, "Heat (1995)", None, ["Action", "Crime", "Thriller"]), (2, "X", None, [])]
+
+
+
