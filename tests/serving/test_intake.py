@@ -1,6 +1,7 @@
 """Event intake (POST /v1/events) against a real redis-server holding the published ML-100K run: the token,
 every bad-input case, all-or-nothing requests, the backlog limit, request ids, the recent-ratings fallback, the
 service's ACL user, and concurrent posters through gunicorn with nothing lost or doubled in the archive."""
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -176,7 +177,7 @@ def test_the_service_acl_user_writes_events_and_nothing_else(intake):
     # The ACL exactly as docs/security-and-reliability.md documents it for the service.
     document = (REPO / "docs" / "security-and-reliability.md").read_text()
     line = next(l for l in document.splitlines() if l.startswith("ACL SETUSER reco-service"))
-    admin.execute_command(*line.replace(">STRONG-PASSWORD", ">service-secret").split())
+    admin.execute_command(*shlex.split(line.replace(">STRONG-PASSWORD", ">service-secret")))
     try:
         url = f"redis://reco-service:service-secret@127.0.0.1:{server.port}/0"
         service = create_app(config.model_copy(update={"redis": config.redis.model_copy(update={"url": url})}))
@@ -189,18 +190,23 @@ def test_the_service_acl_user_writes_events_and_nothing_else(intake):
         assert post(client, [{"user_id": NEW_USER, "movie_id": 50, "type": "click"}], headers=keyed).status_code == 202
         assert post(client, [{"user_id": NEW_USER, "movie_id": 50, "type": "click"}], headers=keyed).status_code == 202
         as_service = redis.Redis.from_url(url)
-        for forbidden in (lambda: as_service.set(rk.LIVE, "hijacked"),
-                          lambda: as_service.delete(rk.key(version, "meta")),
-                          lambda: as_service.xadd(rk.key(version, "meta"), {"x": 1}),
-                          lambda: as_service.xtrim(rk.EVENTS, maxlen=0),
-                          lambda: as_service.set(rk.EXPERIMENT, "{}"),
-                          lambda: as_service.xtrim(rk.EXPOSURES, maxlen=0)):
+        forbidden = [lambda: as_service.set(rk.LIVE, "hijacked"),
+                     lambda: as_service.delete(rk.key(version, "meta")),
+                     lambda: as_service.xadd(rk.key(version, "meta"), {"x": 1}),
+                     lambda: as_service.set(rk.EXPERIMENT, "{}"),
+                     lambda: as_service.xadd(rk.recent(NEW_USER), {"x": 1})]
+        for stream in (rk.EVENTS, rk.EXPOSURES):  # nothing but appending: unarchived events cannot be wiped
+            forbidden += [lambda s=stream: as_service.xtrim(s, maxlen=0), lambda s=stream: as_service.set(s, "x"),
+                          lambda s=stream: as_service.expire(s, 1), lambda s=stream: as_service.delete(s),
+                          lambda s=stream: as_service.rename(s, "reco:{events}:moved")]
+        for attempt in forbidden:
             with pytest.raises(redis.exceptions.NoPermissionError):
-                forbidden()
+                attempt()
         # It may run scripts (intake's), but Redis checks the ACL inside them too.
         hijack = as_service.register_script("#!lua\nreturn redis.call('SET', KEYS[1], 'hijacked')")
-        with pytest.raises(redis.exceptions.ResponseError, match="(?i)noperm|permission"):
-            hijack(keys=[rk.LIVE])
+        for key in (rk.LIVE, rk.EVENTS):
+            with pytest.raises(redis.exceptions.ResponseError, match="(?i)noperm|permission|can't access"):
+                hijack(keys=[key])
         assert as_service.xadd(rk.EXPOSURES, {"exposures": "[]"})  # the experiments' exposure log
         assert as_service.mget([rk.LIVE, rk.EXPERIMENT])[0] is not None  # one read for pointer and experiment
         assert admin.get(rk.LIVE).decode() == version and admin.xlen(rk.EVENTS) == waiting + 2
