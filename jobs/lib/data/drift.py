@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from conf.settings import DriftSettings
 

@@ -83,7 +83,8 @@ def test_a_yaml_without_model_settings_gives_the_tuned_model(tmp_path):
     minimal.write_text("data:\n  root: /srv/reco\n")
     config = load_config(minimal)
     leaderboard = REPO_ROOT / "benchmarks" / "results" / "tune_leaderboard_refined.md"
-    header, _, best = [[c.strip() for c in line.strip("|").split("|")] for line in leaderboard.read_text().splitlines()[:3]]
+    lines = leaderboard.read_text().splitlines()[:3]
+    header, _, best = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
     tuned = dict(zip(header, best))
     implicit = config.als.implicit
     for key in ("rank", "max_iter", "reg_param", "alpha", "item_popularity_exponent", "user_activity_exponent"):

@@ -1,30 +1,6 @@
 """Raw into clean tables, on tiny frames with exact expected results."""
-import math
-
-import numpy as np
-import pyarrow as pa
-import pytest
-from pyspark.sql import functions as F
-
-from conf.settings import ALSSettings, ImplicitALSSettings
 from jobs.lib.data.cleaning import clean_movies, drop_duplicates, filter_activity, flag_violations
-from jobs.lib.data.layouts import parse_movies_100k, parse_movies_pipe_genres, parse_ratings
-from jobs.lib.evaluation.metrics import mean_ranking_metrics, per_user_ranking_metrics, popularity_percentiles
-from jobs.lib.model.als import ExplicitModel, bias_model, implicit_preferences
-from jobs.lib.model.scoring import (
-    Factors,
-    factors_of,
-    item_neighbors,
-    neighbors_on_driver,
-    popular_lists,
-    popularity_top_n,
-    top_n_by_dot,
-    top_n_on_driver,
-)
-from jobs.lib.model.splits import kfold_splits, stratified_split
-from schemas.movielens import GENRES_100K
-from tests.support import RATINGS, assert_same_rankings, rows
-
+from tests.support import RATINGS, rows
 
 
 def test_drop_duplicates_keeps_latest_rating(spark):

@@ -1,6 +1,4 @@
 """The evaluation split and the cross-validation folds."""
-
-
 from jobs.lib.model.splits import kfold_splits, stratified_split
 from tests.support import RATINGS, rows
 
