@@ -16,7 +16,10 @@ from jobs import publish
 from jobs.lib.publication import versions as publication
 from jobs.lib.runtime.errors import TransientJobError
 from jobs.lib.runtime.leases import Lease, LeaseLost
+from jobs.lib.runtime.run_layout import run_paths
+from jobs.lib.runtime.storage import write_json
 from schemas import redis_keys as rk
+from tests.jobs.test_publish import copy_run
 from tests.support import REPO, RedisServer, ReplyDroppingProxy, wait_until
 
 
@@ -199,3 +202,14 @@ def test_publications_fit_a_redis_sized_as_documented(pipeline_run, spark, tmp_p
         assert client.zcard(rk.VERSIONS) == 2
     finally:
         server.stop()
+
+
+def test_a_run_trained_without_the_event_archive_publishes(pipeline_run, spark, redis_client):
+    """events.archive: false leaves no high-water mark; only the logical dates are compared."""
+    config, run_id, paths, _ = pipeline_run
+    run = copy_run(config, run_id, "it_no_archive")
+    write_json(run_paths(config, run).events, {"batch": None, "rerun": False, "files": [], "rows": 0,
+                                                "disabled": True})
+    report = publish.run(config, run, spark=spark)
+    assert redis_client.get(rk.LIVE).decode() == report["version"]
+    assert rk.decode(redis_client.get(rk.key(report["version"], "meta")))["events_high_water"] is None

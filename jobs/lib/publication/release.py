@@ -60,7 +60,8 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
         log.warning(report["held"])
         return report
 
-    events_high_water = read_json(paths.events)["batch"]["last_id"] if exists(paths.events) else None
+    archived = read_json(paths.events) if exists(paths.events) else {}
+    events_high_water = (archived.get("batch") or {}).get("last_id")  # none when events.archive is off
     previous = versions.live_version(client)
     newer = _newer_live_data(client, previous, data_as_of, events_high_water) if previous and not candidate else ""
     if newer and not force:  # a backfill of an older date: its run succeeds, live stays
