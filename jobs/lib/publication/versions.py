@@ -24,7 +24,7 @@ from conf import redis_client
 from conf.settings import RedisSettings
 from jobs.lib.loop.experiment_control import current, end, versions_in_use
 from jobs.lib.runtime.errors import JobError, TransientJobError
-from jobs.lib.runtime.leases import Lease
+from jobs.lib.runtime.leases import FENCE, Lease
 from jobs.lib.runtime.storage import list_files, read_parquet_batches
 from schemas import redis_keys as rk
 
@@ -43,9 +43,8 @@ DELETE_BATCH = 1000    # keys per UNLINK when pruning
 DOLLAR, CRLF, CRLF_DOLLAR, EMPTY = (pa.scalar(text, pa.string()) for text in ("$", "\r\n", "\r\n$", ""))
 
 # The flip, fenced. KEYS: the publish lease, pending, versions, live; ARGV: token, version, time, make_live (1/0).
-_FLIP = """
-local held = redis.call('GET', KEYS[1])
-if not held or string.sub(held, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. ' ' then
+_FLIP = FENCE + """
+if not ours then
   return redis.error_reply('FENCED the publish lease is no longer held by token ' .. ARGV[1] ..
                            ' (held now: ' .. tostring(held) .. ')')
 end

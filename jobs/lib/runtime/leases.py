@@ -24,21 +24,20 @@ from schemas import redis_keys as rk
 
 log = logging.getLogger("reco.leases")
 
-# KEYS[1] the lease; ARGV[1] the token, ARGV[2] milliseconds to live. 1 if still ours (and extended), else 0.
-_RENEW = """
+# The one check of a fencing token, for every script that must act only while the lease is still its holder's
+# (renewal and release below, publication's flip): KEYS[1] is the lease, ARGV[1] the token; `held` is what it holds.
+FENCE = """
 local held = redis.call('GET', KEYS[1])
-if held and string.sub(held, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' ' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
+local ours = held and string.sub(held, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' '
+"""
+# ARGV[2] milliseconds to live. 1 if still ours (and extended), else 0.
+_RENEW = FENCE + """
+if ours then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 return 0
 """
-# KEYS[1] the lease; ARGV[1] the token. Deletes it only if it is still ours.
-_RELEASE = """
-local held = redis.call('GET', KEYS[1])
-if held and string.sub(held, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' ' then
-  return redis.call('DEL', KEYS[1])
-end
+# Deletes the lease only if it is still ours.
+_RELEASE = FENCE + """
+if ours then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
