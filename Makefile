@@ -23,6 +23,10 @@ REDIS_DIR := $(abspath .redis)
 REDIS_PORT ?= 6380
 REDIS_URL = redis://:$$(cat $(REDIS_DIR)/password)@127.0.0.1:$(REDIS_PORT)/0
 RECO_PORT ?= 8000
+# gunicorn listens here, behind nginx on RECO_PORT (serving/front.py): sync workers only ever see whole requests.
+RECO_UPSTREAM_PORT ?= 8001
+FRONT_DIR := $(abspath .nginx)
+FRONT = $(PY) -m serving.front --dir $(FRONT_DIR) --listen 127.0.0.1:$(RECO_PORT) --upstream 127.0.0.1:$(RECO_UPSTREAM_PORT)
 # Project-local Airflow: AIRFLOW_HOME in an ignored folder, this repo's DAG, Spark master local[2].
 AIRFLOW_ENV = export AIRFLOW_HOME=$(abspath .airflow) AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
@@ -36,7 +40,7 @@ help:
 	@echo "make test-fast       the unit tests alone (tiny frames, no MovieLens copy needed)"
 	@echo "make setup           .venv with the pinned dependencies; checks Java 17+ and redis-server"
 	@echo "make pipeline        every Spark job in order, no Airflow; prints the path of metrics.json"
-	@echo "make serve           the lookup service under gunicorn (RECO_REDIS_URL, RECO_PORT)"
+	@echo "make serve           the lookup service: nginx on RECO_PORT in front of gunicorn (RECO_REDIS_URL)"
 	@echo "make airflow         airflow standalone with the project's DAG (UI on 127.0.0.1:8080)"
 	@echo "make bench           all six benchmarks below, bench-scale (an hour or more) included; JSON + markdown in benchmarks/results"
 	@echo "make bench-demo      make demo taken apart: setup, Airflow, each task's JVM start, imports and work"
@@ -64,7 +68,7 @@ define apt_install
 	fi
 endef
 
-# Java 17+, redis-server and native BLAS/LAPACK for Spark's ALS (OpenBLAS, single-threaded: Spark runs the
+# Java 17+, redis-server, nginx (the service's front) and native BLAS/LAPACK for Spark's ALS (OpenBLAS, single-threaded: Spark runs the
 # threads; about 25% off each ALS fit here).
 system-deps:
 	$(call apt_install,\
@@ -73,6 +77,7 @@ system-deps:
 	command -v redis-server >/dev/null || need+=(redis-server); \
 	command -v redis-benchmark >/dev/null || need+=(redis-tools); \
 	command -v curl >/dev/null || need+=(curl); \
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || need+=(nginx); \
 	ldconfig -p | grep -q 'liblapack.so.3 ' || need+=(libopenblas0-serial))
 
 # The tests drive Debian's Chromium (no browser download), run promtool and Prometheus (Debian's prometheus) and
@@ -136,8 +141,9 @@ demo: setup redis-up
 	status=$${PIPESTATUS[0]}; set -e; \
 	if [ "$$status" != 0 ]; then tail -25 .airflow/demo-run.log; echo "demo: the DAG run failed (above; whole log in .airflow/demo-run.log)"; \
 	  kill $$(cat $(REDIS_DIR)/redis.pid) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; exit 1; fi; \
-	step "starting the lookup service on http://127.0.0.1:$(RECO_PORT)"; \
-	trap 'kill $$(cat $(REDIS_DIR)/redis.pid 2>/dev/null) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; echo "demo: stopped the service and Redis"' EXIT; \
+	step "starting the lookup service on http://127.0.0.1:$(RECO_PORT) (nginx in front of gunicorn on :$(RECO_UPSTREAM_PORT))"; \
+	$(FRONT); \
+	trap '$(FRONT) --stop; kill $$(cat $(REDIS_DIR)/redis.pid 2>/dev/null) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; echo "demo: stopped the service, its front and Redis"' EXIT; \
 	trap 'exit 130' INT TERM; \
 	( for i in $$(seq 100); do curl -sf http://127.0.0.1:$(RECO_PORT)/readyz >/dev/null && break; sleep 0.2; done; \
 	  for path in "/v1/users/196/recommendations?k=3" "/v1/movies/50/similar?k=3" "/v1/popular?genre=Comedy&k=3"; do \
@@ -149,14 +155,17 @@ demo: setup redis-up
 	  echo "    -H 'Idempotency-Key: user-5000-batch-1' -H 'Content-Type: application/json' \\"; \
 	  echo "    -d '{\"events\": [{\"user_id\": 5000, \"movie_id\": 50, \"type\": \"rating\", \"rating\": 5}]}'"; \
 	  echo; step "ready. Web page: http://127.0.0.1:$(RECO_PORT)/   API: http://127.0.0.1:$(RECO_PORT)/openapi.json   (Ctrl-C stops the service and Redis)" ) & \
-	RECO_EVENTS_TOKEN="$${RECO_EVENTS_TOKEN:-$$(cat $(REDIS_DIR)/events_token)}" RECO_PORT=$(RECO_PORT) \
+	RECO_EVENTS_TOKEN="$${RECO_EVENTS_TOKEN:-$$(cat $(REDIS_DIR)/events_token)}" RECO_PORT=$(RECO_UPSTREAM_PORT) \
 	  gunicorn -c serving/gunicorn.conf.py serving.wsgi:app 2> .airflow/serve.log
 
-# The lookup service alone, against RECO_REDIS_URL (default: the project-local Redis of `make demo`).
+# The lookup service alone, against RECO_REDIS_URL (default: the project-local Redis of `make demo`): nginx on
+# RECO_PORT in front of gunicorn on RECO_UPSTREAM_PORT. Ctrl-C stops both.
 serve: setup
 	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; \
 	export RECO_EVENTS_TOKEN="$${RECO_EVENTS_TOKEN:-$$(cat $(REDIS_DIR)/events_token 2>/dev/null)}"; \
-	RECO_PORT=$(RECO_PORT) exec gunicorn -c serving/gunicorn.conf.py serving.wsgi:app
+	$(FRONT) && trap '$(FRONT) --stop' EXIT && trap 'exit 130' INT TERM; \
+	echo "serve: http://127.0.0.1:$(RECO_PORT) (nginx) -> gunicorn on 127.0.0.1:$(RECO_UPSTREAM_PORT)"; \
+	RECO_PORT=$(RECO_UPSTREAM_PORT) gunicorn -c serving/gunicorn.conf.py serving.wsgi:app
 
 # The Airflow UI (airflow standalone) with this project's DAG on http://127.0.0.1:8080.
 airflow: setup redis-up
@@ -191,4 +200,4 @@ tune: setup
 	@$(PY) jobs/tune.py --run-id $${RUN_ID:-$$(basename $$(readlink data/runs/latest))} $(if $(GRID),--grid '$(GRID)')
 
 clean: redis-down
-	rm -rf data .airflow .redis .pytest_cache
+	rm -rf data .airflow .redis .nginx .pytest_cache

@@ -1,0 +1,99 @@
+"""The buffering front (nginx) of `make serve` and `make demo`: conf/nginx/reco.conf.template, the file compose
+mounts, wrapped in a whole nginx.conf whose paths all lie in one folder, so it runs without root and beside
+anything else on the machine.
+
+    python -m serving.front --listen 127.0.0.1:8000 --upstream 127.0.0.1:8001 --dir .nginx   # starts nginx
+    python -m serving.front --dir .nginx --stop
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "conf" / "nginx" / "reco.conf.template"
+
+MAIN = """\
+# Written by serving/front.py; the server block is conf/nginx/reco.conf.template.
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/tmp/body;
+    proxy_temp_path {dir}/tmp/proxy;
+    fastcgi_temp_path {dir}/tmp/fastcgi;
+    uwsgi_temp_path {dir}/tmp/uwsgi;
+    scgi_temp_path {dir}/tmp/scgi;
+{server}
+}}
+"""
+
+
+def server_block(listen: str, upstream: str) -> str:
+    """The template with its two placeholders filled, as the official image's envsubst does."""
+    values = {"RECO_LISTEN": listen, "RECO_UPSTREAM": upstream}
+    return re.sub(r"\$\{(RECO_\w+)\}", lambda m: values[m.group(1)], TEMPLATE.read_text())
+
+
+def write_config(directory: Path, listen: str, upstream: str) -> Path:
+    directory = directory.resolve()
+    (directory / "tmp").mkdir(parents=True, exist_ok=True)
+    server = "\n".join("    " + line if line else line for line in server_block(listen, upstream).splitlines())
+    path = directory / "nginx.conf"
+    path.write_text(MAIN.format(dir=directory, server=server))
+    return path
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+    if not found:
+        sys.exit("front: nginx is missing: install it (e.g. sudo apt-get install nginx)")
+    return found
+
+
+def start(directory: Path, listen: str, upstream: str) -> int:
+    """Starts nginx in the background (its pid in <dir>/nginx.pid); returns the pid."""
+    config = write_config(directory, listen, upstream)
+    directory = config.parent
+    subprocess.run([nginx_binary(), "-p", str(directory), "-e", str(directory / "error.log"), "-c", str(config)],
+                   check=True)
+    pid_file = directory / "nginx.pid"
+    for _ in range(50):
+        if pid_file.exists() and pid_file.read_text().strip():
+            return int(pid_file.read_text())
+        time.sleep(0.1)
+    raise RuntimeError(f"nginx did not write {pid_file}; see {directory / 'error.log'}")
+
+
+def stop(directory: Path) -> None:
+    pid_file = directory / "nginx.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGQUIT)  # graceful: answers in flight are finished
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", type=Path, required=True, help="folder for nginx.conf, its pid, log and buffers")
+    parser.add_argument("--listen", default="127.0.0.1:8000", help="address people connect to")
+    parser.add_argument("--upstream", default="127.0.0.1:8001", help="gunicorn's address")
+    parser.add_argument("--stop", action="store_true", help="stop the nginx started with this --dir")
+    args = parser.parse_args(argv)
+    if args.stop:
+        stop(args.dir)
+    else:
+        start(args.dir, args.listen, args.upstream)
+
+
+if __name__ == "__main__":
+    main()
