@@ -46,6 +46,13 @@ def reader(settings: RedisSettings, max_connections: int = 64) -> redis.Redis:
                    health_check_interval=30)
 
 
+def service_user_rules() -> str:
+    """The ACL rules of the lookup service's Redis user (conf/redis/service-user.acl), as one line."""
+    from pathlib import Path
+    text = (Path(__file__).parent / "redis" / "service-user.acl").read_text()
+    return next(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
 def is_cluster(client) -> bool:
     return isinstance(client, redis.RedisCluster)
 

@@ -205,8 +205,8 @@ class ServingSettings(_Section):
     port: int = Field(8000, gt=0, lt=65536, description="port gunicorn binds")
     pointer_ttl: float = Field(1.0, ge=0.0, description="seconds a worker trusts its copy of the live pointer "
                                                         "(0: read it every time)")
-    cache_entries: int = Field(20_000, ge=0, description="per-worker LRU of immutable (version, key) values "
-                                                         "(0: off)")
+    cache_mb: float = Field(32, ge=0, description="per-worker LRU of immutable (version, key) values, in MB of "
+                                                   "their JSON (decoded about 4.6x that; 0: off)")
 
 
 class EventSettings(_Section):
@@ -217,7 +217,11 @@ class EventSettings(_Section):
     max_events_per_request: int = Field(100, ge=1, le=10_000, description="events in one request")
     max_body_bytes: int = Field(65_536, ge=1024, description="request body size")
     backlog: int = Field(1_000_000, ge=1, description="events waiting in the stream at which intake answers 503 "
-                                                      "backlog_full")
+                                                      "backlog_full (at most about 250 bytes each in Redis)")
+    max_per_minute: int = Field(30_000, ge=1, description="events the intake takes per minute, all senders of "
+                                                          "its token together (429 beyond)")
+    max_per_user_per_minute: int = Field(300, ge=1, description="events one user id may get per minute (429 "
+                                                                "beyond)")
     archive: bool = Field(True, description="ingest archives the stream (needs Redis); false: MovieLens alone")
     archive_page: int = Field(10_000, ge=1, description="stream entries read per XRANGE while archiving")
     click_weight: float = Field(1.0, ge=0.0, description="implicit preference of one click (a rating counts its "
@@ -238,8 +242,8 @@ class ExperimentSettings(_Section):
     canary_share: float = Field(0.1, gt=0.0, lt=1.0, description="share of users a canary serves")
     sample_rate: float = Field(1.0, gt=0.0, le=1.0, description="users whose exposures are logged (all of a "
                                                                 "user's or none, by hash)")
-    exposure_backlog: int = Field(5_000_000, ge=1, description="exposure stream entries (a worker's batch each) "
-                                                               "waiting beyond which logging stops")
+    exposure_backlog_mb: int = Field(256, ge=1, description="megabytes of exposures waiting in their stream "
+                                                             "beyond which logging stops (Redis memory they may take)")
     exposure_flush_s: float = Field(0.2, gt=0.0, description="each worker writes its buffered exposures this "
                                                              "often (s)")
     attribution_hours: float = Field(24.0, gt=0.0, description="a click or rating counts this long after the "

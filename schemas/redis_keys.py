@@ -101,6 +101,16 @@ def idempotency(key: str) -> str:
     return f"{EVENTS}:once:{key}"
 
 
+def intake_rate(minute: int) -> str:
+    """Events the intake took in one minute (since the epoch): what its token's senders may add."""
+    return f"{EVENTS}:rate:{minute}"
+
+
+def user_rate(user_id: int, minute: int) -> str:
+    """Events one user id got in one minute."""
+    return f"{EVENTS}:rate:{minute}:{user_id}"
+
+
 def version_pattern(version: str) -> str:
     return version_prefix(version) + "*"
 

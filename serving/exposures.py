@@ -9,12 +9,14 @@ held the interpreter about 0.4 ms per 300 exposures while requests waited for it
 under 0.05 ms. What that costs, and what was chosen:
 - a worker killed outright loses at most its last `exposure_flush_s` of exposures (at a normal exit the buffer
   is written); losses fall on both arms alike, so the comparison stays fair;
-- with Redis down the buffer is kept (up to MAX_BUFFER) and written when Redis is back; lookups never fail
-  because of the log;
+- with Redis down the buffer is kept (up to MAX_BUFFER_BYTES of encoded exposures) and written when Redis is
+  back; lookups never fail because of the log;
 - a write whose answer is lost (a timeout after Redis took it) is written again, so an exposure may be stored
   twice: judging counts each request_id once;
-- when the stream already holds `experiments.exposure_backlog` entries (batches; no run has archived it for
-  days), exposures are not logged rather than filling Redis's memory.
+- when the stream already holds `experiments.exposure_backlog_mb` of exposures (no run has archived it for
+  days), exposures are not logged rather than filling Redis's memory: an entry holds at most BATCH_BYTES, so
+  the stream's length bounds its bytes whoever sends the requests (tests/serving/test_flood.py floods it).
+Both bounds are in bytes, not exposures: an answer's exposure grows with k.
 Every exposure is counted in `reco_exposures_total{experiment, arm, outcome}`: logged, sampled_out (the
 user is outside `sample_rate`) or dropped.
 """
@@ -35,14 +37,16 @@ from serving.observability import EXPOSURES
 
 log = logging.getLogger("reco.exposures")
 
-MAX_BUFFER = 100_000   # exposures a worker holds while Redis is unreachable
-BATCH = 5_000          # exposures per stream entry
+MAX_BUFFER_BYTES = 16 * 2**20  # encoded exposures a worker holds while Redis is unreachable
+BATCH_BYTES = 256 * 2**10      # the most one stream entry holds (one XADD)
 
 
 class ExposureLog:
-    def __init__(self, client: redis.Redis, backlog: int, flush_s: float):
-        self.client, self.backlog, self.flush_s = client, backlog, flush_s
+    def __init__(self, client: redis.Redis, backlog_mb: int, flush_s: float):
+        self.client, self.flush_s = client, flush_s
+        self.backlog = max(1, backlog_mb * 2**20 // BATCH_BYTES)  # stream entries
         self._buffer: collections.deque = collections.deque()  # ((experiment, arm), exposure's JSON)
+        self._buffered_bytes = 0
         self._write_lock = threading.Lock()
         self._owner: int | None = None  # the process whose thread writes (gunicorn forks after create_app)
         self._length = 0               # the stream's length after this worker's last write
@@ -51,10 +55,12 @@ class ExposureLog:
         if not is_sampled(experiment, exposure["user_id"]):
             EXPOSURES.labels(exposure["experiment"], exposure["arm"], "sampled_out").inc()
             return
-        if len(self._buffer) >= MAX_BUFFER:
+        encoded = to_stream_value(exposure)
+        if self._buffered_bytes + len(encoded) > MAX_BUFFER_BYTES:
             EXPOSURES.labels(exposure["experiment"], exposure["arm"], "dropped").inc()
             return
-        self._buffer.append(((exposure["experiment"], exposure["arm"]), to_stream_value(exposure)))
+        self._buffer.append(((exposure["experiment"], exposure["arm"]), encoded))
+        self._buffered_bytes += len(encoded)
         if self._owner != os.getpid():
             self._start()
 
@@ -79,7 +85,7 @@ class ExposureLog:
         written = 0
         with self._write_lock:
             while self._buffer:
-                batch = [self._buffer.popleft() for _ in range(min(BATCH, len(self._buffer)))]
+                batch = self._next_batch()
                 if self._length >= self.backlog:
                     self._count(batch, "dropped")
                     self._length = self._stream_length()
@@ -91,11 +97,22 @@ class ExposureLog:
                         self._length = pipe.execute()[-1]
                 except redis.RedisError as exc:
                     self._buffer.extendleft(reversed(batch))  # kept in order for the next attempt
+                    self._buffered_bytes += sum(len(encoded) for _, encoded in batch)
                     log.warning("exposures not written (%s); %d buffered", exc, len(self._buffer))
                     break
                 self._count(batch, "logged")
                 written += len(batch)
         return written
+
+    def _next_batch(self) -> list[tuple]:
+        """The oldest exposures whose JSON array fits in BATCH_BYTES (at least one)."""
+        batch = [self._buffer.popleft()]
+        size = len(batch[0][1]) + 2  # the brackets of the array
+        while self._buffer and size + len(self._buffer[0][1]) + 1 <= BATCH_BYTES:
+            batch.append(self._buffer.popleft())
+            size += len(batch[-1][1]) + 1
+        self._buffered_bytes -= sum(len(encoded) for _, encoded in batch)
+        return batch
 
     def _stream_length(self) -> int:
         try:

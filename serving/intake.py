@@ -11,6 +11,9 @@ The backlog limit is checked against the stream length the worker saw with its l
 else XLEN): one round trip per request while intake is busy, at the price of letting each worker's in-flight
 request through when the limit is reached.
 Writes need the bearer token (`events.token` / RECO_EVENTS_TOKEN), compared in constant time and never logged.
+What the public can add is bounded: `events.max_per_minute` for the token's senders together and
+`events.max_per_user_per_minute` for one user id (429 with Retry-After beyond, checked in the same script, so a
+refused request writes nothing), and `events.backlog` events waiting in all.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from schemas.events import MAX_REQUEST_ID_CHARS, TYPES
 from schemas.movielens import DATASETS
 from serving.api import MAX_ID, BadRequest, json_response, store
 from serving.observability import EVENTS_ACCEPTED, EVENTS_REJECTED, EVENTS_REPLAYED
-from serving.store import KeyReused
+from serving.store import KeyReused, OverCap
 
 events = Blueprint("events", __name__)
 
@@ -176,7 +179,15 @@ def post_events():
         EVENTS_REJECTED.labels(reason=rejection_reason(refused)).inc()
         raise
     try:
-        ids, replayed = store().append_events(checked, config.recent_max, config.recent_ttl_days * 86_400, once)
+        ids, replayed = store().append_events(checked, config.recent_max, config.recent_ttl_days * 86_400, once,
+                                              (config.max_per_minute, config.max_per_user_per_minute))
+    except OverCap as over:
+        EVENTS_REJECTED.labels(reason="rate_intake" if over.who == "intake" else "rate_user").inc()
+        whose = "the intake's" if over.who == "intake" else f"user {over.who}'s"
+        cap = config.max_per_minute if over.who == "intake" else config.max_per_user_per_minute
+        raise BadRequest(f"this request would take {whose} events past {cap} a minute; retry after "
+                         f"{over.retry_after} s", 429, "too_many_events_per_minute",
+                         headers={"Retry-After": str(over.retry_after)}) from None
     except KeyReused:
         EVENTS_REJECTED.labels(reason="idempotency_key").inc()
         raise BadRequest("Idempotency-Key: already used for a different request; use a new key for new events",

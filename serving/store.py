@@ -5,10 +5,12 @@ immutable.
   read at most once per `pointer_ttl` seconds per worker. A flip, rollback, or the start or end of an
   experiment is therefore seen within that time; until then the worker answers from the previous state, whose
   versions are still complete (publication keeps at least two, and never prunes an experiment's).
-- Values are decoded once and cached per (version, key) in an LRU: a version's keys never change once it is
-  live. They are kept immutable (JSON arrays as tuples), which also lets Python's collector stop tracking them:
-  a full collection walks every tracked object, and a warm cache of lists of dicts made it pause 94 ms per
-  255k objects (measured in process, two versions of 943 lists).
+- Values are decoded once and cached per (version, key) in an LRU bounded in bytes (`serving.cache_mb` of
+  values as Redis holds them; decoded, a 50-item list takes about 4.6 times its JSON, measured with
+  tracemalloc): a version's keys never change once it is live. They are kept immutable (JSON arrays as
+  tuples), which also lets Python's collector stop tracking them: a full collection walks every tracked
+  object, and a warm cache of lists of dicts made it pause 94 ms per 255k objects (measured in process, two
+  versions of 943 lists).
 - A key missing under a cached pointer re-reads the pointer before concluding "not found", so a version pruned
   behind a stale pointer can never pass for an unknown user.
 - Once the pointer's time is up it must be re-read: with Redis down that fails and the request gets a 503,
@@ -19,51 +21,69 @@ from __future__ import annotations
 
 import threading
 import time
-from functools import lru_cache
-
+import cachetools
 import redis
 
 from conf import redis_client
 from schemas import redis_keys as rk
-from schemas.events import FIELD, to_stream_fields, to_stream_value
+from schemas.events import FIELD, to_stream_value
 from schemas.experiments import arm_of
 
 # Appends a request's events in one atomic step: redis-py packing a MULTI of 100 XADDs and the recent-list
 # commands cost the worker about 5 ms, this script's one EVALSHA about 1 ms. Every key carries the {events} hash
 # tag (one cluster slot). `#!lua` (no flags): Redis refuses the whole script up front when it is out of memory,
 # so a request is never half written. With an idempotency key, a key already recorded returns what it recorded
-# and appends nothing; otherwise the key is recorded with the new ids in the same atomic step.
-# KEYS: the stream, the idempotency key when once_ttl > 0, then (recent, rated) per user with ratings.
-# ARGV: the entry's field name, recent_max, ttl_s, n, once_ttl (0: no key), the request's fingerprint, n event
-# JSONs, then per user: its count, then (recent entry, movie id) per rating.
-# Returns {0, the stream's length, the n stream ids}, or {1, "<fingerprint> <id> <id> ..."} for a key seen before.
+# and appends nothing; otherwise the key is recorded with the new ids in the same atomic step. Before anything
+# is written, the request must fit this minute's caps: the intake's (what its token's senders add) and each
+# user's; a request that does not is refused whole and counts against nothing.
+# KEYS: the stream, this minute's intake counter, the idempotency key when once_ttl > 0, then (recent, rated,
+# this minute's counter) per user.
+# ARGV: the entry's field name, recent_max, ttl_s, n, once_ttl (0: no key), the request's fingerprint, the
+# intake's and a user's cap per minute, n event JSONs, then per user: its events, its ratings, then (recent
+# entry, movie id) per rating.
+# Returns {0, the stream's length, the n stream ids}, {1, "<fingerprint> <id> <id> ..."} for a key seen before,
+# or {2, "intake" or "user", the user's position} for a request over a cap.
 APPEND_EVENTS = """#!lua
 local field, recent_max, ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local once_ttl, fingerprint = tonumber(ARGV[5]), ARGV[6]
-local user = 2
+local intake_cap, user_cap = tonumber(ARGV[7]), tonumber(ARGV[8])
+local first_user = 3
 if once_ttl > 0 then
-  local seen = redis.call('GET', KEYS[2])
+  local seen = redis.call('GET', KEYS[3])
   if seen then return {1, seen} end
-  user = 3
+  first_user = 4
 end
+local function used(key) return tonumber(redis.call('GET', key) or '0') end
+if used(KEYS[2]) + n > intake_cap then return {2, 'intake', 0} end
+local at = 8 + n
+for u = first_user, #KEYS, 3 do
+  if used(KEYS[u + 2]) + tonumber(ARGV[at + 1]) > user_cap then return {2, 'user', (u - first_user) / 3} end
+  at = at + 2 + 2 * tonumber(ARGV[at + 2])
+end
+local function count(key, events)
+  if redis.call('INCRBY', key, events) == events then redis.call('EXPIRE', key, 120) end
+end
+count(KEYS[2], n)
 local replies = {0, 0}
-for i = 1, n do replies[i + 2] = redis.call('XADD', KEYS[1], '*', field, ARGV[6 + i]) end
-local at = 6 + n
-for u = user, #KEYS, 2 do
-  local recent, rated = KEYS[u], KEYS[u + 1]
-  local count = tonumber(ARGV[at + 1])
-  for j = 1, count do
-    redis.call('LPUSH', recent, ARGV[at + 2 * j])
-    redis.call('SADD', rated, ARGV[at + 2 * j + 1])
+for i = 1, n do replies[i + 2] = redis.call('XADD', KEYS[1], '*', field, ARGV[8 + i]) end
+at = 8 + n
+for u = first_user, #KEYS, 3 do
+  local recent, rated, ratings = KEYS[u], KEYS[u + 1], tonumber(ARGV[at + 2])
+  count(KEYS[u + 2], tonumber(ARGV[at + 1]))
+  if ratings > 0 then
+    for j = 1, ratings do
+      redis.call('LPUSH', recent, ARGV[at + 1 + 2 * j])
+      redis.call('SADD', rated, ARGV[at + 2 + 2 * j])
+    end
+    redis.call('LTRIM', recent, 0, recent_max - 1)
+    redis.call('EXPIRE', recent, ttl)
+    redis.call('EXPIRE', rated, ttl)
   end
-  redis.call('LTRIM', recent, 0, recent_max - 1)
-  redis.call('EXPIRE', recent, ttl)
-  redis.call('EXPIRE', rated, ttl)
-  at = at + 1 + 2 * count
+  at = at + 2 + 2 * ratings
 end
 replies[2] = redis.call('XLEN', KEYS[1])
 if once_ttl > 0 then
-  redis.call('SET', KEYS[2], fingerprint .. ' ' .. table.concat(replies, ' ', 3), 'EX', once_ttl)
+  redis.call('SET', KEYS[3], fingerprint .. ' ' .. table.concat(replies, ' ', 3), 'EX', once_ttl)
 end
 return replies
 """
@@ -85,6 +105,9 @@ def _recorded(value: bytes) -> tuple[str, list[str]]:
     return fingerprint, ids
 
 
+CACHE_ENTRY_OVERHEAD = 100  # bytes counted per near-cache entry beyond its value: its key, a missing value
+
+
 class StoreUnavailable(RuntimeError):
     """Redis cannot be reached, or answered with an error."""
 
@@ -93,18 +116,30 @@ class KeyReused(ValueError):
     """An idempotency key came back with a different request than the one it was first used for."""
 
 
+class OverCap(ValueError):
+    """A request that would take the intake or one user past their events per minute: `who` is "intake" or the
+    user id, `retry_after` the seconds to the next minute."""
+
+    def __init__(self, who, retry_after: int):
+        super().__init__(who)
+        self.who, self.retry_after = who, retry_after
+
+
 class NoLiveVersion(RuntimeError):
     """Redis is up but nothing has been published yet."""
 
 
 class Store:
-    def __init__(self, client: redis.Redis, pointer_ttl: float = 1.0, cache_entries: int = 20_000):
-        """`client`: from conf.redis_client.reader (short timeouts; connects on first use)."""
+    def __init__(self, client: redis.Redis, pointer_ttl: float = 1.0, cache_mb: float = 32):
+        """`client`: from conf.redis_client.reader (short timeouts; connects on first use). `cache_mb`: the near
+        cache's bound, in bytes of the values as Redis holds them (0: no cache)."""
         self.client = client
         self.pointer_ttl = pointer_ttl
         self._pointer: tuple[str, dict | None, float] | None = None  # (version, experiment, monotonic time read)
         self._lock = threading.Lock()
-        self._cached = lru_cache(maxsize=cache_entries)(self._fetch_one) if cache_entries else None
+        # (version, suffix) -> (frozen value, its size); sized so that no one kind of request can grow it.
+        self._cache = cachetools.LRUCache(maxsize=int(cache_mb * 2**20), getsizeof=lambda entry: entry[1]) \
+            if cache_mb else None
         self._backlog: tuple[int, float] | None = None  # (stream length, monotonic time seen)
         self._append_events = client.register_script(APPEND_EVENTS)
 
@@ -157,23 +192,31 @@ class Store:
 
     def get_in_version(self, version: str, suffixes: list[str]) -> list:
         """Values of keys in a version already resolved (a second step of one request stays on its version)."""
-        if self._cached is None:
-            return self._fetch_many(version, tuple(suffixes))
+        if self._cache is None:
+            return [rk.decode(value) for value in self._fetch_raw(version, suffixes)]
         return [self._cached(version, s) for s in suffixes]
 
-    def _fetch_one(self, version: str, suffix: str):
-        """A value as the near cache keeps it (frozen: it lives as long as its cache entry)."""
-        return frozen(self._fetch_many(version, (suffix,))[0])
+    def _cached(self, version: str, suffix: str):
+        """A value through the near cache (frozen: it lives as long as its cache entry)."""
+        key = (version, suffix)
+        entry = self._cache.get(key)
+        if entry is None:
+            (raw,) = self._fetch_raw(version, [suffix])
+            entry = (frozen(rk.decode(raw)), len(raw or b"") + CACHE_ENTRY_OVERHEAD)
+            try:
+                self._cache[key] = entry
+            except ValueError:  # larger than the whole cache: served, not kept
+                pass
+        return entry[0]
 
-    def _fetch_many(self, version: str, suffixes: tuple[str, ...]) -> list:
+    def _fetch_raw(self, version: str, suffixes: list[str]) -> list[bytes | None]:
         if not suffixes:
             return []
         prefix = rk.version_prefix(version)
         try:
-            raw = redis_client.mget(self.client, [prefix + s for s in suffixes])
+            return redis_client.mget(self.client, [prefix + s for s in suffixes])
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
-        return [rk.decode(value) for value in raw]
 
     # -- the loop (serving/intake.py): mutable keys, outside every version
 
@@ -198,32 +241,38 @@ class Store:
         return length
 
     def append_events(self, events: list[dict], recent_max: int, recent_ttl_s: int,
-                      once: tuple[str, str, int] | None = None) -> tuple[list[str], bool]:
+                      once: tuple[str, str, int] | None = None,
+                      caps: tuple[int, int] = (2**53, 2**53)) -> tuple[list[str], bool]:
         """All events or none, in one round trip: each appended to the stream; each rating also at the head of
         the person's recent list (trimmed to recent_max) and in their rated set. Returns (the stream ids, False).
         `once` = (idempotency key, the request's fingerprint, seconds to remember it): a key seen before appends
-        nothing and returns (the ids it recorded, True), or raises KeyReused if it came with another request."""
-        ratings: dict[int, list[dict]] = {}
+        nothing and returns (the ids it recorded, True), or raises KeyReused if it came with another request.
+        `caps` = (the intake's, one user's) events per minute: a request past either raises OverCap."""
+        by_user: dict[int, list[dict]] = {}
         for event in events:
-            if event["type"] == "rating":
-                ratings.setdefault(event["user_id"], []).append(event)
-        if len(events) == 1 and not ratings and once is None:
-            return [self._append_one(events[0])], False
-        keys, once_args = [rk.EVENTS], [0, ""]
+            by_user.setdefault(event["user_id"], []).append(event)
+        now = time.time()
+        minute = int(now // 60)
+        keys, once_args = [rk.EVENTS, rk.intake_rate(minute)], [0, ""]
         if once:
             key, fingerprint, ttl_s = once
             keys.append(rk.idempotency(key))
             once_args = [ttl_s, fingerprint]
-        args = [FIELD, recent_max, recent_ttl_s, len(events), *once_args, *(to_stream_value(e) for e in events)]
-        for user, rated in ratings.items():
-            keys += [rk.recent(user), rk.rated(user)]
-            args.append(len(rated))
+        args = [FIELD, recent_max, recent_ttl_s, len(events), *once_args, *caps,
+                *(to_stream_value(e) for e in events)]
+        for user, theirs in by_user.items():
+            keys += [rk.recent(user), rk.rated(user), rk.user_rate(user, minute)]
+            rated = [event for event in theirs if event["type"] == "rating"]
+            args += [len(theirs), len(rated)]
             for event in rated:
                 args += [f"{event['movie_id']}:{event['rating']:g}", event["movie_id"]]
         try:
             replies = self._append_events(keys=keys, args=args)
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
+        if replies[0] == 2:
+            who = "intake" if replies[1] == b"intake" else list(by_user)[replies[2]]
+            raise OverCap(who, 60 - int(now % 60))
         if replies[0] == 1:
             fingerprint, ids = _recorded(replies[1])
             if fingerprint != once[1]:
@@ -242,17 +291,6 @@ class Store:
             return None
         recorded_fingerprint, ids = _recorded(seen)
         return ids if recorded_fingerprint == fingerprint else None
-
-    def _append_one(self, event: dict) -> str:
-        """One click: one XADD, atomic on its own, without a pipeline's cost. The stream length is not read back:
-        the backlog this worker saw is counted up, and event_backlog re-reads it once it is a second old."""
-        try:
-            stream_id = self.client.xadd(rk.EVENTS, to_stream_fields(event))
-        except redis.RedisError as exc:
-            raise StoreUnavailable(str(exc)) from None
-        if self._backlog:
-            self._backlog = (self._backlog[0] + 1, self._backlog[1])
-        return stream_id.decode()
 
     def recent(self, user_id: int) -> tuple[list[tuple[int, float]], set[int]]:
         """(the person's latest ratings as (movie, rating), newest first; every movie they rated) from events

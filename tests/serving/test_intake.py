@@ -2,6 +2,7 @@
 every bad-input case, all-or-nothing requests, the backlog limit, request ids, the recent-ratings fallback, the
 service's ACL user, and concurrent posters through gunicorn with nothing lost or doubled in the archive."""
 import shlex
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import redis
 import requests
 from prometheus_client import REGISTRY
 
+from conf import redis_client
 from jobs import publish
 from jobs.lib.loop.event_archive import archive_events
 from schemas import redis_keys as rk
@@ -141,6 +143,36 @@ def test_a_full_backlog_refuses_rather_than_drops(intake):
     assert server.client().xlen(rk.EVENTS) == 3  # nothing trimmed, nothing dropped
 
 
+def test_caps_per_minute_refuse_whole_requests_and_reset_with_the_minute(intake, monkeypatch):
+    """What one token's senders and one user id may add per minute (a flood cannot fill the backlog in
+    seconds): a request over either cap is refused whole with 429 and counts against nothing; a retry of a
+    stored request still gets its first answer; the next minute starts afresh."""
+    config, server, _, _ = intake
+    redis_ = server.client()
+    redis_.delete(rk.EVENTS)
+    capped = create_app(config.model_copy(update={"events": config.events.model_copy(update={
+        "max_per_minute": 10, "max_per_user_per_minute": 4})})).test_client()
+    now = 1_800_000_000 + 5  # a fixed minute: the counters' window
+    monkeypatch.setattr("serving.store.time.time", lambda: now)
+    clicks = lambda user, n: [{"user_id": user, "movie_id": 50, "type": "click"}] * n  # noqa: E731
+    keyed = {**AUTH, "Idempotency-Key": "capped-1"}
+    assert post(capped, clicks(1, 3), headers=keyed).status_code == 202
+    before = rejected("rate_user")
+    over = post(capped, [*clicks(2, 1), *clicks(1, 2)])  # user 1 would reach 5
+    assert over.status_code == 429 and over.get_json()["error"] == "too_many_events_per_minute"
+    assert "user 1" in over.get_json()["detail"] and int(over.headers["Retry-After"]) == 55
+    assert rejected("rate_user") == before + 1 and redis_.xlen(rk.EVENTS) == 3  # nothing of it stored
+    assert post(capped, clicks(1, 1)).status_code == 202  # user 1 at 4, user 2 never counted
+    assert post(capped, [*clicks(2, 4), *clicks(3, 2)]).status_code == 202  # the intake at 10
+    full = post(capped, clicks(4, 1))
+    assert full.status_code == 429 and "intake" in full.get_json()["detail"] and redis_.xlen(rk.EVENTS) == 10
+    retry = post(capped, clicks(1, 3), headers=keyed)  # a retry of the first request: its first answer
+    assert retry.status_code == 202 and retry.headers["Idempotent-Replayed"] == "true"
+    now += 60
+    assert post(capped, clicks(4, 1)).status_code == 202 and redis_.xlen(rk.EVENTS) == 11
+    assert 0 < redis_.ttl(rk.intake_rate(now // 60)) <= 120  # counters expire with their minute
+
+
 def test_every_lookup_answer_names_its_request(client):
     seen = set()
     for path in ("/v1/users/1/recommendations", "/v1/users/999999/recommendations", "/v1/movies/1/similar",
@@ -174,10 +206,9 @@ def test_a_new_user_gets_movies_like_the_ones_they_just_rated(client, intake):
 def test_the_service_acl_user_writes_events_and_nothing_else(intake):
     config, server, version, _ = intake
     admin = server.client()
-    # The ACL exactly as docs/security-and-reliability.md documents it for the service.
-    document = (REPO / "docs" / "security-and-reliability.md").read_text()
-    line = next(l for l in document.splitlines() if l.startswith("ACL SETUSER reco-service"))
-    admin.execute_command(*shlex.split(line.replace(">STRONG-PASSWORD", ">service-secret")))
+    # The ACL exactly as the demo and compose apply it (conf/redis/service-user.acl).
+    admin.execute_command("ACL", "SETUSER", "reco-service", "on", ">service-secret",
+                          *shlex.split(redis_client.service_user_rules()))
     try:
         url = f"redis://reco-service:service-secret@127.0.0.1:{server.port}/0"
         service = create_app(config.model_copy(update={"redis": config.redis.model_copy(update={"url": url})}))
@@ -291,7 +322,7 @@ def test_an_acknowledgement_lost_between_redis_and_the_service_is_a_503_and_the_
 
         # A bare click (no key) whose acknowledgement is lost: a 503 as well, stored once; resending it is a
         # new click (the documented price of sending without a key).
-        proxy.drop_reply_to(b"XADD")
+        proxy.drop_reply_to(b"EVALSHA")
         assert post(client, click).status_code == 503 and proxy.dropped == 2
         assert stream.xlen(rk.EVENTS) == 4
         assert post(client, click).status_code == 202 and stream.xlen(rk.EVENTS) == 5
@@ -301,14 +332,16 @@ def test_an_acknowledgement_lost_between_redis_and_the_service_is_a_503_and_the_
 
 def test_redis_out_of_memory_refuses_a_request_whole_and_lookups_carry_on(client, intake):
     """Redis at its maxmemory (noeviction) refuses writes: intake answers 503 and nothing of the request is
-    stored, neither by the script (a batch with a rating: stream, recent list, rated set, idempotency record)
-    nor by the bare XADD (one click); lookups, which only read, still answer; with memory back, intake works."""
+    stored (a batch with a rating: stream, recent list, rated set, idempotency record, per-minute counters; a
+    click alone); lookups, which only read, still answer; with memory back, intake works."""
     admin = intake[1].client()
     rating = [{"user_id": NEW_USER, "movie_id": 50, "type": "rating", "rating": 5},
               {"user_id": NEW_USER, "movie_id": 181, "type": "click"}]
     click = [{"user_id": NEW_USER, "movie_id": 172, "type": "click"}]
     # The script loaded (a keyed request goes through it) before memory runs out.
     assert post(client, click, headers={**AUTH, "Idempotency-Key": "oom-warm-up"}).status_code == 202
+    counted = lambda: int(admin.get(rk.intake_rate(int(time.time() // 60))) or 0)  # noqa: E731
+    before = counted()
     admin.config_set("maxmemory-policy", "noeviction")
     admin.config_set("maxmemory", 1)
     try:
@@ -318,6 +351,7 @@ def test_redis_out_of_memory_refuses_a_request_whole_and_lookups_carry_on(client
             assert answer.headers["Retry-After"] == "1"
         assert admin.xlen(rk.EVENTS) == 1
         assert not admin.exists(rk.recent(NEW_USER), rk.rated(NEW_USER), rk.idempotency("oom-1"))
+        assert counted() in (before, 0)  # nothing counted (0: the minute turned)
         assert client.get("/v1/users/1/recommendations").status_code == 200
         assert client.get("/v1/movies/50/similar").status_code == 200
     finally:

@@ -300,5 +300,5 @@ def check_published_run(config, run_id: str) -> dict:
     from serving.store import Store
 
     report = read_json(run_paths(config, run_id).publish_report)
-    reader = Store(redis_client.reader(config.redis), cache_entries=0)
+    reader = Store(redis_client.reader(config.redis), cache_mb=0)
     return smoke_check(redis_client.writer(config.redis), reader, report)
