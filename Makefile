@@ -22,6 +22,11 @@ export PATH := $(abspath $(BIN)):$(PATH)
 REDIS_DIR := $(abspath .redis)
 REDIS_PORT ?= 6380
 REDIS_URL = redis://:$$(cat $(REDIS_DIR)/password)@127.0.0.1:$(REDIS_PORT)/0
+# The service connects as its own least-privilege user (conf/redis/service-user.acl); the jobs as the default one.
+SERVICE_REDIS_URL = redis://reco-service:$$(cat $(REDIS_DIR)/service_password)@127.0.0.1:$(REDIS_PORT)/0
+# Redis refuses writes beyond this (noeviction: a version or an unarchived event is never evicted; the service
+# answers 503 to writes, lookups carry on).
+REDIS_MAXMEMORY ?= 1gb
 RECO_PORT ?= 8000
 # gunicorn listens here, behind nginx on RECO_PORT (serving/front.py): sync workers only ever see whole requests.
 RECO_UPSTREAM_PORT ?= 8001
@@ -113,10 +118,13 @@ redis-up: system-deps
 	@mkdir -p -m 700 $(REDIS_DIR)
 	@test -s $(REDIS_DIR)/password || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/password)
 	@test -s $(REDIS_DIR)/events_token || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/events_token)
+	@test -s $(REDIS_DIR)/service_password || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/service_password)
 	@if REDISCLI_AUTH="$$(cat $(REDIS_DIR)/password)" redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1; then \
 	  echo "redis: running on 127.0.0.1:$(REDIS_PORT) (data in .redis/)"; \
 	else \
-	  ( umask 077; echo "requirepass $$(cat $(REDIS_DIR)/password)" > $(REDIS_DIR)/redis.conf ) && \
+	  ( umask 077; { echo "requirepass $$(cat $(REDIS_DIR)/password)"; \
+	    echo "user reco-service on >$$(cat $(REDIS_DIR)/service_password) $$(grep -v '^#' conf/redis/service-user.acl)"; \
+	    echo "maxmemory $(REDIS_MAXMEMORY)"; echo "maxmemory-policy noeviction"; } > $(REDIS_DIR)/redis.conf ) && \
 	  redis-server $(REDIS_DIR)/redis.conf --bind 127.0.0.1 --port $(REDIS_PORT) \
 	    --dir $(REDIS_DIR) --appendonly yes --daemonize yes --pidfile $(REDIS_DIR)/redis.pid \
 	    --logfile $(REDIS_DIR)/redis.log && \
@@ -155,13 +163,13 @@ demo: setup redis-up
 	  echo "    -H 'Idempotency-Key: user-5000-batch-1' -H 'Content-Type: application/json' \\"; \
 	  echo "    -d '{\"events\": [{\"user_id\": 5000, \"movie_id\": 50, \"type\": \"rating\", \"rating\": 5}]}'"; \
 	  echo; step "ready. Web page: http://127.0.0.1:$(RECO_PORT)/   API: http://127.0.0.1:$(RECO_PORT)/openapi.json   (Ctrl-C stops the service and Redis)" ) & \
-	RECO_EVENTS_TOKEN="$${RECO_EVENTS_TOKEN:-$$(cat $(REDIS_DIR)/events_token)}" RECO_PORT=$(RECO_UPSTREAM_PORT) \
-	  gunicorn -c serving/gunicorn.conf.py serving.wsgi:app 2> .airflow/serve.log
+	RECO_REDIS_URL="$(SERVICE_REDIS_URL)" RECO_PORT=$(RECO_UPSTREAM_PORT) \
+	  RECO_EVENTS_TOKEN="$${RECO_EVENTS_TOKEN:-$$(cat $(REDIS_DIR)/events_token)}" gunicorn -c serving/gunicorn.conf.py serving.wsgi:app 2> .airflow/serve.log
 
 # The lookup service alone, against RECO_REDIS_URL (default: the project-local Redis of `make demo`): nginx on
 # RECO_PORT in front of gunicorn on RECO_UPSTREAM_PORT. Ctrl-C stops both.
 serve: setup
-	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; \
+	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(SERVICE_REDIS_URL)}"; \
 	export RECO_EVENTS_TOKEN="$${RECO_EVENTS_TOKEN:-$$(cat $(REDIS_DIR)/events_token 2>/dev/null)}"; \
 	$(FRONT) && trap '$(FRONT) --stop' EXIT && trap 'exit 130' INT TERM; \
 	echo "serve: http://127.0.0.1:$(RECO_PORT) (nginx) -> gunicorn on 127.0.0.1:$(RECO_UPSTREAM_PORT)"; \
