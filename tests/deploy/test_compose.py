@@ -1,7 +1,9 @@
 """docker-compose.yml, checked structurally (no Docker engine runs here): services, pinned images, health
 checks, loopback ports, and that what it mounts and runs exists in the repository."""
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,69 @@ def test_commands_point_at_real_files():
     assert (REPO / "dags" / "movielens_recommendations.py").is_file()
     assert "spark://spark-master" in airflow_env["AIRFLOW_CONN_SPARK_DEFAULT"]
     assert airflow_env["RECO_CONFIG"].removeprefix("/opt/reco/") == "conf/local.yaml"
+
+
+def test_no_secret_has_a_default_compose_refuses_to_start_without_it():
+    text = (REPO / "docker-compose.yml").read_text()
+    secrets = set(re.findall(r"\$\{(\w*(?:PASSWORD|SECRET)\w*)", text))
+    assert {"REDIS_PASSWORD", "REDIS_SERVICE_PASSWORD", "AIRFLOW_DB_PASSWORD", "AIRFLOW_JWT_SECRET",
+            "SPARK_AUTH_SECRET", "GRAFANA_ADMIN_PASSWORD"} <= secrets
+    for name in secrets:
+        uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
+        assert uses and all(use.startswith(":?") for use in uses), f"{name} has a fallback: {uses}"
+    assert "change-me" not in text
+
+
+# The first release of each line with the 2025 security fixes (CVE-2025-49844 and its three companions).
+PATCHED_REDIS = {(7, 2): 11, (7, 4): 6, (8, 0): 4, (8, 2): 2}
+
+
+def test_redis_is_a_patched_release_and_the_service_uses_its_own_user():
+    major, minor, patch = map(int, re.match(r"redis:(\d+)\.(\d+)\.(\d+)", SERVICES["redis"]["image"]).groups())
+    assert (major, minor) in PATCHED_REDIS and patch >= PATCHED_REDIS[(major, minor)]
+    assert SERVICES["reco-service"]["environment"]["RECO_REDIS_URL"].startswith("redis://reco-service:")
+    assert "redis-cli -a" not in (REPO / "docker-compose.yml").read_text()  # REDISCLI_AUTH instead
+
+
+def test_the_compose_redis_command_starts_redis_with_the_acl_and_maxmemory(tmp_path):
+    """The redis service's own shell command, run here against Debian's redis-server: the passwords stay off
+    the command line, the service user gets the ACL file's rules, memory is bounded without eviction."""
+    import redis as redis_py
+
+    from schemas import redis_keys as rk
+    from tests.support import free_port, wait_until
+    service = SERVICES["redis"]
+    script = service["command"][2].replace("$$", "$").replace("/etc/reco/service-user.acl",
+                                                               str(REPO / "conf/redis/service-user.acl"))
+    script = script.replace("/tmp/redis.conf", str(tmp_path / "redis.conf"))
+    port = free_port()
+    env = {**os.environ, "REDIS_PASSWORD": "jobs-secret", "REDIS_SERVICE_PASSWORD": "service-secret",
+           "REDIS_MAXMEMORY": "64mb"}
+    process = subprocess.Popen(["sh", "-c", f"{script} --port {port} --bind 127.0.0.1 --dir {tmp_path}"],
+                               env=env, stdout=subprocess.DEVNULL)
+    try:
+        admin = redis_py.Redis(port=port, password="jobs-secret")
+        wait_until(admin.ping, 10, what="the compose Redis command")
+        assert admin.config_get("maxmemory") == {"maxmemory": str(64 * 2**20)}
+        assert admin.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        assert "secret" not in Path(f"/proc/{process.pid}/cmdline").read_bytes().decode()
+        service_user = redis_py.Redis(port=port, username="reco-service", password="service-secret")
+        assert service_user.xadd(rk.EVENTS, {"event": "{}"})
+        with pytest.raises(redis_py.exceptions.NoPermissionError):
+            service_user.delete(rk.EVENTS)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_the_service_is_reached_through_nginx_and_spark_requires_its_secret():
+    front = SERVICES["reco-front"]
+    assert "./conf/nginx/reco.conf.template:/etc/nginx/templates/reco.conf.template:ro" in front["volumes"]
+    assert front["environment"]["RECO_UPSTREAM"] == "reco-service:8000"
+    assert "ports" not in SERVICES["reco-service"]  # only the front is published
+    spark_defaults = (REPO / "conf" / "spark" / "spark-defaults.conf").read_text()
+    assert re.search(r"^spark\.authenticate true$", spark_defaults, re.M)
+    for name in ("spark-master", "spark-worker", "airflow-scheduler"):
+        env = SERVICES[name]["environment"]
+        assert env["SPARK_CONF_DIR"] == "/opt/reco/conf/spark", name
+        assert env["_SPARK_AUTH_SECRET"].startswith("${SPARK_AUTH_SECRET:?"), name

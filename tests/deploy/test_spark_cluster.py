@@ -1,6 +1,7 @@
 """The cluster path: a Spark standalone master and two workers started from the installed pyspark on loopback,
+with authentication on as compose runs them (conf/spark/spark-defaults.conf, the secret in _SPARK_AUTH_SECRET),
 and the whole pipeline (ingest to publish, the all-in-one runner) spark-submitted to spark://127.0.0.1:<port>,
-publishing into a real Redis."""
+publishing into a real Redis; a driver without the secret is turned away."""
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from tests.support import RedisServer, free_port, wait_until
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 WORKERS = 2
+SECRET = "cluster-test-secret"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,8 @@ def standalone_cluster(tmp_path_factory):
     port, ui = free_port(), free_port()
     env = {**os.environ, "SPARK_LOG_DIR": str(logs), "SPARK_LOCAL_IP": "127.0.0.1",
            "PYSPARK_PYTHON": sys.executable, "PATH": f"{BIN}:{os.environ['PATH']}",
-           "SPARK_DAEMON_JAVA_OPTS": JIT_OPTIONS}  # the master and workers (conftest.JIT_OPTIONS)
+           "SPARK_DAEMON_JAVA_OPTS": JIT_OPTIONS,  # the master and workers (conftest.JIT_OPTIONS)
+           "SPARK_CONF_DIR": str(REPO / "conf" / "spark"), "_SPARK_AUTH_SECRET": SECRET}
     spark_class = str(BIN / "spark-class")
     processes = [subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                    "--port", str(port), "--webui-port", str(ui)],
@@ -86,3 +89,27 @@ def test_whole_pipeline_runs_on_a_two_worker_standalone_cluster(standalone_clust
     # Both workers ran executors of it: each keeps a folder per application it served.
     assert all((work_dir / apps[0]["id"]).is_dir() for work_dir in work_dirs), \
         [sorted(p.name for p in w.iterdir()) if w.is_dir() else None for w in work_dirs]
+
+
+def test_a_driver_without_the_secret_is_turned_away(standalone_cluster, tmp_path):
+    """A driver with another secret (through the project's own session factory) fails the master's SASL
+    handshake and never becomes an application."""
+    url, state, env, _ = standalone_cluster
+    script = tmp_path / "intruder.py"
+    script.write_text("from conf.settings import load_config\nfrom jobs.lib.runtime.spark import spark_session\n"
+                      "spark_session(load_config(), 'intruder').range(1).count()\n")
+    intruder = subprocess.Popen(
+        [str(BIN / "spark-submit"), "--master", url, "--conf", "spark.ui.enabled=false", str(script)],
+        env={**env, "_SPARK_AUTH_SECRET": "a-guess"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    refused = False
+    try:
+        for line in intruder.stdout:  # the driver retries for a minute; the first refusal is enough
+            if "SaslException" in line:
+                refused = True
+                break
+    finally:
+        intruder.kill()
+        intruder.wait(30)
+    assert refused
+    apps = state()["activeapps"] + state()["completedapps"]
+    assert not any(app["name"] == "reco-intruder" for app in apps)

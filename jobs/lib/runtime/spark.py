@@ -33,6 +33,11 @@ def spark_session(config: Config, app_name: str):
         "spark.cleaner.referenceTracking.cleanCheckpoints": "true",
         **config.spark.extra,
     }
+    # Spark authentication (spark.authenticate, conf/spark/spark-defaults.conf): the standalone daemons read the
+    # shared secret from _SPARK_AUTH_SECRET, a driver only from its configuration: set here, so that it is on no
+    # command line (Spark redacts it from its UI and logs).
+    if secret := os.environ.get("_SPARK_AUTH_SECRET"):
+        settings["spark.authenticate.secret"] = secret
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
