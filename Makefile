@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed
 # The MovieLens 100K copy beside the project (tests, demo), when there is one; otherwise the jobs download.
 ifneq ($(wildcard ../shared/data/ml-100k/u.data),)
 export RECO_MOVIELENS_DIR ?= $(abspath ../shared/data/ml-100k)
+export RECO_MOVIELENS_ROOTS ?= $(abspath ../shared/data),$(abspath data)
 endif
 export PYSPARK_PYTHON := $(abspath $(PY))
 # Everything here runs on this machine: Spark binds its driver to loopback instead of scanning the network

@@ -27,6 +27,7 @@ ENV_OVERRIDES = {
     "RECO_DATASET": "data.dataset",
     "RECO_MOVIELENS_DIR": "data.movielens_dir",
     "RECO_DOWNLOAD_BASE_URL": "data.download_base_url",
+    "RECO_MOVIELENS_ROOTS": "data.movielens_roots",
     "RECO_SPARK_MASTER": "spark.master",
     "RECO_REDIS_URL": "redis.url",
     "RECO_REDIS_CLUSTER": "redis.cluster",
@@ -62,9 +63,27 @@ class DataSettings(_Section):
     dataset: Literal[DATASET_NAMES] | None = Field(  # type: ignore[valid-type]
         None, description="MovieLens release; null: detected from movielens_dir's files (asked for only where "
                           "they fit several), else ml-100k when downloading")
-    movielens_dir: str | None = Field(None, description="a local MovieLens folder instead of the download")
+    movielens_dir: str | None = Field(None, description="a local MovieLens folder instead of the download; "
+                                                        "it must lie under one of movielens_roots")
+    movielens_roots: list[str] = Field(["./data"], description="folders a movielens_dir may lie under (symlinks "
+                                                               "resolved; comma-separated in the environment)")
     download_base_url: str = Field("https://files.grouplens.org/datasets/movielens",
-                                   description="where the release zips are downloaded from")
+                                   description="where the release zips are downloaded from; it must be one of "
+                                               "download_allowed or under it")
+    download_allowed: list[str] = Field(["https://files.grouplens.org/datasets/movielens"],
+                                        description="download locations allowed (scheme, host and port exactly, "
+                                                    "then the path); a redirect may not leave the host")
+    download_sha256: dict[str, str] = Field({}, description="sha256 of a release's zip by release name, for "
+                                                            "releases without a digest pinned in schemas/movielens.py "
+                                                            "or to replace it")
+    max_download_mb: int = Field(1024, ge=1, description="a download larger than this is stopped and deleted")
+    max_extract_mb: int = Field(4096, ge=1, description="a zip whose files would take more than this is not "
+                                                        "extracted")
+
+    @field_validator("movielens_roots", "download_allowed", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
 
 class ValidationSettings(_Section):
@@ -289,14 +308,14 @@ class Config(_Section):
 
     @property
     def data_root(self) -> str:
-        return _resolve(self.data.root)
+        return resolve_path(self.data.root)
 
     @property
     def movielens_dir(self) -> str | None:
-        return _resolve(self.data.movielens_dir) if self.data.movielens_dir else None
+        return resolve_path(self.data.movielens_dir) if self.data.movielens_dir else None
 
 
-def _resolve(path: str) -> str:
+def resolve_path(path: str) -> str:
     """Relative local paths are taken from the repository root; URIs (s3a://, hdfs://) pass through."""
     if "://" in path:
         return path

@@ -3,6 +3,7 @@ that the integration tests share."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,12 @@ FAST_ALS = {
 # Production JVMs keep the default tiered compilation.
 JIT_OPTIONS = "-XX:TieredStopAtLevel=1"
 os.environ.setdefault("SPARK_SUBMIT_OPTS", JIT_OPTIONS)
+
+# MovieLens folders are read only under data.movielens_roots: the shared copy's folder, and the temporary folders
+# where tests write layouts of their own (every job and DAG run the suite starts inherits this).
+if os.environ.get("RECO_MOVIELENS_DIR"):
+    os.environ.setdefault("RECO_MOVIELENS_ROOTS", f"{Path(os.environ['RECO_MOVIELENS_DIR']).resolve().parent},"
+                                                  f"{Path(tempfile.gettempdir()).resolve()}")
 
 SERVICE_EVENTS_TOKEN = "service-events-token"  # the `service` fixture's intake token
 

@@ -20,68 +20,136 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         self.server.requests.append(self.path)
+        target = self.server.redirects.get(self.path)
+        if target:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.end_headers()
+            return
         super().do_GET()
 
 
 @pytest.fixture()
 def grouplens(tmp_path):
-    """A loopback 'GroupLens': serves files put into its folder, records the paths requested."""
+    """A loopback 'GroupLens': serves files put into its folder, records the paths requested, and answers the
+    paths in `server.redirects` with a redirect."""
     root = tmp_path / "site"
     root.mkdir()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(root)))
-    server.requests = []
+    server.requests, server.redirects = [], {}
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}", server.requests
+    yield root, f"http://127.0.0.1:{server.server_address[1]}", server
     server.shutdown()
 
 
 def zip_folder(source: Path, archive: Path, top: str) -> str:
+    """Zips the folder; returns the archive's sha256 (what an operator pins in data.download_sha256)."""
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
         for path in sorted(source.iterdir()):
             out.write(path, f"{top}/{path.name}")
-    return hashlib.md5(archive.read_bytes()).hexdigest()
+    return hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def download_config(make_config, tmp_path, url, sha256="0" * 64, **overrides):
+    """Downloads from the loopback site only, with the zip's digest pinned."""
+    return make_config(tmp_path / "data", data__movielens_dir=None, data__download_base_url=url,
+                       data__download_allowed=[url], data__download_sha256={"ml-100k": sha256}, **overrides)
 
 
 def test_download_verifies_caches_and_ingests(spark, make_config, ml100k_dir, grouplens, tmp_path):
-    site, url, requests = grouplens
-    md5 = zip_folder(ml100k_dir, site / "ml-100k.zip", "ml-100k")
-    (site / "ml-100k.zip.md5").write_text(f"MD5 (ml-100k.zip) = {md5}\n")
-    config = make_config(tmp_path / "data", data__movielens_dir=None, data__download_base_url=url)
+    site, url, server = grouplens
+    sha256 = zip_folder(ml100k_dir, site / "ml-100k.zip", "ml-100k")
+    (site / "ml-100k.zip.md5").write_text("MD5 (ml-100k.zip) = 0123456789abcdef0123456789abcdef\n")
+    config = download_config(make_config, tmp_path, url, sha256)
 
     manifest = ingest.run(config, "dl", spark=spark)
-    assert manifest["source"]["md5_checked"] and manifest["source"]["content_length_checked"]
-    assert manifest["source"]["md5"] == md5
+    assert manifest["source"]["digest_checked"] and manifest["source"]["content_length_checked"]
+    assert manifest["source"]["digest"] == sha256 and manifest["source"]["digest_algorithm"] == "sha256"
     assert manifest["ratings_sha256_matches_published"] is True
     assert manifest["rows"] == {"ratings": 100_000, "movies": 1682}
     assert manifest["malformed"] == {"ratings": 0, "movies": 0}
     assert (tmp_path / "data" / "downloads" / "ml-100k" / "u.data").is_file()
+    assert server.requests == ["/ml-100k.zip"]  # the host's own checksum is not asked for: it proves nothing
 
-    fetched = len(requests)
     again = ingest.run(config, "dl2", spark=spark)
     assert again["source"]["cached"] is True
-    assert len(requests) == fetched  # the second run did not download again
+    assert len(server.requests) == 1  # the second run did not download again
     assert read_json(run_paths(config, "dl2").manifest)["rows"]["ratings"] == 100_000
 
 
-def test_corrupt_download_is_rejected_and_not_cached(spark, make_config, ml100k_dir, grouplens, tmp_path):
+def test_a_zip_without_the_pinned_digest_is_rejected_and_not_cached(spark, make_config, ml100k_dir, grouplens,
+                                                                     tmp_path):
     site, url, _ = grouplens
     zip_folder(ml100k_dir, site / "ml-100k.zip", "ml-100k")
-    (site / "ml-100k.zip.md5").write_text("0123456789abcdef0123456789abcdef  ml-100k.zip\n")
-    config = make_config(tmp_path / "data", data__movielens_dir=None, data__download_base_url=url)
-    with pytest.raises(JobError, match="corrupt: md5"):
+    config = download_config(make_config, tmp_path, url, "ab" * 32)
+    with pytest.raises(JobError, match="corrupt or not the release: sha256"):
         ingest.run(config, "bad", spark=spark)
     assert not list((tmp_path / "data" / "downloads").glob("ml-100k.zip*"))
+    # The pin of schemas/movielens.py (GroupLens' own zip) is what applies when none is configured.
+    unpinned = make_config(tmp_path / "data", data__movielens_dir=None, data__download_base_url=url,
+                           data__download_allowed=[url])
+    with pytest.raises(JobError, match="corrupt or not the release: md5 .* pinned 0e33842e"):
+        ingest.run(unpinned, "bad2", spark=spark)
 
 
 def test_missing_and_non_zip_downloads_fail_clearly(spark, make_config, grouplens, tmp_path):
     site, url, _ = grouplens
-    config = make_config(tmp_path / "data", data__movielens_dir=None, data__download_base_url=url)
+    page = b"<html>not a zip</html>"
+    config = download_config(make_config, tmp_path, url, hashlib.sha256(page).hexdigest())
     with pytest.raises(JobError, match="HTTP 404"):
         ingest.run(config, "missing", spark=spark)
-    (site / "ml-100k.zip").write_bytes(b"<html>not a zip</html>")
+    (site / "ml-100k.zip").write_bytes(page)
     with pytest.raises(JobError, match="not a zip"):
         ingest.run(config, "html", spark=spark)
+
+
+def test_downloads_only_from_allowed_places_and_never_redirected_away(spark, make_config, ml100k_dir, grouplens,
+                                                                      tmp_path):
+    site, url, server = grouplens
+    sha256 = zip_folder(ml100k_dir, site / "moved.zip", "ml-100k")
+    elsewhere = "http://127.0.0.2:1/datasets"
+    refused = make_config(tmp_path / "data", data__movielens_dir=None, data__download_base_url=elsewhere,
+                          data__download_sha256={"ml-100k": sha256})
+    with pytest.raises(JobError, match="is not allowed; data.download_allowed: https://files.grouplens.org"):
+        ingest.run(refused, "elsewhere", spark=spark)
+    config = download_config(make_config, tmp_path, url, sha256)
+    server.redirects["/ml-100k.zip"] = f"http://localhost:{url.rsplit(':', 1)[1]}/moved.zip"  # another host
+    with pytest.raises(JobError, match="redirects to another host"):
+        ingest.run(config, "away", spark=spark)
+    assert server.requests == ["/ml-100k.zip"]
+    server.redirects["/ml-100k.zip"] = "/moved.zip"  # the same host: followed
+    assert ingest.run(config, "same-host", spark=spark)["rows"]["ratings"] == 100_000
+
+
+def test_downloads_and_extractions_are_capped_in_bytes(spark, make_config, grouplens, tmp_path):
+    """A zip bomb (64 MB of zeros in a 64 KB zip) is not extracted past data.max_extract_mb, and a download
+    past data.max_download_mb is stopped; neither leaves a file in the cache."""
+    site, url, _ = grouplens
+    bomb = site / "ml-100k.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("ml-100k/u.data", b"\0" * (64 * 2**20))
+    assert bomb.stat().st_size < 2**20
+    sha256 = hashlib.sha256(bomb.read_bytes()).hexdigest()
+    config = download_config(make_config, tmp_path, url, sha256, data__max_extract_mb=16)
+    with pytest.raises(JobError, match="would extract to 64 MB, over data.max_extract_mb"):
+        ingest.run(config, "bomb", spark=spark)
+    assert not (tmp_path / "data" / "downloads" / "ml-100k").exists()
+    (site / "ml-100k.zip").write_bytes(b"x" * (2 * 2**20))
+    big = download_config(make_config, tmp_path / "big", url, "0" * 64, data__max_download_mb=1)
+    with pytest.raises(JobError, match="over data.max_download_mb"):
+        ingest.run(big, "big", spark=spark)
+    assert not list((tmp_path / "big" / "data" / "downloads").glob("ml-100k.zip*"))
+
+
+def test_a_folder_outside_the_configured_roots_is_refused(spark, make_config, ml100k_dir, tmp_path):
+    root = tmp_path / "allowed"
+    root.mkdir()
+    (root / "ml-100k").symlink_to(ml100k_dir)  # a link inside the root to a folder outside it
+    for folder in (ml100k_dir, root / "ml-100k", root / ".." / ".." / ml100k_dir.name):
+        config = make_config(tmp_path / "data", data__movielens_dir=str(folder), data__movielens_roots=[str(root)])
+        with pytest.raises(JobError, match="outside data.movielens_roots"):
+            ingest.run(config, "outside", spark=spark)
 
 
 def write_csv_layout(folder: Path) -> None:

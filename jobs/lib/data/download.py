@@ -1,5 +1,11 @@
-"""MovieLens acquisition: a local folder (its release detected from its files) or GroupLens' zip, downloaded
-once into a cache and verified (byte count, the published MD5, the zip's CRCs)."""
+"""MovieLens acquisition: a local folder under a configured root (its release detected from its files) or
+GroupLens' zip, downloaded once into a cache and verified.
+
+Both come from outside, so both are fenced: a folder must lie under `data.movielens_roots` (symlinks resolved);
+a download must come from `data.download_allowed` (scheme, host and port exactly), a redirect may not leave the
+host, it may not exceed `data.max_download_mb`, its digest must equal the one pinned for the release (in
+schemas/movielens.py, or `data.download_sha256`), and its files must fit in `data.max_extract_mb`.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -8,15 +14,18 @@ import os
 import shutil
 import zipfile
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from conf.settings import Config
+from conf.settings import Config, DataSettings, resolve_path
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.storage import is_local, join
 from schemas.movielens import DATASETS, DEFAULT_DOWNLOAD, AmbiguousFolder, DatasetSpec, detect_dataset
 
 log = logging.getLogger("reco.sources")
+
+MAX_REDIRECTS = 3
 
 
 def sha256_of(path: Path) -> str:
@@ -27,15 +36,47 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download_dataset(spec: DatasetSpec, base_url: str, cache_dir: Path, timeout: float = 60.0) -> dict:
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+def check_allowed_url(url: str, allowed: list[str]) -> None:
+    """JobError unless `url` is one of `allowed` or under it: same scheme, host and port, then the path on a
+    segment boundary (https://files.grouplens.org.evil.example/ and user@host tricks do not pass)."""
+    parts = urlsplit(url)
+    if parts.username or parts.password or parts.query or parts.fragment or ".." in parts.path.split("/"):
+        raise JobError(f"download URL {url!r} may not carry credentials, a query, a fragment or '..'")
+    for prefix in allowed:
+        base = urlsplit(prefix)
+        path, base_path = parts.path.rstrip("/") + "/", base.path.rstrip("/") + "/"
+        if _origin(url) == _origin(prefix) and path.startswith(base_path):
+            return
+    raise JobError(f"download URL {url!r} is not allowed; data.download_allowed: {', '.join(allowed)}")
+
+
+def pinned_digest(spec: DatasetSpec, data: DataSettings) -> tuple[str, str]:
+    """(algorithm, hex digest) the release's zip must have."""
+    if spec.name in data.download_sha256:
+        return "sha256", data.download_sha256[spec.name].lower()
+    if spec.zip_md5:
+        return "md5", spec.zip_md5
+    raise JobError(f"no checksum is pinned for {spec.zip_name}: download it from GroupLens yourself, and set "
+                   f"data.download_sha256.{spec.name} to its `sha256sum`")
+
+
+def download_dataset(spec: DatasetSpec, data: DataSettings, cache_dir: Path, timeout: float = 60.0) -> dict:
     """Download `<base_url>/<name>.zip` into the cache once, verified, and extract it.
 
-    Verification: the byte count against Content-Length, the MD5 GroupLens publishes beside each zip
-    (`<zip>.md5`) when the server has it, and the zip's own CRCs. A download that fails any of them is
-    deleted, so the cache never holds a bad file. Returns what was checked, for the manifest.
+    Verification: the URL against data.download_allowed, the byte count against Content-Length and
+    data.max_download_mb, the digest pinned for the release, the zip's own CRCs, and its files' total size
+    against data.max_extract_mb. A download that fails any of them is deleted, so the cache never holds a bad
+    file. Returns what was checked, for the manifest.
     """
+    url = f"{data.download_base_url.rstrip('/')}/{spec.zip_name}"
+    check_allowed_url(url, data.download_allowed)
+    algorithm, expected = pinned_digest(spec, data)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    url = f"{base_url.rstrip('/')}/{spec.zip_name}"
     zip_path = cache_dir / spec.zip_name
     stamp = cache_dir / f"{spec.zip_name}.verified"
     extracted = cache_dir / spec.name
@@ -43,13 +84,19 @@ def download_dataset(spec: DatasetSpec, base_url: str, cache_dir: Path, timeout:
         log.info("using cached %s", zip_path)
         checks = {"cached": True}
     else:
-        checks = _fetch_verified(url, zip_path, timeout)
+        checks = _fetch_verified(url, zip_path, algorithm, expected, data, timeout)
         stamp.write_text(sha256_of(zip_path))
         shutil.rmtree(extracted, ignore_errors=True)
     if not (extracted / spec.ratings_file).exists():
         tmp = cache_dir / f".{spec.name}.extracting"
         shutil.rmtree(tmp, ignore_errors=True)
         with zipfile.ZipFile(zip_path) as archive:
+            # Each member's declared size bounds what is written for it (the reader stops there, and its CRC
+            # fails if the data says otherwise), so the sum bounds the whole extraction.
+            total = sum(member.file_size for member in archive.infolist())
+            if total > data.max_extract_mb * 2**20:
+                raise JobError(f"{zip_path} would extract to {total / 2**20:.0f} MB, over data.max_extract_mb "
+                               f"({data.max_extract_mb})")
             archive.extractall(tmp)
         # Archives hold one top folder named like the dataset; take whichever folder has the ratings.
         inner = next(p.parent for p in tmp.rglob(spec.ratings_file))
@@ -59,25 +106,47 @@ def download_dataset(spec: DatasetSpec, base_url: str, cache_dir: Path, timeout:
     return {"url": url, "zip": str(zip_path), "folder": str(extracted), **checks}
 
 
-def _fetch_verified(url: str, zip_path: Path, timeout: float) -> dict:
+def _get_same_host(url: str, timeout: float) -> requests.Response:
+    """GET, following at most MAX_REDIRECTS redirects, none to another scheme, host or port."""
+    for _ in range(MAX_REDIRECTS + 1):
+        response = requests.get(url, stream=True, timeout=timeout, allow_redirects=False)
+        if not response.is_redirect:
+            return response
+        target = urljoin(url, response.headers["Location"])
+        response.close()
+        if _origin(target) != _origin(url):
+            raise JobError(f"download of {url} redirects to another host ({target}); refused")
+        url = target
+    raise JobError(f"download of {url} redirects more than {MAX_REDIRECTS} times")
+
+
+def _fetch_verified(url: str, zip_path: Path, algorithm: str, expected: str, data: DataSettings,
+                    timeout: float) -> dict:
     part = zip_path.with_suffix(".zip.part")
+    limit = data.max_download_mb * 2**20
     log.info("downloading %s", url)
     try:
-        with requests.get(url, stream=True, timeout=timeout) as response:
+        with _get_same_host(url, timeout) as response:
             if response.status_code != 200:
                 raise JobError(f"download of {url} failed: HTTP {response.status_code}")
             expected_size = int(response.headers.get("Content-Length", 0)) or None
-            md5 = hashlib.md5()
+            if expected_size is not None and expected_size > limit:
+                raise JobError(f"download of {url} is {expected_size} bytes, over data.max_download_mb "
+                               f"({data.max_download_mb})")
+            digest, size = hashlib.new(algorithm), 0
             with open(part, "wb") as out:
                 for block in response.iter_content(1 << 20):
+                    size += len(block)
+                    if size > limit:
+                        raise JobError(f"download of {url} passed data.max_download_mb ({data.max_download_mb}); "
+                                       "stopped")
                     out.write(block)
-                    md5.update(block)
-        size = part.stat().st_size
+                    digest.update(block)
         if expected_size is not None and size != expected_size:
             raise JobError(f"download of {url} is truncated: {size} of {expected_size} bytes")
-        published_md5 = _published_md5(url, timeout)
-        if published_md5 is not None and published_md5 != md5.hexdigest():
-            raise JobError(f"download of {url} is corrupt: md5 {md5.hexdigest()}, published {published_md5}")
+        if digest.hexdigest() != expected:
+            raise JobError(f"download of {url} is corrupt or not the release: {algorithm} {digest.hexdigest()}, "
+                           f"pinned {expected}")
         with zipfile.ZipFile(part) as archive:
             bad = archive.testzip()
         if bad is not None:
@@ -92,20 +161,18 @@ def _fetch_verified(url: str, zip_path: Path, timeout: float) -> dict:
         part.unlink(missing_ok=True)
         raise
     os.replace(part, zip_path)
-    return {"bytes": size, "content_length_checked": expected_size is not None,
-            "md5": md5.hexdigest(), "md5_checked": published_md5 is not None, "zip_crc_checked": True}
+    return {"bytes": size, "content_length_checked": expected_size is not None, "digest_algorithm": algorithm,
+            "digest": digest.hexdigest(), "digest_checked": True, "zip_crc_checked": True}
 
 
-def _published_md5(url: str, timeout: float) -> str | None:
-    try:
-        response = requests.get(url + ".md5", timeout=timeout)
-    except requests.RequestException:
-        return None
-    if response.status_code != 200:
-        return None
-    # GroupLens' .md5 files read "MD5 (ml-100k.zip) = <hex>"; md5sum writes "<hex>  name". Take the hex word.
-    words = [w for w in response.text.replace("=", " ").split() if len(w) == 32]
-    return words[0].lower() if words else None
+def check_under_roots(folder: Path, roots: list[str]) -> Path:
+    """The folder with symlinks resolved, if it lies under one of `roots` (also resolved); else JobError."""
+    resolved = folder.resolve()
+    allowed = [Path(resolve_path(root)).resolve() for root in roots]
+    if not any(resolved == root or root in resolved.parents for root in allowed):
+        raise JobError(f"RECO_MOVIELENS_DIR {folder} is outside data.movielens_roots "
+                       f"({', '.join(map(str, allowed))}); add its parent there (RECO_MOVIELENS_ROOTS)")
+    return resolved
 
 
 def locate_source(config: Config) -> tuple[DatasetSpec, dict]:
@@ -113,7 +180,7 @@ def locate_source(config: Config) -> tuple[DatasetSpec, dict]:
     (RECO_DATASET needed only where they fit several), otherwise the verified download of the configured
     dataset (ml-100k by default)."""
     if config.movielens_dir:
-        folder = Path(config.movielens_dir)
+        folder = check_under_roots(Path(config.movielens_dir), config.data.movielens_roots)
         if not folder.is_dir():
             raise JobError(f"RECO_MOVIELENS_DIR {folder} is not a folder")
         try:
@@ -124,4 +191,4 @@ def locate_source(config: Config) -> tuple[DatasetSpec, dict]:
     spec = DATASETS[config.data.dataset or DEFAULT_DOWNLOAD]
     cache = Path(join(config.data_root, "downloads")) if is_local(config.data_root) else \
         Path.home() / ".cache" / "movielens-reco"
-    return spec, download_dataset(spec, config.data.download_base_url, cache)
+    return spec, download_dataset(spec, config.data, cache)

@@ -1,5 +1,10 @@
 """Raw into clean tables, on tiny frames with exact expected results."""
-from jobs.lib.data.cleaning import clean_movies, drop_duplicates, filter_activity, flag_violations
+from jobs.lib.data.cleaning import (
+    clean_movies,
+    drop_duplicates,
+    filter_activity,
+    flag_violations,
+)
 from tests.support import RATINGS, rows
 
 

@@ -1,5 +1,9 @@
 """The MovieLens layouts into raw tables, on tiny frames with exact expected results."""
-from jobs.lib.data.layouts import parse_movies_100k, parse_movies_pipe_genres, parse_ratings
+from jobs.lib.data.layouts import (
+    parse_movies_100k,
+    parse_movies_pipe_genres,
+    parse_ratings,
+)
 from schemas.movielens import GENRES_100K
 from tests.support import rows
 

@@ -1,7 +1,11 @@
 """tune's grid search helpers: the candidates, the paired difference over shared folds, the leaderboard."""
 import pytest
 
-from jobs.lib.model.grid_search import candidates, leaderboard_markdown, paired_difference
+from jobs.lib.model.grid_search import (
+    candidates,
+    leaderboard_markdown,
+    paired_difference,
+)
 
 
 def test_candidates_are_every_combination_of_the_grid():
