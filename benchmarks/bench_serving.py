@@ -6,6 +6,8 @@ one run so the ratios hold on a noisy machine.
   of that rate (wrk's per-connection delay() paces the load);
 - the same with an experiment running (a second version as the candidate for half the users, every answer's
   exposure logged), in alternating rounds without and with, as median ratios;
+- the same through the front people reach (nginx, serving/front.py), in alternating rounds direct and through
+  it, as median ratios;
 - store floor: redis-benchmark GET (400-byte values, 8 clients, unpipelined);
 - publication: keys/s of jobs.lib.publication.versions.write_files (the publish job's writer threads, pipelined MSETs)
   against redis-benchmark SET with pipelining;
@@ -35,7 +37,8 @@ from jobs.lib.loop import experiment_control as experiments
 from schemas import redis_keys as rk
 from schemas.events import to_stream_fields
 from schemas.experiments import logged
-from tests.support import GunicornService, RedisServer
+from serving import front
+from tests.support import GunicornService, RedisServer, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 # Pauses delay_ms (WRK_DELAY_MS) after each answer; no braces: EVENTS_LUA is str.format-ted.
@@ -180,9 +183,10 @@ def main() -> None:
     for path, batch, url_path in ((single, 1, "/v1/events"), (batched, 100, "/v1/events"),
                                   (posted, 1, "/bench/intake-floor")):
         path.write_text(EVENTS_LUA.format(batch=batch, token=BENCH_TOKEN, n_movies=n_movies, path=url_path))
-    # The backlog limit would refuse a benchmark's millions of events: this service's config lifts it.
+    # The backlog limit and the caps per minute would refuse a benchmark's millions of events: lifted here.
     service_config = work / "service.yaml"
-    service_config.write_text(yaml.safe_dump({"events": {"backlog": 10**9}}))
+    service_config.write_text(yaml.safe_dump({"events": {"backlog": 10**9, "max_per_minute": 10**9,
+                                                         "max_per_user_per_minute": 10**9}}))
     (work / "service").mkdir()
     server = GunicornService(redis_server.url, work / "service", env={
         "RECO_EVENTS_TOKEN": BENCH_TOKEN, "RECO_CONFIG": str(service_config)},
@@ -212,6 +216,22 @@ def main() -> None:
             time.sleep(config.serving.pointer_ttl + 0.5)
             rounds.append({"without": without, "without_half": without_half, "with": within,
                            "with_half": within_half})
+        # Direct and through nginx, alternating rounds: max throughput and the half-load latency.
+        front_dir, front_port = work / "front", free_port()
+        front.start(front_dir, f"127.0.0.1:{front_port}", base.removeprefix("http://"))
+        fronted = f"http://127.0.0.1:{front_port}"
+        front_rounds = []
+        try:
+            wrk(fronted, 2, 8, str(script))  # warm-up
+            for i in range(args.rounds):
+                order = [("direct", base), ("front", fronted)]
+                measured = {}
+                for name, url in (order if i % 2 == 0 else reversed(order)):
+                    measured[name] = wrk(url, args.round_seconds, 8, str(script))
+                    measured[f"{name}_half"] = wrk(url, args.round_seconds, 8, str(script), delay_ms)
+                front_rounds.append(measured)
+        finally:
+            front.stop(front_dir)
         store_get = redis_benchmark(redis_server.port, "get", 1, 200_000)
         store_set_pipelined = redis_benchmark(redis_server.port, "set", 16, 1_000_000)
 
@@ -266,6 +286,17 @@ def main() -> None:
             "half_load_p50_ms_without": median(r["without_half"]["p50_ms"] for r in rounds),
             "exposures_logged": exposures_logged,
             "non_2xx": sum(r[k]["non_2xx"] for r in rounds for k in r)},
+        "front": {
+            "rounds": len(front_rounds),
+            "rps": round(median(r["front"]["rps"] for r in front_rounds)),
+            "rps_direct": round(median(r["direct"]["rps"] for r in front_rounds)),
+            "ratio_to_direct": round(median(r["front"]["rps"] / r["direct"]["rps"] for r in front_rounds), 3),
+            "half_load_p99_ms": median(r["front_half"]["p99_ms"] for r in front_rounds),
+            "half_load_p99_ms_direct": median(r["direct_half"]["p99_ms"] for r in front_rounds),
+            "p99_ratio_to_direct": round(median(r["front_half"]["p99_ms"] / r["direct_half"]["p99_ms"]
+                                                for r in front_rounds), 3),
+            "half_load_p50_ms": median(r["front_half"]["p50_ms"] for r in front_rounds),
+            "non_2xx": sum(r[k]["non_2xx"] for r in front_rounds for k in r)},
         "intake": {
             "rounds": len(intake_rounds),
             "single_rps": round(intake_one["rps"]),
@@ -297,6 +328,11 @@ def main() -> None:
          f"{result['experiment']['half_load_p99_ms_without']:.2f}"),
         ("experiment rounds: with, ~half load (median)", "", f"{result['experiment']['half_load_p50_ms']:.2f}",
          f"{result['experiment']['half_load_p99_ms']:.2f}"),
+        ("front rounds: direct to gunicorn (max, median)", f"{result['front']['rps_direct']:,}", "", ""),
+        ("front rounds: through nginx (max, median)", f"{result['front']['rps']:,}", "", ""),
+        ("front rounds: direct, ~half load (median)", "", "", f"{result['front']['half_load_p99_ms_direct']:.2f}"),
+        ("front rounds: through nginx, ~half load (median)", "", f"{result['front']['half_load_p50_ms']:.2f}",
+         f"{result['front']['half_load_p99_ms']:.2f}"),
         ("framework floor: /healthz, same server", f"{result['floor_rps']:,}", "", f"{floor['p99_ms']:.2f}"),
         ("store floor: redis-benchmark GET", f"{result['redis_get_rps']:,}", "", ""),
         ("publication, keys/s (Parquet files, Arrow-packed MSETs)", f"{result['publish_keys_per_s']:,}", "", ""),
@@ -317,7 +353,9 @@ def main() -> None:
              f"{result['publish_ratio_to_redis']} (target >= 0.5); p99 at half load {half['p99_ms']:.2f} ms "
              f"(target <= 5 ms); with an experiment running: {result['experiment']['ratio_to_no_experiment']} of "
              f"the throughput and {result['experiment']['p99_ratio_to_no_experiment']} of the half-load p99 "
-             f"without one (target: within 10%); intake: single events {result['intake']['single_ratio_to_floor']} of the framework "
+             f"without one (target: within 10%); through nginx: {result['front']['ratio_to_direct']} of the direct "
+             f"throughput and {result['front']['p99_ratio_to_direct']} of its half-load p99; intake: single events "
+             f"{result['intake']['single_ratio_to_floor']} of the framework "
              f"floor (target >= 0.7; {result['intake']['single_ratio_to_intake_floor']} of the same POST storing "
              f"nothing), 100-event batches {result['intake']['batch_ratio_to_xadd_pipelined']} of "
              f"pipelined XADD and {result['intake']['batch_ratio_to_xadd']} of unpipelined XADD in events/s "
