@@ -6,8 +6,9 @@ field per column, which is most of the intake's cost) -> one row of the Parquet 
     stream_id   the entry's id in the stream, "<ms>-<seq>": unique, ordered; the archive's key
     user_id     int; a new person is just an id MovieLens does not have
     movie_id    int; in the live version's catalogue when it was accepted
-    type        "rating" | "click" (a person opened a recommended movie)
-    rating      float on the dataset's scale for a rating; null for a click
+    type        "rating" | "click" (a person opened a recommended movie) | "dismiss" ("not interested": hidden
+                from that person at once and for good)
+    rating      float on the dataset's scale for a rating; null otherwise
     ts          seconds since the epoch when it happened (the server's time when the sender gave none)
     request_id  the lookup answer a click came from; null when absent
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import orjson
 
-TYPES = ("rating", "click")
+TYPES = ("rating", "click", "dismiss")
 COLUMNS = ("stream_id", "user_id", "movie_id", "type", "rating", "ts", "request_id")
 MAX_REQUEST_ID_CHARS = 64
 FIELD = "event"  # the stream entry's one field (serving/store.py's script writes it too)

@@ -93,8 +93,9 @@ def recent(user_id: int) -> str:
     return f"{EVENTS}:recent:{user_id}"
 
 
-def rated(user_id: int) -> str:
-    return f"{EVENTS}:rated:{user_id}"
+def excluded(user_id: int) -> str:
+    """The movies a person rated or dismissed since the version was built: no answer for them shows these."""
+    return f"{EVENTS}:excluded:{user_id}"
 
 
 def idempotency(key: str) -> str:

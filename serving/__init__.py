@@ -17,7 +17,13 @@ from conf.settings import Config, load_config
 from serving.api import GENRE_NAMES, BadRequest, api, error_response
 from serving.exposures import ExposureLog
 from serving.intake import events
-from serving.observability import EXPERIMENT_REQUESTS, REDIS_ERRORS, REQUESTS, LiveCollector, render
+from serving.observability import (
+    EXPERIMENT_REQUESTS,
+    REDIS_ERRORS,
+    REQUESTS,
+    LiveCollector,
+    render,
+)
 from serving.store import NoLiveVersion, Store, StoreUnavailable
 from serving.web import web
 

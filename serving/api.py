@@ -1,7 +1,8 @@
 """The JSON API (blueprint `api`): recommendations, similar and popular movies, movie details and search,
 version, health and readiness. A handler is key lookups and a slice, except two bounded merges: a person the
 version does not know yet gets at most events.recent_max neighbour lists merged (similar_to_recent), and a genre
-filter scans the user's published list."""
+filter scans the user's published list. Whatever is answered for a person leaves out the movies they rated or
+dismissed through POST /v1/events since the version was built (one set read per request)."""
 from __future__ import annotations
 
 import orjson
@@ -10,7 +11,7 @@ from flask import Blueprint, Response, current_app, g, request
 from schemas import redis_keys as rk
 from schemas.experiments import arm_of, public_view
 from schemas.movielens import DATASETS, GENRES
-from serving.observability import EXPERIMENT_FALLBACKS, FALLBACKS
+from serving.observability import EXPERIMENT_FALLBACKS, FALLBACKS, SHORTENED
 from serving.store import Store
 
 api = Blueprint("api", __name__)
@@ -77,7 +78,8 @@ def parse_for_user() -> int | None:
     return None if raw is None else parse_id(raw, "user_id")
 
 
-def take_part(experiment: dict | None, arm: str | None, version: str, uid: int, endpoint: str) -> tuple[dict, dict | None]:
+def take_part(experiment: dict | None, arm: str | None, version: str, uid: int,
+              endpoint: str) -> tuple[dict, dict | None]:
     """(the answer's experiment fields, the exposure to fill in). During an experiment the exposure is noted for
     the app's after_request, which logs it once the answer is sent; the handler adds what it showed."""
     if not experiment:
@@ -105,6 +107,17 @@ def _by_genre(items: list[dict], genre: str | None, k: int) -> list[dict]:
     return items[:k]
 
 
+def _shown(items: list[dict], excluded: set[int], genre: str | None, k: int, endpoint: str) -> list[dict]:
+    """The first k items of the genre that the person has not rated or dismissed since the version was built;
+    counted when those alone made the answer shorter than k."""
+    if not excluded:
+        return _by_genre(items, genre, k)
+    kept = _by_genre([item for item in items if item["movie_id"] not in excluded], genre, k)
+    if len(kept) < k and len(_by_genre(items, genre, k)) == k:
+        SHORTENED.labels(endpoint=endpoint).inc()
+    return kept
+
+
 # ---------------------------------------------------------------- endpoints
 
 
@@ -117,7 +130,7 @@ def user_recommendations(user_id: str):
     payload = {"user_id": uid, "version": version, **taking_part}
     fallback = None
     if recommended is not None:
-        items = _by_genre(recommended, genre, k)
+        items = _shown(recommended, store().excluded(uid), genre, k, "recommendations")
     else:
         items, fallback, reason = _fallback(uid, version, genre, k)
         FALLBACKS.labels(reason=fallback).inc()
@@ -132,8 +145,9 @@ def user_recommendations(user_id: str):
 
 def _fallback(uid: int, version: str, genre: str | None, k: int) -> tuple[list[dict], str, str]:
     """A user the version does not know. With ratings sent since it was built: the neighbours of the movies
-    they rated highest most recently, merged; otherwise the version's popular list (of the genre asked for)."""
-    latest, rated = store().recent(uid)
+    they rated highest most recently, merged; otherwise the version's popular list (of the genre asked for).
+    Neither holds what they rated or dismissed."""
+    latest, excluded = store().recent(uid)
     if latest:
         seeds = sorted(latest, key=lambda pair: -pair[1])  # highest rated first; stable: newest first among equals
         meta, *lists = store().get_in_version(version, [rk.suffix("meta"), *[rk.suffix("similar", m)
@@ -142,12 +156,13 @@ def _fallback(uid: int, version: str, genre: str | None, k: int) -> tuple[list[d
         middle = sum(spec.rating_scale) / 2 if spec else 3.0
         # A movie like one they loved rises, one like a movie they disliked sinks.
         weights = [rating - middle for _, rating in seeds]
-        items = _by_genre(merge_neighbours(lists, weights, rated | {m for m, _ in seeds}), genre, k)
+        items = _by_genre(merge_neighbours(lists, weights, excluded | {m for m, _ in seeds}), genre, k)
         if items:
             return items, "similar_to_recent", (f"not in version {version} yet: movies like the ones you "
                                                 f"rated since (your {len(seeds)} latest ratings)")
     popular = store().get_in_version(version, [rk.suffix("popular", genre or rk.ALL_GENRES)])[0]
-    return (popular or [])[:k], "popular", "no recommendations for this user (unknown or new user)"
+    return (_shown(popular or [], excluded, None, k, "recommendations"), "popular",
+            "no recommendations for this user (unknown or new user)")
 
 
 def merge_neighbours(lists: list[list[dict] | None], weights: list[float], exclude: set[int]) -> list[dict]:
@@ -178,7 +193,7 @@ def similar_movies(movie_id: str):
     taking_part, exposure = take_part(experiment, arm, version, uid, "similar")
     if similar is None and store().get_in_version(version, [rk.suffix("movie", mid)])[0] is None:
         raise BadRequest(f"movie {mid} is not in the catalog", 404, "not_found")
-    items = (similar or [])[:k]
+    items = _shown(similar or [], store().excluded(uid) if uid is not None else set(), None, k, "similar")
     if exposure is not None:
         exposure["items"] = [item["movie_id"] for item in items]
     return answer({"movie_id": mid, "version": version, **taking_part, "items": items})

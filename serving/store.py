@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+
 import cachetools
 import redis
 
@@ -36,11 +37,11 @@ from schemas.experiments import arm_of
 # and appends nothing; otherwise the key is recorded with the new ids in the same atomic step. Before anything
 # is written, the request must fit this minute's caps: the intake's (what its token's senders add) and each
 # user's; a request that does not is refused whole and counts against nothing.
-# KEYS: the stream, this minute's intake counter, the idempotency key when once_ttl > 0, then (recent, rated,
-# this minute's counter) per user.
+# KEYS: the stream, this minute's intake counter, the idempotency key when once_ttl > 0, then (recent,
+# excluded, this minute's counter) per user.
 # ARGV: the entry's field name, recent_max, ttl_s, n, once_ttl (0: no key), the request's fingerprint, the
-# intake's and a user's cap per minute, n event JSONs, then per user: its events, its ratings, then (recent
-# entry, movie id) per rating.
+# intake's and a user's cap per minute, n event JSONs, then per user: its events, its ratings, its dismissals,
+# then (recent entry, movie id) per rating, then the movie id per dismissal.
 # Returns {0, the stream's length, the n stream ids}, {1, "<fingerprint> <id> <id> ..."} for a key seen before,
 # or {2, "intake" or "user", the user's position} for a request over a cap.
 APPEND_EVENTS = """#!lua
@@ -58,7 +59,7 @@ if used(KEYS[2]) + n > intake_cap then return {2, 'intake', 0} end
 local at = 8 + n
 for u = first_user, #KEYS, 3 do
   if used(KEYS[u + 2]) + tonumber(ARGV[at + 1]) > user_cap then return {2, 'user', (u - first_user) / 3} end
-  at = at + 2 + 2 * tonumber(ARGV[at + 2])
+  at = at + 3 + 2 * tonumber(ARGV[at + 2]) + tonumber(ARGV[at + 3])
 end
 local function count(key, events)
   if redis.call('INCRBY', key, events) == events then redis.call('EXPIRE', key, 120) end
@@ -68,18 +69,22 @@ local replies = {0, 0}
 for i = 1, n do replies[i + 2] = redis.call('XADD', KEYS[1], '*', field, ARGV[8 + i]) end
 at = 8 + n
 for u = first_user, #KEYS, 3 do
-  local recent, rated, ratings = KEYS[u], KEYS[u + 1], tonumber(ARGV[at + 2])
+  local recent, excluded = KEYS[u], KEYS[u + 1]
+  local ratings, dismissals = tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
   count(KEYS[u + 2], tonumber(ARGV[at + 1]))
+  at = at + 3
   if ratings > 0 then
     for j = 1, ratings do
-      redis.call('LPUSH', recent, ARGV[at + 1 + 2 * j])
-      redis.call('SADD', rated, ARGV[at + 2 + 2 * j])
+      redis.call('LPUSH', recent, ARGV[at + 2 * j - 1])
+      redis.call('SADD', excluded, ARGV[at + 2 * j])
     end
     redis.call('LTRIM', recent, 0, recent_max - 1)
     redis.call('EXPIRE', recent, ttl)
-    redis.call('EXPIRE', rated, ttl)
   end
-  at = at + 2 + 2 * ratings
+  at = at + 2 * ratings
+  for j = 1, dismissals do redis.call('SADD', excluded, ARGV[at + j]) end
+  if ratings + dismissals > 0 then redis.call('EXPIRE', excluded, ttl) end
+  at = at + dismissals
 end
 replies[2] = redis.call('XLEN', KEYS[1])
 if once_ttl > 0 then
@@ -244,7 +249,8 @@ class Store:
                       once: tuple[str, str, int] | None = None,
                       caps: tuple[int, int] = (2**53, 2**53)) -> tuple[list[str], bool]:
         """All events or none, in one round trip: each appended to the stream; each rating also at the head of
-        the person's recent list (trimmed to recent_max) and in their rated set. Returns (the stream ids, False).
+        the person's recent list (trimmed to recent_max); each rating or dismissal in their excluded set.
+        Returns (the stream ids, False).
         `once` = (idempotency key, the request's fingerprint, seconds to remember it): a key seen before appends
         nothing and returns (the ids it recorded, True), or raises KeyReused if it came with another request.
         `caps` = (the intake's, one user's) events per minute: a request past either raises OverCap."""
@@ -261,11 +267,13 @@ class Store:
         args = [FIELD, recent_max, recent_ttl_s, len(events), *once_args, *caps,
                 *(to_stream_value(e) for e in events)]
         for user, theirs in by_user.items():
-            keys += [rk.recent(user), rk.rated(user), rk.user_rate(user, minute)]
+            keys += [rk.recent(user), rk.excluded(user), rk.user_rate(user, minute)]
             rated = [event for event in theirs if event["type"] == "rating"]
-            args += [len(theirs), len(rated)]
+            dismissed = [event["movie_id"] for event in theirs if event["type"] == "dismiss"]
+            args += [len(theirs), len(rated), len(dismissed)]
             for event in rated:
                 args += [f"{event['movie_id']}:{event['rating']:g}", event["movie_id"]]
+            args += dismissed
         try:
             replies = self._append_events(keys=keys, args=args)
         except redis.RedisError as exc:
@@ -293,14 +301,21 @@ class Store:
         return ids if recorded_fingerprint == fingerprint else None
 
     def recent(self, user_id: int) -> tuple[list[tuple[int, float]], set[int]]:
-        """(the person's latest ratings as (movie, rating), newest first; every movie they rated) from events
-        not yet in a version."""
+        """(the person's latest ratings as (movie, rating), newest first; every movie they rated or dismissed)
+        from events not yet in a version."""
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 pipe.lrange(rk.recent(user_id), 0, -1)
-                pipe.smembers(rk.rated(user_id))
-                latest, rated = pipe.execute()
+                pipe.smembers(rk.excluded(user_id))
+                latest, excluded = pipe.execute()
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
         pairs = [entry.decode().split(":") for entry in latest]
-        return [(int(m), float(r)) for m, r in pairs], {int(m) for m in rated}
+        return [(int(m), float(r)) for m, r in pairs], {int(m) for m in excluded}
+
+    def excluded(self, user_id: int) -> set[int]:
+        """Every movie the person rated or dismissed since the version was built (none of it is shown them)."""
+        try:
+            return {int(m) for m in self.client.smembers(rk.excluded(user_id))}
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from None

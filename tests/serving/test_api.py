@@ -185,7 +185,7 @@ def test_read_only_acl_user_can_serve_but_not_write(live, redis_server):
     admin = redis_server.client()
     # The read-only ACL docs/security-and-reliability.md documents for a service without intake.
     admin.execute_command("ACL", "SETUSER", "reco-reader", "on", ">reader-secret", "resetkeys", "%R~reco:*",
-                          "resetchannels", "-@all", "+get", "+mget", "+ping")
+                          "resetchannels", "-@all", "+get", "+mget", "+smembers", "+lrange", "+ping")
     try:
         reader_url = f"redis://reco-reader:reader-secret@127.0.0.1:{redis_server.port}/0"
         reader = create_app(config.model_copy(update={

@@ -41,7 +41,7 @@ def intake(pipeline_run, spark, tmp_path_factory):
 @pytest.fixture
 def client(intake):
     config, server, _, _ = intake
-    server.client().delete(rk.EVENTS, rk.recent(NEW_USER), rk.rated(NEW_USER))
+    server.client().delete(rk.EVENTS, rk.recent(NEW_USER), rk.excluded(NEW_USER))
     return create_app(config).test_client()
 
 
@@ -203,6 +203,38 @@ def test_a_new_user_gets_movies_like_the_ones_they_just_rated(client, intake):
     assert stranger["fallback"] == "popular"
 
 
+def test_what_a_person_rated_or_dismissed_leaves_every_answer_for_them_at_once(client, intake):
+    """A known user rates the first movie of their list and dismisses the second: from the next request on
+    neither is in their recommendations (still k long), in similar movies asked for them, nor, for a new user,
+    in the popular fallback; other people's answers keep them."""
+    redis_ = intake[1].client()
+    known, stranger = 42, NEW_USER + 7
+    redis_.delete(rk.excluded(known), rk.recent(known), rk.excluded(stranger))
+    before = [i["movie_id"] for i in client.get(f"/v1/users/{known}/recommendations?k=10").get_json()["items"]]
+    rated, dismissed = before[0], before[1]
+    assert post(client, [{"user_id": known, "movie_id": rated, "type": "rating", "rating": 4},
+                         {"user_id": known, "movie_id": dismissed, "type": "dismiss"}]).status_code == 202
+    after = [i["movie_id"] for i in client.get(f"/v1/users/{known}/recommendations?k=10").get_json()["items"]]
+    assert after == [m for m in before if m not in (rated, dismissed)] + after[8:] and len(after) == 10
+    assert not {rated, dismissed} & set(after)
+    # Similar movies asked for this person leave them out; asked for nobody, they stay.
+    similar = lambda movie, query="": [i["movie_id"] for i in client.get(  # noqa: E731
+        f"/v1/movies/{movie}/similar?k=50{query}").get_json()["items"]]
+    seed = next(m for m in similar(dismissed) if dismissed in similar(m))
+    for_them = similar(seed, f"&user_id={known}")
+    assert for_them == [m for m in similar(seed) if m not in (rated, dismissed)]
+    # A new person's popular fallback: the most popular movie, dismissed, is gone; the list stays k long.
+    top = client.get("/v1/popular?k=1").get_json()["items"][0]["movie_id"]
+    assert post(client, [{"user_id": stranger, "movie_id": top, "type": "dismiss"}]).status_code == 202
+    fallback = client.get(f"/v1/users/{stranger}/recommendations?k=5").get_json()
+    assert fallback["fallback"] == "popular" and len(fallback["items"]) == 5
+    assert top not in [i["movie_id"] for i in fallback["items"]]
+    assert top in [i["movie_id"] for i in client.get("/v1/popular?k=5").get_json()["items"]]
+    assert redis_.ttl(rk.excluded(known)) > 0  # until the next runs have learnt them
+    rejected_click = post(client, [{"user_id": known, "movie_id": 50, "type": "dismiss", "rating": 3}])
+    assert rejected_click.status_code == 400 and rejected_click.get_json()["field"] == "rating"
+
+
 def test_the_service_acl_user_writes_events_and_nothing_else(intake):
     config, server, version, _ = intake
     admin = server.client()
@@ -297,7 +329,7 @@ def test_an_acknowledgement_lost_between_redis_and_the_service_is_a_503_and_the_
     Idempotency-Key gets the ids the first attempt stored; the service carries on over a new connection."""
     config, server, _, _ = intake
     stream = server.client()
-    stream.delete(rk.EVENTS, rk.recent(NEW_USER), rk.rated(NEW_USER))
+    stream.delete(rk.EVENTS, rk.recent(NEW_USER), rk.excluded(NEW_USER))
     proxy = ReplyDroppingProxy(server.port)
     try:
         client = create_app(config.model_copy(update={"redis": config.redis.model_copy(
@@ -350,7 +382,7 @@ def test_redis_out_of_memory_refuses_a_request_whole_and_lookups_carry_on(client
             assert answer.status_code == 503 and answer.get_json()["error"] == "unavailable", answer.get_json()
             assert answer.headers["Retry-After"] == "1"
         assert admin.xlen(rk.EVENTS) == 1
-        assert not admin.exists(rk.recent(NEW_USER), rk.rated(NEW_USER), rk.idempotency("oom-1"))
+        assert not admin.exists(rk.recent(NEW_USER), rk.excluded(NEW_USER), rk.idempotency("oom-1"))
         assert counted() in (before, 0)  # nothing counted (0: the minute turned)
         assert client.get("/v1/users/1/recommendations").status_code == 200
         assert client.get("/v1/movies/50/similar").status_code == 200

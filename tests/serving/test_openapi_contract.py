@@ -17,12 +17,14 @@ def test_schemathesis_finds_no_failure(service, tmp_path):
     base, _, _ = service
     report = tmp_path / "report.ndjson"
     result = subprocess.run(
-        [str(ST), "--config-file", str(Path(__file__).with_name("schemathesis.toml")), "run", f"{base}/openapi.json", "--checks", "all", "--mode", "all", "--max-examples", "30",
+        [str(ST), "--config-file", str(Path(__file__).with_name("schemathesis.toml")), "run", f"{base}/openapi.json",
+         "--checks", "all", "--mode", "all", "--max-examples", "30",
          "--seed", "42",
          # One worker: Python 3.11's ast.parse is not thread-safe (CPython gh-106905), and hypothesis calls it
          # to describe filters; two schemathesis threads made a spurious "AST constructor recursion" error.
          "--workers", "1",
-         "--header", f"Authorization: Bearer {SERVICE_EVENTS_TOKEN}", "--phases", "examples,coverage,fuzzing", "--request-timeout", "5",
+         "--header", f"Authorization: Bearer {SERVICE_EVENTS_TOKEN}", "--phases", "examples,coverage,fuzzing",
+         "--request-timeout", "5",
          "--report", "ndjson", "--report-ndjson-path", str(report), "--no-color"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
