@@ -3,7 +3,9 @@ per rule, activity filters applied, titles split into title and year, genres nor
 
 The archived events join in (ingest's `events.json` names the archive files this run trains on): rating events
 are more ratings (the latest rating of a (user, movie) pair wins, MovieLens' or an event's), clicks are counted
-per (user, movie) into `clicks.parquet`. A bad event is dropped and counted by rule, like a bad rating.
+per (user, movie) into `clicks.parquet`, dismissals ("not interested") become the pairs of `dismissed.parquet`,
+which recommend leaves out of the person's list and whose clicks do not count. A bad event is dropped and
+counted by rule, like a bad rating.
 """
 from __future__ import annotations
 
@@ -15,14 +17,14 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Config
-from jobs.lib.data.cleaning import (RULES, clean_movies, clicks_per_pair, count_by, drop_duplicates, drops_by_rule,
-                                    filter_activity, flag_violations, split_events)
+from jobs.lib.data.cleaning import (RULES, clean_movies, clicks_per_pair, count_by, dismissed_pairs, drop_duplicates,
+                                    drops_by_rule, filter_activity, flag_violations, split_events)
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
 from jobs.lib.runtime.storage import exists, read_json, write_json
 from schemas.movielens import DATASETS, RATING_COLUMNS
-from schemas.tables import CLEAN_CLICKS, EVENTS
+from schemas.tables import CLEAN_CLICKS, CLEAN_DISMISSED, EVENTS
 
 log = logging.getLogger("reco.clean")
 
@@ -38,7 +40,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
 
     event_files = read_json(paths.events)["files"] if exists(paths.events) else []
     events = spark.read.schema(EVENTS).parquet(*event_files) if event_files else spark.createDataFrame([], EVENTS)
-    event_ratings, event_clicks, unknown_type = split_events(events)
+    event_ratings, event_clicks, event_dismissals, unknown_type = split_events(events)
     ts_max = int(time.time()) + 86_400
 
     combined = raw_ratings.withColumn("source", F.lit("movielens")).unionByName(event_ratings)
@@ -61,12 +63,20 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     flagged.unpersist()
     active.unpersist()
 
-    click_rules = {}
+    click_rules, dismiss_rules = {}, {}
     if event_files:
+        flagged_dismissals = flag_violations(event_dismissals, movies, (), config.validation.ts_min_epoch,
+                                             ts_max).cache()
+        dismiss_rules = count_by(flagged_dismissals.where("violation IS NOT NULL"), "violation")
+        dismissed_pairs(flagged_dismissals.where("violation IS NULL")).write.mode("overwrite") \
+            .parquet(paths.clean_dismissed)
+        flagged_dismissals.unpersist()
+        dismissed = spark.read.parquet(paths.clean_dismissed)
         flagged_clicks = flag_violations(event_clicks, movies, (), config.validation.ts_min_epoch, ts_max).cache()
         click_rules = count_by(flagged_clicks.where("violation IS NOT NULL"), "violation")
-        clicks = clicks_per_pair(flagged_clicks.where("violation IS NULL"))
+        clicks = clicks_per_pair(flagged_clicks.where("violation IS NULL"), dismissed)
     else:
+        spark.createDataFrame([], CLEAN_DISMISSED).write.mode("overwrite").parquet(paths.clean_dismissed)
         clicks = spark.createDataFrame([], CLEAN_CLICKS)
     clicks.write.mode("overwrite").parquet(paths.clean_clicks)
     if event_files:
@@ -83,6 +93,9 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         "clicks_in": event_clicks.count() if event_files else 0,
         "clicks_dropped": {rule: click_rules.get((rule,), 0) for rule in RULES if rule != "rating_off_scale"},
         "click_pairs": spark.read.parquet(paths.clean_clicks).count() if event_files else 0,
+        "dismissals_in": event_dismissals.count() if event_files else 0,
+        "dismissals_dropped": {rule: dismiss_rules.get((rule,), 0) for rule in RULES if rule != "rating_off_scale"},
+        "dismissed_pairs": spark.read.parquet(paths.clean_dismissed).count() if event_files else 0,
         "unknown_type": unknown_type.count() if event_files else 0,
     }
     report = {

@@ -1,7 +1,7 @@
 """recommend: every answer the service will give, computed ahead of time from the production models.
 
 - user_recs: top N per user (recommend.top_n) by the implicit ALS model (or, with recommend.model: popularity,
-  the most rated movies), excluding movies the user rated;
+  the most rated movies), excluding movies the user rated or dismissed (clean's dismissed pairs);
 - item_neighbors: the recommend.neighbors nearest movies per movie, cosine similarity of ALS item factors
   (these two are scored in this process, not on the executors, while users x movies, resp. movies x movies,
   stay within recommend.driver_max_scores: the same lists without Spark's stage costs);
@@ -34,7 +34,7 @@ from jobs.lib.model.scoring import (
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.run_layout import mark_latest, run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
-from jobs.lib.runtime.storage import join, read_table, replace_folder_with_table, write_json
+from jobs.lib.runtime.storage import exists, join, read_table, replace_folder_with_table, write_json
 
 log = logging.getLogger("reco.recommend")
 
@@ -46,6 +46,12 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     # Not cached: each step reads only the columns it needs from Parquet, cheaper than building a cache of all.
     ratings = spark.read.parquet(paths.clean_ratings)
     movies = spark.read.parquet(paths.clean_movies)
+    # What a person's list leaves out: what they rated, and what they said they are not interested in.
+    dismissed = spark.read.parquet(paths.clean_dismissed).select("user_id", "movie_id") \
+        if exists(paths.clean_dismissed) else None
+    excluded = ratings.select("user_id", "movie_id")
+    if dismissed is not None:
+        excluded = excluded.unionByName(dismissed)
     prod = paths.model("prod", "implicit")
     users, items = (factors_of(read_table(join(prod, part))) for part in ("userFactors", "itemFactors"))
     # Scored in this process where the model is small (recommend.driver_max_scores): the same lists.
@@ -56,11 +62,14 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
 
     def user_lists():
         if settings.model == "popularity":
-            return popularity_top_n(ratings, ratings, settings.top_n)
+            return popularity_top_n(ratings, ratings, settings.top_n, excluded)
         if on_driver["user_recs"]:
-            return top_n_on_driver(users, items, read_table(paths.clean_ratings, ["user_id", "movie_id"]),
-                                   settings.top_n)
-        return als_top_n(model, ratings, settings.top_n)
+            pairs = read_table(paths.clean_ratings, ["user_id", "movie_id"])
+            if dismissed is not None:
+                pairs = pa.concat_tables([pairs, read_table(paths.clean_dismissed, ["user_id", "movie_id"])
+                                          .cast(pairs.schema)])
+            return top_n_on_driver(users, items, pairs, settings.top_n)
+        return als_top_n(model, excluded, settings.top_n)
 
     def neighbour_lists():
         if on_driver["item_neighbors"]:

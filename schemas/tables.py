@@ -36,6 +36,13 @@ EVENTS = T.StructType([
     T.StructField("request_id", T.StringType()),
 ])
 
+# (user, movie) pairs a person dismissed ("not interested"): left out of their lists, and of the clicks.
+CLEAN_DISMISSED = T.StructType([
+    T.StructField("user_id", T.IntegerType()),
+    T.StructField("movie_id", T.IntegerType()),
+    T.StructField("ts", T.LongType()),  # the latest dismissal
+])
+
 # Clicks per (user, movie) that clean kept: implicit signal for training.
 CLEAN_CLICKS = T.StructType([
     T.StructField("user_id", T.IntegerType()),

@@ -64,22 +64,32 @@ def test_ratings_come_back_and_the_next_run_learns_from_them_once(loop, spark):
     batch = read_json(archive.events)["batch"]
     assert batch["rows"] == 13 and stream.xlen(rk.EVENTS) == 0
 
-    # Two more clicks arrive; a rerun of the failed run archives nothing new and leaves them in the stream.
+    # Two more clicks arrive, and a dismissal of the best of their lists; a rerun of the failed run archives
+    # nothing new and leaves them in the stream.
     elsewhere = [m for m in range(1, 10) if m not in {i["movie_id"] for i in shown["items"]}][:2]
+    clicked = {i["movie_id"] for i in shown["items"]}
+    dismissed = next(i["movie_id"] for i in now["items"] if i["movie_id"] not in clicked)
     more = [{"user_id": NEWCOMER, "movie_id": m, "type": "click"} for m in elsewhere]
+    more.append({"user_id": NEWCOMER, "movie_id": dismissed, "type": "dismiss"})
     assert client.post("/v1/events", json={"events": more}, headers=AUTH).status_code == 202
+    assert dismissed not in {i["movie_id"] for i in recommendations(config, NEWCOMER)["items"]}  # at once
     rerun = ingest.run(config, "loop_fails", spark=spark)
-    assert rerun["events"]["archived"] == batch and stream.xlen(rk.EVENTS) == 2
+    assert rerun["events"]["archived"] == batch and stream.xlen(rk.EVENTS) == 3
 
     # The next run trains on every event exactly once and publishes the newcomer's own list.
     run_pipeline(config, "loop_learns", spark=spark, publish_too=True)
     learned = read_json(run_paths(config, "loop_learns").clean_report)["events"]
     assert learned["ratings_in"] == 10 and learned["ratings_kept"] == 10
     assert learned["clicks_in"] == 5 and learned["click_pairs"] == 5, learned
+    assert learned["dismissals_in"] == 1 and learned["dismissed_pairs"] == 1, learned
     files = read_json(run_paths(config, "loop_learns").events)["files"]
     ids = [i for f in files for i in pq.read_table(f).column("stream_id").to_pylist()]
-    assert len(ids) == len(set(ids)) == 15
-    assert [b["rows"] for b in committed_batches(str(archive.data_root) + "/events/archive")] == [13, 2]
+    assert len(ids) == len(set(ids)) == 16
+    assert [b["rows"] for b in committed_batches(str(archive.data_root) + "/events/archive")] == [13, 3]
+    # Dismissed for good: the version's own list for them leaves it out, whatever the model scores.
+    published = pq.read_table(run_paths(config, "loop_learns").user_recs).to_pandas()
+    assert len(published[published.user_id == NEWCOMER]) == config.recommend.top_n
+    assert dismissed not in set(published[published.user_id == NEWCOMER].movie_id)
     assert stream.xlen(rk.EVENTS) == 0
 
     time.sleep(config.serving.pointer_ttl)

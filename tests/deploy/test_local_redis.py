@@ -12,14 +12,18 @@ from schemas import redis_keys as rk
 from tests.support import REPO, free_port
 
 
+def make(folder, port, target):
+    done = subprocess.run(["make", "-s", "-C", str(REPO), f"REDIS_DIR={folder}", f"REDIS_PORT={port}", target],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 @pytest.fixture(scope="module")
 def local_redis(tmp_path_factory):
     folder, port = tmp_path_factory.mktemp("local-redis") / "redis", free_port()
-    make = ["make", "-s", "-C", str(REPO), f"REDIS_DIR={folder}", f"REDIS_PORT={port}"]
-    started = subprocess.run([*make, "redis-up"], capture_output=True, text=True, timeout=60)
-    assert started.returncode == 0, started.stdout + started.stderr
+    make(folder, port, "redis-up")
     yield folder, port
-    subprocess.run([*make, "redis-down"], capture_output=True, timeout=30)
+    make(folder, port, "redis-down")
 
 
 def test_secrets_are_private_and_never_on_a_command_line(local_redis):
@@ -57,3 +61,16 @@ def test_memory_is_bounded_and_nothing_is_evicted(local_redis):
     admin = redis.Redis(port=port, password=(folder / "password").read_text().strip())
     assert admin.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
     assert int(admin.config_get("maxmemory")["maxmemory"]) == 2**30
+
+
+def test_a_running_redis_from_before_the_service_user_gets_it(local_redis):
+    """A demo Redis started by an older checkout (no service user, no maxmemory) is brought up to date by the
+    next `make redis-up`, without a restart and without a password on a command line."""
+    folder, port = local_redis
+    admin = redis.Redis(port=port, password=(folder / "password").read_text().strip())
+    admin.execute_command("ACL", "DELUSER", "reco-service")
+    admin.config_set("maxmemory", 0)
+    make(folder, port, "redis-up")
+    service = redis.Redis(port=port, username="reco-service",
+                          password=(folder / "service_password").read_text().strip())
+    assert service.ping() and int(admin.config_get("maxmemory")["maxmemory"]) == 2**30

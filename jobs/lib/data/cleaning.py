@@ -35,17 +35,30 @@ def flag_violations(ratings: DataFrame, movie_ids: DataFrame, rating_values, ts_
     return flagged.withColumn("violation", rule).drop("_known").select(*ratings.columns, "violation")
 
 
-def split_events(events: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """Archived events -> (ratings in the raw ratings' columns plus `source` = "event", clicks, unknown types)."""
+def split_events(events: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
+    """Archived events -> (ratings in the raw ratings' columns plus `source` = "event", clicks, dismissals,
+    unknown types)."""
     ratings = events.where(F.col("type") == "rating").select(
         "user_id", "movie_id", "rating", "ts", F.lit("event").alias("source"))
     clicks = events.where(F.col("type") == "click").select("user_id", "movie_id", "rating", "ts")
-    return ratings, clicks, events.where(~F.col("type").isin("rating", "click") | F.col("type").isNull())
+    dismissals = events.where(F.col("type") == "dismiss").select("user_id", "movie_id", "rating", "ts")
+    unknown = events.where(~F.col("type").isin("rating", "click", "dismiss") | F.col("type").isNull())
+    return ratings, clicks, dismissals, unknown
 
 
-def clicks_per_pair(clicks: DataFrame) -> DataFrame:
-    """(user_id, movie_id, clicks, ts): how often a person opened a movie, and when last."""
-    return clicks.groupBy("user_id", "movie_id").agg(F.count("*").alias("clicks"), F.max("ts").alias("ts"))
+def dismissed_pairs(dismissals: DataFrame) -> DataFrame:
+    """(user_id, movie_id, ts): what a person said they are not interested in, and when last. A dismissal is for
+    good: the lists leave the pair out (an exclusion, not a negative preference in training)."""
+    return dismissals.groupBy("user_id", "movie_id").agg(F.max("ts").alias("ts"))
+
+
+def clicks_per_pair(clicks: DataFrame, dismissed: DataFrame | None = None) -> DataFrame:
+    """(user_id, movie_id, clicks, ts): how often a person opened a movie, and when last; none for a pair they
+    dismissed (their last word on it)."""
+    per_pair = clicks.groupBy("user_id", "movie_id").agg(F.count("*").alias("clicks"), F.max("ts").alias("ts"))
+    if dismissed is not None:
+        per_pair = per_pair.join(dismissed.select("user_id", "movie_id"), ["user_id", "movie_id"], "left_anti")
+    return per_pair
 
 
 def filter_activity(ratings: DataFrame, min_user_ratings: int, min_item_ratings: int) -> DataFrame:

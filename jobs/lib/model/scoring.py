@@ -177,12 +177,13 @@ def popularity(ratings: DataFrame) -> DataFrame:
     ).withColumn("score", F.col("n_ratings") + F.col("mean_rating") / 10)
 
 
-def popularity_top_n(ratings: DataFrame, users: DataFrame, n: int) -> DataFrame:
-    """Top-n most popular movies per user, excluding what the user rated (the baseline, as a dot product:
-    every user's vector is [1], every movie's is [its popularity score])."""
+def popularity_top_n(ratings: DataFrame, users: DataFrame, n: int, exclude: DataFrame | None = None) -> DataFrame:
+    """Top-n most popular movies per user, excluding what the user rated (or the (user_id, movie_id) pairs of
+    `exclude`) (the baseline, as a dot product: every user's vector is [1], every movie's is [its popularity
+    score])."""
     items = popularity(ratings).select("movie_id", F.array(F.col("score").cast("float")).alias("features"))
     queries = users.select("user_id").distinct().withColumn("features", F.array(F.lit(1.0).cast("float")))
-    return top_n_by_dot(queries, items, n, "user_id", exclude=ratings)
+    return top_n_by_dot(queries, items, n, "user_id", exclude=ratings if exclude is None else exclude)
 
 
 def als_top_n(model: ALSModel, rated: DataFrame, n: int, users: DataFrame | None = None) -> DataFrame:

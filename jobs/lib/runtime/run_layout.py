@@ -28,6 +28,7 @@ _LAYOUT = {
     "clean_ratings": "clean/ratings.parquet",
     "clean_movies": "clean/movies.parquet",
     "clean_clicks": "clean/clicks.parquet",
+    "clean_dismissed": "clean/dismissed.parquet",
     "clean_report": "clean/report.json",
     "split_train": "train/split/train.parquet",
     "split_test": "train/split/test.parquet",

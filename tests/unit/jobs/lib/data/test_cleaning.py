@@ -1,9 +1,12 @@
 """Raw into clean tables, on tiny frames with exact expected results."""
 from jobs.lib.data.cleaning import (
     clean_movies,
+    clicks_per_pair,
+    dismissed_pairs,
     drop_duplicates,
     filter_activity,
     flag_violations,
+    split_events,
 )
 from tests.support import RATINGS, rows
 
@@ -42,3 +45,18 @@ def test_clean_movies_year_title_and_genres(spark):
 
 
 
+
+
+def test_events_split_by_type_and_a_dismissal_outweighs_clicks(spark):
+    events = spark.createDataFrame([
+        ("1-0", 1, 10, "rating", 4.0, 100, None), ("2-0", 1, 11, "click", None, 101, None),
+        ("3-0", 1, 11, "click", None, 102, None), ("4-0", 1, 12, "click", None, 103, None),
+        ("5-0", 1, 12, "dismiss", None, 104, None), ("6-0", 1, 12, "dismiss", None, 105, None),
+        ("7-0", 2, 10, "like", None, 106, None)],
+        "stream_id string, user_id int, movie_id int, type string, rating double, ts long, request_id string")
+    ratings, clicks, dismissals, unknown = split_events(events)
+    assert (ratings.count(), clicks.count(), dismissals.count(), unknown.count()) == (1, 3, 2, 1)
+    dismissed = dismissed_pairs(dismissals)
+    assert rows(dismissed, "user_id", "movie_id") == [(1, 12, 105)]
+    assert rows(clicks_per_pair(clicks, dismissed), "user_id", "movie_id") == [(1, 11, 2, 102)]
+    assert rows(clicks_per_pair(clicks), "user_id", "movie_id") == [(1, 11, 2, 102), (1, 12, 1, 103)]
