@@ -22,7 +22,11 @@ The loop (POST /v1/events, archived by ingest; these keys are mutable and outsid
                                                 trimmed only after it is archived
     reco:{events}:recent:<user_id>     list     "<movie_id>:<rating>" of the user's latest ratings, newest first
                                                 (for "similar_to_recent" until the next version has the user)
-    reco:{events}:rated:<user_id>      set      movie ids the user rated through events (kept out of that list)
+    reco:{events}:excluded:<user_id>   set      movie ids the user rated or dismissed through events: no answer
+                                                for them shows these
+    reco:{events}:fresh:<user_id>      json     {version, events, updated_at, items}: the user's list folded in
+                                                by the speed layer (jobs/speed_layer.py) against `version`
+    reco:{events}:rate:<minute>[:<user>] int    events the intake took in a minute, and one user got
     reco:{events}:once:<key>           string   "<fingerprint> <stream id> ...": an Idempotency-Key's request and
                                                 the ids it got, for events.idempotency_ttl_s (a retry appends nothing)
     reco:{exposures}                   stream   one entry per answer shown in an experiment (field `exposure`);
@@ -56,6 +60,7 @@ EVENTS = f"{PREFIX}:{{events}}"
 EXPERIMENT = f"{PREFIX}:{{ctl}}:experiment"
 EXPERIMENT_LOG = f"{PREFIX}:{{ctl}}:experiments"
 EXPOSURES = f"{PREFIX}:{{exposures}}"
+SPEED_GROUP = "speed"  # the speed layer's consumer group on the events stream (jobs/speed_layer.py)
 
 KINDS = ("meta", "user", "similar", "popular", "movie", "title")
 
@@ -100,6 +105,11 @@ def excluded(user_id: int) -> str:
 
 def idempotency(key: str) -> str:
     return f"{EVENTS}:once:{key}"
+
+
+def fresh(user_id: int) -> str:
+    """The person's list as the speed layer last folded it in (served only with the version it names)."""
+    return f"{EVENTS}:fresh:{user_id}"
 
 
 def intake_rate(minute: int) -> str:

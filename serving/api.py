@@ -2,7 +2,9 @@
 version, health and readiness. A handler is key lookups and a slice, except two bounded merges: a person the
 version does not know yet gets at most events.recent_max neighbour lists merged (similar_to_recent), and a genre
 filter scans the user's published list. Whatever is answered for a person leaves out the movies they rated or
-dismissed through POST /v1/events since the version was built (one set read per request)."""
+dismissed through POST /v1/events since the version was built, and a person's recommendations come from their
+list folded in by the speed layer (jobs/speed_layer.py) when there is one for the version served (one round
+trip reads both)."""
 from __future__ import annotations
 
 import orjson
@@ -129,10 +131,16 @@ def user_recommendations(user_id: str):
     taking_part, exposure = take_part(experiment, arm, version, uid, "recommendations")
     payload = {"user_id": uid, "version": version, **taking_part}
     fallback = None
-    if recommended is not None:
-        items = _shown(recommended, store().excluded(uid), genre, k, "recommendations")
+    excluded, fresh = store().personal(uid)
+    if fresh is not None and fresh.get("version") == version:  # folded in against this very version
+        items = _shown(fresh["items"], excluded, genre, k, "recommendations")
+        payload.update(source="fold_in", fold_in={"events": fresh["events"], "updated_at": fresh["updated_at"]})
+    elif recommended is not None:
+        items = _shown(recommended, excluded, genre, k, "recommendations")
+        payload["source"] = "version"
     else:
         items, fallback, reason = _fallback(uid, version, genre, k)
+        payload["source"] = fallback
         FALLBACKS.labels(reason=fallback).inc()
         if experiment:
             EXPERIMENT_FALLBACKS.labels(experiment["id"], arm, fallback).inc()

@@ -49,8 +49,9 @@ EVENTS_REPLAYED = Counter("reco_events_replayed_total", "Events answered again f
 
 class LiveCollector:
     """Scrape-time gauges from Redis: the live version (info, publication time, age, headline metrics), the
-    event backlog against its limit, and the last batch run (result, task seconds, row counts; recorded by the
-    DAG's report_run task). `reco_store_up` is 0 when Redis cannot be read (the rest is then absent)."""
+    event backlog against its limit, the speed layer's lag, and the last batch run (result, task seconds, row
+    counts; recorded by the DAG's report_run task). `reco_store_up` is 0 when Redis cannot be read (the rest is
+    then absent)."""
 
     def __init__(self, store, backlog_limit: int):
         self.store, self.backlog_limit = store, backlog_limit
@@ -62,6 +63,7 @@ class LiveCollector:
         up = GaugeMetricFamily("reco_store_up", "1 when Redis answered this scrape")
         try:
             backlog = self.store.event_backlog(max_age=0)
+            speed_lag = self.store.speed_layer_lag()
             last_run = self.store.last_run()
             try:
                 version, experiment = self.store.state(refresh=True)
@@ -77,6 +79,9 @@ class LiveCollector:
         yield _gauge("reco_event_backlog", "Events waiting in the stream for the next run's archive", backlog)
         yield _gauge("reco_event_backlog_limit", "events.backlog: intake answers 503 at this many",
                      self.backlog_limit)
+        if speed_lag is not None:
+            yield _gauge("reco_speed_layer_lag", "Events the speed layer has not read yet (jobs/speed_layer.py)",
+                         speed_lag)
         if last_run:
             yield from _last_run(last_run)
         if experiment:

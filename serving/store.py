@@ -313,6 +313,32 @@ class Store:
         pairs = [entry.decode().split(":") for entry in latest]
         return [(int(m), float(r)) for m, r in pairs], {int(m) for m in excluded}
 
+    def personal(self, user_id: int) -> tuple[set[int], dict | None]:
+        """(what the person rated or dismissed since the version was built, their list as the speed layer last
+        folded it in or None), in one round trip."""
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.smembers(rk.excluded(user_id))
+                pipe.get(rk.fresh(user_id))
+                excluded, fresh = pipe.execute()
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from None
+        return {int(m) for m in excluded}, rk.decode(fresh)
+
+    def speed_layer_lag(self) -> int | None:
+        """Events the speed layer's consumer group has not been given yet; None without a speed layer (or when
+        Redis cannot count them: entries trimmed past the group's position)."""
+        try:
+            groups = self.client.xinfo_groups(rk.EVENTS)
+        except redis.ResponseError:  # no stream yet
+            return None
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from None
+        for group in groups:
+            if group["name"] in (rk.SPEED_GROUP, rk.SPEED_GROUP.encode()):
+                return group.get("lag")
+        return None
+
     def excluded(self, user_id: int) -> set[int]:
         """Every movie the person rated or dismissed since the version was built (none of it is shown them)."""
         try:

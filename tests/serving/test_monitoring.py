@@ -28,7 +28,7 @@ def test_config_and_rules_are_valid():
     config = promtool("check", "config", "prometheus.yml")
     assert config.returncode == 0, config.stdout + config.stderr
     rules = promtool("check", "rules", "alerts.yml")
-    assert rules.returncode == 0 and "SUCCESS: 7 rules found" in rules.stdout, rules.stdout + rules.stderr
+    assert rules.returncode == 0 and "SUCCESS: 8 rules found" in rules.stdout, rules.stdout + rules.stderr
 
 
 def test_every_alert_fires_and_stays_quiet_where_it_should():
@@ -50,6 +50,12 @@ def test_prometheus_scrapes_the_service_and_has_the_alerts_series(service, pipel
     for path in ("/v1/users/1/recommendations", "/v1/users/999999/recommendations", "/v1/popular", "/v1/movies/1"):
         requests.get(f"{base}{path}", timeout=5)
     auth = {"Authorization": f"Bearer {SERVICE_EVENTS_TOKEN}"}
+    # A speed layer's consumer group that has read nothing: the click below is its lag.
+    import redis
+    from schemas import redis_keys as rk
+    stream = redis.Redis.from_url(config.redis.url)
+    stream.delete(rk.EVENTS)
+    stream.xgroup_create(rk.EVENTS, rk.SPEED_GROUP, id="$", mkstream=True)
     for event in ({"user_id": 1, "movie_id": 50, "type": "click"}, {"user_id": 1, "movie_id": 0, "type": "click"}):
         requests.post(f"{base}/v1/events", json={"events": [event]}, headers=auth, timeout=5)
     config = yaml.safe_load((PROM / "prometheus.yml").read_text())
@@ -75,13 +81,14 @@ def test_prometheus_scrapes_the_service_and_has_the_alerts_series(service, pipel
         assert 0 <= float(value("reco_live_version_age_seconds")["value"][1]) < 3600
         assert 0.3 < float(value('reco_live_version_metric{metric="ndcg@10"}')["value"][1]) < 1
         assert value("reco_event_backlog") is not None and value("reco_event_backlog_limit") is not None
+        assert value("reco_speed_layer_lag")["value"][1] == "1"
         assert value('reco_http_request_duration_seconds_count{endpoint="/v1/popular",status="200"}')
         assert value("reco_batch_last_run_success")["value"][1] == "1"
         assert value('reco_batch_task_duration_seconds{task="publish"}')["value"][1] == "12.5"
         assert value('reco_batch_rows{table="clean_ratings"}')["value"][1] == "100000"
         assert 0.3 < float(value('reco_batch_last_run_metric{metric="ndcg@10"}')["value"][1]) < 1
         rules = requests.get(f"{api}/rules", timeout=5).json()["data"]["groups"][0]["rules"]
-        assert len(rules) == 7 and all(r["health"] == "ok" for r in rules)
+        assert len(rules) == 8 and all(r["health"] == "ok" for r in rules)
         # Every series an alert reads is one this service exports (the alerts cannot watch a typo); the one
         # alert on Prometheus's own `up` names the scrape job this configuration has.
         exported = set(requests.get(f"{api}/label/__name__/values", timeout=5).json()["data"])

@@ -91,6 +91,11 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
             "metrics": {**{metric(name, k): metrics["models"]["als"].get(metric(name, k)) for name in HEADLINE},
                         f"popularity_{metric('ndcg', k)}": metrics["models"]["popularity"].get(metric("ndcg", k))},
             "counts": counts, "top_n": config.recommend.top_n,
+            # What the speed layer needs to fold people's new events into this version's model exactly as train
+            # built its preferences (jobs/speed_layer.py): the settings; the factors are the run's files.
+            "fold_in": {**config.als.implicit.model_dump(include={
+                "alpha", "reg_param", "confidence", "threshold", "user_activity_exponent",
+                "item_popularity_exponent"}), "click_weight": config.events.click_weight},
             "forced": bool(force and not metrics.get("publishable"))}
     seconds = versions.publish_version(client, config.redis, version, paths.publish_values, expected, meta, lease,
                                        make_live=not candidate or not previous)

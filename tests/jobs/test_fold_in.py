@@ -6,7 +6,7 @@ from pyspark.sql import functions as F
 from jobs.lib.model.als import implicit_preferences
 from jobs.lib.model.scoring import factors_of
 from jobs.lib.runtime.storage import join, read_table
-from serving.fold_in import ItemFactors, fold_in, top_n
+from jobs.lib.model.fold_in import ItemFactors, Preferences, fold_in, top_n
 
 
 def test_folding_in_a_trained_user_reproduces_their_vector_and_their_list(pipeline_run, spark):
@@ -37,3 +37,20 @@ def test_folding_in_a_trained_user_reproduces_their_vector_and_their_list(pipeli
     rated = set(theirs.movie_id.tolist())
     vector = users.matrix[np.searchsorted(users.ids, chosen[0])]
     assert [movie for movie, _ in top_n(catalogue, vector, 10, rated)] == expected
+
+
+def test_the_speed_layers_preferences_are_trains(pipeline_run, spark):
+    """Preferences built by the speed layer from the run's files (jobs/lib/model/fold_in.Preferences, with the
+    popularity scaling of the default settings) fold a trained user back onto their stored vector."""
+    config, _, paths, _ = pipeline_run
+    settings = {**config.als.implicit.model_dump(), "click_weight": config.events.click_weight}
+    assert settings["item_popularity_exponent"]  # the scaling is exercised
+    prod = paths.model("prod", "implicit")
+    users, items = (factors_of(read_table(join(prod, part))) for part in ("userFactors", "itemFactors"))
+    catalogue = ItemFactors(items.ids, items.matrix)
+    preferences = Preferences.from_tables(read_table(paths.clean_ratings).to_pandas(), None, settings)
+    for user in users.ids[:: max(1, len(users.ids) // 20)]:
+        movies, prefs = preferences.scaled(preferences.of(int(user)))
+        folded = fold_in(catalogue, movies, prefs, settings["alpha"], settings["reg_param"])
+        stored = users.matrix[np.searchsorted(users.ids, user)]
+        assert np.linalg.norm(folded - stored) / np.linalg.norm(stored) < 1e-4, user
