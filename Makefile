@@ -29,6 +29,8 @@ SERVICE_REDIS_URL = redis://reco-service:$$(cat $(REDIS_DIR)/service_password)@1
 # answers 503 to writes, lookups carry on).
 REDIS_MAXMEMORY ?= 1gb
 RECO_PORT ?= 8000
+# The demo's speed layer (jobs/speed_layer.py) serves its metrics here.
+SPEED_METRICS_PORT ?= 9101
 # gunicorn listens here, behind nginx on RECO_PORT (serving/front.py): sync workers only ever see whole requests.
 RECO_UPSTREAM_PORT ?= 8001
 FRONT_DIR := $(abspath .nginx)
@@ -38,7 +40,7 @@ AIRFLOW_ENV = export AIRFLOW_HOME=$(abspath .airflow) AIRFLOW__CORE__LOAD_EXAMPL
 	AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
 	AIRFLOW_CONN_SPARK_DEFAULT="$${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[2]\"}}"
 
-.PHONY: help setup system-deps test-deps load-deps test test-fast pipeline demo serve airflow redis-up redis-down bench bench-demo bench-pipeline bench-scale bench-serving bench-quality bench-experiment tune clean
+.PHONY: help setup system-deps test-deps load-deps test test-fast pipeline demo serve airflow redis-up redis-down bench bench-demo bench-pipeline bench-scale bench-serving bench-fresh bench-quality bench-experiment tune clean
 
 help:
 	@echo "make demo            set up, run the DAG once on MovieLens 100K, then serve on 127.0.0.1:$${RECO_PORT:-8000}"
@@ -48,10 +50,11 @@ help:
 	@echo "make pipeline        every Spark job in order, no Airflow; prints the path of metrics.json"
 	@echo "make serve           the lookup service: nginx on RECO_PORT in front of gunicorn (RECO_REDIS_URL)"
 	@echo "make airflow         airflow standalone with the project's DAG (UI on 127.0.0.1:8080)"
-	@echo "make bench           all six benchmarks below, bench-scale (an hour or more) included; JSON + markdown in benchmarks/results"
+	@echo "make bench           all seven benchmarks below, bench-scale (an hour or more) included; JSON + markdown in benchmarks/results"
 	@echo "make bench-demo      make demo taken apart: setup, Airflow, each task's JVM start, imports and work"
 	@echo "make bench-pipeline  every job on ML-100K: seconds and peak memory"
 	@echo "make bench-serving   lookups and intake under wrk, as ratios to floors measured in the same run"
+	@echo "make bench-fresh     how soon an answer follows a rating (speed layer), and what fold-in costs"
 	@echo "make bench-quality   the GUIDE protocol over three split seeds, ALS variants and the popularity baseline"
 	@echo "make bench-experiment  A/B, A/A and sample-ratio checks with simulated people over HTTP"
 	@echo "make bench-scale     the pipeline on synthetic MovieLens-shaped data, SCALE=0.1m,1m (10m, 25m, 32m)"
@@ -156,7 +159,9 @@ demo: setup redis-up
 	  kill $$(cat $(REDIS_DIR)/redis.pid) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; exit 1; fi; \
 	step "starting the lookup service on http://127.0.0.1:$(RECO_PORT) (nginx in front of gunicorn on :$(RECO_UPSTREAM_PORT))"; \
 	$(FRONT); \
-	trap '$(FRONT) --stop; kill $$(cat $(REDIS_DIR)/redis.pid 2>/dev/null) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; echo "demo: stopped the service, its front and Redis"' EXIT; \
+	RECO_REDIS_URL="$(REDIS_URL)" $(PY) -m jobs.speed_layer --metrics-port $(SPEED_METRICS_PORT) > .airflow/speed-layer.log 2>&1 & \
+	speed=$$!; \
+	trap '$(FRONT) --stop; kill $$speed 2>/dev/null; kill $$(cat $(REDIS_DIR)/redis.pid 2>/dev/null) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; echo "demo: stopped the service, its front, the speed layer and Redis"' EXIT; \
 	trap 'exit 130' INT TERM; \
 	( for i in $$(seq 100); do curl -sf http://127.0.0.1:$(RECO_PORT)/readyz >/dev/null && break; sleep 0.2; done; \
 	  for path in "/v1/users/196/recommendations?k=3" "/v1/movies/50/similar?k=3" "/v1/popular?genre=Comedy&k=3"; do \
@@ -167,6 +172,8 @@ demo: setup redis-up
 	  echo "\$$ curl -X POST http://127.0.0.1:$(RECO_PORT)/v1/events -H \"Authorization: Bearer \$$(cat .redis/events_token)\" \\"; \
 	  echo "    -H 'Idempotency-Key: user-5000-batch-1' -H 'Content-Type: application/json' \\"; \
 	  echo "    -d '{\"events\": [{\"user_id\": 5000, \"movie_id\": 50, \"type\": \"rating\", \"rating\": 5}]}'"; \
+	  echo "Within a second, user 5000's recommendations are folded in from that rating (\"source\": \"fold_in\"; the speed"; \
+	  echo "layer's log: .airflow/speed-layer.log); \"type\": \"dismiss\" hides a movie from them for good."; \
 	  echo; step "ready. Web page: http://127.0.0.1:$(RECO_PORT)/   API: http://127.0.0.1:$(RECO_PORT)/openapi.json   (Ctrl-C stops the service and Redis)" ) & \
 	RECO_REDIS_URL="$(SERVICE_REDIS_URL)" RECO_PORT=$(RECO_UPSTREAM_PORT) \
 	  RECO_EVENTS_TOKEN="$${RECO_EVENTS_TOKEN:-$$(cat $(REDIS_DIR)/events_token)}" gunicorn -c serving/gunicorn.conf.py serving.wsgi:app 2> .airflow/serve.log
@@ -185,7 +192,7 @@ airflow: setup redis-up
 	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; $(AIRFLOW_ENV); \
 	export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080; exec airflow standalone
 
-bench: bench-demo bench-pipeline bench-scale bench-serving bench-quality bench-experiment
+bench: bench-demo bench-pipeline bench-scale bench-serving bench-fresh bench-quality bench-experiment
 
 bench-demo: setup
 	$(PY) -m benchmarks.bench_demo
@@ -201,6 +208,9 @@ bench-scale: setup
 
 bench-serving: setup load-deps
 	$(PY) -m benchmarks.bench_serving
+
+bench-fresh: setup
+	$(PY) -m benchmarks.bench_fresh
 
 bench-quality: setup
 	$(PY) -m benchmarks.bench_quality

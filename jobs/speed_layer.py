@@ -103,7 +103,8 @@ class VersionModel:
                 values[movie] = values.get(movie, 0.0) + self.settings["click_weight"]
             elif event["type"] == "dismiss":
                 excluded.add(movie)
-        if not values:
+        counted = sum(1 for e in events if e["type"] in ("rating", "click"))
+        if not values or not counted:  # a dismissal alone: the service's exclusions already hide the movie
             return None
         movies, prefs = self.preferences.scaled(values)
         vector = fold_in(self.items, movies, prefs, self.settings["alpha"], self.settings["reg_param"])
@@ -111,7 +112,6 @@ class VersionModel:
         details = self.details([movie for movie, _ in best])
         items = [{"movie_id": d["movie_id"], "title": d["title"], "year": d["year"], "genres": d["genres"],
                   "score": round(score, 5)} for (_, score), d in zip(best, details) if d]
-        counted = sum(1 for e in events if e["type"] in ("rating", "click"))
         return {"version": self.version, "events": counted, "updated_at": round(time.time(), 3), "items": items}
 
 
@@ -222,10 +222,11 @@ def main() -> None:
     parser.add_argument("--config", help="YAML config file (default: $RECO_CONFIG or conf/local.yaml)")
     parser.add_argument("--consumer", default="speed-1", help="this process's name in the consumer group")
     parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)")
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics endpoint")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s speed_layer %(levelname)s %(message)s")
     if args.metrics_port:
-        start_http_server(args.metrics_port, addr="127.0.0.1")
+        start_http_server(args.metrics_port, addr=args.metrics_host)
     layer = SpeedLayer(load_config(args.config), args.consumer)
     signal.signal(signal.SIGTERM, lambda *_: setattr(layer, "stopping", True))
     layer.run()

@@ -37,7 +37,7 @@ def test_airflow_runs_on_postgresql_with_one_jwt_secret_for_every_component():
 def test_prometheus_scrapes_the_service_and_grafana_is_provisioned():
     prometheus = yaml.safe_load((REPO / "conf" / "prometheus" / "prometheus.yml").read_text())
     targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
-    assert targets == ["reco-service:8000"] and "reco-service" in SERVICES
+    assert targets == ["reco-service:8000", "speed-layer:9100"] and {"reco-service", "speed-layer"} <= set(SERVICES)
     assert "./conf/prometheus:/etc/prometheus:ro" in SERVICES["prometheus"]["volumes"]
     datasource = yaml.safe_load((REPO / "conf" / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
                                 .read_text())["datasources"][0]
