@@ -175,7 +175,7 @@ demo: setup redis-up
 	  echo "Within a second, user 5000's recommendations are folded in from that rating (\"source\": \"fold_in\"; the speed"; \
 	  echo "layer's log: .airflow/speed-layer.log); \"type\": \"dismiss\" hides a movie from them for good."; \
 	  echo; step "ready. Web page: http://127.0.0.1:$(RECO_PORT)/   API: http://127.0.0.1:$(RECO_PORT)/openapi.json   (Ctrl-C stops the service and Redis)" ) & \
-	RECO_REDIS_URL="$(SERVICE_REDIS_URL)" RECO_PORT=$(RECO_UPSTREAM_PORT) \
+	RECO_REDIS_URL="$(SERVICE_REDIS_URL)" RECO_PORT=$(RECO_UPSTREAM_PORT) RECO_PAGE_EVENTS=true \
 	  RECO_EVENTS_TOKEN="$${RECO_EVENTS_TOKEN:-$$(cat $(REDIS_DIR)/events_token)}" gunicorn -c serving/gunicorn.conf.py serving.wsgi:app 2> .airflow/serve.log
 
 # The lookup service alone, against RECO_REDIS_URL (default: the project-local Redis of `make demo`): nginx on

@@ -33,6 +33,7 @@ ENV_OVERRIDES = {
     "RECO_REDIS_CLUSTER": "redis.cluster",
     "RECO_HOST": "serving.host",
     "RECO_PORT": "serving.port",
+    "RECO_PAGE_EVENTS": "serving.page_events",
     "RECO_EVENTS_TOKEN": "events.token",
     "RECO_EXPERIMENTS_RELEASE": "experiments.release",
     "RECO_SPARK_DRIVER_MEMORY": "spark.driver_memory",
@@ -224,6 +225,9 @@ class ServingSettings(_Section):
     port: int = Field(8000, gt=0, lt=65536, description="port gunicorn binds")
     pointer_ttl: float = Field(1.0, ge=0.0, description="seconds a worker trusts its copy of the live pointer "
                                                         "(0: read it every time)")
+    page_events: bool = Field(False, description="demo only: the page may post ratings and dismissals for the user "
+                                                 "on display through POST /demo/events, without the events token "
+                                                 "(whoever reaches the page can then post them)")
     cache_mb: float = Field(32, ge=0, description="per-worker LRU of immutable (version, key) values, in MB of "
                                                    "their JSON (decoded about 4.6x that; 0: off)")
 

@@ -148,6 +148,20 @@ def rejection_reason(refused: BadRequest) -> str:
 def post_events():
     config: EventSettings = settings()
     authorize(config.token)
+    return take_events(config)
+
+
+@events.post("/demo/events")
+def page_events():
+    """The page's own way to post what the person on display does (rate, not interested) without the intake's
+    token in the browser: same origin, the same checks and caps, and off unless serving.page_events (a demo
+    setting: `make demo` turns it on; anyone who reaches the page could post events for any user)."""
+    if not current_app.config["RECO_PAGE_EVENTS"]:
+        raise BadRequest("no such resource (the page's events are off: serving.page_events)", 404, "not_found")
+    return take_events(settings())
+
+
+def take_events(config: EventSettings):
     key = request.headers.get("Idempotency-Key")
     if key is not None and not REQUEST_ID.match(key):
         EVENTS_REJECTED.labels(reason="idempotency_key").inc()

@@ -1,7 +1,7 @@
 """The page for people (blueprint `web`): a static HTML page whose script calls the JSON API."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template
 
 from schemas.movielens import GENRES
 
@@ -16,7 +16,7 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'se
 
 @web.get("/")
 def index():
-    return render_template("index.html", genres=GENRES)
+    return render_template("index.html", genres=GENRES, page_events=current_app.config["RECO_PAGE_EVENTS"])
 
 
 @web.after_request

@@ -116,7 +116,7 @@ def service(pipeline_run, spark, tmp_path_factory):
     config = config.model_copy(update={"redis": config.redis.model_copy(update={"url": server.url})})
     version = publish.run(config, run_id, spark=spark)["version"]
     gunicorn = GunicornService(server.url, tmp_path_factory.mktemp("service"),
-                               env={"RECO_EVENTS_TOKEN": SERVICE_EVENTS_TOKEN}).start()
+                               env={"RECO_EVENTS_TOKEN": SERVICE_EVENTS_TOKEN, "RECO_PAGE_EVENTS": "true"}).start()
     yield gunicorn.base_url, config, version
     gunicorn.stop()
     server.stop()

@@ -9,7 +9,40 @@ async function api(path) {
   return body;
 }
 
-function render(list, items) {
+const pageEvents = document.body.dataset.pageEvents === "on";
+
+// Rate or dismiss a movie of the list on display (only where the service lets the page post: serving.page_events).
+function actions(item) {
+  const span = document.createElement("span");
+  span.className = "actions";
+  for (const [label, event] of [["★ 5", { type: "rating", rating: 5 }], ["Not interested", { type: "dismiss" }]]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = label;
+    button.addEventListener("click", (click) => { click.stopPropagation(); act(item, event); });
+    span.append(button);
+  }
+  return span;
+}
+
+async function act(item, event) {
+  const note = $("user-note");
+  try {
+    const response = await fetch("/demo/events", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ events: [{ user_id: viewer, movie_id: item.movie_id, ...event }] }) });
+    if (!response.ok) throw new Error((await response.json()).detail || response.statusText);
+    note.className = "muted";
+    note.textContent = event.type === "dismiss" ? `${item.title}: hidden for good.` : `${item.title}: rated.`;
+    // The speed layer folds a rating in within a second: ask again until the list says so.
+    for (let tries = 0; tries < 10; tries++) {
+      await new Promise((done) => setTimeout(done, 200));
+      const body = await showUser(null, true);
+      if (event.type === "dismiss" || (body && body.source === "fold_in")) break;
+    }
+  } catch (error) { note.textContent = error.message; note.className = "error"; }
+}
+
+function render(list, items, withActions = false) {
   list.replaceChildren(...items.map((item) => {
     const li = document.createElement("li");
     const title = document.createElement("span");
@@ -21,6 +54,7 @@ function render(list, items) {
       : Number.isInteger(item.score) ? `${item.score} ratings` : `score ${Number(item.score).toFixed(3)}`;
     meta.textContent = `${(item.genres || []).join(", ")} · ${score}`;
     li.append(title, meta);
+    if (withActions && pageEvents && viewer) li.append(actions(item));
     li.addEventListener("click", () => showSimilar(item));
     return li;
   }));
@@ -34,19 +68,22 @@ function fail(list, note, error) {
 
 let viewer = null;  // the user on display: similar movies then come from their arm's version
 
-async function showUser(event) {
+async function showUser(event, keepNote = false) {
   if (event) event.preventDefault();
   const note = $("user-note");
   const genre = $("user-genre").value;
   try {
     const body = await api(`/v1/users/${encodeURIComponent($("user-id").value.trim())}/recommendations?k=10`
       + (genre ? `&genre=${encodeURIComponent(genre)}` : ""));
-    note.className = "muted";
-    note.textContent = body.fallback === "similar_to_recent"
+    if (!keepNote) note.className = "muted";
+    const said = body.source === "fold_in"
+      ? `Updated from what user ${body.user_id} just did (${body.fold_in.events} ratings and clicks since this version).`
+      : body.fallback === "similar_to_recent"
       ? `User ${body.user_id} is new to this version: showing movies like the ones they rated most recently.`
       : body.fallback
         ? `No personal recommendations for user ${body.user_id} yet (${body.reason}): showing the most popular movies instead.`
         : "";
+    if (!keepNote || said) note.textContent = said || (keepNote ? note.textContent : "");
     viewer = body.user_id;
     // The address names what is shown, so a view can be bookmarked, shared or reloaded.
     const shown = new URLSearchParams({ user: body.user_id });
@@ -55,7 +92,8 @@ async function showUser(event) {
     $("user-experiment").textContent = body.experiment
       ? `Experiment ${body.experiment}: user ${body.user_id} is in the ${body.arm} arm (version ${body.version}).`
       : "";
-    render($("user-results"), body.items);
+    render($("user-results"), body.items, true);
+    return body;
   } catch (error) { fail($("user-results"), note, error); }
 }
 

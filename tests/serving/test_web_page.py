@@ -6,6 +6,8 @@ import shutil
 import pytest
 import requests
 
+from tests.conftest import SERVICE_EVENTS_TOKEN
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Flags for a closed network and a root user (no sandbox); nothing is fetched from outside.
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -145,3 +147,22 @@ def test_the_address_opens_and_follows_a_user(page, service):
         tab.close()
     show_user(page, service, 405)  # the genre select is "any" on this tab
     page.wait_for_function("location.search === '?user=405'")
+
+
+def test_a_person_dismisses_and_rates_movies_on_the_page_and_their_list_changes(page, service):
+    """The page posts through its own same-origin route (the events token never reaches the browser): a movie
+    marked "not interested" and one rated leave the list at once, and the list stays ten long."""
+    user = 23
+    assert SERVICE_EVENTS_TOKEN not in page.content()
+    before = [i["title"] for i in show_user(page, service, user)]
+    page.locator("#user-results li").nth(0).get_by_role("button", name="Not interested").click()
+    page.wait_for_function("!document.querySelector('#user-results li .title').textContent.startsWith(%r)"
+                           % before[0])
+    page.locator("#user-results li").nth(0).get_by_role("button", name="★ 5").click()
+    page.wait_for_function("!document.querySelector('#user-results li .title').textContent.startsWith(%r)"
+                           % before[1])
+    after = titles(page, "user-results")
+    assert len(after) == 10 and not {before[0], before[1]} & {t.split(" (")[0] for t in after}
+    assert "rated" in page.inner_text("#user-note")
+    shown = [i["title"] for i in api(service, f"/v1/users/{user}/recommendations?k=10")["items"]]
+    assert shown[:8] == before[2:10]  # the same answer the API gives: the two are gone, the rest moved up
