@@ -30,9 +30,10 @@ os.environ.setdefault("SPARK_SUBMIT_OPTS", JIT_OPTIONS)
 
 # MovieLens folders are read only under data.movielens_roots: the shared copy's folder, and the temporary folders
 # where tests write layouts of their own (every job and DAG run the suite starts inherits this).
+_roots = [os.environ.get("RECO_MOVIELENS_ROOTS", ""), str(Path(tempfile.gettempdir()).resolve())]
 if os.environ.get("RECO_MOVIELENS_DIR"):
-    os.environ.setdefault("RECO_MOVIELENS_ROOTS", f"{Path(os.environ['RECO_MOVIELENS_DIR']).resolve().parent},"
-                                                  f"{Path(tempfile.gettempdir()).resolve()}")
+    _roots.append(str(Path(os.environ["RECO_MOVIELENS_DIR"]).resolve().parent))
+os.environ["RECO_MOVIELENS_ROOTS"] = ",".join(root for root in _roots if root)
 
 SERVICE_EVENTS_TOKEN = "service-events-token"  # the `service` fixture's intake token
 
