@@ -2,7 +2,8 @@
 recommendations follow what they just did within a second. A long-running process (no Spark), beside the
 lookup workers; `python -m jobs.speed_layer` (make demo starts one).
 
-- It follows the live pointer. For the live version it loads what fold-in needs: the run's item factors and
+- It follows the live pointer and a running experiment: each person is folded into the version they are served
+  (their arm's during an experiment). For each such version it loads what fold-in needs: the run's item factors and
   training preferences (the files the batch run wrote, named by the version's meta) and the settings in the
   meta (`fold_in`), then rebuilds everyone's events since the version from the stream (entries after the meta's
   `events_high_water`), so a restart or a version switch starts from a complete state.
@@ -35,6 +36,7 @@ from jobs.lib.runtime.run_layout import run_paths
 from jobs.lib.runtime.storage import exists, join, read_table
 from schemas import redis_keys as rk
 from schemas.events import FIELD, stream_id_key
+from schemas.experiments import arm_of
 
 log = logging.getLogger("reco.speed")
 
@@ -119,10 +121,16 @@ class SpeedLayer:
     def __init__(self, config: Config, consumer: str = "speed-1"):
         self.config, self.consumer = config, consumer
         self.client = redis_client.writer(config.redis)
-        self.model: VersionModel | None = None
+        self.models: dict[str, VersionModel] = {}  # the live version, and an experiment's treatment
+        self.state: tuple[str, dict | None] | None = None  # (live version, running experiment)
         self.events: dict[int, dict[str, dict]] = defaultdict(dict)  # user -> stream id -> event
         self.ttl_s = config.events.recent_ttl_days * 86_400
         self.stopping = False
+
+    @property
+    def model(self) -> VersionModel | None:
+        """The live version's model."""
+        return self.models.get(self.state[0]) if self.state else None
 
     def ensure_group(self) -> None:
         try:
@@ -131,18 +139,30 @@ class SpeedLayer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    def model_for(self, user: int) -> VersionModel:
+        """The model of the version this person is served: their experiment arm's, else the live one."""
+        live, experiment = self.state
+        return self.models[experiment[arm_of(experiment, user)] if experiment else live]
+
     def follow_live(self) -> bool:
-        """Load the live version when it changed; True when it did (every person is folded in again)."""
-        live = (self.client.get(rk.LIVE) or b"").decode()
-        if not live or (self.model and self.model.version == live):
+        """Load the live version (and a running experiment's treatment) when they changed; True when they did
+        (every person is folded in again)."""
+        raw_live, raw_experiment = redis_client.mget(self.client, [rk.LIVE, rk.EXPERIMENT])
+        live, experiment = (raw_live or b"").decode(), rk.decode(raw_experiment)
+        if not live or self.state == (live, experiment):
             return False
-        self.model = VersionModel(self.config, self.client, live)
+        wanted = {live} | ({experiment["control"], experiment["treatment"]} if experiment else set())
+        self.models = {v: self.models.get(v) or VersionModel(self.config, self.client, v) for v in wanted}
+        self.state = (live, experiment)
         VERSION.clear()
-        VERSION.labels(version=live).set(1)
+        for version in wanted:
+            VERSION.labels(version=version).set(1)
         self.events.clear()
-        after = self.model.meta.get("events_high_water") or "0-0"
-        start = f"({after}"
-        while True:  # everyone's events since the version, from the stream itself
+        # Everyone's events since the oldest of these versions, from the stream itself; each model folds in only
+        # the events after its own high-water mark.
+        marks = [m.meta.get("events_high_water") or "0-0" for m in self.models.values()]
+        start = f"({min(marks, key=stream_id_key)}"
+        while True:
             page = self.client.xrange(rk.EVENTS, min=start, count=self.config.events.archive_page)
             if not page:
                 break
@@ -172,7 +192,10 @@ class SpeedLayer:
     def write(self, users, oldest_event_s: float) -> None:
         with self.client.pipeline(transaction=False) as pipe:
             for user in users:
-                fresh = self.model.fresh_list(user, list(self.events[user].values()))
+                model = self.model_for(user)
+                since = stream_id_key(model.meta.get("events_high_water") or "0-0")
+                fresh = model.fresh_list(user, [e for sid, e in self.events[user].items()
+                                                if stream_id_key(sid) > since])
                 if fresh is not None:
                     pipe.set(rk.fresh(user), orjson.dumps(fresh), ex=self.ttl_s)
                     FOLD_INS.inc()

@@ -139,3 +139,24 @@ def test_a_new_version_never_serves_lists_folded_into_the_old_one(speed, spark):
     layer.start()
     again = folded(client, user, 3)
     assert again["version"] == new
+
+
+def test_during_an_experiment_each_person_is_folded_into_their_arms_version(speed, spark):
+    from jobs.lib.loop import experiment_control
+    from schemas.experiments import TREATMENT, arm_of
+    config, server, _, _, run_id = speed
+    client = create_app(config).test_client()
+    live = server.client().get(rk.LIVE).decode()
+    treatment = publish.run(config, run_id, spark=spark, candidate=True, share=0.5, salt="speed-arms")["version"]
+    experiment = rk.decode(server.client().get(rk.EXPERIMENT))
+    try:
+        people = {arm_of(experiment, user): user for user in range(940_001, 940_050)}
+        movie = client.get("/v1/popular?k=1").get_json()["items"][0]["movie_id"]
+        for arm, user in people.items():
+            assert client.post("/v1/events", json={"events": [{"user_id": user, "movie_id": movie, "type": "rating",
+                                                               "rating": 5}]}, headers=AUTH).status_code == 202
+        for arm, user in people.items():
+            body = folded(client, user, 1)
+            assert body["version"] == (treatment if arm == TREATMENT else live) and body["arm"] == arm
+    finally:
+        experiment_control.end(server.client(), "aborted", experiment["id"], reason="test")
