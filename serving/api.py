@@ -75,6 +75,23 @@ def parse_genre() -> str | None:
     return genre
 
 
+MAX_EXCLUDE = 100
+
+
+def parse_exclude() -> set[int]:
+    """`exclude=1,2,3`: at most MAX_EXCLUDE movie ids, each as parse_id takes it."""
+    raw = request.args.get("exclude")
+    if raw is None:
+        return set()
+    parts = raw.split(",")
+    if len(parts) > MAX_EXCLUDE:
+        raise BadRequest(f"exclude takes at most {MAX_EXCLUDE} movie ids, got {len(parts)}")
+    # As the OpenAPI pattern says: 1 to 10 digits, no leading zero (an id no movie has simply matches nothing).
+    if not all(part.isascii() and part.isdigit() and len(part) <= 10 and part[0] != "0" for part in parts):
+        raise BadRequest(f"exclude must be movie ids separated by commas, got {raw[:40]!r}")
+    return {int(part) for part in parts}
+
+
 def parse_for_user() -> int | None:
     raw = request.args.get("user_id")
     return None if raw is None else parse_id(raw, "user_id")
@@ -126,12 +143,13 @@ def _shown(items: list[dict], excluded: set[int], genre: str | None, k: int, end
 @api.get("/v1/users/<user_id>/recommendations")
 def user_recommendations(user_id: str):
     uid = parse_id(user_id, "user_id")
-    k, genre = parse_k(limits()["top_n"]), parse_genre()
+    k, genre, asked_out = parse_k(limits()["top_n"]), parse_genre(), parse_exclude()
     version, (recommended,), experiment, arm = store().lookup_for(uid, rk.suffix("user", uid))
     taking_part, exposure = take_part(experiment, arm, version, uid, "recommendations")
     payload = {"user_id": uid, "version": version, **taking_part}
     fallback = None
     excluded, fresh = store().personal(uid)
+    excluded |= asked_out
     if fresh is not None and fresh.get("version") == version:  # folded in against this very version
         items = _shown(fresh["items"], excluded, genre, k, "recommendations")
         payload.update(source="fold_in", fold_in={"events": fresh["events"], "updated_at": fresh["updated_at"]})
@@ -139,7 +157,7 @@ def user_recommendations(user_id: str):
         items = _shown(recommended, excluded, genre, k, "recommendations")
         payload["source"] = "version"
     else:
-        items, fallback, reason = _fallback(uid, version, genre, k)
+        items, fallback, reason = _fallback(uid, version, genre, k, asked_out)
         payload["source"] = fallback
         FALLBACKS.labels(reason=fallback).inc()
         if experiment:
@@ -151,11 +169,12 @@ def user_recommendations(user_id: str):
     return answer(payload)
 
 
-def _fallback(uid: int, version: str, genre: str | None, k: int) -> tuple[list[dict], str, str]:
+def _fallback(uid: int, version: str, genre: str | None, k: int, asked_out: set[int]) -> tuple[list[dict], str, str]:
     """A user the version does not know. With ratings sent since it was built: the neighbours of the movies
     they rated highest most recently, merged; otherwise the version's popular list (of the genre asked for).
     Neither holds what they rated or dismissed."""
     latest, excluded = store().recent(uid)
+    excluded |= asked_out
     if latest:
         seeds = sorted(latest, key=lambda pair: -pair[1])  # highest rated first; stable: newest first among equals
         meta, *lists = store().get_in_version(version, [rk.suffix("meta"), *[rk.suffix("similar", m)
@@ -192,7 +211,7 @@ def merge_neighbours(lists: list[list[dict] | None], weights: list[float], exclu
 @api.get("/v1/movies/<movie_id>/similar")
 def similar_movies(movie_id: str):
     mid = parse_id(movie_id, "movie_id")
-    k, uid = parse_k(limits()["neighbors"]), parse_for_user()
+    k, uid, asked_out = parse_k(limits()["neighbors"]), parse_for_user(), parse_exclude()
     if uid is None:
         version, (similar,) = store().lookup(rk.suffix("similar", mid))
         experiment, arm = None, None
@@ -201,7 +220,8 @@ def similar_movies(movie_id: str):
     taking_part, exposure = take_part(experiment, arm, version, uid, "similar")
     if similar is None and store().get_in_version(version, [rk.suffix("movie", mid)])[0] is None:
         raise BadRequest(f"movie {mid} is not in the catalog", 404, "not_found")
-    items = _shown(similar or [], store().excluded(uid) if uid is not None else set(), None, k, "similar")
+    excluded = (store().excluded(uid) if uid is not None else set()) | asked_out
+    items = _shown(similar or [], excluded, None, k, "similar")
     if exposure is not None:
         exposure["items"] = [item["movie_id"] for item in items]
     return answer({"movie_id": mid, "version": version, **taking_part, "items": items})

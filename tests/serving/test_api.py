@@ -235,3 +235,17 @@ def test_gunicorn_serves_the_app(live, tmp_path):
         assert many.status_code == 431 and many.json()["error"] == "request_header_fields_too_large"
     finally:
         service.stop()
+
+
+def test_an_app_asks_for_the_next_ten_without_the_ones_it_showed(client):
+    first = [i["movie_id"] for i in client.get("/v1/users/42/recommendations?k=20").get_json()["items"]]
+    shown = ",".join(map(str, first[:10]))
+    following = client.get(f"/v1/users/42/recommendations?k=10&exclude={shown}").get_json()
+    assert [i["movie_id"] for i in following["items"]] == first[10:20]
+    similar = [i["movie_id"] for i in client.get("/v1/movies/50/similar?k=12").get_json()["items"]]
+    rest = client.get(f"/v1/movies/50/similar?k=10&exclude={similar[0]},{similar[1]}").get_json()["items"]
+    assert [i["movie_id"] for i in rest] == similar[2:12]
+    unknown = client.get(f"/v1/users/999999/recommendations?k=3&exclude={shown}").get_json()
+    assert unknown["fallback"] == "popular" and not set(first[:10]) & {i["movie_id"] for i in unknown["items"]}
+    too_many = client.get("/v1/users/42/recommendations?exclude=" + ",".join(["1"] * 101))
+    assert too_many.status_code == 400 and too_many.get_json()["error"] == "bad_request"

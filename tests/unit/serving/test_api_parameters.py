@@ -1,7 +1,7 @@
 """Every query parameter the API parses, fed what hostile clients send: a 400 with a JSON reason, never a 500."""
 import pytest
 
-from serving.api import BadRequest, parse_for_user, parse_genre, parse_id, parse_k
+from serving.api import BadRequest, parse_exclude, parse_for_user, parse_genre, parse_id, parse_k
 
 HOSTILE = ["--5", "-5", "+5", " 5", "5 ", "5\x00", "٥", "５", "²", "1e3", "0x10", "5.0", "", " ", "-0", "0",
            "9" * 40, "１０", "5,6", "NaN", "inf", "None", "%35"]
@@ -46,3 +46,20 @@ def test_genre_refuses_what_it_does_not_know(request_with, raw):
     with request_with({"genre": raw}), pytest.raises(BadRequest) as refused:
         parse_genre()
     assert refused.value.status == 400 and len(refused.value.detail) < 400
+
+
+@pytest.mark.parametrize("raw", [*(r for r in HOSTILE if r != "5,6"), "1,,2", "1,", ",1", "1, 2", "05",
+                                 ",".join(["7"] * 101)])
+def test_exclude_takes_up_to_a_hundred_plain_ids(request_with, raw):
+    with request_with({"exclude": raw}), pytest.raises(BadRequest) as refused:
+        parse_exclude()
+    assert refused.value.status == 400 and len(refused.value.detail) < 400
+
+
+def test_exclude_reads_ids(request_with):
+    with request_with({"exclude": "50,181,50"}):
+        assert parse_exclude() == {50, 181}
+    with request_with({"exclude": ",".join(str(m) for m in range(1, 101))}):
+        assert len(parse_exclude()) == 100
+    with request_with({}):
+        assert parse_exclude() == set()
