@@ -148,7 +148,7 @@ def user_recommendations(user_id: str):
     taking_part, exposure = take_part(experiment, arm, version, uid, "recommendations")
     payload = {"user_id": uid, "version": version, **taking_part}
     fallback = None
-    excluded, fresh = store().personal(uid)
+    excluded, fresh, latest = store().personal(uid)
     excluded |= asked_out
     if fresh is not None and fresh.get("version") == version:  # folded in against this very version
         items = _shown(fresh["items"], excluded, genre, k, "recommendations")
@@ -157,7 +157,7 @@ def user_recommendations(user_id: str):
         items = _shown(recommended, excluded, genre, k, "recommendations")
         payload["source"] = "version"
     else:
-        items, fallback, reason = _fallback(uid, version, genre, k, asked_out)
+        items, fallback, reason = _fallback(version, genre, k, latest, excluded)
         payload["source"] = fallback
         FALLBACKS.labels(reason=fallback).inc()
         if experiment:
@@ -169,12 +169,11 @@ def user_recommendations(user_id: str):
     return answer(payload)
 
 
-def _fallback(uid: int, version: str, genre: str | None, k: int, asked_out: set[int]) -> tuple[list[dict], str, str]:
+def _fallback(version: str, genre: str | None, k: int, latest: list[tuple[int, float]],
+              excluded: set[int]) -> tuple[list[dict], str, str]:
     """A user the version does not know. With ratings sent since it was built: the neighbours of the movies
     they rated highest most recently, merged; otherwise the version's popular list (of the genre asked for).
-    Neither holds what they rated or dismissed."""
-    latest, excluded = store().recent(uid)
-    excluded |= asked_out
+    Neither holds what they rated or dismissed (`excluded`)."""
     if latest:
         seeds = sorted(latest, key=lambda pair: -pair[1])  # highest rated first; stable: newest first among equals
         meta, *lists = store().get_in_version(version, [rk.suffix("meta"), *[rk.suffix("similar", m)

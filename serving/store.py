@@ -300,30 +300,20 @@ class Store:
         recorded_fingerprint, ids = _recorded(seen)
         return ids if recorded_fingerprint == fingerprint else None
 
-    def recent(self, user_id: int) -> tuple[list[tuple[int, float]], set[int]]:
-        """(the person's latest ratings as (movie, rating), newest first; every movie they rated or dismissed)
-        from events not yet in a version."""
-        try:
-            with self.client.pipeline(transaction=False) as pipe:
-                pipe.lrange(rk.recent(user_id), 0, -1)
-                pipe.smembers(rk.excluded(user_id))
-                latest, excluded = pipe.execute()
-        except redis.RedisError as exc:
-            raise StoreUnavailable(str(exc)) from None
-        pairs = [entry.decode().split(":") for entry in latest]
-        return [(int(m), float(r)) for m, r in pairs], {int(m) for m in excluded}
-
-    def personal(self, user_id: int) -> tuple[set[int], dict | None]:
-        """(what the person rated or dismissed since the version was built, their list as the speed layer last
-        folded it in or None), in one round trip."""
+    def personal(self, user_id: int) -> tuple[set[int], dict | None, list[tuple[int, float]]]:
+        """What is known of the person since the version was built, in one round trip: (every movie they rated
+        or dismissed, their list as the speed layer last folded it in or None, their latest ratings as (movie,
+        rating), newest first)."""
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 pipe.smembers(rk.excluded(user_id))
                 pipe.get(rk.fresh(user_id))
-                excluded, fresh = pipe.execute()
+                pipe.lrange(rk.recent(user_id), 0, -1)
+                excluded, fresh, latest = pipe.execute()
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
-        return {int(m) for m in excluded}, rk.decode(fresh)
+        pairs = [entry.decode().split(":") for entry in latest]
+        return {int(m) for m in excluded}, rk.decode(fresh), [(int(m), float(r)) for m, r in pairs]
 
     def speed_layer_lag(self) -> int | None:
         """Events the speed layer's consumer group has not been given yet; None without a speed layer (or when
