@@ -14,6 +14,9 @@ lookup workers; `python -m jobs.speed_layer` (make demo starts one).
   training preferences plus the new ones (a new person: from the new ones alone), jobs/lib/model/fold_in.py,
   scored against every movie, without what they rated or dismissed; written to `reco:{events}:fresh:<user>`
   with the version it was computed from (the service serves it only with that version) and a TTL.
+- Several speed layers share the people by id: `--shard k/n` folds in the users with user_id % n == k - 1, in its
+  own consumer group (`speed-k-of-n`: each reads the whole stream, acknowledges every entry, keeps only its
+  people's training preferences); one alone is `--shard 1/1`, group `speed`.
 - Metrics on --metrics-port: fold-ins, the group's lag, freshness (event accepted -> list written).
 """
 from __future__ import annotations
@@ -40,19 +43,19 @@ from schemas.experiments import arm_of
 
 log = logging.getLogger("reco.speed")
 
-GROUP = rk.SPEED_GROUP
 FOLD_INS = Counter("reco_speed_fold_ins_total", "People whose fresh list the speed layer wrote")
 EVENTS_READ = Counter("reco_speed_events_total", "Stream entries the speed layer folded in (once each)")
 LAG = Gauge("reco_speed_lag_entries", "Stream entries not yet delivered to the speed layer's group")
 FRESHNESS = Histogram("reco_speed_freshness_seconds", "From an event's acceptance to its person's fresh list",
                       buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 VERSION = Gauge("reco_speed_version_info", "The version the speed layer folds into", ["version"])
+PEOPLE = Gauge("reco_speed_people", "People of this shard with events since the version")
 
 
 class VersionModel:
     """What fold-in needs of one version: item factors, training preferences, settings, movie details."""
 
-    def __init__(self, config: Config, client: redis.Redis, version: str):
+    def __init__(self, config: Config, client: redis.Redis, version: str, shard: tuple[int, int] = (1, 1)):
         self.version, self.client = version, client
         self.meta = rk.decode(client.get(rk.key(version, "meta"))) or {}
         self.settings = self.meta.get("fold_in") or {
@@ -63,7 +66,7 @@ class VersionModel:
         ratings = read_table(paths.clean_ratings, ["user_id", "movie_id", "rating"]).to_pandas()
         clicks = read_table(paths.clean_clicks, ["user_id", "movie_id", "clicks"]).to_pandas() \
             if exists(paths.clean_clicks) else None
-        self.preferences = Preferences.from_tables(ratings, clicks, self.settings)
+        self.preferences = Preferences.from_tables(ratings, clicks, self.settings, shard)
         self.dismissed: dict[int, set[int]] = defaultdict(set)
         if exists(paths.clean_dismissed):
             for user, movie in read_table(paths.clean_dismissed, ["user_id", "movie_id"]).to_pandas().itertuples(
@@ -118,8 +121,9 @@ class VersionModel:
 
 
 class SpeedLayer:
-    def __init__(self, config: Config, consumer: str = "speed-1"):
-        self.config, self.consumer = config, consumer
+    def __init__(self, config: Config, consumer: str = "speed-1", shard: tuple[int, int] = (1, 1)):
+        self.config, self.consumer, self.shard = config, consumer, shard
+        self.group = rk.speed_group(*shard)
         self.client = redis_client.writer(config.redis)
         self.models: dict[str, VersionModel] = {}  # the live version, and an experiment's treatment
         self.state: tuple[str, dict | None] | None = None  # (live version, running experiment)
@@ -134,7 +138,7 @@ class SpeedLayer:
 
     def ensure_group(self) -> None:
         try:
-            self.client.xgroup_create(rk.EVENTS, GROUP, id="0", mkstream=True)
+            self.client.xgroup_create(rk.EVENTS, self.group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -152,7 +156,8 @@ class SpeedLayer:
         if not live or self.state == (live, experiment):
             return False
         wanted = {live} | ({experiment["control"], experiment["treatment"]} if experiment else set())
-        self.models = {v: self.models.get(v) or VersionModel(self.config, self.client, v) for v in wanted}
+        self.models = {v: self.models.get(v) or VersionModel(self.config, self.client, v, self.shard)
+                       for v in wanted}
         self.state = (live, experiment)
         VERSION.clear()
         for version in wanted:
@@ -181,12 +186,13 @@ class SpeedLayer:
                 continue
             sid = stream_id.decode()
             user = event.get("user_id")
-            if not isinstance(user, int):
+            if not isinstance(user, int) or user % self.shard[1] != self.shard[0] - 1:  # not ours
                 continue
             if sid not in self.events[user]:
                 EVENTS_READ.inc()
             self.events[user][sid] = {**event, "stream_id": sid}
             touched.add(user)
+        PEOPLE.set(len(self.events))
         return touched
 
     def write(self, users, oldest_event_s: float) -> None:
@@ -211,7 +217,7 @@ class SpeedLayer:
             return 0
         handled = 0
         for start in ("0", ">"):
-            reply = self.client.xreadgroup(GROUP, self.consumer, {rk.EVENTS: start}, count=500,
+            reply = self.client.xreadgroup(self.group, self.consumer, {rk.EVENTS: start}, count=500,
                                            block=None if start == "0" else block_ms)
             entries = reply[0][1] if reply else []
             entries = [(sid, fields) for sid, fields in entries if fields]  # a trimmed pending entry: nil fields
@@ -219,15 +225,16 @@ class SpeedLayer:
                 continue
             touched = self.take(entries)
             oldest = min(stream_id_key(sid.decode())[0] for sid, _ in entries) / 1000
-            self.write(touched, oldest)
-            self.client.xack(rk.EVENTS, GROUP, *[sid for sid, _ in entries])
+            if touched:
+                self.write(touched, oldest)
+            self.client.xack(rk.EVENTS, self.group, *[sid for sid, _ in entries])
             handled += len(entries)
         self.report_lag()
         return handled
 
     def report_lag(self) -> None:
         for group in self.client.xinfo_groups(rk.EVENTS):
-            if group["name"] in (GROUP, GROUP.encode()) and group.get("lag") is not None:
+            if group["name"] in (self.group, self.group.encode()) and group.get("lag") is not None:
                 LAG.set(group["lag"])
 
     def run(self) -> None:
@@ -240,17 +247,30 @@ class SpeedLayer:
                 time.sleep(1)
 
 
+def shard_of(text: str) -> tuple[int, int]:
+    """"k/n" -> (k, n), 1 <= k <= n."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes k/n (e.g. 1/2), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--shard k/n needs 1 <= k <= n, got {text!r}")
+    return k, n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m jobs.speed_layer", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="YAML config file (default: $RECO_CONFIG or conf/local.yaml)")
     parser.add_argument("--consumer", default="speed-1", help="this process's name in the consumer group")
+    parser.add_argument("--shard", default="1/1", type=shard_of,
+                        help="k/n: fold in the people with user_id %% n == k - 1 (n speed layers share them)")
     parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)")
     parser.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics endpoint")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s speed_layer %(levelname)s %(message)s")
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_host)
-    layer = SpeedLayer(load_config(args.config), args.consumer)
+    layer = SpeedLayer(load_config(args.config), args.consumer, args.shard)
     signal.signal(signal.SIGTERM, lambda *_: setattr(layer, "stopping", True))
     layer.run()
 

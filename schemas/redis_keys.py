@@ -62,6 +62,12 @@ EXPERIMENT_LOG = f"{PREFIX}:{{ctl}}:experiments"
 EXPOSURES = f"{PREFIX}:{{exposures}}"
 SPEED_GROUP = "speed"  # the speed layer's consumer group on the events stream (jobs/speed_layer.py)
 
+
+def speed_group(shard: int, shards: int) -> str:
+    """The consumer group of one of `shards` speed layers (1-based `shard`): each reads the whole stream and folds
+    in its own share of the people; one speed layer alone keeps the plain name."""
+    return SPEED_GROUP if shards == 1 else f"{SPEED_GROUP}-{shard}-of-{shards}"
+
 KINDS = ("meta", "user", "similar", "popular", "movie", "title")
 
 

@@ -316,18 +316,18 @@ class Store:
         return {int(m) for m in excluded}, rk.decode(fresh), [(int(m), float(r)) for m, r in pairs]
 
     def speed_layer_lag(self) -> int | None:
-        """Events the speed layer's consumer group has not been given yet; None without a speed layer (or when
-        Redis cannot count them: entries trimmed past the group's position)."""
+        """Events a speed layer's consumer group has not been given yet (the largest, when several share the
+        people); None without a speed layer (or when Redis cannot count them: entries trimmed past the group's
+        position)."""
         try:
             groups = self.client.xinfo_groups(rk.EVENTS)
         except redis.ResponseError:  # no stream yet
             return None
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
-        for group in groups:
-            if group["name"] in (rk.SPEED_GROUP, rk.SPEED_GROUP.encode()):
-                return group.get("lag")
-        return None
+        names = [(g["name"].decode() if isinstance(g["name"], bytes) else g["name"], g.get("lag")) for g in groups]
+        lags = [lag for name, lag in names if name.partition("-")[0] == rk.SPEED_GROUP]
+        return None if not lags or None in lags else max(lags)
 
     def excluded(self, user_id: int) -> set[int]:
         """Every movie the person rated or dismissed since the version was built (none of it is shown them)."""

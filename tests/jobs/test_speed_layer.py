@@ -160,3 +160,46 @@ def test_during_an_experiment_each_person_is_folded_into_their_arms_version(spee
             assert body["version"] == (treatment if arm == TREATMENT else live) and body["arm"] == arm
     finally:
         experiment_control.end(server.client(), "aborted", experiment["id"], reason="test")
+
+
+def test_two_speed_layers_share_the_people_by_id(speed):
+    """`--shard 1/2` and `--shard 2/2`, each in its own consumer group: every person is folded in once, by the
+    shard their id falls to, and each shard holds only its own people."""
+    import orjson
+    import requests
+
+    from tests.support import free_ports
+    config, server, _, layer, _ = speed
+    client = create_app(config).test_client()
+    layer.stop()
+    folder = layer.log_path.parent
+    ports = free_ports(2)
+    shards = []
+    for k, port in zip((1, 2), ports):
+        shard = SpeedLayerProcess(folder / "speed.yaml", server.url, folder / f"shard-{k}.log")
+        shard.args += ["--shard", f"{k}/2", "--consumer", f"shard-{k}", "--metrics-port", str(port)]
+        shards.append(shard.start())
+    try:
+        users = list(range(950_001, 950_011))
+        movie = client.get("/v1/popular?k=1").get_json()["items"][0]["movie_id"]
+        events = [{"user_id": user, "movie_id": movie, "type": "click"} for user in users]
+        assert client.post("/v1/events", json={"events": events}, headers=AUTH).status_code == 202
+        for user in users:
+            assert folded(client, user, 1)["fold_in"]["events"] == 1
+        redis_ = server.client()
+        for k in (1, 2):
+            wait_until(lambda: redis_.xpending(rk.EVENTS, rk.speed_group(k, 2))["pending"] == 0, 10,
+                       what=f"shard {k} acknowledged")
+        # Who each shard holds: the people with events since the live version, by the parity of their id.
+        meta = rk.decode(redis_.get(rk.key(redis_.get(rk.LIVE).decode(), "meta")))
+        since = meta.get("events_high_water") or "0-0"
+        people = {orjson.loads(fields[b"event"])["user_id"] for _, fields in redis_.xrange(rk.EVENTS, min=f"({since}")}
+        for k, port in zip((1, 2), ports):
+            held = wait_until(lambda: next((float(line.split()[-1]) for line in requests.get(
+                f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines()
+                if line.startswith("reco_speed_people ")), None), 10, what=f"shard {k}'s metrics")
+            assert held == len({user for user in people if user % 2 == k - 1}) > 0
+    finally:
+        for shard in shards:
+            shard.stop()
+        layer.start()

@@ -50,14 +50,17 @@ def test_prometheus_scrapes_the_service_and_has_the_alerts_series(service, pipel
     for path in ("/v1/users/1/recommendations", "/v1/users/999999/recommendations", "/v1/popular", "/v1/movies/1"):
         requests.get(f"{base}{path}", timeout=5)
     auth = {"Authorization": f"Bearer {SERVICE_EVENTS_TOKEN}"}
-    # A speed layer's consumer group that has read nothing: the click below is its lag.
+    # Two speed layers sharing the people, neither reading: the one created before the click lags by it, the
+    # other does not; the service reports the larger lag.
     import redis
+
     from schemas import redis_keys as rk
     stream = redis.Redis.from_url(config.redis.url)
     stream.delete(rk.EVENTS)
-    stream.xgroup_create(rk.EVENTS, rk.SPEED_GROUP, id="$", mkstream=True)
+    stream.xgroup_create(rk.EVENTS, rk.speed_group(1, 2), id="$", mkstream=True)
     for event in ({"user_id": 1, "movie_id": 50, "type": "click"}, {"user_id": 1, "movie_id": 0, "type": "click"}):
         requests.post(f"{base}/v1/events", json={"events": [event]}, headers=auth, timeout=5)
+    stream.xgroup_create(rk.EVENTS, rk.speed_group(2, 2), id="$")
     config = yaml.safe_load((PROM / "prometheus.yml").read_text())
     config["global"]["scrape_interval"] = config["global"]["evaluation_interval"] = "1s"
     config["rule_files"] = [str(PROM / "alerts.yml")]

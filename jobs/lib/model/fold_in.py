@@ -79,18 +79,25 @@ class Preferences:
     uses, so that a person's new ratings and clicks join their training ones exactly as the next run would
     (against this version's counts: a handful of new events moves the means by nothing measurable)."""
 
-    def __init__(self, user_ids: np.ndarray, movie_ids: np.ndarray, values: np.ndarray, settings: dict):
+    def __init__(self, user_ids: np.ndarray, movie_ids: np.ndarray, values: np.ndarray, settings: dict,
+                 shard: tuple[int, int] = (1, 1)):
+        """`shard` = (k, n): keep the pairs of the users with user_id % n == k - 1 only (the scaling's counts
+        stay those of everyone)."""
         self.settings = settings
+        items, per_item = np.unique(movie_ids, return_counts=True)
+        self.item_count = dict(zip(items.tolist(), per_item.tolist()))
+        self.mean_item = float(per_item.mean()) if len(per_item) else 1.0
+        distinct_users = len(np.unique(user_ids))
+        self.mean_user = float(len(user_ids) / distinct_users) if distinct_users else 1.0
+        if shard[1] > 1:
+            kept = user_ids % shard[1] == shard[0] - 1
+            user_ids, movie_ids, values = user_ids[kept], movie_ids[kept], values[kept]
         order = np.argsort(user_ids, kind="stable")
         self.user_ids, self.movie_ids, self.values = user_ids[order], movie_ids[order], values[order]
         self.users, self.starts = np.unique(self.user_ids, return_index=True)
-        items, per_item = np.unique(self.movie_ids, return_counts=True)
-        self.item_count = dict(zip(items.tolist(), per_item.tolist()))
-        self.mean_item = float(per_item.mean()) if len(per_item) else 1.0
-        self.mean_user = float(len(self.user_ids) / len(self.users)) if len(self.users) else 1.0
 
     @classmethod
-    def from_tables(cls, ratings, clicks, settings: dict) -> "Preferences":
+    def from_tables(cls, ratings, clicks, settings: dict, shard: tuple[int, int] = (1, 1)) -> "Preferences":
         """From clean ratings (user_id, movie_id, rating) and clean clicks (user_id, movie_id, clicks) as
         pandas frames: clicks count only for pairs nobody rated (click_preferences)."""
         values = preference_values(ratings.rating.to_numpy(), settings["confidence"], settings["threshold"])
@@ -104,7 +111,7 @@ class Preferences:
             users = np.concatenate([users, clicks.user_id.to_numpy()[new]])
             movies = np.concatenate([movies, clicks.movie_id.to_numpy()[new]])
             values = np.concatenate([values, settings["click_weight"] * clicks.clicks.to_numpy()[new]])
-        return cls(users.astype(np.int64), movies.astype(np.int64), values.astype(np.float64), settings)
+        return cls(users.astype(np.int64), movies.astype(np.int64), values.astype(np.float64), settings, shard)
 
     def of(self, user_id: int) -> dict[int, float]:
         """A user's training (movie -> value), empty for a user the version does not know."""

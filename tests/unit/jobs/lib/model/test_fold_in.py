@@ -37,3 +37,15 @@ def test_preferences_map_and_scale_as_train_does():
     assert preferences.of(2) == {10: 5.0, 20: 6.0} and preferences.of(3) == {}
     movies, prefs = preferences.scaled(preferences.of(1))  # both movies have 2 positives, the mean is 2
     assert dict(zip(movies.tolist(), prefs.tolist())) == {10: 4.0, 20: 2.0}
+
+
+def test_a_shard_keeps_its_peoples_preferences_and_everyones_scaling():
+    settings = {"confidence": "linear", "threshold": 0.0, "click_weight": 0.0, "user_activity_exponent": 1.0,
+                "item_popularity_exponent": 1.0}
+    ratings = pd.DataFrame({"user_id": [1, 1, 2, 3, 4, 4, 4], "movie_id": [10, 20, 10, 30, 10, 20, 30],
+                            "rating": [4.0, 2.0, 5.0, 1.0, 3.0, 3.0, 3.0]})
+    everyone = Preferences.from_tables(ratings, None, settings)
+    odd = Preferences.from_tables(ratings, None, settings, shard=(2, 2))  # user_id % 2 == 1
+    assert odd.users.tolist() == [1, 3] and odd.of(2) == {} and odd.of(1) == everyone.of(1)
+    for user in (1, 3):
+        assert all(np.array_equal(a, b) for a, b in zip(odd.scaled(odd.of(user)), everyone.scaled(everyone.of(user))))
