@@ -8,6 +8,8 @@
   (jobs/lib/model/fold_in.py, in process rather than over HTTP), their NDCG@10 on their test ratings against
   (a) the model trained with them, (b) similar_to_recent (the service's merge of the neighbour lists of their 10
   latest ratings), (c) popularity;
+- dismissals: trained as exclusions or as negatives, and how often exclusions shorten an answer
+  (dismissals_and_exclusions);
 - cost: fold-ins per second on one core (a person's vector solved and every movie scored), at ML-100K from the
   published run's own files, and at the ML-25M shape (62,423 movies, rank 64, 100 ratings a person) on random
   factors; and the memory of the speed layer's training preferences at the 25M shape (25M ratings).
@@ -203,6 +205,67 @@ def fold_in_quality(spark, config, run_id: str, k: int = 10) -> dict:
             "fold_in_ratio_to_full": round(scores["fold-in"][metric("ndcg", k)] / full, 3)}
 
 
+def dismissals_and_exclusions(spark, config, run_id: str, k: int = 10, top: int = 50) -> dict:
+    """Two questions on the GUIDE protocol (ML-100K, per-user 75/25 split), with the ratings of 2 stars or less
+    in each training part standing for what a person would dismiss instead of rating:
+    - should the next run train with a dismissal as an exclusion (dropped from training, never shown) or as a
+      negative (MLlib's implicit preference 0 with confidence 1 + alpha * w)? NDCG@10 on the test part, and how
+      many of the top 10 are movies the person rated 2 or less in the test part (what they would dismiss again);
+    - how often do exclusions shorten an answer: each person's published top `top` (the model trained on the
+      whole training part), less every movie of their test part as if they had rated all of it since the
+      version, and no fold-in yet: answers of k shorter than k."""
+    import pyarrow as pa
+    from pyspark.sql import functions as F
+
+    from jobs.lib.evaluation.metrics import metric, score_lists
+    from jobs.lib.model.als import implicit_als, implicit_preferences
+    from jobs.lib.model.scoring import factors_of
+    from jobs.lib.model.splits import stratified_split
+    from jobs.lib.runtime.run_layout import run_paths
+
+    ratings = spark.read.parquet(run_paths(config, run_id).clean_ratings)
+    train, test = stratified_split(ratings, config.split.train_ratio, config.split.seed)
+    train_pd, test_pd = train.toPandas(), test.toPandas()
+    low = train_pd.rating <= 2
+    kept, dismissed = train_pd[~low], train_pd[low]
+    implicit = config.als.implicit
+    truth = spark.createDataFrame(test_pd[["user_id", "movie_id"]])
+    disliked = set(zip(test_pd.user_id[test_pd.rating <= 2], test_pd.movie_id[test_pd.rating <= 2]))
+    seen = train_pd.groupby("user_id").movie_id.apply(set).to_dict()
+    tested = test_pd.groupby("user_id").movie_id.apply(set).to_dict()
+
+    def lists(preferences, n):
+        model = implicit_als(implicit, config.als, preferences).fit(preferences)
+        users = factors_of(pa.Table.from_pandas(model.userFactors.toPandas()))
+        movies = factors_of(pa.Table.from_pandas(model.itemFactors.toPandas()))
+        catalogue = ItemFactors(movies.ids, movies.matrix)
+        return {int(u): [m for m, _ in top_n(catalogue, users.matrix[i], n, seen.get(int(u), set()))]
+                for i, u in enumerate(users.ids.tolist())}
+
+    def judged(ranked):
+        recs = spark.createDataFrame([(u, rank + 1, m) for u, ms in ranked.items() for rank, m in enumerate(ms[:k])],
+                                     "user_id int, rank int, movie_id int")
+        measured = score_lists(recs, truth, k)
+        return {"ndcg@10": round(measured[metric("ndcg", k)], 4),
+                "disliked_in_top_10": round(sum((u, m) in disliked for u, ms in ranked.items() for m in ms[:k])
+                                            / len(ranked), 4)}
+
+    base = implicit_preferences(spark.createDataFrame(kept), implicit)
+    training = {"exclusion (dropped from training, never shown)": base}
+    for weight in (1.0, 3.0):
+        negatives = spark.createDataFrame(dismissed[["user_id", "movie_id"]]).withColumn(
+            "rating", F.lit(-weight).cast("float"))
+        training[f"negative, w = {weight:g}"] = base.unionByName(negatives)
+    variants = {name: judged(lists(preferences, k)) for name, preferences in training.items()}
+    published = lists(implicit_preferences(train, implicit), top)
+    shortened = [sum(1 for m in ms if m not in tested.get(u, ())) < k for u, ms in published.items()]
+    return {"dismissed_share_of_training": round(float(low.mean()), 4), "variants": variants,
+            "exclusions": {"people": len(published), "top": top, "k": k,
+                           "mean_excluded_in_list": round(float(np.mean(
+                               [len(set(ms) & tested.get(u, set())) for u, ms in published.items()])), 2),
+                           "answers_shortened_share": round(float(np.mean(shortened)), 4)}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=200.0, help="steady background events per second")
@@ -222,6 +285,7 @@ def main() -> None:
     run_id = prepare_run(config, spark)
     publish(config, run_id, spark=spark)
     quality = fold_in_quality(spark, config, run_id)
+    dismissals = dismissals_and_exclusions(spark, config, run_id)
     spark.stop()
     settings_file = write_config(work / "speed.yaml", {"data.root": str(work / "data"),
                                                        "events.max_per_minute": 10**9,
@@ -259,8 +323,9 @@ def main() -> None:
              "fold_ins_per_s_one_core": round(fold_ins_per_second(items, people, settings))}
     large = cost_at_25m_shape(settings)
 
-    result = {"quality": quality, "freshness_steady": steady, "freshness_max": flat_out, "cost_ml100k": small,
-              "cost_25m_shape": large}
+    result = {"quality": quality, "dismissals": dismissals, "freshness_steady": steady, "freshness_max": flat_out,
+              "cost_ml100k": small, "cost_25m_shape": large}
+    shortening = dismissals["exclusions"]
     rows = [
         (f"freshness at {steady['events_per_s']} events/s (p50 / p99 / max ms)",
          f"{steady['p50_ms']} / {steady['p99_ms']} / {steady['max_ms']}"),
@@ -273,11 +338,18 @@ def main() -> None:
         ("speed layer's training preferences at 25M ratings (MiB held / s to build)",
          f"{large['preferences_25m_mib']:,} / {large['preferences_25m_load_s']}"),
     ] + [(f"NDCG@10 / recall@10 of {quality['held_out_users']} held-out users: {name}",
-          " / ".join(str(v) for v in figures.values())) for name, figures in quality["scores"].items()]
+          " / ".join(str(v) for v in figures.values())) for name, figures in quality["scores"].items()] + [
+        (f"dismissals ({dismissals['dismissed_share_of_training']:.0%} of training) trained as {name}: NDCG@10 / "
+         "disliked movies in the top 10", f"{figures['ndcg@10']} / {figures['disliked_in_top_10']}")
+        for name, figures in dismissals["variants"].items()] + [
+        (f"answers of {shortening['k']} shortened by exclusions (all of a person's test movies rated since the "
+         f"version, no fold-in; their top {shortening['top']} holds {shortening['mean_excluded_in_list']} of them)",
+         f"{shortening['answers_shortened_share']:.2%} of {shortening['people']} people")]
     notes = (f"Fold-in {quality['fold_in_ratio_to_full']} of the model trained with them (goal >= 0.95). "
              f"Goal: p99 <= 1 s at 200 events/s. {args.probes} probes each: a new person's rating, then their "
              "recommendations polled every 2 ms until folded in; the speed layer, gunicorn (2 workers), Redis and "
-             "the load share the 2 cores. Command: make bench-fresh")
+             "the load share the 2 cores. Dismissals: a training rating of 2 stars or less stands for a movie "
+             "the person would dismiss (dismissals_and_exclusions). Command: make bench-fresh")
     write("fresh", result, rows, ("what", "figure"), notes)
     done_with(work)
 
