@@ -192,7 +192,9 @@ class RecommendSettings(_Section):
         "als", description="who ranks the users' lists: ALS, or the popularity baseline (an experiment's control)")
     top_n: int = Field(50, gt=0, description="movies published per user")
     neighbors: int = Field(50, gt=0, description="similar movies published per movie")
-    popular_n: int = Field(100, gt=0, description="movies per popular list (overall and per genre)")
+    popular_n: int = Field(100, gt=0, description="movies a popular list answers at most (overall and per genre)")
+    filter_pool: int = Field(1000, gt=0, description="movies kept per popular list for the service to fill "
+                             "filtered answers from (genres, years, exclusions)")
     # Below it Spark's stages (Python workers, a shuffle) cost more than the numpy work: at 10M ratings the driver
     # took 7.6-8.5 s against 15.9-16.7 s; at 25M (above it) the executors were faster.
     driver_max_scores: int = Field(1 << 31, ge=0, description="users x movies (movies x movies for neighbours) "

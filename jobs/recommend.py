@@ -1,12 +1,14 @@
 """recommend: every answer the service will give, computed ahead of time from the production models.
 
 - user_recs: top N per user (recommend.top_n) by the implicit ALS model (or, with recommend.model: popularity,
-  the most rated movies), excluding movies the user rated or dismissed (clean's dismissed pairs);
+  the most rated movies), excluding movies the user rated or dismissed (clean's dismissed pairs); with the ALS
+  model each carries `because_id`, the rated movie that contributed most to its score (jobs/lib/model/explain.py);
 - item_neighbors: the recommend.neighbors nearest movies per movie, cosine similarity of ALS item factors
   (these two are scored in this process, not on the executors, while users x movies, resp. movies x movies,
   stay within recommend.driver_max_scores: the same lists without Spark's stage costs);
-- popular: the recommend.popular_n most rated movies overall (genre "_all") and per genre, ties to the better
-  mean rating: the same ranking as the popularity baseline that evaluate measures;
+- popular: the most rated movies overall (genre "_all") and per genre, ties to the better mean rating (the same
+  ranking as the popularity baseline that evaluate measures), max(recommend.popular_n, recommend.filter_pool)
+  per list: the service fills filtered answers from them;
 - movie_stats: number of ratings and mean rating per movie, for movie details.
 Then `runs/latest` points at this run.
 """
@@ -21,6 +23,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Config
+from jobs.lib.model.als import click_preferences, implicit_preferences
+from jobs.lib.model.explain import with_because, with_because_on_driver
 from jobs.lib.model.scoring import (
     als_top_n,
     factors_of,
@@ -71,16 +75,42 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
             return top_n_on_driver(users, items, pairs, settings.top_n)
         return als_top_n(model, excluded, settings.top_n)
 
+    def explained(lists):
+        """The lists with `because_id` (ALS only: popularity lists have no reason beyond popularity)."""
+        if settings.model != "als":
+            return lists
+        clicks = None
+        if exists(paths.clean_clicks) and config.events.click_weight > 0:
+            clicks = click_preferences(spark.read.parquet(paths.clean_clicks), ratings, config.events.click_weight)
+        preferences = implicit_preferences(ratings, config.als.implicit, clicks)
+        implicit = config.als.implicit
+        if isinstance(lists, pa.Table):
+            rated = set(zip(*(read_table(paths.clean_ratings, ["user_id", "movie_id"]).to_pydict().values())))
+            prefs = preferences.toPandas()
+            prefs["rated"] = [pair in rated for pair in zip(prefs.user_id.tolist(), prefs.movie_id.tolist())]
+            explained_ = with_because_on_driver(lists.to_pandas(), prefs, items, implicit.alpha, implicit.reg_param)
+            return pa.Table.from_pandas(explained_, preserve_index=False)
+        return with_because(lists, preferences, ratings, items, implicit.alpha, implicit.reg_param)
+
     def neighbour_lists():
         if on_driver["item_neighbors"]:
             return neighbors_on_driver(items, settings.neighbors)
         return item_neighbors(model, settings.neighbors)
 
     seconds = {}  # per step, for the scale benchmark's comparison with a numpy floor
+    started = time.perf_counter()
+    recs = user_lists()
+    if isinstance(recs, DataFrame):  # scored before `because` starts its clock
+        recs = recs.cache()
+        recs.count()
+    seconds["user_recs_s"] = round(time.perf_counter() - started, 2)
+    started = time.perf_counter()
+    save(explained(recs), paths.user_recs)
+    seconds["because_s"] = round(time.perf_counter() - started, 2)
     for name, lists, path in (
-            ("user_recs", user_lists, paths.user_recs),
             ("item_neighbors", neighbour_lists, paths.item_neighbors),
-            ("popular", lambda: popular_lists(ratings, movies, settings.popular_n), paths.popular),
+            ("popular", lambda: popular_lists(ratings, movies, max(settings.popular_n, settings.filter_pool)),
+             paths.popular),
             ("movie_stats", lambda: popularity(ratings).select("movie_id", "n_ratings",
                                                                F.col("mean_rating").cast("float")),
              paths.movie_stats)):

@@ -33,7 +33,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from conf import redis_client
 from conf.settings import Config, load_config
-from jobs.lib.model.fold_in import ItemFactors, Preferences, fold_in, preference_values, top_n
+from jobs.lib.model.fold_in import ItemFactors, Preferences, because, fold_in, preference_values, top_n
 from jobs.lib.model.scoring import factors_of
 from jobs.lib.runtime.run_layout import run_paths
 from jobs.lib.runtime.storage import exists, join, read_table
@@ -90,6 +90,7 @@ class VersionModel:
         those leave nothing to fold in."""
         values = self.preferences.of(user)
         rated = set(values)
+        named = self.preferences.rated_by(user)  # what `because` may name: ratings, not clicks
         rated_now: set[int] = set()
         excluded = set(self.dismissed.get(user, ()))
         for event in sorted(events, key=lambda e: stream_id_key(e["stream_id"])):
@@ -114,9 +115,20 @@ class VersionModel:
         movies, prefs = self.preferences.scaled(values)
         vector = fold_in(self.items, movies, prefs, self.settings["alpha"], self.settings["reg_param"])
         best = top_n(self.items, vector, self.top_n, rated | rated_now | excluded)
+        reasons = because(self.items, movies, prefs, self.settings["alpha"], self.settings["reg_param"],
+                          [movie for movie, _ in best], [m in named or m in rated_now for m in movies.tolist()])
         details = self.details([movie for movie, _ in best])
-        items = [{"movie_id": d["movie_id"], "title": d["title"], "year": d["year"], "genres": d["genres"],
-                  "score": round(score, 5)} for (_, score), d in zip(best, details) if d]
+        named_now = sorted(set(reasons) - {None})
+        titles = dict(zip(named_now, self.details(named_now)))
+        items = []
+        for (_, score), d, reason in zip(best, details, reasons):
+            if not d:
+                continue
+            item = {"movie_id": d["movie_id"], "title": d["title"], "year": d["year"], "genres": d["genres"],
+                    "score": round(score, 5)}
+            if reason is not None and titles.get(reason):
+                item["because"] = {"movie_id": reason, "title": titles[reason]["title"]}
+            items.append(item)
         return {"version": self.version, "events": counted, "updated_at": round(time.time(), 3), "items": items}
 
 

@@ -10,9 +10,12 @@
     reco:{ctl}:experiment              json     the running experiment, if any (schemas/experiments.py)
     reco:{ctl}:experiments             list     ended experiments (JSON, with outcome and ended_at), newest first
     reco:v:<version>:meta              json     run id, dataset, published/trained at, headline metrics, counts
-    reco:v:<version>:user:<user_id>    json     [item, ...] top-N for the user, best first
+    reco:v:<version>:user:<user_id>    json     [item, ...] top-N for the user, best first, each with `because`
+    reco:v:<version>:seen:<user_id>    json     [movie_id, ...] what the user rated or dismissed (a filtered
+                                                answer fills up from the popular lists without these)
     reco:v:<version>:similar:<movie>   json     [item, ...] nearest movies by cosine of ALS item factors
     reco:v:<version>:popular:<genre>   json     [item, ...] most rated movies; genre "_all" for the whole catalog
+                                                (recommend.filter_pool long: filters fill answers from them)
     reco:v:<version>:movie:<movie_id>  json     {movie_id, title, year, genres, n_ratings, mean_rating}
     reco:v:<version>:title:<token>     json     [movie_id, ...] movies whose title has the token, most rated first
 
@@ -39,7 +42,8 @@ request is one MULTI/EXEC; a version's keys have no tag and spread over every ma
 bulk of the memory), written by per-node pipelines and read with per-slot MGETs. The same names serve a
 single Redis.
 
-An item is {"movie_id", "title", "year", "genres", "score"}: values are serialised once, at publication, in
+An item is {"movie_id", "title", "year", "genres", "score"} (a user's also `because`: {"movie_id", "title"} of
+the rated movie that contributed most, jobs/lib/model/explain.py): values are serialised once, at publication, in
 exactly the shape the API returns, so a request does a lookup, a slice and no joins. A version's keys never
 change once the pointer names it, which is what lets the service cache them (serving/store.py).
 """
@@ -68,7 +72,7 @@ def speed_group(shard: int, shards: int) -> str:
     in its own share of the people; one speed layer alone keeps the plain name."""
     return SPEED_GROUP if shards == 1 else f"{SPEED_GROUP}-{shard}-of-{shards}"
 
-KINDS = ("meta", "user", "similar", "popular", "movie", "title")
+KINDS = ("meta", "user", "similar", "popular", "movie", "title", "seen")
 
 
 def lease(name: str) -> str:

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from conf import redis_client
 from conf.settings import Config, load_config
+from schemas.movielens import GENRES
 from serving.api import GENRE_NAMES, BadRequest, api, error_response
 from serving.exposures import ExposureLog
 from serving.intake import events
@@ -38,8 +39,9 @@ def load_openapi(limits: dict[str, int] | None = None) -> dict:
         if limits and parameter.get("x-limit") in limits:
             parameter["schema"]["maximum"] = limits[parameter["x-limit"]]
             parameter["schema"]["default"] = min(10, limits[parameter["x-limit"]])
-        if parameter.get("x-enum") == "genres":
-            parameter["schema"]["enum"] = list(GENRE_NAMES)
+        if parameter.get("x-pattern") == "genres":  # one to len(GENRES) names, comma-separated
+            names = "|".join(GENRE_NAMES)  # letters, digits, ' and -: nothing a pattern must escape
+            parameter["schema"]["pattern"] = f"^({names})(,({names})){{0,{len(GENRES) - 1}}}$"
     events = document["components"]["schemas"]["EventBatch"]["properties"]["events"]
     if limits and events.get("x-limit") in limits:
         events["maxItems"] = limits[events["x-limit"]]

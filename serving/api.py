@@ -1,10 +1,12 @@
 """The JSON API (blueprint `api`): recommendations, similar and popular movies, movie details and search,
-version, health and readiness. A handler is key lookups and a slice, except two bounded merges: a person the
-version does not know yet gets at most events.recent_max neighbour lists merged (similar_to_recent), and a genre
-filter scans the user's published list. Whatever is answered for a person leaves out the movies they rated or
-dismissed through POST /v1/events since the version was built, and a person's recommendations come from their
-list folded in by the speed layer (jobs/speed_layer.py) when there is one for the version served (one round
-trip reads both)."""
+version, health and readiness. A handler is key lookups and a pass over at most a few published lists
+(serving/lists.py): filters (genres, years) and exclusions over the person's published list, topped up to k
+from the version's popular lists of those genres (recommend.filter_pool long) without what the person rated;
+a diversity re-ranking of at most the published list; and, for a person the version does not know yet, at most
+events.recent_max neighbour lists merged (similar_to_recent). Whatever is answered for a person leaves out the
+movies they rated or dismissed through POST /v1/events since the version was built, and a person's
+recommendations come from their list folded in by the speed layer (jobs/speed_layer.py) when there is one for
+the version served (one round trip reads both)."""
 from __future__ import annotations
 
 import orjson
@@ -13,6 +15,7 @@ from flask import Blueprint, Response, current_app, g, request
 from schemas import redis_keys as rk
 from schemas.experiments import arm_of, public_view
 from schemas.movielens import DATASETS, GENRES
+from serving.lists import Filters, candidates, diversify, fill
 from serving.observability import EXPERIMENT_FALLBACKS, FALLBACKS, SHORTENED
 from serving.store import Store
 
@@ -65,14 +68,45 @@ def parse_k(limit: int, default: int = 10) -> int:
     return int(raw)
 
 
-def parse_genre() -> str | None:
+YEARS = (1800, 2100)
+DIVERSITY_DECIMALS = 3
+
+
+def parse_filters() -> Filters:
+    """`genre=Western,Comedy` (any of them; as written or in lower case), `year_min`, `year_max` (inclusive)."""
+    genres: tuple[str, ...] = ()
     raw = request.args.get("genre")
+    if raw is not None:
+        names = raw.split(",")
+        unknown = [name for name in names if name not in GENRE_NAMES]
+        if unknown or len(names) > len(GENRES):
+            raise BadRequest(f"unknown genre {(unknown or [raw])[0][:40]!r}; up to {len(GENRES)} of: "
+                             f"{', '.join(GENRES)} (or in lower case), comma-separated")
+        genres = tuple(dict.fromkeys(GENRE_NAMES[name] for name in names))
+    # A year_min after year_max is an empty range, answered with no movies (the OpenAPI document cannot state
+    # a bound between two parameters, so a 400 would refuse a request the document allows).
+    return Filters(genres, parse_year("year_min"), parse_year("year_max"))
+
+
+def parse_year(name: str) -> int | None:
+    raw = request.args.get(name)
     if raw is None:
         return None
-    genre = GENRE_NAMES.get(raw)
-    if genre is None:
-        raise BadRequest(f"unknown genre {raw[:40]!r}; one of: {', '.join(GENRES)} (or in lower case)")
-    return genre
+    if not raw.isascii() or not raw.isdigit() or len(raw) != 4 or not YEARS[0] <= int(raw) <= YEARS[1]:
+        raise BadRequest(f"{name} must be a year from {YEARS[0]} to {YEARS[1]}, got {raw[:40]!r}")
+    return int(raw)
+
+
+def parse_diversity() -> float:
+    """`diversity`: 0 (the published order) to 1, at most DIVERSITY_DECIMALS decimals."""
+    raw = request.args.get("diversity")
+    if raw is None:
+        return 0.0
+    whole, dot, decimals = raw.partition(".")
+    if not (raw.isascii() and whole in ("0", "1") and (not dot or (decimals.isdigit()
+            and len(decimals) <= DIVERSITY_DECIMALS)) and float(raw) <= 1):
+        raise BadRequest(f"diversity must be a number from 0 to 1 (e.g. 0.3), got {raw[:40]!r}")
+    return float(raw)
 
 
 MAX_EXCLUDE = 100
@@ -120,21 +154,24 @@ def limits() -> dict:
     return current_app.config["RECO_LIMITS"]
 
 
-def _by_genre(items: list[dict], genre: str | None, k: int) -> list[dict]:
-    if genre:
-        items = [item for item in items if genre in (item.get("genres") or ())]
-    return items[:k]
-
-
-def _shown(items: list[dict], excluded: set[int], genre: str | None, k: int, endpoint: str) -> list[dict]:
-    """The first k items of the genre that the person has not rated or dismissed since the version was built;
-    counted when those alone made the answer shorter than k."""
-    if not excluded:
-        return _by_genre(items, genre, k)
-    kept = _by_genre([item for item in items if item["movie_id"] not in excluded], genre, k)
-    if len(kept) < k and len(_by_genre(items, genre, k)) == k:
+def _shown(version: str, items, excluded: set[int], filters: Filters, k: int, endpoint: str,
+           seen_of: int | None = None, diversity: float = 0.0, fill_up: bool = True) -> list[dict]:
+    """The first k items of a list that pass the filters and are not excluded (re-ranked for diversity), topped
+    up to k from the popular lists of the genres asked for when fewer are left (`fill_up`), without what
+    `seen_of`, a user the version knows, rated or dismissed. Counted when the answer still falls short of k."""
+    shown = diversify(candidates(items, excluded, filters), k, diversity)
+    if len(shown) < k and fill_up:
+        suffixes = filters.pools() + ([rk.suffix("seen", seen_of)] if seen_of is not None else [])
+        values = store().get_in_version(version, suffixes)
+        seen = set(values.pop() or ()) if seen_of is not None else set()
+        shown = fill(shown, values, excluded | seen, filters, k)
+    if len(shown) < k:
         SHORTENED.labels(endpoint=endpoint).inc()
-    return kept
+    return shown
+
+
+def _filter_fields(filters: Filters) -> dict:
+    return {"genre": ",".join(filters.genres) or None, "year_min": filters.year_min, "year_max": filters.year_max}
 
 
 # ---------------------------------------------------------------- endpoints
@@ -143,37 +180,40 @@ def _shown(items: list[dict], excluded: set[int], genre: str | None, k: int, end
 @api.get("/v1/users/<user_id>/recommendations")
 def user_recommendations(user_id: str):
     uid = parse_id(user_id, "user_id")
-    k, genre, asked_out = parse_k(limits()["top_n"]), parse_genre(), parse_exclude()
+    k, filters, asked_out = parse_k(limits()["top_n"]), parse_filters(), parse_exclude()
+    diversity = parse_diversity()
     version, (recommended,), experiment, arm = store().lookup_for(uid, rk.suffix("user", uid))
     taking_part, exposure = take_part(experiment, arm, version, uid, "recommendations")
     payload = {"user_id": uid, "version": version, **taking_part}
     fallback = None
     excluded, fresh, latest = store().personal(uid)
     excluded |= asked_out
+    known = uid if recommended is not None else None  # a user the version has a `seen` list for
     if fresh is not None and fresh.get("version") == version:  # folded in against this very version
-        items = _shown(fresh["items"], excluded, genre, k, "recommendations")
+        items = _shown(version, fresh["items"], excluded, filters, k, "recommendations", known, diversity)
         payload.update(source="fold_in", fold_in={"events": fresh["events"], "updated_at": fresh["updated_at"]})
     elif recommended is not None:
-        items = _shown(recommended, excluded, genre, k, "recommendations")
+        items = _shown(version, recommended, excluded, filters, k, "recommendations", known, diversity)
         payload["source"] = "version"
     else:
-        items, fallback, reason = _fallback(version, genre, k, latest, excluded)
+        items, fallback, reason = _fallback(version, filters, k, latest, excluded, diversity)
         payload["source"] = fallback
         FALLBACKS.labels(reason=fallback).inc()
         if experiment:
             EXPERIMENT_FALLBACKS.labels(experiment["id"], arm, fallback).inc()
         payload.update(fallback=fallback, reason=reason)
-    payload.update(genre=genre, items=items)
+    payload.update(**_filter_fields(filters), diversity=diversity, filled=sum("filled" in i for i in items),
+                   items=items)
     if exposure is not None:
         exposure["items"], exposure["fallback"] = [item["movie_id"] for item in items], fallback
     return answer(payload)
 
 
-def _fallback(version: str, genre: str | None, k: int, latest: list[tuple[int, float]],
-              excluded: set[int]) -> tuple[list[dict], str, str]:
+def _fallback(version: str, filters: Filters, k: int, latest: list[tuple[int, float]], excluded: set[int],
+              diversity: float) -> tuple[list[dict], str, str]:
     """A user the version does not know. With ratings sent since it was built: the neighbours of the movies
-    they rated highest most recently, merged; otherwise the version's popular list (of the genre asked for).
-    Neither holds what they rated or dismissed (`excluded`)."""
+    they rated highest most recently, merged (topped up from the popular lists); otherwise the version's popular
+    lists. Neither holds what they rated or dismissed (`excluded`)."""
     if latest:
         seeds = sorted(latest, key=lambda pair: -pair[1])  # highest rated first; stable: newest first among equals
         meta, *lists = store().get_in_version(version, [rk.suffix("meta"), *[rk.suffix("similar", m)
@@ -182,12 +222,18 @@ def _fallback(version: str, genre: str | None, k: int, latest: list[tuple[int, f
         middle = sum(spec.rating_scale) / 2 if spec else 3.0
         # A movie like one they loved rises, one like a movie they disliked sinks.
         weights = [rating - middle for _, rating in seeds]
-        items = _by_genre(merge_neighbours(lists, weights, excluded | {m for m, _ in seeds}), genre, k)
-        if items:
+        left_out = excluded | {m for m, _ in seeds}
+        merged = merge_neighbours(lists, weights, left_out)
+        if candidates(merged, set(), filters):
+            items = _shown(version, merged, left_out, filters, k, "recommendations", None, diversity)
             return items, "similar_to_recent", (f"not in version {version} yet: movies like the ones you "
                                                 f"rated since (your {len(seeds)} latest ratings)")
-    popular = store().get_in_version(version, [rk.suffix("popular", genre or rk.ALL_GENRES)])[0]
-    return (_shown(popular or [], excluded, None, k, "recommendations"), "popular",
+    # With diversity, re-ranked from as many as a published list holds.
+    room = max(k, limits()["top_n"]) if diversity else k
+    popular = fill([], store().get_in_version(version, filters.pools()), excluded, filters, room, mark=False)
+    if len(popular) < k:
+        SHORTENED.labels(endpoint="recommendations").inc()
+    return (diversify(popular, k, diversity), "popular",
             "no recommendations for this user (unknown or new user)")
 
 
@@ -211,6 +257,7 @@ def merge_neighbours(lists: list[list[dict] | None], weights: list[float], exclu
 def similar_movies(movie_id: str):
     mid = parse_id(movie_id, "movie_id")
     k, uid, asked_out = parse_k(limits()["neighbors"]), parse_for_user(), parse_exclude()
+    filters = parse_filters()
     if uid is None:
         version, (similar,) = store().lookup(rk.suffix("similar", mid))
         experiment, arm = None, None
@@ -219,18 +266,22 @@ def similar_movies(movie_id: str):
     taking_part, exposure = take_part(experiment, arm, version, uid, "similar")
     if similar is None and store().get_in_version(version, [rk.suffix("movie", mid)])[0] is None:
         raise BadRequest(f"movie {mid} is not in the catalog", 404, "not_found")
-    excluded = (store().excluded(uid) if uid is not None else set()) | asked_out
-    items = _shown(similar or [], excluded, None, k, "similar")
+    excluded = (store().excluded(uid) if uid is not None else set()) | asked_out | {mid}
+    # Topped up from the popular lists only when genres or years were asked for: "ten westerns like this one";
+    # without them a similar list holds only similar movies.
+    items = _shown(version, similar or [], excluded, filters, k, "similar", uid, fill_up=filters.active)
     if exposure is not None:
         exposure["items"] = [item["movie_id"] for item in items]
-    return answer({"movie_id": mid, "version": version, **taking_part, "items": items})
+    return answer({"movie_id": mid, "version": version, **taking_part, **_filter_fields(filters),
+                   "filled": sum("filled" in i for i in items), "items": items})
 
 
 @api.get("/v1/popular")
 def popular_movies():
-    k, genre = parse_k(limits()["popular_n"]), parse_genre()
-    version, (popular,) = store().lookup(rk.suffix("popular", genre or rk.ALL_GENRES))
-    return answer({"version": version, "genre": genre, "items": (popular or [])[:k]})
+    k, filters, asked_out = parse_k(limits()["popular_n"]), parse_filters(), parse_exclude()
+    version, _ = store().lookup(rk.suffix("meta"))
+    items = fill([], store().get_in_version(version, filters.pools()), asked_out, filters, k, mark=False)
+    return answer({"version": version, **_filter_fields(filters), "items": items})
 
 
 @api.get("/v1/movies/<movie_id>")

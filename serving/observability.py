@@ -28,8 +28,9 @@ REQUESTS = Histogram(
     ["endpoint", "status"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
 FALLBACKS = Counter("reco_fallbacks_total", "Answers served from a fallback list", ["reason"])
-SHORTENED = Counter("reco_answers_shortened_total", "Answers shorter than k only because of exclusions: what the "
-                    "person rated or dismissed since the version was built, or asked to leave out", ["endpoint"])
+SHORTENED = Counter("reco_answers_shortened_total", "Answers shorter than the k asked for: filters and exclusions "
+                    "left too few movies in the lists they draw from (topped up from the popular lists)",
+                    ["endpoint"])
 REDIS_ERRORS = Counter("reco_redis_errors_total", "Requests that failed because Redis was unavailable")
 EXPERIMENT_REQUESTS = Histogram(
     "reco_experiment_request_duration_seconds", "Latency of the answers given in an experiment, by arm",

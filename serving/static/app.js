@@ -52,8 +52,14 @@ function render(list, items, withActions = false) {
     meta.className = "meta";
     const score = item.score === undefined ? `${item.n_ratings} ratings`
       : Number.isInteger(item.score) ? `${item.score} ratings` : `score ${Number(item.score).toFixed(3)}`;
-    meta.textContent = `${(item.genres || []).join(", ")} · ${score}`;
+    meta.textContent = `${(item.genres || []).join(", ")} · ${score}` + (item.filled ? " · popular pick" : "");
     li.append(title, meta);
+    if (item.because) {
+      const because = document.createElement("div");
+      because.className = "because";
+      because.textContent = `Because you rated ${item.because.title}`;
+      li.append(because);
+    }
     if (withActions && pageEvents && viewer) li.append(actions(item));
     li.addEventListener("click", () => showSimilar(item));
     return li;
@@ -67,14 +73,27 @@ function fail(list, note, error) {
 }
 
 let viewer = null;  // the user on display: similar movies then come from their arm's version
+let diversity = 0;  // "Show me different ones" mixes genres; Recommend goes back to the list's own order
+
+// The filters on display, as the API and the page's address take them.
+function userFilters() {
+  const shown = new URLSearchParams();
+  const genre = $("user-genre").value;
+  if (genre) shown.set("genre", genre);
+  for (const name of ["year_min", "year_max"]) {
+    const year = $(`user-${name.replace("_", "-")}`).value.trim();
+    if (year) shown.set(name, year);
+  }
+  if (diversity) shown.set("diversity", diversity);
+  return shown;
+}
 
 async function showUser(event, keepNote = false) {
-  if (event) event.preventDefault();
+  if (event) { event.preventDefault(); diversity = 0; }
   const note = $("user-note");
-  const genre = $("user-genre").value;
+  const filters = userFilters();
   try {
-    const body = await api(`/v1/users/${encodeURIComponent($("user-id").value.trim())}/recommendations?k=10`
-      + (genre ? `&genre=${encodeURIComponent(genre)}` : ""));
+    const body = await api(`/v1/users/${encodeURIComponent($("user-id").value.trim())}/recommendations?k=10&${filters}`);
     if (!keepNote) note.className = "muted";
     const said = body.source === "fold_in"
       ? `Updated from what user ${body.user_id} just did (${body.fold_in.events} ratings and clicks since this version).`
@@ -82,13 +101,15 @@ async function showUser(event, keepNote = false) {
       ? `User ${body.user_id} is new to this version: showing movies like the ones they rated most recently.`
       : body.fallback
         ? `No personal recommendations for user ${body.user_id} yet (${body.reason}): showing the most popular movies instead.`
+        : body.filled
+        ? `${body.filled} of these are popular picks: user ${body.user_id}'s own list had too few that match.`
         : "";
     if (!keepNote || said) note.textContent = said || (keepNote ? note.textContent : "");
     viewer = body.user_id;
     // The address names what is shown, so a view can be bookmarked, shared or reloaded.
-    const shown = new URLSearchParams({ user: body.user_id });
-    if (genre) shown.set("genre", genre);
-    history.replaceState(null, "", `?${shown}`);
+    const address = new URLSearchParams({ user: body.user_id });
+    for (const [name, value] of filters) address.set(name, value);
+    history.replaceState(null, "", `?${address}`);
     $("user-experiment").textContent = body.experiment
       ? `Experiment ${body.experiment}: user ${body.user_id} is in the ${body.arm} arm (version ${body.version}).`
       : "";
@@ -138,14 +159,19 @@ async function showVersion() {
   } catch (error) { $("version").textContent = error.message; $("version").className = "error"; }
 }
 
-// /?user=42&genre=Comedy opens on that user (and genre); an unknown genre is ignored.
+// /?user=42&genre=Comedy&year_min=1990&diversity=0.7 opens on that view; an unknown genre is ignored (and a bad
+// year or diversity gets the API's own message).
 const asked = new URLSearchParams(location.search);
 if (asked.get("user")) $("user-id").value = asked.get("user");
 if ([...$("user-genre").options].some((option) => option.value === asked.get("genre"))) {
   $("user-genre").value = asked.get("genre");
 }
+if (asked.get("year_min")) $("user-year-min").value = asked.get("year_min");
+if (asked.get("year_max")) $("user-year-max").value = asked.get("year_max");
+if (asked.get("diversity")) diversity = asked.get("diversity");
 
 $("user-form").addEventListener("submit", showUser);
+$("user-different").addEventListener("click", () => { diversity = 0.7; showUser(null); });
 $("search-form").addEventListener("submit", showSearch);
 $("popular-genre").addEventListener("change", showPopular);
 showVersion();

@@ -2,6 +2,8 @@
 import os
 from pathlib import Path
 
+from pyspark.sql import functions as F
+
 from jobs import recommend
 from jobs.lib.runtime.storage import read_json
 from tests.support import assert_same_rankings
@@ -44,11 +46,17 @@ def test_recommendation_outputs(pipeline_run, spark):
     assert recs.groupBy("user_id").count().where("count != 50").count() == 0
     rated = spark.read.parquet(paths.clean_ratings)
     assert recs.join(rated, ["user_id", "movie_id"]).count() == 0  # never recommends what the user rated
+    # `because` names a movie the user rated, for nearly every recommendation (none only where no rating raised
+    # its score).
+    because = recs.where("because_id IS NOT NULL")
+    assert because.count() >= 0.95 * recs.count()
+    assert because.join(rated.select("user_id", F.col("movie_id").alias("because_id")), ["user_id", "because_id"],
+                        "left_anti").count() == 0
     neighbors = spark.read.parquet(paths.item_neighbors)
     assert neighbors.where("movie_id = neighbor_id").count() == 0
     assert neighbors.where("score > 1.0001 OR score < -1.0001").count() == 0  # cosine
     popular = spark.read.parquet(paths.popular)
-    assert popular.where("genre = '_all'").count() == config.recommend.popular_n
+    assert popular.where("genre = '_all'").count() == max(config.recommend.popular_n, config.recommend.filter_pool)
     top = popular.where("genre = '_all' AND rank = 1").first()["movie_id"]
     assert top == 50  # Star Wars is the most rated movie of ML-100K
     latest = Path(config.data_root) / "runs" / "latest"
@@ -66,10 +74,13 @@ def test_rerun_of_a_job_overwrites_only_its_own_outputs(pipeline_run, spark):
 
     def lists(name):
         ranked = {}
-        for query, _, item, score in sorted(spark.read.parquet(getattr(paths, name)).collect(), key=lambda r: r[:2]):
-            ranked.setdefault(query, []).append((item, score))
+        for row in sorted(spark.read.parquet(getattr(paths, name)).collect(), key=lambda r: r[:2]):
+            ranked.setdefault(row[0], []).append((row[2], row[3]))
         return ranked
     on_driver = {name: lists(name) for name in ("user_recs", "item_neighbors")}
+    reasons = lambda: {(r.user_id, r.movie_id): r.because_id  # noqa: E731
+                       for r in spark.read.parquet(paths.user_recs).collect()}
+    reasons_on_driver = reasons()
     before = {p: p.stat().st_mtime for p in Path(paths.root).rglob("*") if p.is_file()}
     executors = config.model_copy(update={"recommend": config.recommend.model_copy(update={"driver_max_scores": 0})})
     recommend.run(executors, run_id, spark=spark)
@@ -81,6 +92,10 @@ def test_rerun_of_a_job_overwrites_only_its_own_outputs(pipeline_run, spark):
     for name, ranked in on_driver.items():  # near-ties may swap: the two paths' BLAS kernels round differently
         assert_same_rankings(lists(name), ranked, name=name)
     assert sum(map(len, on_driver["user_recs"].values())) == 943 * 50
+    # `because` on the executors (one person per group) names the same movies, near-ties apart.
+    reasons_on_executors = reasons()
+    common = reasons_on_driver.keys() & reasons_on_executors.keys()
+    assert sum(reasons_on_driver[p] == reasons_on_executors[p] for p in common) >= 0.99 * len(common) > 0.9 * 943 * 50
 
 
 def test_evaluation_report_is_written(pipeline_run):

@@ -166,3 +166,38 @@ def test_a_person_dismisses_and_rates_movies_on_the_page_and_their_list_changes(
     assert "rated" in page.inner_text("#user-note")
     shown = [i["title"] for i in api(service, f"/v1/users/{user}/recommendations?k=10")["items"]]
     assert shown[:8] == before[2:10]  # the same answer the API gives: the two are gone, the rest moved up
+
+
+def test_genre_years_different_ones_and_because_on_the_page(page, service):
+    """A person picks a genre and years, sees ten with the popular picks marked, asks for different ones, and
+    reads why each of their own is there."""
+    show_user(page, service, 7)
+    assert page.locator("#user-results li .because").count() >= 9
+    first_because = page.locator("#user-results li .because").first.inner_text()
+    expected = api(service, "/v1/users/7/recommendations?k=10")["items"][0]["because"]["title"]
+    assert first_because == f"Because you rated {expected}"
+    page.select_option("#user-genre", "Western")
+    page.fill("#user-year-min", "1940")
+    page.fill("#user-year-max", "1969")
+    page.click("#user-form button[type=submit]")
+    wanted = api(service, "/v1/users/7/recommendations?k=10&genre=Western&year_min=1940&year_max=1969")
+    page.wait_for_function("document.querySelector('#user-results li .title')?.textContent.startsWith(%r)"
+                           % wanted["items"][0]["title"])
+    assert len(titles(page, "user-results")) == len(wanted["items"])
+    metas = page.locator("#user-results li .meta").all_inner_texts()
+    assert all("Western" in meta for meta in metas)
+    assert sum("popular pick" in meta for meta in metas) == wanted["filled"] > 0
+    assert "popular picks" in page.inner_text("#user-note")
+    page.wait_for_function("location.search.includes('year_min=1940')")
+    page.select_option("#user-genre", "")
+    page.fill("#user-year-min", "")
+    page.fill("#user-year-max", "")
+    plain = show_user(page, service, 7)
+    different = api(service, "/v1/users/7/recommendations?k=10&diversity=0.7")["items"]
+    assert different != plain
+    page.click("#user-different")
+    page.wait_for_function("location.search.includes('diversity=0.7')")
+    page.wait_for_function("[...document.querySelectorAll('#user-results li .title')].map(e => e.textContent)"
+                           ".join('|') === %r" % "|".join(f"{i['title']} ({i['year']})" for i in different))
+    page.click("#user-form button[type=submit]")  # back to the list's own order
+    page.wait_for_function("!location.search.includes('diversity')")

@@ -50,6 +50,28 @@ def fold_in(items: ItemFactors, movie_ids: np.ndarray, preferences: np.ndarray, 
     return np.linalg.solve(a, b).astype(np.float32)
 
 
+def because(items: ItemFactors, movie_ids: np.ndarray, preferences: np.ndarray, alpha: float, reg: float,
+            recommended: np.ndarray, eligible: np.ndarray | None = None) -> list[int | None]:
+    """For each recommended movie, the movie of the user's preferences that contributed most to its score, or
+    None when none contributed positively. The score is linear in the preferences (Hu, Koren and Volinsky 2008,
+    section 5): y_i . x = sum_j (1 + c_j) y_i^T A^-1 y_j over the positives j, so each term is that movie's
+    share. `eligible`: which preferences may be named (e.g. ratings, not clicks); all by default."""
+    movie_ids, preferences = np.asarray(movie_ids), np.asarray(preferences, dtype=np.float64)
+    y = items.factors[items.rows(movie_ids)].astype(np.float64)
+    confidence = alpha * np.abs(preferences)
+    positive = preferences > 0
+    positive_named = positive & (np.asarray(eligible, dtype=bool) if eligible is not None else True)
+    a = items.gram + (y.T * confidence) @ y
+    a[np.diag_indices_from(a)] += reg * positive.sum()
+    if not positive_named.any() or not len(recommended):
+        return [None] * len(recommended)
+    weighted = np.linalg.solve(a, y[positive_named].T) * (1.0 + confidence[positive_named])  # f x named
+    shares = items.factors[items.rows(np.asarray(recommended))].astype(np.float64) @ weighted  # k x named
+    named = movie_ids[positive_named]
+    best = shares.argmax(axis=1)
+    return [int(named[j]) if shares[i, j] > 0 else None for i, j in enumerate(best)]
+
+
 def top_n(items: ItemFactors, user: np.ndarray, n: int, exclude: set[int]) -> list[tuple[int, float]]:
     """(movie id, score) of the n best-scoring movies for the vector, best first, none in `exclude`."""
     scores = items.factors @ user
@@ -80,9 +102,10 @@ class Preferences:
     (against this version's counts: a handful of new events moves the means by nothing measurable)."""
 
     def __init__(self, user_ids: np.ndarray, movie_ids: np.ndarray, values: np.ndarray, settings: dict,
-                 shard: tuple[int, int] = (1, 1)):
+                 shard: tuple[int, int] = (1, 1), rated: np.ndarray | None = None):
         """`shard` = (k, n): keep the pairs of the users with user_id % n == k - 1 only (the scaling's counts
-        stay those of everyone)."""
+        stay those of everyone). `rated`: which pairs are ratings rather than clicks (all by default)."""
+        rated = np.ones(len(user_ids), dtype=bool) if rated is None else np.asarray(rated, dtype=bool)
         self.settings = settings
         items, per_item = np.unique(movie_ids, return_counts=True)
         self.item_count = dict(zip(items.tolist(), per_item.tolist()))
@@ -91,9 +114,10 @@ class Preferences:
         self.mean_user = float(len(user_ids) / distinct_users) if distinct_users else 1.0
         if shard[1] > 1:
             kept = user_ids % shard[1] == shard[0] - 1
-            user_ids, movie_ids, values = user_ids[kept], movie_ids[kept], values[kept]
+            user_ids, movie_ids, values, rated = user_ids[kept], movie_ids[kept], values[kept], rated[kept]
         order = np.argsort(user_ids, kind="stable")
         self.user_ids, self.movie_ids, self.values = user_ids[order], movie_ids[order], values[order]
+        self.rated = rated[order]
         self.users, self.starts = np.unique(self.user_ids, return_index=True)
 
     @classmethod
@@ -104,22 +128,34 @@ class Preferences:
         kept = ~np.isnan(values)
         users, movies = ratings.user_id.to_numpy()[kept], ratings.movie_id.to_numpy()[kept]
         values = values[kept]
+        rated = np.ones(len(values), dtype=bool)
         if clicks is not None and len(clicks) and settings["click_weight"] > 0:
-            rated = set(zip(ratings.user_id.tolist(), ratings.movie_id.tolist()))
+            pairs = set(zip(ratings.user_id.tolist(), ratings.movie_id.tolist()))
             new = [i for i, pair in enumerate(zip(clicks.user_id.tolist(), clicks.movie_id.tolist()))
-                   if pair not in rated]
+                   if pair not in pairs]
             users = np.concatenate([users, clicks.user_id.to_numpy()[new]])
             movies = np.concatenate([movies, clicks.movie_id.to_numpy()[new]])
             values = np.concatenate([values, settings["click_weight"] * clicks.clicks.to_numpy()[new]])
-        return cls(users.astype(np.int64), movies.astype(np.int64), values.astype(np.float64), settings, shard)
+            rated = np.concatenate([rated, np.zeros(len(new), dtype=bool)])
+        return cls(users.astype(np.int64), movies.astype(np.int64), values.astype(np.float64), settings, shard,
+                   rated)
 
     def of(self, user_id: int) -> dict[int, float]:
         """A user's training (movie -> value), empty for a user the version does not know."""
+        span = self._span(user_id)
+        return dict(zip(self.movie_ids[span].tolist(), self.values[span].tolist()))
+
+    def rated_by(self, user_id: int) -> set[int]:
+        """The movies among a user's training preferences that they rated (not only clicked)."""
+        span = self._span(user_id)
+        return set(self.movie_ids[span][self.rated[span]].tolist())
+
+    def _span(self, user_id: int) -> slice:
         at = np.searchsorted(self.users, user_id)
         if at == len(self.users) or self.users[at] != user_id:
-            return {}
+            return slice(0, 0)
         end = self.starts[at + 1] if at + 1 < len(self.starts) else len(self.user_ids)
-        return dict(zip(self.movie_ids[self.starts[at]:end].tolist(), self.values[self.starts[at]:end].tolist()))
+        return slice(self.starts[at], end)
 
     def scaled(self, values: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
         """(movie ids, preferences) with the activity and popularity scaling applied, as float32 like train."""

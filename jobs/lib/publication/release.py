@@ -78,9 +78,12 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
     version = new_version_id(run_id)
     # Built once into the run's folder (the version's exact keys and values), then counted and written from the
     # files: the write reads them with pyarrow, without the JVM-to-Python hop of a cached DataFrame.
+    seen = spark.read.parquet(paths.clean_ratings).select("user_id", "movie_id")
+    if exists(paths.clean_dismissed):
+        seen = seen.unionByName(spark.read.parquet(paths.clean_dismissed).select("user_id", "movie_id"))
     build_values(version, spark.read.parquet(paths.user_recs), spark.read.parquet(paths.item_neighbors),
                  spark.read.parquet(paths.popular), spark.read.parquet(paths.clean_movies),
-                 spark.read.parquet(paths.movie_stats)).write.mode("overwrite") \
+                 spark.read.parquet(paths.movie_stats), seen).write.mode("overwrite") \
         .options(**versions.FILE_OPTIONS).parquet(paths.publish_values)
     k = metrics["k"]
     counts = count_by_kind(spark.read.parquet(paths.publish_values), version)

@@ -15,18 +15,25 @@ def _item(movies: DataFrame, id_col: str) -> DataFrame:
 
 
 def _json_list(frame: DataFrame, group_col: str, movie_col: str, movies: DataFrame) -> DataFrame:
-    """(group_col, value): a JSON array of items ordered by rank."""
+    """(group_col, value): a JSON array of items ordered by rank; with a `because_id` column, each item names
+    that movie as `because` ({movie_id, title}; left out where null)."""
     with_movie = frame.join(_item(movies, movie_col), movie_col)
-    item = F.struct("rank", F.struct(
-        F.col("_movie.movie_id"), F.col("_movie.title"), F.col("_movie.year"), F.col("_movie.genres"),
-        F.round("score", 5).alias("score")).alias("item"))
+    fields = [F.col("_movie.movie_id"), F.col("_movie.title"), F.col("_movie.year"), F.col("_movie.genres"),
+              F.round("score", 5).alias("score")]
+    if "because_id" in frame.columns:
+        reasons = movies.select(F.col("movie_id").alias("because_id"), F.struct(
+            F.col("movie_id"), "title").alias("because"))
+        with_movie = with_movie.join(reasons, "because_id", "left")
+        fields.append(F.col("because"))
+    item = F.struct("rank", F.struct(*fields).alias("item"))
     return with_movie.groupBy(group_col).agg(
         F.to_json(F.transform(F.array_sort(F.collect_list(item)), lambda s: s["item"])).alias("value"))
 
 
 def build_values(version: str, user_recs: DataFrame, neighbors: DataFrame, popular: DataFrame,
-                 movies: DataFrame, movie_stats: DataFrame) -> DataFrame:
-    """Every (key, value) of a version except meta, values as the API serves them."""
+                 movies: DataFrame, movie_stats: DataFrame, seen: DataFrame) -> DataFrame:
+    """Every (key, value) of a version except meta, values as the API serves them. `seen`: the (user_id,
+    movie_id) pairs each person rated or dismissed, which a filtered answer's fill-up leaves out."""
     def keyed(frame: DataFrame, kind: str, ident: str) -> DataFrame:
         return frame.select(F.concat(F.lit(rk.kind_prefix(version, kind)), F.col(ident).cast("string"))
                             .alias("key"), "value")
@@ -39,8 +46,11 @@ def build_values(version: str, user_recs: DataFrame, neighbors: DataFrame, popul
                                        F.coalesce("n_ratings", F.lit(0)).alias("n_ratings"),
                                        F.round("mean_rating", 3).alias("mean_rating"))).alias("value")),
         "movie", "movie_id")
+    seen_lists = keyed(seen.groupBy("user_id").agg(F.to_json(F.array_sort(F.collect_set(
+        F.col("movie_id").cast("int")))).alias("value")).join(user_recs.select("user_id").distinct(), "user_id"),
+        "seen", "user_id")
     return users.unionByName(similar).unionByName(popular_lists).unionByName(details) \
-        .unionByName(title_index(version, movies, movie_stats))
+        .unionByName(title_index(version, movies, movie_stats)).unionByName(seen_lists)
 
 
 def title_index(version: str, movies: DataFrame, movie_stats: DataFrame) -> DataFrame:

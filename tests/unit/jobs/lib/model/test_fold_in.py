@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.lib.model.fold_in import ItemFactors, Preferences, fold_in, preference_values, top_n
+from jobs.lib.model.fold_in import ItemFactors, Preferences, because, fold_in, preference_values, top_n
 
 
 def test_fold_in_solves_the_implicit_normal_equations():
@@ -35,6 +35,7 @@ def test_preferences_map_and_scale_as_train_does():
     clicks = pd.DataFrame({"user_id": [2, 1], "movie_id": [20, 10], "clicks": [3, 7]})  # (1, 10) was rated
     preferences = Preferences.from_tables(ratings, clicks, settings)
     assert preferences.of(2) == {10: 5.0, 20: 6.0} and preferences.of(3) == {}
+    assert preferences.rated_by(2) == {10} and preferences.rated_by(1) == {10, 20}  # (2, 20) is a click
     movies, prefs = preferences.scaled(preferences.of(1))  # both movies have 2 positives, the mean is 2
     assert dict(zip(movies.tolist(), prefs.tolist())) == {10: 4.0, 20: 2.0}
 
@@ -49,3 +50,23 @@ def test_a_shard_keeps_its_peoples_preferences_and_everyones_scaling():
     assert odd.users.tolist() == [1, 3] and odd.of(2) == {} and odd.of(1) == everyone.of(1)
     for user in (1, 3):
         assert all(np.array_equal(a, b) for a, b in zip(odd.scaled(odd.of(user)), everyone.scaled(everyone.of(user))))
+
+
+def test_because_names_the_preference_whose_share_of_the_score_is_largest():
+    rng = np.random.default_rng(3)
+    items = ItemFactors(np.arange(1, 41), rng.normal(size=(40, 6)).astype(np.float32))
+    movies, prefs = np.array([3, 7, 11, 20]), np.array([4.0, 1.0, 5.0, 2.0])
+    vector = fold_in(items, movies, prefs, 1.0, 0.1).astype(np.float64)
+    recommended = np.array([1, 2, 30])
+    named = because(items, movies, prefs, 1.0, 0.1, recommended)
+    # The shares, computed term by term, add up to the score; the named movie holds the largest.
+    y = items.factors.astype(np.float64)
+    c = 1.0 * prefs
+    a = items.gram + (y[movies - 1].T * c) @ y[movies - 1] + 0.1 * 4 * np.eye(6)
+    for movie, name in zip(recommended, named):
+        shares = {int(j): (1 + cj) * y[movie - 1] @ np.linalg.solve(a, y[j - 1]) for j, cj in zip(movies, c)}
+        assert np.isclose(sum(shares.values()), y[movie - 1] @ vector, rtol=1e-4)
+        best = max(shares, key=shares.get)
+        assert name == (best if shares[best] > 0 else None)
+    # Only eligible preferences are named (e.g. ratings, not clicks).
+    assert set(because(items, movies, prefs, 1.0, 0.1, recommended, np.array([0, 1, 0, 0]))) <= {7, None}

@@ -1,0 +1,100 @@
+"""What a handler does to a published list before answering: filters (genres, years), exclusions, the fill-up
+that keeps an answer k long, and the diversity re-ranking. Pure functions over items as published
+(schemas/redis_keys.py): at most a few published lists per request, no I/O."""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+from schemas import redis_keys as rk
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What an answer may hold: any of `genres` (none: every genre), a year within [year_min, year_max]."""
+    genres: tuple[str, ...] = ()
+    year_min: int | None = None
+    year_max: int | None = None
+    _genre_set: frozenset = field(default=frozenset(), init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_genre_set", frozenset(self.genres))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.genres) or self.year_min is not None or self.year_max is not None
+
+    def keeps(self, item: dict) -> bool:
+        if self._genre_set and not self._genre_set.intersection(item.get("genres") or ()):
+            return False
+        if self.year_min is None and self.year_max is None:
+            return True
+        year = item.get("year")
+        return year is not None and (self.year_min is None or year >= self.year_min) and \
+            (self.year_max is None or year <= self.year_max)
+
+    def pools(self) -> list[str]:
+        """The popular lists a fill-up draws from: one per genre asked for, else the whole catalogue's."""
+        return [rk.suffix("popular", genre) for genre in self.genres] or [rk.suffix("popular", rk.ALL_GENRES)]
+
+
+def candidates(items, excluded: set[int], filters: Filters) -> list[dict]:
+    """The items of a list that pass the filters and are not excluded, in order."""
+    if not excluded and not filters.active:
+        return list(items)
+    return [item for item in items if item["movie_id"] not in excluded and filters.keeps(item)]
+
+
+def fill(chosen: list[dict], pools: list, excluded: set[int], filters: Filters, k: int,
+         mark: bool = True) -> list[dict]:
+    """`chosen` topped up to k from the popular lists `pools` (most rated first, merged when several genres were
+    asked for), leaving out what is excluded or chosen already; the added items carry "filled": true when
+    `mark`."""
+    if len(chosen) >= k:
+        return chosen[:k]
+    taken = {item["movie_id"] for item in chosen} | excluded
+    answer = list(chosen)
+    if len(pools) == 1:
+        merged = pools[0] or ()
+    else:  # each pool is most rated first: merged by the number of ratings (its score)
+        merged = heapq.merge(*(pool or () for pool in pools), key=lambda item: -item["score"])
+    for item in merged:
+        if item["movie_id"] in taken or not filters.keeps(item):
+            continue
+        taken.add(item["movie_id"])
+        answer.append({**item, "filled": True} if mark else item)
+        if len(answer) == k:
+            break
+    return answer
+
+
+def genre_similarity(a: frozenset, b: frozenset) -> float:
+    """Jaccard similarity of two movies' genres (0 for two movies without any)."""
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def diversify(items: list[dict], k: int, diversity: float) -> list[dict]:
+    """The first k of `items` re-ranked by maximal marginal relevance: each next item maximises
+    (1 - diversity) * relevance - diversity * (its largest genre similarity to the items already chosen), with
+    relevance falling linearly with the published rank (1 for the first). diversity 0 keeps the order."""
+    if diversity <= 0 or len(items) <= 1:
+        return items[:k]
+    n = len(items)
+    genres = [frozenset(item.get("genres") or ()) for item in items]
+    closest = [0.0] * n
+    left, chosen = list(range(n)), []
+    while left and len(chosen) < k:
+        best = max(left, key=lambda i: ((1 - diversity) * (1 - i / n) - diversity * closest[i], -i))
+        chosen.append(best)
+        left.remove(best)
+        for i in left:
+            closest[i] = max(closest[i], genre_similarity(genres[i], genres[best]))
+    return [items[i] for i in chosen]
+
+
+def intra_list_diversity(items: list[dict]) -> float:
+    """1 - the mean genre similarity over the list's pairs (0: all alike; the quality benchmark's measure)."""
+    genres = [frozenset(item.get("genres") or ()) for item in items]
+    pairs = [(a, b) for i, a in enumerate(genres) for b in genres[i + 1:]]
+    return 1 - sum(genre_similarity(a, b) for a, b in pairs) / len(pairs) if pairs else 0.0
