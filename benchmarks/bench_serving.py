@@ -6,6 +6,8 @@ one run so the ratios hold on a noisy machine.
   of that rate (wrk's per-connection delay() paces the load);
 - the same with an experiment running (a second version as the candidate for half the users, every answer's
   exposure logged), in alternating rounds without and with, as median ratios;
+- the same with filters (genres, years, exclusions, diversity: a random mix, many answers topped up from the
+  popular lists), in alternating rounds unfiltered and filtered at the same pace, as the median p99 ratio;
 - the same through the front people reach (nginx, serving/front.py), in alternating rounds direct and through
   it, as median ratios;
 - store floor: redis-benchmark GET (400-byte values, 8 clients, unpipelined);
@@ -55,6 +57,19 @@ USERS_LUA = """
 math.randomseed(42)
 request = function()
   return wrk.format("GET", "/v1/users/" .. math.random(1, {n_users}) .. "/recommendations?k=10")
+end
+""" + PACED
+# Random known users with a random filter: rare genres (most answers are topped up from the popular lists),
+# several genres, years, exclusions and diversity.
+FILTERED_LUA = """
+math.randomseed(43)
+local filters = {
+  "genre=Western", "genre=Documentary", "genre=Film-Noir,Western&year_min=1930&year_max=1969",
+  "genre=Fantasy&diversity=0.5", "year_min=1990&year_max=1994", "genre=Comedy,Romance&exclude=50,100,181",
+  "diversity=0.7", "genre=Horror&year_max=1980"}
+request = function()
+  return wrk.format("GET", "/v1/users/" .. math.random(1, {n_users}) .. "/recommendations?k=10&"
+                    .. filters[math.random(1, #filters)])
 end
 """ + PACED
 # One click per request, or batches of {batch} events (half ratings, half clicks) of random users and movies.
@@ -176,8 +191,9 @@ def main() -> None:
     candidate = publish(config, run_id, candidate=True, share=0.5)
     experiments.end(redis_server.client(), "aborted", candidate["experiment"]["id"], reason="benchmark set-up")
 
-    script = work / "users.lua"
+    script, filtered_script = work / "users.lua", work / "filtered.lua"
     script.write_text(USERS_LUA.replace("{n_users}", str(n_users)))
+    filtered_script.write_text(FILTERED_LUA.replace("{n_users}", str(n_users)))
     n_movies = published["counts"]["movie"]
     single, batched, posted = work / "events1.lua", work / "events100.lua", work / "intake-floor.lua"
     for path, batch, url_path in ((single, 1, "/v1/events"), (batched, 100, "/v1/events"),
@@ -216,6 +232,14 @@ def main() -> None:
             time.sleep(config.serving.pointer_ttl + 0.5)
             rounds.append({"without": without, "without_half": without_half, "with": within,
                            "with_half": within_half})
+        # Unfiltered and filtered at the same pace (the unfiltered half load), alternating rounds.
+        wrk(base, 2, 8, str(filtered_script))  # warm-up: the popular lists and `seen` lists into the near cache
+        filter_rounds = []
+        for i in range(args.rounds):
+            order = [("plain", script), ("filtered", filtered_script)]
+            filter_rounds.append({name: wrk(base, args.round_seconds, 8, str(lua), delay_ms)
+                                  for name, lua in (order if i % 2 == 0 else reversed(order))})
+        filtered_max = wrk(base, args.round_seconds, 8, str(filtered_script))
         # Direct and through nginx, alternating rounds: max throughput and the half-load latency.
         front_dir, front_port = work / "front", free_port()
         front.start(front_dir, f"127.0.0.1:{front_port}", base.removeprefix("http://"))
@@ -286,6 +310,15 @@ def main() -> None:
             "half_load_p50_ms_without": median(r["without_half"]["p50_ms"] for r in rounds),
             "exposures_logged": exposures_logged,
             "non_2xx": sum(r[k]["non_2xx"] for r in rounds for k in r)},
+        "filters": {
+            "rounds": len(filter_rounds),
+            "half_load_p99_ms": median(r["filtered"]["p99_ms"] for r in filter_rounds),
+            "half_load_p99_ms_plain": median(r["plain"]["p99_ms"] for r in filter_rounds),
+            "p99_ratio_to_plain": round(median(r["filtered"]["p99_ms"] / r["plain"]["p99_ms"]
+                                               for r in filter_rounds), 3),
+            "half_load_p50_ms": median(r["filtered"]["p50_ms"] for r in filter_rounds),
+            "rps": round(filtered_max["rps"]), "ratio_to_plain_rps": round(filtered_max["rps"] / service["rps"], 3),
+            "non_2xx": sum(r[k]["non_2xx"] for r in filter_rounds for k in r) + filtered_max["non_2xx"]},
         "front": {
             "rounds": len(front_rounds),
             "rps": round(median(r["front"]["rps"] for r in front_rounds)),
@@ -328,6 +361,11 @@ def main() -> None:
          f"{result['experiment']['half_load_p99_ms_without']:.2f}"),
         ("experiment rounds: with, ~half load (median)", "", f"{result['experiment']['half_load_p50_ms']:.2f}",
          f"{result['experiment']['half_load_p99_ms']:.2f}"),
+        ("filtered requests (max)", f"{result['filters']['rps']:,}", "", ""),
+        ("filter rounds: unfiltered, ~half load (median)", "", "",
+         f"{result['filters']['half_load_p99_ms_plain']:.2f}"),
+        ("filter rounds: filtered, same pace (median)", "", f"{result['filters']['half_load_p50_ms']:.2f}",
+         f"{result['filters']['half_load_p99_ms']:.2f}"),
         ("front rounds: direct to gunicorn (max, median)", f"{result['front']['rps_direct']:,}", "", ""),
         ("front rounds: through nginx (max, median)", f"{result['front']['rps']:,}", "", ""),
         ("front rounds: direct, ~half load (median)", "", "", f"{result['front']['half_load_p99_ms_direct']:.2f}"),
@@ -353,7 +391,8 @@ def main() -> None:
              f"{result['publish_ratio_to_redis']} (target >= 0.5); p99 at half load {half['p99_ms']:.2f} ms "
              f"(target <= 5 ms); with an experiment running: {result['experiment']['ratio_to_no_experiment']} of "
              f"the throughput and {result['experiment']['p99_ratio_to_no_experiment']} of the half-load p99 "
-             f"without one (target: within 10%); through nginx: {result['front']['ratio_to_direct']} of the direct "
+             f"without one (target: within 10%); filtered answers: {result['filters']['p99_ratio_to_plain']} of the "
+             f"unfiltered half-load p99 (target <= 1.2); through nginx: {result['front']['ratio_to_direct']} of the direct "
              f"throughput and {result['front']['p99_ratio_to_direct']} of its half-load p99; intake: single events "
              f"{result['intake']['single_ratio_to_floor']} of the framework "
              f"floor (target >= 0.7; {result['intake']['single_ratio_to_intake_floor']} of the same POST storing "
