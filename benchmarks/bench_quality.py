@@ -1,6 +1,8 @@
 """Quality benchmark: our models on the GUIDE protocol (ML-100K, per-user 75/25 split, k = 10) over three
 split seeds, beside the published reference table (Microsoft Recommenders), then implicit ALS variants that
-each change a few settings. Parameters: the defaults of conf/settings.py. Writes benchmarks/results/quality.json and quality.md.
+each change a few settings, and the diversity curve: NDCG@10 and intra-list diversity (1 - the mean genre
+Jaccard similarity of a list's pairs) of the service's re-ranking (serving/lists.py) of each person's top 50 at
+several `diversity` settings. Parameters: the defaults of conf/settings.py. Writes benchmarks/results/quality.json and quality.md.
 """
 from __future__ import annotations
 
@@ -40,7 +42,32 @@ VARIANTS = [
 ]
 
 
-def evaluate_seed(spark, config, ratings, seed: int) -> dict:
+DIVERSITY = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+
+
+def diversity_curve(spark, model, train, test, genres: dict[int, list[str]], k: int, top: int = 50) -> dict:
+    """Per `diversity` setting: NDCG@10 and mean intra-list diversity of each test user's top `top`, re-ranked
+    as the service does (serving/lists.py's diversify) and cut to k."""
+    from jobs.lib.evaluation.metrics import score_lists
+    from jobs.lib.model.scoring import als_top_n
+    from serving.lists import diversify, intra_list_diversity
+
+    lists: dict[int, list[dict]] = {}
+    for row in als_top_n(model, train, top, users=test).orderBy("user_id", "rank").collect():
+        lists.setdefault(row["user_id"], []).append({"movie_id": row["movie_id"],
+                                                     "genres": genres.get(row["movie_id"])})
+    curve = {}
+    for setting in DIVERSITY:
+        shown = {user: diversify(items, k, setting) for user, items in lists.items()}
+        recs = spark.createDataFrame([(user, rank + 1, item["movie_id"]) for user, items in shown.items()
+                                      for rank, item in enumerate(items)], "user_id int, rank int, movie_id int")
+        scores = score_lists(recs, test, k)
+        curve[str(setting)] = {"ndcg@10": scores["ndcg@10"], "intra_list_diversity": statistics.mean(
+            intra_list_diversity(items) for items in shown.values())}
+    return curve
+
+
+def evaluate_seed(spark, config, ratings, seed: int, genres: dict[int, list[str]]) -> dict:
     from jobs.lib.evaluation.metrics import evaluate_models, score_lists
     from jobs.lib.model.als import ExplicitModel, fit_implicit
     from jobs.lib.model.scoring import als_top_n
@@ -57,6 +84,7 @@ def evaluate_seed(spark, config, ratings, seed: int) -> dict:
     explicit = ExplicitModel.fit(train, config.als, (1.0, 5.0), implicit_model=implicit)
     explicit_s = time.perf_counter() - started
     models, _ = evaluate_models(train, test, implicit, explicit, k)  # the evaluate job's own steps
+    curve = diversity_curve(spark, implicit, train, test, genres, k)
     variants = {}
     for label, changes in VARIANTS:
         model = fit_implicit(train, config.als.implicit.model_copy(update=changes), config.als)
@@ -66,7 +94,7 @@ def evaluate_seed(spark, config, ratings, seed: int) -> dict:
     return {"seed": seed, "als": models["als"], "popularity": models["popularity"],
             "explicit": {name: models["als"][name] for name in ("rmse", "mae")},
             "implicit_fit_s": round(implicit_s, 1), "explicit_fit_s": round(explicit_s, 1),
-            "variants": variants}
+            "variants": variants, "diversity": curve}
 
 
 def summary(values: list[float]) -> tuple[float, float]:
@@ -87,9 +115,11 @@ def main() -> None:
     ingest.run(config, "quality", spark=spark)
     clean.run(config, "quality", spark=spark)
     ratings = spark.read.parquet(run_paths(config, "quality").clean_ratings).cache()
+    genres = {row["movie_id"]: list(row["genres"] or ()) for row in
+              spark.read.parquet(run_paths(config, "quality").clean_movies).select("movie_id", "genres").collect()}
     runs = []
     for seed in SEEDS:
-        runs.append(evaluate_seed(spark, config, ratings, seed))
+        runs.append(evaluate_seed(spark, config, ratings, seed, genres))
         print(seed, runs[-1]["als"]["ndcg@10"], runs[-1]["explicit"], flush=True)
     spark.stop()
 
@@ -137,6 +167,14 @@ def main() -> None:
                         "recall@10": stat("als/recall@10")[0], "map@10": stat("als/map@10")[0],
                         "rmse": stat("explicit/rmse")[0], "mae": stat("explicit/mae")[0]},
                "targets_met": targets}
+    curve_rows = [(setting, *(f"{m:.3f} ± {s:.3f}" for m, s in (
+        summary([r["diversity"][setting][metric] for r in runs]) for metric in ("ndcg@10", "intra_list_diversity"))))
+        for setting in map(str, DIVERSITY)]
+    payload["diversity"] = {setting: {metric: summary([r["diversity"][setting][metric] for r in runs])[0]
+                                      for metric in ("ndcg@10", "intra_list_diversity")}
+                            for setting in map(str, DIVERSITY)}
+    curve_table = "\n".join(f"| {' | '.join(row)} |" for row in [
+        ("diversity", "NDCG@10", "intra-list diversity"), ("---", "---", "---"), *curve_rows])
     variants_table = "\n".join(f"| {' | '.join(row)} |" for row in [
         ("implicit ALS variant (settings changed from the shipped ones)", "NDCG@10", "Precision@10"),
         ("---", "---", "---"), *variant_rows])
@@ -146,7 +184,9 @@ def main() -> None:
           + ", ".join(f"{name} {'met' if met else 'NOT met'}" for name, met in targets.items())
           + ". Command: make bench-quality\n\n"
           "What tuning inside MLlib reaches, on the same test splits (the README lists the attempts beyond MLlib):"
-          f"\n\n{variants_table}")
+          f"\n\n{variants_table}\n\nThe `diversity` parameter (re-ranking of each person's top 50 by maximal marginal "
+          "relevance over genres, serving/lists.py; intra-list diversity = 1 - mean genre Jaccard similarity of a "
+          f"list's pairs):\n\n{curve_table}")
     done_with(work)
 
 

@@ -4,7 +4,7 @@ Beside each size, in the same run:
 - the same training ratings through the `implicit` library's CPU ALS (same rank, iterations, regularisation;
   Cholesky, the maths MLlib does, and conjugate gradient), against our MLlib fit on the same ratings;
 - top-N for all users, and every movie's neighbours, against numpy BLAS floors on the production model's own
-  factor matrices (the recommend job times each step);
+  factor matrices (the recommend job times each step), and what naming each list's `because` movie costs;
 - publication keys/s against `redis-benchmark` pipelined SET of values of the version's mean size: of as many
   new keys as the version has (the same work: every key new memory for Redis), and, as before, of 500,000 SETs
   over 100,000 keys (mostly overwrites, cheaper for Redis); Redis memory per version and per list.
@@ -220,6 +220,7 @@ def tables(results: dict) -> tuple[list, tuple, str]:
                         ratio(r["fit_seconds"]["eval_implicit_s"], r.get("implicit_cg_s")),
                         ratio(recommend["user_recs_s"], r["numpy_top_n_s"]),
                         ratio(recommend["item_neighbors_s"], r["numpy_neighbors_s"]),
+                        f"{recommend['because_s']:.0f}" if "because_s" in recommend else "n/a",
                         ratio(r["publish"]["keys_per_s"], r["redis_set_pipelined_rps"]),
                         ratio(r["publish"]["keys_per_s"], r.get("redis_set_overwrite_rps")),
                         f"{r['redis_used_memory_mib']:.0f}", r["bytes_per_user_key"], r["bytes_per_similar_key"]))
@@ -231,7 +232,7 @@ def tables(results: dict) -> tuple[list, tuple, str]:
              "implicit: the same preferences and settings, 2 threads, its matrix built first. top-N and neighbours: "
              "the recommend job's steps against numpy on the production model's factors:\n\n"
              + markdown_table(("size", "MLlib fit / implicit Cholesky", "MLlib fit / implicit CG",
-                               "top-N / numpy", "neighbours / numpy", "publish / SET of new keys",
+                               "top-N / numpy", "neighbours / numpy", "because s", "publish / SET of new keys",
                                "publish / SET overwriting 100k keys",
                                "Redis MiB (one version)", "bytes per user list", "bytes per neighbour list"),
                               against))
