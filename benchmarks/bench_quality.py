@@ -2,7 +2,11 @@
 split seeds, beside the published reference table (Microsoft Recommenders), then implicit ALS variants that
 each change a few settings, and the diversity curve: NDCG@10 and intra-list diversity (1 - the mean genre
 Jaccard similarity of a list's pairs) of the service's re-ranking (serving/lists.py) of each person's top 50 at
-several `diversity` settings. Parameters: the defaults of conf/settings.py. Writes benchmarks/results/quality.json and quality.md.
+several `diversity` settings, and the cold-movie protocol: 10% of the movies held out of training entirely; for
+the users who rated held-out movies in their test part, the held-out movies ranked by the content score of the
+user's profile (the sum of the content vectors of the movies they rated 4 or more in training), against random
+order and against popularity by genre (each genre's training ratings, no held-out movie's own), with several
+content weightings (jobs/lib/model/content.py). Parameters: the defaults of conf/settings.py. Writes benchmarks/results/quality.json and quality.md.
 """
 from __future__ import annotations
 
@@ -67,7 +71,64 @@ def diversity_curve(spark, model, train, test, genres: dict[int, list[str]], k: 
     return curve
 
 
-def evaluate_seed(spark, config, ratings, seed: int, genres: dict[int, list[str]]) -> dict:
+# Content weightings (genres, decade, title words) the cold-movie protocol compares; the shipped one is conf's.
+CONTENT_VARIANTS = {"genres only": (1.0, 0.0, 0.0), "genres + decade": (1.0, 0.5, 0.0),
+                    "genres + title words": (1.0, 0.0, 0.5), "genres + decade + title words": (1.0, 0.5, 0.5),
+                    "title words weighted up": (1.0, 0.5, 1.0)}
+
+
+def cold_movies(spark, config, train, test, movies, seed: int, k: int) -> dict:
+    """The cold-movie protocol on one split: NDCG@10 and recall@10 over the held-out movies."""
+    import numpy as np
+
+    from conf.settings import ContentSettings
+    from jobs.lib.evaluation.metrics import score_lists
+    from jobs.lib.model.content import content_vectors
+
+    rng = np.random.default_rng(seed)
+    catalogue = movies.select("movie_id", "genres").toPandas()
+    held = set(rng.choice(catalogue.movie_id.to_numpy(), len(catalogue) // 10, replace=False).tolist())
+    train_pd = train.select("user_id", "movie_id", "rating").toPandas()
+    test_pd = test.select("user_id", "movie_id").toPandas()
+    train_pd = train_pd[~train_pd.movie_id.isin(held)]
+    truth_pd = test_pd[test_pd.movie_id.isin(held)]
+    users = sorted(set(truth_pd.user_id) & set(train_pd.user_id))
+    truth = spark.createDataFrame(truth_pd[truth_pd.user_id.isin(users)])
+    held_ids = np.array(sorted(held))
+    liked = train_pd[train_pd.rating >= 4].groupby("user_id").movie_id.apply(list).to_dict()
+
+    def judged(ranked: dict[int, list[int]]) -> dict:
+        recs = spark.createDataFrame([(u, r + 1, int(m)) for u, ms in ranked.items() for r, m in enumerate(ms[:k])],
+                                     "user_id int, rank int, movie_id int")
+        scores = score_lists(recs, truth, k)
+        return {"ndcg@10": scores["ndcg@10"], "recall@10": scores["recall@10"]}
+
+    results = {"random": judged({u: rng.permutation(held_ids)[:k].tolist() for u in users})}
+    per_genre = train_pd.merge(catalogue, on="movie_id").explode("genres").groupby("genres").size().to_dict()
+    genre_of = dict(zip(catalogue.movie_id, catalogue.genres))
+    by_genre = sorted(held_ids.tolist(), key=lambda m: (-max((per_genre.get(g, 0) for g in genre_of[m]),
+                                                               default=0), m))
+    results["popularity by genre"] = judged({u: by_genre[:k] for u in users})
+    for name, (genre, year, title) in CONTENT_VARIANTS.items():
+        ids, vectors = content_vectors(movies, ContentSettings(genre_weight=genre, year_weight=year,
+                                                               title_weight=title))
+        row_of = {int(m): i for i, m in enumerate(ids)}
+        candidates = vectors[[row_of[m] for m in held_ids]]
+        ranked = {}
+        for user in users:
+            rows = [row_of[m] for m in liked.get(user, ()) if m in row_of]
+            if not rows:
+                ranked[user] = by_genre[:k]
+                continue
+            profile = np.asarray(vectors[rows].sum(axis=0)).ravel()
+            scores = candidates @ profile
+            order = np.lexsort((held_ids, -scores))
+            ranked[user] = held_ids[order[:k]].tolist()
+        results[f"content: {name}"] = judged(ranked)
+    return {"held_out_movies": len(held), "users": len(users), "results": results}
+
+
+def evaluate_seed(spark, config, ratings, seed: int, genres: dict[int, list[str]], movies) -> dict:
     from jobs.lib.evaluation.metrics import evaluate_models, score_lists
     from jobs.lib.model.als import ExplicitModel, fit_implicit
     from jobs.lib.model.scoring import als_top_n
@@ -85,6 +146,7 @@ def evaluate_seed(spark, config, ratings, seed: int, genres: dict[int, list[str]
     explicit_s = time.perf_counter() - started
     models, _ = evaluate_models(train, test, implicit, explicit, k)  # the evaluate job's own steps
     curve = diversity_curve(spark, implicit, train, test, genres, k)
+    cold = cold_movies(spark, config, train, test, movies, seed, k)
     variants = {}
     for label, changes in VARIANTS:
         model = fit_implicit(train, config.als.implicit.model_copy(update=changes), config.als)
@@ -94,7 +156,7 @@ def evaluate_seed(spark, config, ratings, seed: int, genres: dict[int, list[str]
     return {"seed": seed, "als": models["als"], "popularity": models["popularity"],
             "explicit": {name: models["als"][name] for name in ("rmse", "mae")},
             "implicit_fit_s": round(implicit_s, 1), "explicit_fit_s": round(explicit_s, 1),
-            "variants": variants, "diversity": curve}
+            "variants": variants, "diversity": curve, "cold_movies": cold}
 
 
 def summary(values: list[float]) -> tuple[float, float]:
@@ -115,11 +177,11 @@ def main() -> None:
     ingest.run(config, "quality", spark=spark)
     clean.run(config, "quality", spark=spark)
     ratings = spark.read.parquet(run_paths(config, "quality").clean_ratings).cache()
-    genres = {row["movie_id"]: list(row["genres"] or ()) for row in
-              spark.read.parquet(run_paths(config, "quality").clean_movies).select("movie_id", "genres").collect()}
+    movies = spark.read.parquet(run_paths(config, "quality").clean_movies).cache()
+    genres = {row["movie_id"]: list(row["genres"] or ()) for row in movies.select("movie_id", "genres").collect()}
     runs = []
     for seed in SEEDS:
-        runs.append(evaluate_seed(spark, config, ratings, seed, genres))
+        runs.append(evaluate_seed(spark, config, ratings, seed, genres, movies))
         print(seed, runs[-1]["als"]["ndcg@10"], runs[-1]["explicit"], flush=True)
     spark.stop()
 
@@ -175,6 +237,15 @@ def main() -> None:
                             for setting in map(str, DIVERSITY)}
     curve_table = "\n".join(f"| {' | '.join(row)} |" for row in [
         ("diversity", "NDCG@10", "intra-list diversity"), ("---", "---", "---"), *curve_rows])
+    cold_names = list(runs[0]["cold_movies"]["results"])
+    payload["cold_movies"] = {name: {metric: summary([r["cold_movies"]["results"][name][metric] for r in runs])[0]
+                                     for metric in ("ndcg@10", "recall@10")} for name in cold_names}
+    genre_baseline = payload["cold_movies"]["popularity by genre"]["ndcg@10"]
+    cold_table = "\n".join(f"| {' | '.join(row)} |" for row in [
+        ("held-out movies ranked by", "NDCG@10", "Recall@10", "x popularity by genre"), ("---",) * 4,
+        *[(name, *(f"{m:.3f} ± {sd:.3f}" for m, sd in (
+            summary([r["cold_movies"]["results"][name][metric] for r in runs]) for metric in ("ndcg@10", "recall@10"))),
+           f"{payload['cold_movies'][name]['ndcg@10'] / genre_baseline:.2f}") for name in cold_names]])
     variants_table = "\n".join(f"| {' | '.join(row)} |" for row in [
         ("implicit ALS variant (settings changed from the shipped ones)", "NDCG@10", "Precision@10"),
         ("---", "---", "---"), *variant_rows])
@@ -186,7 +257,10 @@ def main() -> None:
           "What tuning inside MLlib reaches, on the same test splits (the README lists the attempts beyond MLlib):"
           f"\n\n{variants_table}\n\nThe `diversity` parameter (re-ranking of each person's top 50 by maximal marginal "
           "relevance over genres, serving/lists.py; intra-list diversity = 1 - mean genre Jaccard similarity of a "
-          f"list's pairs):\n\n{curve_table}")
+          f"list's pairs):\n\n{curve_table}\n\nCold movies: {runs[0]['cold_movies']['held_out_movies']} movies "
+          f"(10%) held out of training entirely, {runs[0]['cold_movies']['users']} users with held-out movies in "
+          "their test part (first seed); the held-out movies ranked for each (goal: content at least 2x the genre "
+          f"baseline):\n\n{cold_table}")
     done_with(work)
 
 

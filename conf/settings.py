@@ -202,6 +202,13 @@ class RecommendSettings(_Section):
                                                               "always on the executors")
 
 
+class ContentSettings(_Section):
+    """A movie's content vector (jobs/lib/model/content.py): the weight of each block, each block unit-length."""
+    genre_weight: float = Field(1.0, ge=0.0, description="weight of the genres in a movie's content vector")
+    year_weight: float = Field(0.5, ge=0.0, description="weight of the decade of its year")
+    title_weight: float = Field(0.5, ge=0.0, description="weight of its title words (TF-IDF)")
+
+
 class RedisSettings(_Section):
     url: str = Field("redis://127.0.0.1:6379/0", description="redis://[:password@]host:port/db, rediss:// for TLS")
     cluster: bool = Field(False, description="url names a seed node of a Redis Cluster")
@@ -305,6 +312,7 @@ class Config(_Section):
     gates: GateSettings = GateSettings()
     drift: DriftSettings = DriftSettings()
     recommend: RecommendSettings = RecommendSettings()
+    content: ContentSettings = ContentSettings()
     redis: RedisSettings = RedisSettings()
     serving: ServingSettings = ServingSettings()
     events: EventSettings = EventSettings()

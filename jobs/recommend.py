@@ -6,6 +6,8 @@
 - item_neighbors: the recommend.neighbors nearest movies per movie, cosine similarity of ALS item factors
   (these two are scored in this process, not on the executors, while users x movies, resp. movies x movies,
   stay within recommend.driver_max_scores: the same lists without Spark's stage costs);
+- content_neighbors: the recommend.neighbors nearest movies per catalogue movie, rated or not, by content
+  (genres, decade, title words: jobs/lib/model/content.py), for the movies ALS does not know yet;
 - popular: the most rated movies overall (genre "_all") and per genre, ties to the better mean rating (the same
   ranking as the popularity baseline that evaluate measures), max(recommend.popular_n, recommend.filter_pool)
   per list: the service fills filtered answers from them;
@@ -24,6 +26,7 @@ from pyspark.sql import functions as F
 
 from conf.settings import Config
 from jobs.lib.model.als import click_preferences, implicit_preferences
+from jobs.lib.model.content import content_neighbors, content_vectors
 from jobs.lib.model.explain import with_because, with_because_on_driver
 from jobs.lib.model.scoring import (
     als_top_n,
@@ -109,6 +112,8 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     seconds["because_s"] = round(time.perf_counter() - started, 2)
     for name, lists, path in (
             ("item_neighbors", neighbour_lists, paths.item_neighbors),
+            ("content_neighbors", lambda: content_neighbors(*content_vectors(movies, config.content),
+                                                            settings.neighbors), paths.content_neighbors),
             ("popular", lambda: popular_lists(ratings, movies, max(settings.popular_n, settings.filter_pool)),
              paths.popular),
             ("movie_stats", lambda: popularity(ratings).select("movie_id", "n_ratings",
@@ -119,7 +124,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         seconds[f"{name}_s"] = round(time.perf_counter() - started, 2)
 
     counts = {name: spark.read.parquet(getattr(paths, name)).count()
-              for name in ("user_recs", "item_neighbors", "popular", "movie_stats")}
+              for name in ("user_recs", "item_neighbors", "content_neighbors", "popular", "movie_stats")}
     counts["users"] = spark.read.parquet(paths.user_recs).select("user_id").distinct().count()
     counts["movies_with_neighbors"] = spark.read.parquet(paths.item_neighbors).select("movie_id").distinct().count()
     report = {"run_id": run_id, "model": settings.model, "counts": counts, "top_n": settings.top_n,

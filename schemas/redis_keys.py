@@ -14,6 +14,8 @@
     reco:v:<version>:seen:<user_id>    json     [movie_id, ...] what the user rated or dismissed (a filtered
                                                 answer fills up from the popular lists without these)
     reco:v:<version>:similar:<movie>   json     [item, ...] nearest movies by cosine of ALS item factors
+    reco:v:<version>:content:<movie>   json     [item, ...] nearest movies by content (genres, decade, title words),
+                                                for the movies without a `similar` list (no ratings yet)
     reco:v:<version>:popular:<genre>   json     [item, ...] most rated movies; genre "_all" for the whole catalog
                                                 (recommend.filter_pool long: filters fill answers from them)
     reco:v:<version>:movie:<movie_id>  json     {movie_id, title, year, genres, n_ratings, mean_rating}
@@ -72,7 +74,7 @@ def speed_group(shard: int, shards: int) -> str:
     in its own share of the people; one speed layer alone keeps the plain name."""
     return SPEED_GROUP if shards == 1 else f"{SPEED_GROUP}-{shard}-of-{shards}"
 
-KINDS = ("meta", "user", "similar", "popular", "movie", "title", "seen")
+KINDS = ("meta", "user", "similar", "popular", "movie", "title", "seen", "content")
 
 
 def lease(name: str) -> str:

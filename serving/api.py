@@ -264,15 +264,19 @@ def similar_movies(movie_id: str):
     else:  # the user's arm decides the version
         version, (similar,), experiment, arm = store().lookup_for(uid, rk.suffix("similar", mid))
     taking_part, exposure = take_part(experiment, arm, version, uid, "similar")
-    if similar is None and store().get_in_version(version, [rk.suffix("movie", mid)])[0] is None:
-        raise BadRequest(f"movie {mid} is not in the catalog", 404, "not_found")
+    source = "als"
+    if similar is None:  # no ALS neighbours (nobody rated it yet): its neighbours by content, if in the catalog
+        movie, similar = store().get_in_version(version, [rk.suffix("movie", mid), rk.suffix("content", mid)])
+        if movie is None:
+            raise BadRequest(f"movie {mid} is not in the catalog", 404, "not_found")
+        source = "content"
     excluded = (store().excluded(uid) if uid is not None else set()) | asked_out | {mid}
     # Topped up from the popular lists only when genres or years were asked for: "ten westerns like this one";
     # without them a similar list holds only similar movies.
     items = _shown(version, similar or [], excluded, filters, k, "similar", uid, fill_up=filters.active)
     if exposure is not None:
         exposure["items"] = [item["movie_id"] for item in items]
-    return answer({"movie_id": mid, "version": version, **taking_part, **_filter_fields(filters),
+    return answer({"movie_id": mid, "version": version, **taking_part, "source": source, **_filter_fields(filters),
                    "filled": sum("filled" in i for i in items), "items": items})
 
 

@@ -122,7 +122,11 @@ async function showSimilar(item) {
   $("similar-title").textContent = `Similar to ${item.title}`;
   try {
     const forViewer = viewer ? `&user_id=${viewer}` : "";
-    render($("similar-results"), (await api(`/v1/movies/${item.movie_id}/similar?k=10${forViewer}`)).items);
+    const body = await api(`/v1/movies/${item.movie_id}/similar?k=10${forViewer}`);
+    if (body.source === "content") {
+      $("similar-title").textContent = `Like ${item.title} in genres, years and title (nobody has rated it yet)`;
+    }
+    render($("similar-results"), body.items);
   } catch (error) { fail($("similar-results"), $("similar-title"), error); }
 }
 

@@ -83,7 +83,9 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
         seen = seen.unionByName(spark.read.parquet(paths.clean_dismissed).select("user_id", "movie_id"))
     build_values(version, spark.read.parquet(paths.user_recs), spark.read.parquet(paths.item_neighbors),
                  spark.read.parquet(paths.popular), spark.read.parquet(paths.clean_movies),
-                 spark.read.parquet(paths.movie_stats), seen).write.mode("overwrite") \
+                 spark.read.parquet(paths.movie_stats), seen,
+                 spark.read.parquet(paths.content_neighbors) if exists(paths.content_neighbors) else None) \
+        .write.mode("overwrite") \
         .options(**versions.FILE_OPTIONS).parquet(paths.publish_values)
     k = metrics["k"]
     counts = count_by_kind(spark.read.parquet(paths.publish_values), version)

@@ -31,7 +31,8 @@ def _json_list(frame: DataFrame, group_col: str, movie_col: str, movies: DataFra
 
 
 def build_values(version: str, user_recs: DataFrame, neighbors: DataFrame, popular: DataFrame,
-                 movies: DataFrame, movie_stats: DataFrame, seen: DataFrame) -> DataFrame:
+                 movies: DataFrame, movie_stats: DataFrame, seen: DataFrame,
+                 content: DataFrame | None = None) -> DataFrame:
     """Every (key, value) of a version except meta, values as the API serves them. `seen`: the (user_id,
     movie_id) pairs each person rated or dismissed, which a filtered answer's fill-up leaves out."""
     def keyed(frame: DataFrame, kind: str, ident: str) -> DataFrame:
@@ -49,8 +50,13 @@ def build_values(version: str, user_recs: DataFrame, neighbors: DataFrame, popul
     seen_lists = keyed(seen.groupBy("user_id").agg(F.to_json(F.array_sort(F.collect_set(
         F.col("movie_id").cast("int")))).alias("value")).join(user_recs.select("user_id").distinct(), "user_id"),
         "seen", "user_id")
-    return users.unionByName(similar).unionByName(popular_lists).unionByName(details) \
+    values = users.unionByName(similar).unionByName(popular_lists).unionByName(details) \
         .unionByName(title_index(version, movies, movie_stats)).unionByName(seen_lists)
+    if content is not None:  # by content, for the movies without an ALS neighbour list only
+        content = content.join(neighbors.select("movie_id").distinct(), "movie_id", "left_anti")
+        values = values.unionByName(keyed(_json_list(content, "movie_id", "neighbor_id", movies), "content",
+                                          "movie_id"))
+    return values
 
 
 def title_index(version: str, movies: DataFrame, movie_stats: DataFrame) -> DataFrame:

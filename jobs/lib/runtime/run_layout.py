@@ -38,6 +38,7 @@ _LAYOUT = {
     "evaluation_report": "report.html",
     "user_recs": "recommend/user_recs.parquet",
     "item_neighbors": "recommend/item_neighbors.parquet",
+    "content_neighbors": "recommend/content_neighbors.parquet",
     "popular": "recommend/popular.parquet",
     "movie_stats": "recommend/movie_stats.parquet",
     "recommend_report": "recommend/report.json",

@@ -1,0 +1,89 @@
+"""Content: a vector per catalogue movie from what the release says of it, rated or not, and the movies nearest to
+each by those vectors. ALS knows a movie only once people rated it; content lets a new movie have neighbours
+(and be found) from its first day.
+
+A movie's vector joins three blocks, each scaled to unit length and then weighted (`content.*_weight`):
+- genres, one column each (binary);
+- the decade of its year (binary), so that a 1950s western sits nearer the other 1950s westerns;
+- title words, TF-IDF (Spark ML's RegexTokenizer, StopWordsRemover, CountVectorizer with minDF 2, IDF): a word
+  shared by a few titles (a series, a character) counts, a word of one title alone cannot.
+The joined vector is scaled to unit length: the dot product of two movies is their cosine similarity.
+Neighbours are scored in this process (scipy sparse products, a block of movies at a time).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from pyspark.ml import Pipeline
+from pyspark.ml.feature import IDF, CountVectorizer, RegexTokenizer, StopWordsRemover
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from scipy import sparse
+
+from conf.settings import ContentSettings
+from jobs.lib.model.scoring import _best, _schema
+
+BLOCK_SCORES = 1 << 24  # scores held at once while finding neighbours (a block of movies x the catalogue)
+
+
+def content_vectors(movies: DataFrame, settings: ContentSettings) -> tuple[np.ndarray, sparse.csr_matrix]:
+    """(movie ids ascending, one unit-length row per movie) for every movie of the catalogue."""
+    prepared = movies.select(
+        "movie_id", F.coalesce("title", F.lit("")).alias("title"),
+        F.coalesce("genres", F.array().cast("array<string>")).alias("genres"),
+        F.when(F.col("year").isNotNull(), F.array(F.concat(F.lit("d"), (F.floor(F.col("year") / 10) * 10)
+                                                            .cast("int").cast("string"))))
+        .otherwise(F.array().cast("array<string>")).alias("decade"))
+    pipeline = Pipeline(stages=[
+        RegexTokenizer(inputCol="title", outputCol="words", pattern="[^\\p{L}\\p{N}]+", toLowercase=True),
+        StopWordsRemover(inputCol="words", outputCol="kept"),
+        CountVectorizer(inputCol="kept", outputCol="word_counts", minDF=2.0),
+        IDF(inputCol="word_counts", outputCol="title_vector"),
+        CountVectorizer(inputCol="genres", outputCol="genre_vector", binary=True, minDF=1.0),
+        CountVectorizer(inputCol="decade", outputCol="decade_vector", binary=True, minDF=1.0),
+    ])
+    rows = pipeline.fit(prepared).transform(prepared).select(
+        "movie_id", "genre_vector", "decade_vector", "title_vector").orderBy("movie_id").collect()
+    ids = np.array([row["movie_id"] for row in rows], dtype=np.int64)
+    blocks = []
+    for column, weight in (("genre_vector", settings.genre_weight), ("decade_vector", settings.year_weight),
+                           ("title_vector", settings.title_weight)):
+        if weight > 0 and rows:
+            blocks.append(weight * _unit_rows(_csr([row[column] for row in rows])))
+    if not blocks:
+        return ids, sparse.csr_matrix((len(ids), 0), dtype=np.float32)
+    return ids, _unit_rows(sparse.hstack(blocks, format="csr"))
+
+
+def content_neighbors(ids: np.ndarray, vectors: sparse.csr_matrix, n: int) -> pa.Table:
+    """(movie_id, rank, neighbor_id, score): each movie's n nearest others by cosine, only those sharing
+    something (score > 0)."""
+    block = max(1, BLOCK_SCORES // max(len(ids), 1))
+    transposed = vectors.T.tocsc()
+    batches = []
+    for start in range(0, len(ids), block):
+        scores = (vectors[start:start + block] @ transposed).toarray().astype(np.float32)
+        scores[scores <= 0] = -np.inf
+        rows = np.arange(scores.shape[0])
+        scores[rows, rows + start] = -np.inf  # not its own neighbour
+        batches.append(_best(scores, ids[start:start + block], ids, n, "query_id", pa.int32()))
+    table = pa.Table.from_batches(batches, _schema("query_id", "movie_id"))
+    return table.rename_columns(["movie_id", "rank", "neighbor_id", "score"])
+
+
+def _csr(vectors) -> sparse.csr_matrix:
+    """Spark ML vectors (sparse or dense, one size) as one CSR matrix."""
+    size = vectors[0].size
+    indptr, indices, data = [0], [], []
+    for vector in vectors:
+        sparse_vector = vector.toSparse() if hasattr(vector, "toSparse") else vector
+        indices.extend(sparse_vector.indices.tolist())
+        data.extend(sparse_vector.values.tolist())
+        indptr.append(len(indices))
+    return sparse.csr_matrix((np.array(data, dtype=np.float32), np.array(indices, dtype=np.int64), indptr),
+                             shape=(len(vectors), size))
+
+
+def _unit_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    return sparse.diags(1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32) @ matrix

@@ -1,0 +1,45 @@
+"""A movie added to the catalogue before anyone rated it: content neighbours from the next run, served by the real
+app from a real Redis."""
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jobs import publish, recommend
+from jobs.lib.runtime.run_layout import mark_latest, run_paths
+from jobs.lib.runtime.storage import read_table
+from serving import create_app
+from tests.support import RedisServer
+
+NEW_MOVIE = 1683  # ML-100K's ids end at 1682
+
+
+def test_a_movie_nobody_rated_has_neighbours_by_content(pipeline_run, spark, tmp_path):
+    config, run_id, paths, _ = pipeline_run
+    new_run = "it_new_movie"
+    new_paths = run_paths(config, new_run)
+    shutil.copytree(paths.root, new_paths.root)
+    movies = read_table(new_paths.clean_movies)
+    added = pa.table({"movie_id": [NEW_MOVIE], "title": ["Night of the Creeping Dead"], "year": [1998],
+                      "genres": [["Horror"]]}).cast(movies.schema)
+    shutil.rmtree(new_paths.clean_movies)
+    Path(new_paths.clean_movies).mkdir()
+    pq.write_table(pa.concat_tables([movies, added]), f"{new_paths.clean_movies}/part-0.parquet")
+    recommend.run(config, new_run, spark=spark)
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        local = config.model_copy(update={"redis": config.redis.model_copy(update={"url": server.url})})
+        publish.run(local, new_run, spark=spark, force=True)
+        client = create_app(local).test_client()
+        body = client.get(f"/v1/movies/{NEW_MOVIE}/similar?k=10").get_json()
+        assert body["source"] == "content" and len(body["items"]) == 10
+        horror = sum("Horror" in item["genres"] for item in body["items"])
+        assert horror == 10, body["items"]
+        assert sum(1990 <= item["year"] <= 1999 for item in body["items"]) >= 8  # the same decade first
+        known = client.get("/v1/movies/50/similar?k=3").get_json()
+        assert known["source"] == "als" and len(known["items"]) == 3
+    finally:
+        server.stop()
+        shutil.rmtree(new_paths.root)
+        mark_latest(config, run_id)  # recommend pointed `latest` at the copy
