@@ -8,6 +8,8 @@
   stay within recommend.driver_max_scores: the same lists without Spark's stage costs);
 - content_neighbors: the recommend.neighbors nearest movies per catalogue movie, rated or not, by content
   (genres, decade, title words: jobs/lib/model/content.py), for the movies ALS does not know yet;
+- new_picks: per user, the recommend.new_picks movies ALS does not know yet nearest their content profile (the
+  movies they rated 4 or more), for the slots serving.new_slots gives them;
 - popular: the most rated movies overall (genre "_all") and per genre, ties to the better mean rating (the same
   ranking as the popularity baseline that evaluate measures), max(recommend.popular_n, recommend.filter_pool)
   per list: the service fills filtered answers from them;
@@ -26,7 +28,7 @@ from pyspark.sql import functions as F
 
 from conf.settings import Config
 from jobs.lib.model.als import click_preferences, implicit_preferences
-from jobs.lib.model.content import content_neighbors, content_vectors
+from jobs.lib.model.content import content_neighbors, content_vectors, new_movie_picks
 from jobs.lib.model.explain import with_because, with_because_on_driver
 from jobs.lib.model.scoring import (
     als_top_n,
@@ -95,6 +97,20 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
             return pa.Table.from_pandas(explained_, preserve_index=False)
         return with_because(lists, preferences, ratings, items, implicit.alpha, implicit.reg_param)
 
+    vectors = []
+
+    def content():
+        """The catalogue's content vectors, built once for both content steps."""
+        if not vectors:
+            vectors.extend(content_vectors(movies, config.content))
+        return vectors
+
+    def liked():
+        """(user ids, movie ids) of the ratings of 4 or more: what a content profile is made of."""
+        pairs = read_table(paths.clean_ratings, ["user_id", "movie_id", "rating"]).to_pandas()
+        pairs = pairs[pairs.rating >= 4]
+        return pairs.user_id.to_numpy(), pairs.movie_id.to_numpy()
+
     def neighbour_lists():
         if on_driver["item_neighbors"]:
             return neighbors_on_driver(items, settings.neighbors)
@@ -112,8 +128,9 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     seconds["because_s"] = round(time.perf_counter() - started, 2)
     for name, lists, path in (
             ("item_neighbors", neighbour_lists, paths.item_neighbors),
-            ("content_neighbors", lambda: content_neighbors(*content_vectors(movies, config.content),
-                                                            settings.neighbors), paths.content_neighbors),
+            ("content_neighbors", lambda: content_neighbors(*content(), settings.neighbors), paths.content_neighbors),
+            ("new_picks", lambda: new_movie_picks(*content(), set(items.ids.tolist()), *liked(), settings.new_picks),
+             paths.new_picks),
             ("popular", lambda: popular_lists(ratings, movies, max(settings.popular_n, settings.filter_pool)),
              paths.popular),
             ("movie_stats", lambda: popularity(ratings).select("movie_id", "n_ratings",
@@ -124,7 +141,8 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         seconds[f"{name}_s"] = round(time.perf_counter() - started, 2)
 
     counts = {name: spark.read.parquet(getattr(paths, name)).count()
-              for name in ("user_recs", "item_neighbors", "content_neighbors", "popular", "movie_stats")}
+              for name in ("user_recs", "item_neighbors", "content_neighbors", "new_picks", "popular",
+                           "movie_stats")}
     counts["users"] = spark.read.parquet(paths.user_recs).select("user_id").distinct().count()
     counts["movies_with_neighbors"] = spark.read.parquet(paths.item_neighbors).select("movie_id").distinct().count()
     report = {"run_id": run_id, "model": settings.model, "counts": counts, "top_n": settings.top_n,

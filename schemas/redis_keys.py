@@ -16,6 +16,8 @@
     reco:v:<version>:similar:<movie>   json     [item, ...] nearest movies by cosine of ALS item factors
     reco:v:<version>:content:<movie>   json     [item, ...] nearest movies by content (genres, decade, title words),
                                                 for the movies without a `similar` list (no ratings yet)
+    reco:v:<version>:new:<user_id>     json     [item, ...] new movies (no ALS factors) nearest the user's content
+                                                profile, for serving.new_slots
     reco:v:<version>:popular:<genre>   json     [item, ...] most rated movies; genre "_all" for the whole catalog
                                                 (recommend.filter_pool long: filters fill answers from them)
     reco:v:<version>:movie:<movie_id>  json     {movie_id, title, year, genres, n_ratings, mean_rating}
@@ -74,7 +76,7 @@ def speed_group(shard: int, shards: int) -> str:
     in its own share of the people; one speed layer alone keeps the plain name."""
     return SPEED_GROUP if shards == 1 else f"{SPEED_GROUP}-{shard}-of-{shards}"
 
-KINDS = ("meta", "user", "similar", "popular", "movie", "title", "seen", "content")
+KINDS = ("meta", "user", "similar", "popular", "movie", "title", "seen", "content", "new")
 
 
 def lease(name: str) -> str:

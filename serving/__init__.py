@@ -56,6 +56,7 @@ def create_app(config: Config | None = None) -> Flask:
                                  "popular_n": config.recommend.popular_n,
                                  "max_events_per_request": config.events.max_events_per_request}
     app.config["RECO_EVENTS"] = config.events
+    app.config["RECO_NEW_SLOTS"] = config.serving.new_slots
     app.config["RECO_PAGE_EVENTS"] = config.serving.page_events
     app.config["RECO_TS_MIN"] = config.validation.ts_min_epoch  # an event's earliest time (parsed once)
     app.config["MAX_CONTENT_LENGTH"] = config.events.max_body_bytes  # larger bodies: 413 before they are read

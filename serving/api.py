@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, g, request
 from schemas import redis_keys as rk
 from schemas.experiments import arm_of, public_view
 from schemas.movielens import DATASETS, GENRES
-from serving.lists import Filters, candidates, diversify, fill
+from serving.lists import Filters, candidates, diversify, fill, with_new
 from serving.observability import EXPERIMENT_FALLBACKS, FALLBACKS, SHORTENED
 from serving.store import Store
 
@@ -202,6 +202,10 @@ def user_recommendations(user_id: str):
         if experiment:
             EXPERIMENT_FALLBACKS.labels(experiment["id"], arm, fallback).inc()
         payload.update(fallback=fallback, reason=reason)
+    slots = current_app.config["RECO_NEW_SLOTS"]
+    if known is not None and k > 1 and slots:  # a person the version knows: new movies near their taste
+        picks = store().get_in_version(version, [rk.suffix("new", uid)])[0]
+        items = with_new(items, picks, excluded, filters, k, min(slots, k - 1))
     payload.update(**_filter_fields(filters), diversity=diversity, filled=sum("filled" in i for i in items),
                    items=items)
     if exposure is not None:

@@ -68,6 +68,15 @@ def fill(chosen: list[dict], pools: list, excluded: set[int], filters: Filters, 
     return answer
 
 
+def with_new(items: list[dict], picks, excluded: set[int], filters: Filters, k: int, slots: int) -> list[dict]:
+    """Up to `slots` of the k places given to new movies (nobody rated them when the version was built) from the
+    person's `picks`, marked "new": true, after the first k - slots of `items`."""
+    shown = {item["movie_id"] for item in items}
+    chosen = [{**pick, "new": True} for pick in picks or ()
+              if pick["movie_id"] not in excluded and pick["movie_id"] not in shown and filters.keeps(pick)][:slots]
+    return items[:k - len(chosen)] + chosen if chosen else items
+
+
 def genre_similarity(a: frozenset, b: frozenset) -> float:
     """Jaccard similarity of two movies' genres (0 for two movies without any)."""
     union = len(a | b)

@@ -52,7 +52,8 @@ function render(list, items, withActions = false) {
     meta.className = "meta";
     const score = item.score === undefined ? `${item.n_ratings} ratings`
       : Number.isInteger(item.score) ? `${item.score} ratings` : `score ${Number(item.score).toFixed(3)}`;
-    meta.textContent = `${(item.genres || []).join(", ")} · ${score}` + (item.filled ? " · popular pick" : "");
+    meta.textContent = `${(item.genres || []).join(", ")} · ${score}` + (item.filled ? " · popular pick" : "")
+      + (item.new ? " · new: nobody has rated it yet" : "");
     li.append(title, meta);
     if (item.because) {
       const because = document.createElement("div");

@@ -39,6 +39,21 @@ def test_a_movie_nobody_rated_has_neighbours_by_content(pipeline_run, spark, tmp
         assert sum(1990 <= item["year"] <= 1999 for item in body["items"]) >= 8  # the same decade first
         known = client.get("/v1/movies/50/similar?k=3").get_json()
         assert known["source"] == "als" and len(known["items"]) == 3
+        # Into people's lists: the one new movie is every taste's nearest new movie; serving.new_slots (1) gives
+        # it the last of a person's k places, marked, unless they asked it away.
+        picks = read_table(new_paths.new_picks).to_pylist()
+        assert {row["movie_id"] for row in picks} == {NEW_MOVIE} and len(picks) > 900
+        fan = max(picks, key=lambda row: row["score"])["user_id"]
+        shown = client.get(f"/v1/users/{fan}/recommendations?k=10").get_json()["items"]
+        assert len(shown) == 10 and shown[-1]["movie_id"] == NEW_MOVIE and shown[-1]["new"] is True
+        assert not any(item.get("new") for item in shown[:-1])
+        asked_away = client.get(f"/v1/users/{fan}/recommendations?k=10&exclude={NEW_MOVIE}").get_json()["items"]
+        assert NEW_MOVIE not in {item["movie_id"] for item in asked_away} and len(asked_away) == 10
+        westerns = client.get(f"/v1/users/{fan}/recommendations?k=10&genre=Western").get_json()["items"]
+        assert NEW_MOVIE not in {item["movie_id"] for item in westerns}  # filters hold for new movies too
+        none = create_app(local.model_copy(update={"serving": local.serving.model_copy(update={"new_slots": 0})}))
+        assert not any(item.get("new") for item in none.test_client().get(
+            f"/v1/users/{fan}/recommendations?k=10").get_json()["items"])
     finally:
         server.stop()
         shutil.rmtree(new_paths.root)

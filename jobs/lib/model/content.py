@@ -2,13 +2,15 @@
 each by those vectors. ALS knows a movie only once people rated it; content lets a new movie have neighbours
 (and be found) from its first day.
 
-A movie's vector joins three blocks, each scaled to unit length and then weighted (`content.*_weight`):
+A movie's vector joins three blocks, each scaled to unit length and then weighted (`content.*_weight`; title
+words off by default: on ML-100K they lowered the cold-movie protocol's NDCG@10, `make bench-quality`):
 - genres, one column each (binary);
 - the decade of its year (binary), so that a 1950s western sits nearer the other 1950s westerns;
 - title words, TF-IDF (Spark ML's RegexTokenizer, StopWordsRemover, CountVectorizer with minDF 2, IDF): a word
   shared by a few titles (a series, a character) counts, a word of one title alone cannot.
 The joined vector is scaled to unit length: the dot product of two movies is their cosine similarity.
-Neighbours are scored in this process (scipy sparse products, a block of movies at a time).
+Neighbours are scored in this process (scipy sparse products, a block of movies at a time), and so are the new
+movies (those ALS does not know) nearest each person's profile, for the slots a list gives them.
 """
 from __future__ import annotations
 
@@ -69,6 +71,30 @@ def content_neighbors(ids: np.ndarray, vectors: sparse.csr_matrix, n: int) -> pa
         batches.append(_best(scores, ids[start:start + block], ids, n, "query_id", pa.int32()))
     table = pa.Table.from_batches(batches, _schema("query_id", "movie_id"))
     return table.rename_columns(["movie_id", "rank", "neighbor_id", "score"])
+
+
+def new_movie_picks(ids: np.ndarray, vectors: sparse.csr_matrix, known: set[int], liked_users: np.ndarray,
+                    liked_movies: np.ndarray, n: int) -> pa.Table:
+    """(user_id, rank, movie_id, score): for each user with liked movies, the n movies ALS does not know (not in
+    `known`) nearest their profile, the sum of the content vectors of what they liked (cosine to the profile;
+    only movies sharing something with it)."""
+    new = np.array([i for i, movie in enumerate(ids.tolist()) if movie not in known], dtype=np.int64)
+    if not len(new) or not len(liked_users):
+        return _schema("user_id", "movie_id").empty_table()
+    row_of = {int(movie): i for i, movie in enumerate(ids.tolist())}
+    rows = np.array([row_of.get(int(m), -1) for m in liked_movies])
+    users, user_rows = np.unique(liked_users[rows >= 0], return_inverse=True)
+    likes = sparse.csr_matrix((np.ones(len(user_rows), dtype=np.float32), (user_rows, rows[rows >= 0])),
+                              shape=(len(users), len(ids)))
+    profiles = _unit_rows((likes @ vectors).tocsr())
+    candidates = vectors[new].T.tocsc()
+    block = max(1, BLOCK_SCORES // len(new))
+    batches = []
+    for start in range(0, len(users), block):
+        scores = (profiles[start:start + block] @ candidates).toarray().astype(np.float32)
+        scores[scores <= 0] = -np.inf
+        batches.append(_best(scores, users[start:start + block], ids[new], n, "user_id", pa.int32()))
+    return pa.Table.from_batches(batches, _schema("user_id", "movie_id"))
 
 
 def _csr(vectors) -> sparse.csr_matrix:

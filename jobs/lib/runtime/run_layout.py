@@ -39,6 +39,7 @@ _LAYOUT = {
     "user_recs": "recommend/user_recs.parquet",
     "item_neighbors": "recommend/item_neighbors.parquet",
     "content_neighbors": "recommend/content_neighbors.parquet",
+    "new_picks": "recommend/new_picks.parquet",
     "popular": "recommend/popular.parquet",
     "movie_stats": "recommend/movie_stats.parquet",
     "recommend_report": "recommend/report.json",

@@ -1,5 +1,5 @@
 """The list shaping a handler does: filters, the fill-up to k, diversity."""
-from serving.lists import Filters, candidates, diversify, fill, intra_list_diversity
+from serving.lists import Filters, candidates, diversify, fill, intra_list_diversity, with_new
 
 
 def movie(movie_id, genres, year=1990, score=1.0):
@@ -41,3 +41,12 @@ def test_diversity_zero_keeps_the_order_and_more_mixes_genres():
     assert [m["movie_id"] for m in mixed] == [1, 4, 5]  # the best first, then the best of other genres
     assert intra_list_diversity(mixed) > intra_list_diversity(items[:3]) == 0.0
     assert len(diversify(items, 10, 1.0)) == 6
+
+
+def test_new_movies_take_the_last_slots_unless_excluded_shown_or_filtered_out():
+    items = [movie(m, ["Drama"]) for m in (1, 2, 3, 4)]
+    picks = [movie(9, ["Horror"]), movie(8, ["Drama"]), movie(2, ["Drama"]), movie(7, ["Drama"])]
+    got = with_new(items, picks, {9}, Filters(), 4, 2)
+    assert [m["movie_id"] for m in got] == [1, 2, 8, 7] and [m.get("new") for m in got] == [None, None, True, True]
+    assert with_new(items, picks, set(), Filters(("Comedy",)), 4, 2) == items
+    assert with_new(items, None, set(), Filters(), 4, 1) == items
