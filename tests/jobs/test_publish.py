@@ -46,7 +46,8 @@ def test_publish_writes_a_complete_version(pipeline_run, spark, redis_client):
     expected = [r["movie_id"] for r in spark.read.parquet(paths.user_recs).where("user_id = 1")
                 .orderBy("rank").collect()]
     assert [item["movie_id"] for item in user_1] == expected
-    assert set(user_1[0]) == {"movie_id", "title", "year", "genres", "score"}
+    assert set(user_1[0]) == {"movie_id", "title", "year", "genres", "score", "because"}
+    assert report["counts"]["seen"] == 943 and "content" not in report["counts"]  # every movie has ALS neighbours
     meta = rk.decode(redis_client.get(rk.key(version, "meta")))
     metrics = read_json(paths.metrics)
     assert meta["run_id"] == run_id and meta["metrics"]["ndcg@10"] == metrics["models"]["als"]["ndcg@10"]

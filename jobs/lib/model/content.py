@@ -36,22 +36,22 @@ def content_vectors(movies: DataFrame, settings: ContentSettings) -> tuple[np.nd
         F.when(F.col("year").isNotNull(), F.array(F.concat(F.lit("d"), (F.floor(F.col("year") / 10) * 10)
                                                             .cast("int").cast("string"))))
         .otherwise(F.array().cast("array<string>")).alias("decade"))
-    pipeline = Pipeline(stages=[
-        RegexTokenizer(inputCol="title", outputCol="words", pattern="[^\\p{L}\\p{N}]+", toLowercase=True),
-        StopWordsRemover(inputCol="words", outputCol="kept"),
-        CountVectorizer(inputCol="kept", outputCol="word_counts", minDF=2.0),
-        IDF(inputCol="word_counts", outputCol="title_vector"),
-        CountVectorizer(inputCol="genres", outputCol="genre_vector", binary=True, minDF=1.0),
-        CountVectorizer(inputCol="decade", outputCol="decade_vector", binary=True, minDF=1.0),
-    ])
+    weighted = [(column, weight) for column, weight in (
+        ("genre_vector", settings.genre_weight), ("decade_vector", settings.year_weight),
+        ("title_vector", settings.title_weight)) if weight > 0]  # a block weighted 0 is not built at all
+    stages = {
+        "genre_vector": [CountVectorizer(inputCol="genres", outputCol="genre_vector", binary=True, minDF=1.0)],
+        "decade_vector": [CountVectorizer(inputCol="decade", outputCol="decade_vector", binary=True, minDF=1.0)],
+        "title_vector": [
+            RegexTokenizer(inputCol="title", outputCol="words", pattern="[^\\p{L}\\p{N}]+", toLowercase=True),
+            StopWordsRemover(inputCol="words", outputCol="kept"),
+            CountVectorizer(inputCol="kept", outputCol="word_counts", minDF=2.0),
+            IDF(inputCol="word_counts", outputCol="title_vector")]}
+    pipeline = Pipeline(stages=[stage for column, _ in weighted for stage in stages[column]])
     rows = pipeline.fit(prepared).transform(prepared).select(
-        "movie_id", "genre_vector", "decade_vector", "title_vector").orderBy("movie_id").collect()
+        "movie_id", *(column for column, _ in weighted)).orderBy("movie_id").collect()
     ids = np.array([row["movie_id"] for row in rows], dtype=np.int64)
-    blocks = []
-    for column, weight in (("genre_vector", settings.genre_weight), ("decade_vector", settings.year_weight),
-                           ("title_vector", settings.title_weight)):
-        if weight > 0 and rows:
-            blocks.append(weight * _unit_rows(_csr([row[column] for row in rows])))
+    blocks = [weight * _unit_rows(_csr([row[column] for row in rows])) for column, weight in weighted if rows]
     if not blocks:
         return ids, sparse.csr_matrix((len(ids), 0), dtype=np.float32)
     return ids, _unit_rows(sparse.hstack(blocks, format="csr"))
