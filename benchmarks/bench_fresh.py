@@ -12,7 +12,8 @@
   (dismissals_and_exclusions);
 - cost: fold-ins per second on one core (a person's vector solved and every movie scored), at ML-100K from the
   published run's own files, and at the ML-25M shape (62,423 movies, rank 64, 100 ratings a person) on random
-  factors; and the memory of the speed layer's training preferences at the 25M shape (25M ratings).
+  factors; `because` (the rated movie behind each of a top 50) per person at the 25M shape; and the memory of
+  the speed layer's training preferences at the 25M shape (25M ratings).
 Writes benchmarks/results/fresh.json and fresh.md.
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ import requests
 
 from benchmarks.report import done_with, scratch_folder, write
 from conf.settings import load_config
-from jobs.lib.model.fold_in import ItemFactors, Preferences, fold_in, top_n
+from jobs.lib.model.fold_in import ItemFactors, Preferences, because, fold_in, top_n
 from tests.support import GunicornService, RedisServer, wait_until, write_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,6 +125,13 @@ def cost_at_25m_shape(settings: dict, people: int = 300) -> dict:
     sample = [(rng.choice(np.arange(1, movies + 1), 100, replace=False), rng.uniform(0.5, 5, 100).astype(np.float32))
               for _ in range(people)]
     per_s = fold_ins_per_second(items, sample, settings)
+    # `because` for a person's published top 50 (jobs/lib/model/explain.py runs it once per person in recommend):
+    # people per second on one core, and what that makes for ML-25M's 162,541 people on 2 cores.
+    started = time.perf_counter()
+    for movies_rated, prefs in sample:
+        because(items, movies_rated, prefs, settings["alpha"], settings["reg_param"],
+                rng.choice(np.arange(1, movies + 1), 50, replace=False))
+    because_per_s = people / (time.perf_counter() - started)
     # The speed layer's training preferences at 25M ratings (162,541 people), built as it builds them.
     gc.collect()
     before = psutil.Process().memory_info().rss
@@ -139,6 +147,8 @@ def cost_at_25m_shape(settings: dict, people: int = 300) -> dict:
     one = preferences.scaled(preferences.of(1))
     assert len(one[0]) > 0
     return {"movies": movies, "rank": rank, "ratings_per_person": 100, "fold_ins_per_s_one_core": round(per_s),
+            "because_people_per_s_one_core": round(because_per_s),
+            "because_25m_people_two_cores_s": round(162_541 / because_per_s / 2),
             "preferences_25m_mib": round(held / 2**20), "preferences_25m_load_s": round(load_s, 1)}
 
 
@@ -335,6 +345,9 @@ def main() -> None:
          f"{small['fold_ins_per_s_one_core']:,}"),
         (f"fold-ins per second, one core, 25M shape ({large['movies']:,} movies, rank {large['rank']})",
          f"{large['fold_ins_per_s_one_core']:,}"),
+        ("because for a top 50, 25M shape: people per second on one core / s for ML-25M's 162,541 people on 2 "
+         "cores (numpy floor, the recommend job adds Spark's per-group cost)",
+         f"{large['because_people_per_s_one_core']:,} / {large['because_25m_people_two_cores_s']:,}"),
         ("speed layer's training preferences at 25M ratings (MiB held / s to build)",
          f"{large['preferences_25m_mib']:,} / {large['preferences_25m_load_s']}"),
     ] + [(f"NDCG@10 / recall@10 of {quality['held_out_users']} held-out users: {name}",
