@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 from conf.settings import Config
 from jobs.lib.model.als import click_preferences, implicit_preferences
 from jobs.lib.model.content import content_neighbors, content_vectors, new_movie_picks
-from jobs.lib.model.explain import with_because, with_because_on_driver
+from jobs.lib.model.explain import marked, with_because, with_because_on_driver
 from jobs.lib.model.scoring import (
     als_top_n,
     factors_of,
@@ -87,15 +87,13 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         clicks = None
         if exists(paths.clean_clicks) and config.events.click_weight > 0:
             clicks = click_preferences(spark.read.parquet(paths.clean_clicks), ratings, config.events.click_weight)
-        preferences = implicit_preferences(ratings, config.als.implicit, clicks)
         implicit = config.als.implicit
+        preferences = marked(implicit_preferences(ratings, implicit, clicks), ratings)
         if isinstance(lists, pa.Table):
-            rated = set(zip(*(read_table(paths.clean_ratings, ["user_id", "movie_id"]).to_pydict().values())))
-            prefs = preferences.toPandas()
-            prefs["rated"] = [pair in rated for pair in zip(prefs.user_id.tolist(), prefs.movie_id.tolist())]
-            explained_ = with_because_on_driver(lists.to_pandas(), prefs, items, implicit.alpha, implicit.reg_param)
+            explained_ = with_because_on_driver(lists.to_pandas(), preferences.toPandas(), items, implicit.alpha,
+                                                implicit.reg_param)
             return pa.Table.from_pandas(explained_, preserve_index=False)
-        return with_because(lists, preferences, ratings, items, implicit.alpha, implicit.reg_param)
+        return with_because(lists, preferences, items, implicit.alpha, implicit.reg_param)
 
     vectors = []
 

@@ -35,18 +35,22 @@ def because_of_users(recs: pd.DataFrame, preferences: pd.DataFrame, items: ItemF
     return recs.assign(because_id=named)
 
 
-def with_because(recs: DataFrame, preferences: DataFrame, rated: DataFrame, items: Factors, alpha: float,
-                 reg: float) -> DataFrame:
-    """user_recs with `because_id`, on the executors (one person at a time): `preferences` as train's
-    implicit_preferences built them, `rated` the (user_id, movie_id) pairs that are ratings."""
+def marked(preferences: DataFrame, rated: DataFrame) -> DataFrame:
+    """`preferences` as train's implicit_preferences built them, with `rated`: whether the pair is among the
+    (user_id, movie_id) pairs of `rated` (a rating) rather than a click."""
+    return preferences.join(rated.select("user_id", "movie_id", F.lit(True).alias("rated")),
+                            ["user_id", "movie_id"], "left").fillna(False, ["rated"])
+
+
+def with_because(recs: DataFrame, preferences: DataFrame, items: Factors, alpha: float, reg: float) -> DataFrame:
+    """user_recs with `because_id`, on the executors (one person at a time); `preferences` from `marked`."""
     catalogue = ItemFactors(items.ids, items.matrix)  # shipped to the executors with the function
-    marked = preferences.join(rated.select("user_id", "movie_id", F.lit(True).alias("rated")),
-                              ["user_id", "movie_id"], "left").fillna(False, ["rated"])
 
     def explain(theirs: pd.DataFrame, prefs: pd.DataFrame) -> pd.DataFrame:
         return because_of_users(theirs, prefs, catalogue, alpha, reg)
 
-    return recs.groupBy("user_id").cogroup(marked.groupBy("user_id")).applyInPandas(explain, RECS_WITH_BECAUSE)
+    return recs.groupBy("user_id").cogroup(preferences.groupBy("user_id")).applyInPandas(explain,
+                                                                                          RECS_WITH_BECAUSE)
 
 
 def with_because_on_driver(recs: pd.DataFrame, preferences: pd.DataFrame, items: Factors, alpha: float,
