@@ -5,6 +5,9 @@ Beside each size, in the same run:
   Cholesky, the maths MLlib does, and conjugate gradient), against our MLlib fit on the same ratings;
 - top-N for all users, and every movie's neighbours, against numpy BLAS floors on the production model's own
   factor matrices (the recommend job times each step), and what naming each list's `because` movie costs;
+- the content step: building every catalogue movie's content vector (genres, decade, and the synthetic tags
+  and genome where the release has them), and its neighbours against the same numpy floor on a matrix of the
+  same shape (the floor's cost is the shape's: a matmul and a partition);
 - publication keys/s against `redis-benchmark` pipelined SET of values of the version's mean size: of as many
   new keys as the version has (the same work: every key new memory for Redis), and, as before, of 500,000 SETs
   over 100,000 keys (mostly overwrites, cheaper for Redis); Redis memory per version and per list.
@@ -31,8 +34,8 @@ from benchmarks.synthetic_movielens import write as write_release
 from schemas import redis_keys as rk
 from tests.support import RedisServer
 
-SIZES = {"0.1m": ("ml-1m", 0.1), "1m": ("ml-1m", 1.0), "10m": ("ml-10m", 1.0), "25m": ("ml-25m", 1.0),
-         "32m": ("ml-32m", 1.0)}
+SIZES = {"0.1m": ("ml-1m", 0.1), "1m": ("ml-1m", 1.0), "2.5m": ("ml-25m", 0.1), "10m": ("ml-10m", 1.0),
+         "25m": ("ml-25m", 1.0), "32m": ("ml-32m", 1.0)}
 DATASET_OF_PRESET = {"ml-1m": "ml-1m", "ml-10m": "ml-20m", "ml-25m": "ml-25m", "ml-32m": "ml-32m"}
 
 
@@ -46,7 +49,8 @@ def run_size(size: str, work: Path, config_file: Path, threads: int) -> dict:
     generated_s = time.perf_counter() - started
     redis_server = RedisServer(work / size / "redis").start()
     env = {**os.environ, "RECO_DATA_ROOT": str(work / size / "data"), "RECO_REDIS_URL": redis_server.url,
-           "RECO_MOVIELENS_DIR": str(folder), "RECO_DATASET": DATASET_OF_PRESET[preset],
+           "RECO_MOVIELENS_DIR": str(folder), "RECO_MOVIELENS_ROOTS": str(work),
+           "RECO_DATASET": DATASET_OF_PRESET[preset],
            "PYSPARK_PYTHON": sys.executable, "PATH": f"{BIN}:{os.environ['PATH']}",
            "RECO_CONFIG": str(config_file)}
     jobs = {}
@@ -69,6 +73,7 @@ def run_size(size: str, work: Path, config_file: Path, threads: int) -> dict:
             "peak_rss_mib": max(j["peak_rss_mib"] for j in jobs.values()),
             "fit_seconds": train_report["fit_seconds"], "params": train_report["params"]["implicit"],
             "recommend_seconds": json.loads((run / "recommend" / "report.json").read_text())["seconds"],
+            "content_shape": json.loads((run / "recommend" / "report.json").read_text())["content_shape"],
             "publish": {"keys": publish_report["keys"], "keys_per_s": publish_report["keys_per_second"]},
             **redis}
 
@@ -106,6 +111,10 @@ def floors(redis_server: RedisServer, run: Path, threads: int) -> dict:
     top_n = json.loads((run / "recommend" / "report.json").read_text())
     result["numpy_top_n_s"] = round(numpy_top_n(users, items, rated, top_n["top_n"]), 3)
     result["numpy_neighbors_s"] = round(numpy_neighbors(items, top_n["neighbors"]), 3)
+    shape = top_n["content_shape"]
+    content = np.random.default_rng(0).random(shape, dtype=np.float32)
+    result["numpy_content_neighbors_s"] = round(numpy_neighbors(content, top_n["neighbors"]), 3)
+    del content
     client = redis_server.client()
     version = client.get(rk.LIVE).decode()
     result["redis_used_memory_mib"] = round(client.info("memory")["used_memory"] / 2**20, 1)
@@ -221,6 +230,9 @@ def tables(results: dict) -> tuple[list, tuple, str]:
                         ratio(recommend["user_recs_s"], r["numpy_top_n_s"]),
                         ratio(recommend["item_neighbors_s"], r["numpy_neighbors_s"]),
                         f"{recommend['because_s']:.0f}" if "because_s" in recommend else "n/a",
+                        "x".join(f"{d:,}" for d in r["content_shape"]) if "content_shape" in r else "n/a",
+                        f"{recommend['content_vectors_s']:.0f}" if "content_vectors_s" in recommend else "n/a",
+                        ratio(recommend.get("content_neighbors_s"), r.get("numpy_content_neighbors_s")),
                         ratio(r["publish"]["keys_per_s"], r["redis_set_pipelined_rps"]),
                         ratio(r["publish"]["keys_per_s"], r.get("redis_set_overwrite_rps")),
                         f"{r['redis_used_memory_mib']:.0f}", r["bytes_per_user_key"], r["bytes_per_similar_key"]))
@@ -232,7 +244,8 @@ def tables(results: dict) -> tuple[list, tuple, str]:
              "implicit: the same preferences and settings, 2 threads, its matrix built first. top-N and neighbours: "
              "the recommend job's steps against numpy on the production model's factors:\n\n"
              + markdown_table(("size", "MLlib fit / implicit Cholesky", "MLlib fit / implicit CG",
-                               "top-N / numpy", "neighbours / numpy", "because s", "publish / SET of new keys",
+                               "top-N / numpy", "neighbours / numpy", "because s", "content movies x columns",
+                               "content vectors s", "content neighbours / numpy", "publish / SET of new keys",
                                "publish / SET overwriting 100k keys",
                                "Redis MiB (one version)", "bytes per user list", "bytes per neighbour list"),
                               against))

@@ -6,7 +6,10 @@ the three published layouts that the real ingest path reads, with the shapes of 
 - movie popularity is Zipf-like; each movie has one to three of the 19 genres;
 - tastes cluster by genre: each user draws most of their movies from a few favourite genres and rates those
   higher, so ALS has structure to find;
-- the release's rating scale (whole or half stars), timestamps within MovieLens' years, titles with years.
+- the release's rating scale (whole or half stars), timestamps within MovieLens' years, titles with years;
+- where the release ships them, user tags (as many as it has; mostly words of the movie's main genre, the rest
+  from a long tail) and a tag genome (1,128 relevance scores for as many of the most rated movies as it scores,
+  higher for the tags of the movie's genres).
 Deterministic by seed; no MovieLens content is copied (titles are made up from a word list).
 
     python -m benchmarks.synthetic_movielens --preset ml-25m --out /tmp/ml-25m-synthetic [--scale 0.1]
@@ -23,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from schemas.movielens import GENRES, GENRES_100K, HALF_STARS, LAYOUT_FILES, WHOLE_STARS
+from schemas.movielens import CONTENT_FILES, GENRES, GENRES_100K, HALF_STARS, LAYOUT_FILES, WHOLE_STARS
 
 
 @dataclass(frozen=True)
@@ -35,16 +38,19 @@ class Shape:
     half_stars: bool
     first_year: int
     last_year: int
+    tags: int = 0  # tag applications
+    genome_movies: int = 0  # movies the genome scores
 
 
-# User, movie (rated) and rating counts of the published releases.
+# User, movie (rated), rating, tag and genome counts of the published releases.
 PRESETS = {
     "ml-100k": Shape(943, 1_682, 100_000, "100k", False, 1997, 1998),
     "ml-1m": Shape(6_040, 3_706, 1_000_209, "dat", False, 2000, 2003),
-    "ml-10m": Shape(69_878, 10_677, 10_000_054, "csv", True, 1995, 2009),
-    "ml-25m": Shape(162_541, 59_047, 25_000_095, "csv", True, 1995, 2019),
-    "ml-32m": Shape(200_948, 84_432, 32_000_204, "csv", True, 1995, 2023),
+    "ml-10m": Shape(69_878, 10_677, 10_000_054, "csv", True, 1995, 2009, tags=95_580),
+    "ml-25m": Shape(162_541, 59_047, 25_000_095, "csv", True, 1995, 2019, tags=1_093_360, genome_movies=13_816),
+    "ml-32m": Shape(200_948, 84_432, 32_000_204, "csv", True, 1995, 2023, tags=2_000_072),
 }
+GENOME_TAGS = 1_128
 MIN_RATINGS_PER_USER = 20
 WORDS = ("Silent River Night Last Summer Red Dark City Love Story Return Shadow King Dead Man Woman Road Blue "
          "House Star Lost World Little Big Secret Game Heart Fire Ghost Black White Golden Wild Life Time "
@@ -59,7 +65,8 @@ def scaled(shape: Shape, scale: float) -> Shape:
     users = max(50, round(shape.users * scale))
     movies = max(200, round(shape.movies * scale ** 0.6))
     return Shape(users, movies, max(users * MIN_RATINGS_PER_USER, round(shape.ratings * scale)), shape.layout,
-                 shape.half_stars, shape.first_year, shape.last_year)
+                 shape.half_stars, shape.first_year, shape.last_year, round(shape.tags * scale),
+                 round(shape.genome_movies * scale ** 0.6))
 
 
 def generate(shape: Shape, seed: int = 42) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -117,7 +124,42 @@ def generate(shape: Shape, seed: int = 42) -> tuple[dict[str, np.ndarray], dict[
     ratings = {"user_id": users + 1, "movie_id": movies + 1, "rating": stars, "ts": ts}
     catalogue = {"movie_id": np.arange(1, shape.movies + 1), "title": titles, "year": movie_years,
                  "genres": np.array(genres, dtype=object)}
+    if shape.tags:
+        catalogue["tags"] = _tags(rng, shape.tags, ratings, main_genre)
+    if shape.genome_movies:
+        catalogue["genome"] = _genome(rng, shape.genome_movies, popularity, main_genre, n_extra, extra)
     return ratings, catalogue
+
+
+def _tags(rng, n: int, ratings: dict, main_genre: np.ndarray) -> dict:
+    """Tag applications on rated (user, movie) pairs: 70% from the movie's main genre's tags (its name and a
+    word), Zipf-like, the rest from a Zipf-like tail of 20,000 tags."""
+    picked = rng.integers(0, len(ratings["user_id"]), n)
+    movie = ratings["movie_id"][picked] - 1
+    genre_words = np.array([f"{g.lower()} {w}".lower() for g in GENRES for w in WORDS], dtype=object)
+    tail = np.array([f"{a} {b}".lower() + f" {i}" for i, (a, b) in enumerate(
+        zip(rng.choice(WORDS, 20_000), rng.choice(WORDS, 20_000)))], dtype=object)
+    by_genre = rng.random(n) < 0.7
+    word = np.minimum(rng.zipf(1.3, n) - 1, len(WORDS) - 1)
+    text = np.where(by_genre, genre_words[main_genre[movie] * len(WORDS) + word],
+                    tail[np.minimum(rng.zipf(1.2, n) - 1, len(tail) - 1)])
+    return {"user_id": ratings["user_id"][picked], "movie_id": movie + 1, "tag": text,
+            "ts": ratings["ts"][picked] + rng.integers(0, 86_400, n)}
+
+
+def _genome(rng, n_movies: int, popularity, main_genre, n_extra, extra) -> dict:
+    """Relevance of GENOME_TAGS tags for the n_movies most popular movies: tag t belongs to genre t % 19;
+    a movie's genres raise their tags' relevance."""
+    movies = np.argsort(-popularity)[:n_movies]
+    tag_genre = np.arange(GENOME_TAGS) % len(GENRES)
+    logit = rng.normal(-2.0, 1.0, (n_movies, GENOME_TAGS)).astype(np.float32)
+    logit += 3.0 * (tag_genre[None, :] == main_genre[movies, None])
+    for slot in range(2):
+        has = n_extra[movies] > slot
+        logit[has] += 1.5 * (tag_genre[None, :] == extra[movies[has], slot, None])
+    relevance = np.round(1.0 / (1.0 + np.exp(-logit)), 5)
+    return {"movie_id": np.repeat(movies + 1, GENOME_TAGS), "tag_id": np.tile(np.arange(1, GENOME_TAGS + 1), n_movies),
+            "relevance": relevance.ravel()}
 
 
 def _sample_pairs(rng, counts, taste_cdf, members, cdfs, global_cdf, n_movies):
@@ -177,6 +219,13 @@ def write(folder: Path, layout: str, ratings: dict, movies: dict) -> None:
         lines = ["movieId,title,genres"] + [f"{m},{t},{'|'.join(g) or '(no genres listed)'}" for m, t, g in
                                             zip(movies["movie_id"], titles, movies["genres"])]
         (folder / movies_file).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for kind, name in CONTENT_FILES["csv"].items():
+            if kind in movies:
+                header = "userId,movieId,tag,timestamp" if kind == "tags" else "movieId,tagId,relevance"
+                with open(folder / name, "wb") as out:
+                    out.write(header.encode() + b"\n")
+                    pcsv.write_csv(pa.table({k: pa.array(v) for k, v in movies[kind].items()}), out,
+                                   pcsv.WriteOptions(include_header=False, quoting_style="none"))
         return
     separator = "\t" if layout == "100k" else "::"
     columns = [pc.cast(table["user_id"], pa.string()), pc.cast(table["movie_id"], pa.string()), stars,

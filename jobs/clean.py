@@ -5,7 +5,8 @@ The archived events join in (ingest's `events.json` names the archive files this
 are more ratings (the latest rating of a (user, movie) pair wins, MovieLens' or an event's), clicks are counted
 per (user, movie) into `clicks.parquet`, dismissals ("not interested") become the pairs of `dismissed.parquet`,
 which recommend leaves out of the person's list and whose clicks do not count. A bad event is dropped and
-counted by rule, like a bad rating.
+counted by rule, like a bad rating. Where the release ships them, tags become (movie, tag, people) rows, tags
+normalised, and the genome's scores are kept as they are; bad rows of both dropped and counted by rule.
 """
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Config
-from jobs.lib.data.cleaning import (RULES, clean_movies, clicks_per_pair, count_by, dismissed_pairs, drop_duplicates,
-                                    drops_by_rule, filter_activity, flag_violations, split_events)
+from jobs.lib.data.cleaning import (GENOME_RULES, RULES, TAG_RULES, clean_movies, clicks_per_pair, count_by,
+                                    dismissed_pairs, drop_duplicates, drops_by_rule, filter_activity, flag_genome,
+                                    flag_tags, flag_violations, movie_tags, split_events)
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
-from jobs.lib.runtime.storage import exists, read_json, write_json
+from jobs.lib.runtime.storage import exists, read_json, remove_folder, write_json
 from schemas.movielens import DATASETS, RATING_COLUMNS
 from schemas.tables import CLEAN_CLICKS, CLEAN_DISMISSED, EVENTS
 
@@ -82,6 +84,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     if event_files:
         flagged_clicks.unpersist()
 
+    content = clean_content(config, paths, spark, movies, ts_max)
     clean = spark.read.parquet(paths.clean_ratings)
     rows_out = clean.count()
     dropped = drops_by_rule(rows_in, exact_dupes, pair_dupes, per_rule, rows_out)
@@ -110,10 +113,33 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         "movies_without_year": movies.where("year IS NULL").count(),
         "movies_without_genre": movies.where("size(genres) = 0").count(),
         "events": events_report,
+        **content,
         "cleaned_at": utc_now(),
     }
     write_json(paths.clean_report, report)
     log.info("clean: %d -> %d ratings, dropped %s", rows_in, rows_out, report["dropped"])
+    return report
+
+
+def clean_content(config: Config, paths, spark: SparkSession, movies, ts_max: int) -> dict:
+    """The release's tags and genome (where ingest found them) into clean tables; rows dropped per rule."""
+    report = {}
+    for kind, rules in (("tags", TAG_RULES), ("genome", GENOME_RULES)):
+        raw_path, clean_path = getattr(paths, f"raw_{kind}"), getattr(paths, f"clean_{kind}")
+        if not exists(raw_path):
+            remove_folder(clean_path)
+            continue
+        raw = spark.read.parquet(raw_path)
+        flagged = (flag_tags(raw, movies, config.validation.ts_min_epoch, ts_max, config.validation.max_tag_length)
+                   if kind == "tags" else flag_genome(raw, movies)).cache()
+        kept = flagged.where("violation IS NULL")
+        (movie_tags(flagged) if kind == "tags" else kept.drop("violation")).write.mode("overwrite").parquet(clean_path)
+        dropped = count_by(flagged.where("violation IS NOT NULL"), "violation")
+        written = spark.read.parquet(clean_path)
+        report[kind] = {"rows_in": flagged.count(), "rows_kept": kept.count(),
+                        "dropped": {rule: dropped.get((rule,), 0) for rule in rules},
+                        "rows_out": written.count(), "movies": written.select("movie_id").distinct().count()}
+        flagged.unpersist()
     return report
 
 

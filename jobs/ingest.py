@@ -13,13 +13,13 @@ from pyspark.sql import SparkSession
 
 from conf.settings import Config
 from jobs.lib.data.download import locate_source, sha256_of
-from jobs.lib.data.layouts import count_malformed, raw_tables
+from jobs.lib.data.layouts import content_files, count_malformed, raw_tables, read_content
 from jobs.lib.loop.event_archive import EXPOSURES, archive_events
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
-from jobs.lib.runtime.storage import copy_folder, is_local, write_json
+from jobs.lib.runtime.storage import copy_folder, is_local, remove_folder, write_json
 
 log = logging.getLogger("reco.ingest")
 
@@ -28,8 +28,9 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     paths = run_paths(config, run_id)
     spec, source = locate_source(config)
     folder = Path(source["folder"])
+    optional = content_files(spec, {p.name for p in folder.iterdir()})  # tags, genome: where the release has them
     files = {name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_of(folder / name)}
-             for name in (spec.ratings_file, spec.movies_file)}
+             for name in (spec.ratings_file, spec.movies_file, *optional.values())}
     published_ok = None
     if spec.ratings_sha256:
         published_ok = files[spec.ratings_file]["sha256"] == spec.ratings_sha256
@@ -50,6 +51,12 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
 
     written_ratings = spark.read.parquet(paths.raw_ratings)
     written_movies = spark.read.parquet(paths.raw_movies)
+    content = {}
+    for kind, frame in read_content(spark, spec, spark_folder, optional).items():
+        frame.write.mode("overwrite").parquet(getattr(paths, f"raw_{kind}"))
+        content[kind] = spark.read.parquet(getattr(paths, f"raw_{kind}"))
+    for kind in {"tags", "genome"} - set(content):  # a rerun on a release without them leaves none behind
+        remove_folder(getattr(paths, f"raw_{kind}"))
     manifest = {
         "run_id": run_id,
         "dataset": spec.name,
@@ -57,10 +64,13 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         "source": source,
         "files": files,
         "ratings_sha256_matches_published": published_ok,
-        "rows": {"ratings": written_ratings.count(), "movies": written_movies.count()},
+        "content_files": optional,
+        "rows": {"ratings": written_ratings.count(), "movies": written_movies.count(),
+                 **{kind: frame.count() for kind, frame in content.items()}},
         "malformed": {
             "ratings": count_malformed(written_ratings).count(),
             "movies": written_movies.where("movie_id IS NULL OR title IS NULL").count(),
+            **{kind: count_malformed(frame, kind).count() for kind, frame in content.items()},
         },
         "ingested_at": utc_now(),
     }

@@ -7,7 +7,8 @@
   (these two are scored in this process, not on the executors, while users x movies, resp. movies x movies,
   stay within recommend.driver_max_scores: the same lists without Spark's stage costs);
 - content_neighbors: the recommend.neighbors nearest movies per catalogue movie, rated or not, by content
-  (genres, decade, title words: jobs/lib/model/content.py), for the movies ALS does not know yet;
+  (genres, decade, title words, tags and genome where the release has them: jobs/lib/model/content.py), for the
+  movies ALS does not know yet;
 - new_picks: per user, the recommend.new_picks movies ALS does not know yet nearest their content profile (the
   movies they rated 4 or more), for the slots serving.new_slots gives them;
 - popular: the most rated movies overall (genre "_all") and per genre, ties to the better mean rating (the same
@@ -95,14 +96,6 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
             return pa.Table.from_pandas(explained_, preserve_index=False)
         return with_because(lists, preferences, items, implicit.alpha, implicit.reg_param)
 
-    vectors = []
-
-    def content():
-        """The catalogue's content vectors, built once for both content steps."""
-        if not vectors:
-            vectors.extend(content_vectors(movies, config.content))
-        return vectors
-
     def liked():
         """(user ids, movie ids) of the ratings of 4 or more: what a content profile is made of."""
         pairs = read_table(paths.clean_ratings, ["user_id", "movie_id", "rating"]).to_pandas()
@@ -124,10 +117,15 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     started = time.perf_counter()
     save(explained(recs), paths.user_recs)
     seconds["because_s"] = round(time.perf_counter() - started, 2)
+    started = time.perf_counter()
+    tags, genome = (spark.read.parquet(path) if exists(path) else None
+                    for path in (paths.clean_tags, paths.clean_genome))
+    content = content_vectors(movies, config.content, tags, genome)
+    seconds["content_vectors_s"] = round(time.perf_counter() - started, 2)
     for name, lists, path in (
             ("item_neighbors", neighbour_lists, paths.item_neighbors),
-            ("content_neighbors", lambda: content_neighbors(*content(), settings.neighbors), paths.content_neighbors),
-            ("new_picks", lambda: new_movie_picks(*content(), set(items.ids.tolist()), *liked(), settings.new_picks),
+            ("content_neighbors", lambda: content_neighbors(*content, settings.neighbors), paths.content_neighbors),
+            ("new_picks", lambda: new_movie_picks(*content, set(items.ids.tolist()), *liked(), settings.new_picks),
              paths.new_picks),
             ("popular", lambda: popular_lists(ratings, movies, max(settings.popular_n, settings.filter_pool)),
              paths.popular),
@@ -145,7 +143,8 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     counts["movies_with_neighbors"] = spark.read.parquet(paths.item_neighbors).select("movie_id").distinct().count()
     report = {"run_id": run_id, "model": settings.model, "counts": counts, "top_n": settings.top_n,
               "neighbors": settings.neighbors, "popular_n": settings.popular_n, "seconds": seconds,
-              "on_driver": on_driver, "recommended_at": utc_now()}
+              "on_driver": on_driver, "content_shape": list(content[1].shape),
+              "recommended_at": utc_now()}
     write_json(paths.recommend_report, report)
     mark_latest(config, run_id)
     log.info("recommendations written: %s", counts)

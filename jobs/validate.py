@@ -30,8 +30,10 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     spark = spark or spark_session(config, "validate")
     event_files = read_json(paths.events)["files"] if exists(paths.events) else []
     events = spark.read.schema(EVENTS).parquet(*event_files) if event_files else None
+    content = {kind: spark.read.parquet(getattr(paths, f"raw_{kind}")) for kind in ("tags", "genome")
+               if exists(getattr(paths, f"raw_{kind}"))}
     frames = validation_frames(spark.read.parquet(paths.raw_ratings), spark.read.parquet(paths.raw_movies),
-                               events, spec.rating_values)
+                               events, spec.rating_values, content)
     docs_dir = join(paths.validation, "data_docs") if is_local(paths.root) else None
     results = run_suites(frames, build_suites(spec, config.validation), docs_dir)
     rows, failures = summarize(results)

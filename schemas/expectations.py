@@ -5,10 +5,12 @@ Four suites, each over one frame the validate job builds:
 - `movies`: one row per movie,
 - `movie_genres`: one row per (movie, genre) pair,
 - `events`: the archived events this run trains on (when there are any), with `movie_in_catalog` and
-  `rating_on_scale` flags.
+  `rating_on_scale` flags;
+- `tags` and `genome`: the release's user tags and tag genome (where it ships them), with `movie_in_catalog`.
 Row-level expectations accept up to `validation.max_bad_fraction` bad rows (`mostly`); the default 0 is strict.
 Events are what people send: clean drops a bad one and counts it, so their suite tolerates up to
 `validation.max_bad_event_fraction` (1%) of bad events and stops the run only above that (a broken sender).
+Tags are what people wrote, with the same tolerance; the genome is computed by GroupLens and held strictly.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from conf.settings import ValidationSettings  # noqa: E402
 from schemas.events import TYPES as EVENT_TYPES  # noqa: E402
 from schemas.movielens import RAW_GENRES, DatasetSpec  # noqa: E402
 
-SUITE_NAMES = ("ratings", "movies", "movie_genres", "events")
+SUITE_NAMES = ("ratings", "movies", "movie_genres", "events", "tags", "genome")
 
 
 def build_suites(spec: DatasetSpec, settings: ValidationSettings) -> dict[str, gx.ExpectationSuite]:
@@ -64,7 +66,22 @@ def build_suites(spec: DatasetSpec, settings: ValidationSettings) -> dict[str, g
                                           mostly=tolerated),
         gxe.ExpectColumnValuesToBeInSet(column="movie_in_catalog", value_set=[True], mostly=tolerated),
     ])
-    return {"ratings": ratings, "movies": movies, "movie_genres": movie_genres, "events": events}
+    tags = gx.ExpectationSuite(name="tags", expectations=[
+        *(gxe.ExpectColumnValuesToNotBeNull(column=c, mostly=tolerated) for c in ("user_id", "movie_id", "tag", "ts")),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="tag", min_value=1, max_value=settings.max_tag_length,
+                                                mostly=tolerated),
+        gxe.ExpectColumnValuesToBeBetween(column="ts", min_value=settings.ts_min_epoch, max_value=ts_max,
+                                          mostly=tolerated),
+        gxe.ExpectColumnValuesToBeInSet(column="movie_in_catalog", value_set=[True], mostly=tolerated),
+    ])
+    genome = gx.ExpectationSuite(name="genome", expectations=[
+        *(gxe.ExpectColumnValuesToNotBeNull(column=c, mostly=mostly) for c in ("movie_id", "tag_id", "relevance")),
+        gxe.ExpectColumnValuesToBeBetween(column="relevance", min_value=0.0, max_value=1.0, mostly=mostly),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["movie_id", "tag_id"], mostly=mostly),
+        gxe.ExpectColumnValuesToBeInSet(column="movie_in_catalog", value_set=[True], mostly=mostly),
+    ])
+    return {"ratings": ratings, "movies": movies, "movie_genres": movie_genres, "events": events, "tags": tags,
+            "genome": genome}
 
 
 def describe(expectation_type: str, kwargs: dict) -> str:

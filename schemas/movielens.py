@@ -14,6 +14,13 @@ LAYOUT_FILES = {
     "dat": ("ratings.dat", "movies.dat"),  # `::`-separated
     "csv": ("ratings.csv", "movies.csv"),  # CSV with a header, half stars
 }
+# What some releases also ship about the movies, used for content (optional: a release without them works):
+# user tags (ml-10m's tags.dat, the CSV releases' tags.csv: user, movie, tag, timestamp) and the tag genome
+# (ml-20m and ml-25m: genome-scores.csv, the relevance 0..1 of each of 1,128 tags to a movie).
+CONTENT_FILES = {
+    "dat": {"tags": "tags.dat"},
+    "csv": {"tags": "tags.csv", "genome": "genome-scores.csv"},
+}
 
 
 @dataclass(frozen=True)
@@ -121,3 +128,5 @@ GENRES = tuple(sorted({GENRE_ALIASES.get(g, g) for g in RAW_GENRES} - NO_GENRE))
 # Column names of the ratings and movies tables (raw and clean), in order.
 RATING_COLUMNS = ("user_id", "movie_id", "rating", "ts")
 MOVIE_COLUMNS = ("movie_id", "title", "year", "genres")
+TAG_COLUMNS = ("user_id", "movie_id", "tag", "ts")
+GENOME_COLUMNS = ("movie_id", "tag_id", "relevance")

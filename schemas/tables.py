@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
-from schemas.movielens import MOVIE_COLUMNS, RATING_COLUMNS
+from schemas.movielens import GENOME_COLUMNS, MOVIE_COLUMNS, RATING_COLUMNS, TAG_COLUMNS
 
 _RATING_TYPES = (T.IntegerType(), T.IntegerType(), T.DoubleType(), T.LongType())  # ts: seconds since the epoch
 
@@ -24,6 +24,19 @@ CLEAN_MOVIES = T.StructType([
     T.StructField("genres", T.ArrayType(T.StringType())),  # from schemas.movielens.GENRES
 ])
 assert tuple(RAW_MOVIES.names) == tuple(CLEAN_MOVIES.names) == MOVIE_COLUMNS
+
+# Optional content files (schemas.movielens.CONTENT_FILES). A tag as a person wrote it; clean lowercases it.
+RAW_TAGS = T.StructType([T.StructField(name, kind) for name, kind in zip(
+    TAG_COLUMNS, (T.IntegerType(), T.IntegerType(), T.StringType(), T.LongType()))])
+RAW_GENOME = T.StructType([T.StructField(name, kind) for name, kind in zip(
+    GENOME_COLUMNS, (T.IntegerType(), T.IntegerType(), T.DoubleType()))])
+# Clean tags: one row per (movie, tag), with how many people applied it.
+CLEAN_TAGS = T.StructType([
+    T.StructField("movie_id", T.IntegerType()),
+    T.StructField("tag", T.StringType()),  # trimmed, lowercased, inner spaces collapsed
+    T.StructField("people", T.LongType()),
+])
+CLEAN_GENOME = RAW_GENOME
 
 # The event archive (schemas/events.py; written by pyarrow, read by clean).
 EVENTS = T.StructType([

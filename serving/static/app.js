@@ -125,7 +125,7 @@ async function showSimilar(item) {
     const forViewer = viewer ? `&user_id=${viewer}` : "";
     const body = await api(`/v1/movies/${item.movie_id}/similar?k=10${forViewer}`);
     if (body.source === "content") {
-      $("similar-title").textContent = `Like ${item.title} in genres, years and title (nobody has rated it yet)`;
+      $("similar-title").textContent = `Like ${item.title} by its genres, years and tags (nobody has rated it yet)`;
     }
     render($("similar-results"), body.items);
   } catch (error) { fail($("similar-results"), $("similar-title"), error); }

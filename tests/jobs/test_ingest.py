@@ -12,6 +12,7 @@ from jobs import clean, ingest, validate
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.run_layout import run_paths
 from jobs.lib.runtime.storage import read_json
+from tests.support import rows
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -175,12 +176,26 @@ def write_csv_layout(folder: Path) -> None:
     (folder / "movies.csv").write_text("\n".join(movies) + "\n", encoding="utf-8")
 
 
-def test_csv_layout_with_half_star_ratings(spark, make_config, tmp_path):
+def write_content_files(folder: Path, bad_relevance: bool = False) -> None:
+    """tags.csv (one tag with a comma, one repeated, one of an unknown movie) and genome-scores.csv."""
+    tags = ["userId,movieId,tag,timestamp", '1,2,"heist, bank",1139045764', "2,2,Heist,1139045765",
+            "3,2,heist,1139045766", "3,2,heist,1139045767", "1,7,time travel,1139045768", "2,8,time travel,1139045769",
+            "4,99,lost,1139045770"]
+    (folder / "tags.csv").write_text("\n".join(tags) + "\n", encoding="utf-8")
+    scores = ["movieId,tagId,relevance"] + [f"{m},{t},{(m * t) % 10 / 10}" for m in range(1, 31) for t in (1, 2, 3)]
+    if bad_relevance:
+        scores[1] = "1,1,1.5"
+    (folder / "genome-scores.csv").write_text("\n".join(scores) + "\n")
+
+
+def test_csv_layout_with_half_star_ratings_tags_and_genome(spark, make_config, tmp_path):
     folder = tmp_path / "ml-latest-small"
     write_csv_layout(folder)
+    write_content_files(folder)
     # no RECO_DATASET: the release is detected from the files and the folder's name
     config = make_config(tmp_path / "data", data__movielens_dir=str(folder),
-                         validation__min_ratings=100, validation__min_movies=10)
+                         validation__min_ratings=100, validation__min_movies=10,
+                         validation__max_bad_event_fraction=0.2)  # one tag in 7 names an unknown movie
     manifest = ingest.run(config, "csv", spark=spark)
     assert manifest["dataset"] == "ml-latest-small"
     assert manifest["layout"] == "csv" and manifest["malformed"]["ratings"] == 0
@@ -195,6 +210,20 @@ def test_csv_layout_with_half_star_ratings(spark, make_config, tmp_path):
     assert (movies[1]["title"], movies[1]["year"]) == ("American President, The", 1995)
     assert movies[3]["title"] == "Misérables, Les"
     assert movies[4]["genres"] == [] and movies[5]["genres"] == ["Children", "IMAX"]
+    # Tags and genome: ingested, validated (within the tolerance for tags people wrote), cleaned by rule.
+    assert manifest["content_files"] == {"tags": "tags.csv", "genome": "genome-scores.csv"}
+    assert manifest["rows"]["tags"] == 7 and manifest["rows"]["genome"] == 90 and manifest["malformed"]["tags"] == 0
+    report = clean.run(config, "csv", spark=spark)
+    assert report["tags"]["dropped"] == {"missing_field": 0, "bad_tag_length": 0, "ts_out_of_range": 0,
+                                         "unknown_movie": 1, "duplicate": 1}
+    assert rows(spark.read.parquet(paths.clean_tags), "movie_id", "tag") == [
+        (2, "heist", 2), (2, "heist, bank", 1), (7, "time travel", 1), (8, "time travel", 1)]
+    assert report["genome"]["rows_out"] == 90 and report["genome"]["movies"] == 30
+    # A broken genome file (GroupLens computes it: held strictly) stops the run at validation.
+    write_content_files(folder, bad_relevance=True)
+    ingest.run(config, "bad-genome", spark=spark)
+    with pytest.raises(JobError, match=r"\[genome\] expect_column_values_to_be_between\(column='relevance'"):
+        validate.run(config, "bad-genome", spark=spark)
 
 
 def test_dat_layout_latin1(spark, make_config, tmp_path):

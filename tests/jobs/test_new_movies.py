@@ -1,6 +1,7 @@
 """A movie added to the catalogue before anyone rated it: content neighbours from the next run, served by the real
 app from a real Redis."""
 import shutil
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,6 +11,7 @@ from jobs import publish, recommend
 from jobs.lib.runtime.run_layout import mark_latest, run_paths
 from jobs.lib.runtime.storage import read_table
 from serving import create_app
+from tests.serving.test_web_page import ARGS, CHROMIUM
 from tests.support import RedisServer
 
 NEW_MOVIE = 1683  # ML-100K's ids end at 1682
@@ -54,7 +56,35 @@ def test_a_movie_nobody_rated_has_neighbours_by_content(pipeline_run, spark, tmp
         none = create_app(local.model_copy(update={"serving": local.serving.model_copy(update={"new_slots": 0})}))
         assert not any(item.get("new") for item in none.test_client().get(
             f"/v1/users/{fan}/recommendations?k=10").get_json()["items"])
+        on_the_page(create_app(local), fan, [item["title"] for item in body["items"]])
     finally:
         server.stop()
         shutil.rmtree(new_paths.root)
         mark_latest(config, run_id)  # recommend pointed `latest` at the copy
+
+
+def on_the_page(app, fan: int, similar: list[str]) -> None:
+    """In Chromium: the fan's list ends with the new movie, marked; clicking it shows its content neighbours."""
+    from playwright.sync_api import expect, sync_playwright
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            tab = browser.new_page()
+            tab.goto(f"http://127.0.0.1:{server.server_port}/?user={fan}")
+            last = tab.locator("#user-results li").last
+            expect(tab.locator("#user-results li")).to_have_count(10, timeout=15_000)
+            expect(last.locator(".title")).to_have_text("Night of the Creeping Dead (1998)")
+            expect(last.locator(".meta")).to_contain_text("new: nobody has rated it yet")
+            assert "nobody has rated" not in " ".join(tab.locator("#user-results li .meta").all_inner_texts()[:-1])
+            last.locator(".title").click()
+            expect(tab.locator("#similar-title")).to_contain_text("nobody has rated it yet", timeout=15_000)
+            expect(tab.locator("#similar-results li")).to_have_count(10, timeout=15_000)
+            assert [t.rsplit(" (", 1)[0] for t in tab.locator("#similar-results li .title").all_inner_texts()] \
+                == similar
+            browser.close()
+    finally:
+        server.shutdown()

@@ -92,6 +92,59 @@ def clean_movies(movies: DataFrame) -> DataFrame:
     )
 
 
+TAG_RULES = ("missing_field", "bad_tag_length", "ts_out_of_range", "unknown_movie", "duplicate")
+GENOME_RULES = ("missing_field", "relevance_out_of_range", "unknown_movie", "duplicate")
+
+
+def _first_violation(frame: DataFrame, movies: DataFrame, rules) -> DataFrame:
+    """`violation`: the first of (name, condition) `rules` a row breaks, then unknown_movie, or null."""
+    known = movies.select("movie_id").distinct().withColumn("_known", F.lit(True))
+    flagged = frame.join(known, "movie_id", "left")
+    rule = F.when(F.lit(False), F.lit(None))
+    for name, condition in rules:
+        rule = rule.when(condition, name)
+    rule = rule.when(F.col("_known").isNull(), "unknown_movie")
+    return flagged.withColumn("violation", rule).drop("_known").select(*frame.columns, "violation")
+
+
+def normalise_tag(column):
+    """Tags as people type them: trimmed, lowercased, inner whitespace collapsed ("Sci  Fi " -> "sci fi")."""
+    return F.lower(F.trim(F.regexp_replace(column, r"\s+", " ")))
+
+
+def flag_tags(tags: DataFrame, movies: DataFrame, ts_min: int, ts_max: int, max_length: int) -> DataFrame:
+    """Raw tags with `tag` normalised and `violation` (TAG_RULES; duplicate: the same person put the same tag on
+    the same movie again, only the first one counts)."""
+    normalised = tags.withColumn("tag", normalise_tag(F.col("tag")))
+    missing = F.col("user_id").isNull() | F.col("movie_id").isNull() | F.col("tag").isNull() | F.col("ts").isNull()
+    length = F.length("tag")
+    flagged = _first_violation(normalised, movies, [
+        ("missing_field", missing), ("bad_tag_length", (length < 1) | (length > max_length)),
+        ("ts_out_of_range", (F.col("ts") < ts_min) | (F.col("ts") > ts_max))])
+    again = Window.partitionBy("user_id", "movie_id", "tag").orderBy("ts")
+    return flagged.withColumn("_n", F.when(F.col("violation").isNull(), F.row_number().over(again))) \
+        .withColumn("violation", F.when((F.col("_n") > 1), F.lit("duplicate")).otherwise(F.col("violation"))) \
+        .drop("_n")
+
+
+def movie_tags(flagged: DataFrame) -> DataFrame:
+    """CLEAN_TAGS: (movie_id, tag, people) from the tags without a violation."""
+    return flagged.where("violation IS NULL").groupBy("movie_id", "tag").agg(F.count("*").alias("people"))
+
+
+def flag_genome(genome: DataFrame, movies: DataFrame) -> DataFrame:
+    """Raw genome scores with `violation` (GENOME_RULES; duplicate: another score of the same (movie, tag), of
+    which the highest is kept)."""
+    missing = F.col("movie_id").isNull() | F.col("tag_id").isNull() | F.col("relevance").isNull()
+    flagged = _first_violation(genome, movies, [
+        ("missing_field", missing),
+        ("relevance_out_of_range", (F.col("relevance") < 0) | (F.col("relevance") > 1))])
+    again = Window.partitionBy("movie_id", "tag_id").orderBy(F.desc("relevance"))
+    return flagged.withColumn("_n", F.when(F.col("violation").isNull(), F.row_number().over(again))) \
+        .withColumn("violation", F.when((F.col("_n") > 1), F.lit("duplicate")).otherwise(F.col("violation"))) \
+        .drop("_n")
+
+
 RULES = ("missing_field", "rating_off_scale", "ts_out_of_range", "unknown_movie")  # flag_violations' names
 
 

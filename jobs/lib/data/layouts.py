@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.lib.runtime.storage import join
-from schemas.movielens import GENRES_100K, DatasetSpec
+from schemas.movielens import CONTENT_FILES, GENRES_100K, DatasetSpec
 
 
 def _int(column: str):
@@ -53,9 +53,30 @@ def parse_movies_pipe_genres(raw: DataFrame) -> DataFrame:
     )
 
 
-def count_malformed(parsed: DataFrame) -> DataFrame:
+def parse_tags(raw: DataFrame) -> DataFrame:
+    """tags.csv / tags.dat: user, movie, tag, timestamp -> RAW_TAGS (the tag as written; null where absent)."""
+    c_user, c_movie, c_tag, c_ts = raw.columns[:4]
+    return raw.select(_int(c_user).alias("user_id"), _int(c_movie).alias("movie_id"), F.col(c_tag).alias("tag"),
+                      F.trim(F.col(c_ts)).try_cast("long").alias("ts"))
+
+
+def parse_genome(raw: DataFrame) -> DataFrame:
+    """genome-scores.csv: movie, tag id, relevance -> RAW_GENOME."""
+    c_movie, c_tag, c_relevance = raw.columns[:3]
+    return raw.select(_int(c_movie).alias("movie_id"), _int(c_tag).alias("tag_id"),
+                      F.trim(F.col(c_relevance)).try_cast("double").alias("relevance"))
+
+
+MALFORMED = {  # a row with any of these null did not parse (or lacks a field)
+    "ratings": ("user_id", "movie_id", "rating", "ts"),
+    "tags": ("user_id", "movie_id", "tag", "ts"),
+    "genome": ("movie_id", "tag_id", "relevance"),
+}
+
+
+def count_malformed(parsed: DataFrame, kind: str = "ratings") -> DataFrame:
     """Rows with any field that did not parse."""
-    return parsed.where(" OR ".join(f"{c} IS NULL" for c in ("user_id", "movie_id", "rating", "ts")))
+    return parsed.where(" OR ".join(f"{c} IS NULL" for c in MALFORMED[kind]))
 
 
 def read_layout(spark: SparkSession, spec: DatasetSpec, folder: str) -> tuple[DataFrame, DataFrame]:
@@ -79,13 +100,32 @@ def read_layout(spark: SparkSession, spec: DatasetSpec, folder: str) -> tuple[Da
     return parse_ratings(ratings_text), movies
 
 
+def content_files(spec: DatasetSpec, present) -> dict[str, str]:
+    """{"tags": "tags.csv", ...}: the optional content files of the release's layout among the names `present`."""
+    return {kind: name for kind, name in CONTENT_FILES.get(spec.layout, {}).items() if name in present}
+
+
+def read_content(spark: SparkSession, spec: DatasetSpec, folder: str, files: dict[str, str]) -> dict[str, DataFrame]:
+    """The content files named by `content_files`, parsed: {"tags": RAW_TAGS, "genome": RAW_GENOME}."""
+    from schemas.tables import RAW_GENOME, RAW_TAGS
+    reader = spark.read.option("mode", "PERMISSIVE")
+    frames = {}
+    if "tags" in files:
+        path = join(folder, files["tags"])
+        text = reader.csv(path, sep="::", inferSchema=False, quote="") if spec.layout == "dat" else \
+            reader.csv(path, header=True, inferSchema=False, quote='"', escape='"', encoding="UTF-8")
+        frames["tags"] = parse_tags(_ensure_columns(text, 4)).select(*RAW_TAGS.names)
+    if "genome" in files:
+        text = reader.csv(join(folder, files["genome"]), header=True, inferSchema=False)
+        frames["genome"] = parse_genome(_ensure_columns(text, 3)).select(*RAW_GENOME.names)
+    return frames
+
+
 def _ensure_columns(frame: DataFrame, n: int) -> DataFrame:
     """A file with the wrong delimiter reads as one column; pad with nulls so parsing flags every row."""
     for i in range(len(frame.columns), n):
         frame = frame.withColumn(f"_missing{i}", F.lit(None).cast("string"))
     return frame
-
-
 
 
 def raw_tables(spark: SparkSession, spec: DatasetSpec, folder: str) -> tuple[DataFrame, DataFrame]:

@@ -14,8 +14,9 @@ log = logging.getLogger("reco.validation")
 
 
 def validation_frames(ratings: DataFrame, movies: DataFrame, events: DataFrame | None = None,
-                      rating_values=()) -> dict[str, DataFrame]:
-    """The frames the suites run on (see schemas/expectations.py); `events` only when the run has some."""
+                      rating_values=(), content: dict[str, DataFrame] | None = None) -> dict[str, DataFrame]:
+    """The frames the suites run on (see schemas/expectations.py); `events` only when the run has some, `tags` and
+    `genome` (`content`) where the release ships them."""
     catalog = movies.where("movie_id IS NOT NULL").select("movie_id").distinct() \
         .withColumn("movie_in_catalog", F.lit(True))
 
@@ -28,6 +29,8 @@ def validation_frames(ratings: DataFrame, movies: DataFrame, events: DataFrame |
     if events is not None:
         on_scale = (F.col("type") != "rating") | F.col("rating").isin(list(rating_values))
         frames["events"] = in_catalog(events).withColumn("rating_on_scale", F.coalesce(on_scale, F.lit(False)))
+    for kind, frame in (content or {}).items():
+        frames[kind] = in_catalog(frame)
     return frames
 
 

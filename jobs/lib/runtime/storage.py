@@ -88,6 +88,13 @@ def delete_file(path: str) -> None:
     filesystem.delete_file(inner)
 
 
+def remove_folder(path: str) -> None:
+    """Delete a folder and what it holds; nothing to do when it is missing."""
+    filesystem, inner = _filesystem(path)
+    if filesystem.get_file_info(inner).type != pafs.FileType.NotFound:
+        filesystem.delete_dir(inner)
+
+
 def write_parquet_batches(path: str, schema, batches) -> int:
     """Write record batches as one Parquet file, under a temporary name first, then moved into place: a reader
     never sees a half-written file, and locally the file is on disk (fsync) before it takes its name. Returns the
@@ -130,9 +137,7 @@ def read_table(path: str, columns: list[str] | None = None):
 def replace_folder_with_table(path: str, table) -> int:
     """Write an Arrow table as the only Parquet part file of folder `path`, which Spark reads as it reads its own
     (what was there goes first, as Spark's overwrite). Returns the rows written."""
-    filesystem, inner = _filesystem(path)
-    if filesystem.get_file_info(inner).type != pafs.FileType.NotFound:
-        filesystem.delete_dir(inner)
+    remove_folder(path)
     return write_parquet_batches(join(path, "part-00000.parquet"), table.schema, table.to_batches())
 
 

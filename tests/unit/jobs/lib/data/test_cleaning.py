@@ -5,7 +5,10 @@ from jobs.lib.data.cleaning import (
     dismissed_pairs,
     drop_duplicates,
     filter_activity,
+    flag_genome,
+    flag_tags,
     flag_violations,
+    movie_tags,
     split_events,
 )
 from tests.support import RATINGS, rows
@@ -60,3 +63,26 @@ def test_events_split_by_type_and_a_dismissal_outweighs_clicks(spark):
     assert rows(dismissed, "user_id", "movie_id") == [(1, 12, 105)]
     assert rows(clicks_per_pair(clicks, dismissed), "user_id", "movie_id") == [(1, 11, 2, 102)]
     assert rows(clicks_per_pair(clicks), "user_id", "movie_id") == [(1, 11, 2, 102), (1, 12, 1, 103)]
+
+
+def test_tags_are_normalised_and_bad_or_repeated_ones_dropped_by_rule(spark):
+    movies = spark.createDataFrame([(1,), (2,)], "movie_id int")
+    raw = spark.createDataFrame([
+        (1, 1, "Time  Travel ", 100), (2, 1, "time travel", 110), (1, 1, "TIME TRAVEL", 120),  # the same, again
+        (1, 2, "   ", 100), (1, 2, "x" * 300, 100), (1, 9, "heist", 100), (None, 2, "heist", 100),
+        (1, 2, "heist", 5), (3, 2, "Heist", 130)], "user_id int, movie_id int, tag string, ts long")
+    flagged = flag_tags(raw, movies, ts_min=50, ts_max=1000, max_length=255)
+    assert rows(flagged.groupBy("violation").count(), "violation") == [
+        (None, 3), ("bad_tag_length", 2), ("duplicate", 1), ("missing_field", 1), ("ts_out_of_range", 1),
+        ("unknown_movie", 1)]
+    assert rows(movie_tags(flagged), "movie_id") == [(1, "time travel", 2), (2, "heist", 1)]
+
+
+def test_genome_scores_out_of_range_unknown_or_repeated_are_dropped_by_rule(spark):
+    movies = spark.createDataFrame([(1,), (2,)], "movie_id int")
+    raw = spark.createDataFrame([(1, 1, 0.5), (1, 1, 0.7), (1, 2, 1.5), (9, 1, 0.2), (2, None, 0.3), (2, 1, 0.0)],
+                                "movie_id int, tag_id int, relevance double")
+    flagged = flag_genome(raw, movies)
+    assert rows(flagged, "movie_id", "tag_id", "relevance") == [
+        (1, 1, 0.5, "duplicate"), (1, 1, 0.7, None), (1, 2, 1.5, "relevance_out_of_range"),
+        (2, None, 0.3, "missing_field"), (2, 1, 0.0, None), (9, 1, 0.2, "unknown_movie")]

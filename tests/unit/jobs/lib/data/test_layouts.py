@@ -1,8 +1,10 @@
 """The MovieLens layouts into raw tables, on tiny frames with exact expected results."""
 from jobs.lib.data.layouts import (
+    parse_genome,
     parse_movies_100k,
     parse_movies_pipe_genres,
     parse_ratings,
+    parse_tags,
 )
 from schemas.movielens import GENRES_100K
 from tests.support import rows
@@ -33,3 +35,12 @@ def test_parse_movies_pipe_genres(spark):
 
 
 
+
+
+def test_parse_tags_and_genome_turn_bad_fields_into_nulls(spark):
+    raw = spark.createDataFrame([("15", "339", "sandra 'boring' bullock", "1138537770"), ("x", "1", "", "y")],
+                                "a string, b string, c string, d string")
+    assert rows(parse_tags(raw), "ts") == [(None, 1, "", None), (15, 339, "sandra 'boring' bullock", 1138537770)]
+    raw = spark.createDataFrame([("1", "1", "0.02875"), ("1", "b", "0.5"), ("2", "3", "high")],
+                                "a string, b string, c string")
+    assert rows(parse_genome(raw), "movie_id", "tag_id") == [(1, None, 0.5), (1, 1, 0.02875), (2, 3, None)]

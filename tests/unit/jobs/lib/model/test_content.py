@@ -13,7 +13,7 @@ def test_every_movie_gets_neighbours_by_genre_decade_and_title_words(spark):
         (7, "Zzyzx", None, [])], "movie_id int, title string, year int, genres array<string>")
     ids, vectors = content_vectors(movies, ContentSettings(title_weight=0.5))
     assert ids.tolist() == [1, 2, 3, 4, 5, 6, 7]
-    norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+    norms = np.linalg.norm(vectors, axis=1)
     assert np.allclose(norms[:6], 1.0, atol=1e-6) and norms[6] == 0  # nothing known of 7
     _, by_default = content_vectors(movies, ContentSettings())  # genres and decade: no title block
     assert by_default.shape[1] == 6 + 3  # Sci-Fi, Horror, Action, Crime, Animation, Children; the 1970s-1990s
@@ -28,3 +28,34 @@ def test_every_movie_gets_neighbours_by_genre_decade_and_title_words(spark):
     _, titles_only = content_vectors(movies, ContentSettings(genre_weight=0, year_weight=0, title_weight=1))
     alone = content_neighbors(ids, titles_only, 3).to_pylist()
     assert {(r["movie_id"], r["neighbor_id"]) for r in alone} == {(1, 3), (3, 1), (5, 6), (6, 5)}
+
+
+def test_tags_and_genome_bring_together_movies_their_genres_keep_apart(spark):
+    movies = spark.createDataFrame([
+        (1, "A", 1990, ["Drama"]), (2, "B", 1990, ["Comedy"]), (3, "C", 1990, ["Drama"]),
+        (4, "D", 1990, ["Comedy"]), (5, "E", 1990, ["Drama"])],
+        "movie_id int, title string, year int, genres array<string>")
+    # Tags: 1 and 2 are both "time travel"; 3 and 4 both "heist"; TF is the number of people.
+    tags = spark.createDataFrame([(1, "time travel", 5), (2, "time travel", 3), (3, "heist", 2), (4, "heist", 4),
+                                  (5, "one of a kind", 1)], "movie_id int, tag string, people long")
+    by_genre = dict(neighbour_pairs(*content_vectors(movies, ContentSettings())))
+    assert by_genre[1] in (3, 5) and by_genre[2] == 4  # genres and decade alone: Drama with Drama
+    tagged = ContentSettings(genre_weight=0.2, year_weight=0, tag_weight=1)
+    ids, vectors = content_vectors(movies, tagged, tags)
+    assert vectors.shape[1] == 2 + 2  # two genres; "one of a kind" is a tag of one movie (minDF 2)
+    near = dict(neighbour_pairs(ids, vectors))
+    assert near[1] == 2 and near[2] == 1 and near[3] == 4 and near[4] == 3
+    # The genome: relevance centred per tag, so what every movie has a lot of ("good") does not count.
+    genome = spark.createDataFrame(
+        [(m, 1, 0.9) for m in range(1, 6)] + [(1, 2, 0.9), (5, 2, 0.8), (2, 2, 0.1), (3, 2, 0.1), (4, 2, 0.2),
+                                              (1, 3, 0.1), (5, 3, 0.2), (2, 3, 0.7), (3, 3, 0.8), (4, 3, 0.9)],
+        "movie_id int, tag_id int, relevance double")
+    ids, vectors = content_vectors(movies, ContentSettings(genre_weight=0, year_weight=0), None, genome)
+    assert vectors.shape == (5, 3) and np.allclose(vectors[:, 0], 0)
+    near = dict(neighbour_pairs(ids, vectors))
+    assert near[1] == 5 and near[5] == 1 and near[2] in (3, 4)
+
+
+def neighbour_pairs(ids, vectors):
+    """(movie, its nearest neighbour) pairs."""
+    return [(row["movie_id"], row["neighbor_id"]) for row in content_neighbors(ids, vectors, 1).to_pylist()]
