@@ -11,6 +11,8 @@
   movies ALS does not know yet;
 - new_picks: per user, the recommend.new_picks movies ALS does not know yet nearest their content profile (the
   movies they rated 4 or more), for the slots serving.new_slots gives them;
+- new_lists: per genre (and "_all"), the movies ALS does not know yet nearest the content of the genre's 50 most
+  liked movies (most ratings of 4 or more), for /v1/new;
 - popular: the most rated movies overall (genre "_all") and per genre, ties to the better mean rating (the same
   ranking as the popularity baseline that evaluate measures), max(recommend.popular_n, recommend.filter_pool)
   per list: the service fills filtered answers from them;
@@ -29,7 +31,7 @@ from pyspark.sql import functions as F
 
 from conf.settings import Config
 from jobs.lib.model.als import click_preferences, implicit_preferences
-from jobs.lib.model.content import content_neighbors, content_vectors, new_movie_picks
+from jobs.lib.model.content import content_neighbors, content_vectors, new_by_genre, new_movie_picks
 from jobs.lib.model.explain import marked, with_because, with_because_on_driver
 from jobs.lib.model.scoring import (
     als_top_n,
@@ -96,11 +98,21 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
             return pa.Table.from_pandas(explained_, preserve_index=False)
         return with_because(lists, preferences, items, implicit.alpha, implicit.reg_param)
 
+    liked_pairs = []
+
     def liked():
         """(user ids, movie ids) of the ratings of 4 or more: what a content profile is made of."""
-        pairs = read_table(paths.clean_ratings, ["user_id", "movie_id", "rating"]).to_pandas()
-        pairs = pairs[pairs.rating >= 4]
-        return pairs.user_id.to_numpy(), pairs.movie_id.to_numpy()
+        if not liked_pairs:
+            pairs = read_table(paths.clean_ratings, ["user_id", "movie_id", "rating"]).to_pandas()
+            pairs = pairs[pairs.rating >= 4]
+            liked_pairs.extend((pairs.user_id.to_numpy(), pairs.movie_id.to_numpy()))
+        return liked_pairs
+
+    def new_lists():
+        genres = {row["movie_id"]: row["genres"] or [] for row in read_table(
+            paths.clean_movies, ["movie_id", "genres"]).to_pylist()}
+        return new_by_genre(*content, set(items.ids.tolist()), genres, liked()[1],
+                            max(settings.popular_n, settings.filter_pool))
 
     def neighbour_lists():
         if on_driver["item_neighbors"]:
@@ -127,6 +139,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
             ("content_neighbors", lambda: content_neighbors(*content, settings.neighbors), paths.content_neighbors),
             ("new_picks", lambda: new_movie_picks(*content, set(items.ids.tolist()), *liked(), settings.new_picks),
              paths.new_picks),
+            ("new_lists", new_lists, paths.new_lists),
             ("popular", lambda: popular_lists(ratings, movies, max(settings.popular_n, settings.filter_pool)),
              paths.popular),
             ("movie_stats", lambda: popularity(ratings).select("movie_id", "n_ratings",
@@ -137,7 +150,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         seconds[f"{name}_s"] = round(time.perf_counter() - started, 2)
 
     counts = {name: spark.read.parquet(getattr(paths, name)).count()
-              for name in ("user_recs", "item_neighbors", "content_neighbors", "new_picks", "popular",
+              for name in ("user_recs", "item_neighbors", "content_neighbors", "new_picks", "new_lists", "popular",
                            "movie_stats")}
     counts["users"] = spark.read.parquet(paths.user_recs).select("user_id").distinct().count()
     counts["movies_with_neighbors"] = spark.read.parquet(paths.item_neighbors).select("movie_id").distinct().count()

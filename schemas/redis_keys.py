@@ -18,6 +18,8 @@
                                                 for the movies without a `similar` list (no ratings yet)
     reco:v:<version>:new:<user_id>     json     [item, ...] new movies (no ALS factors) nearest the user's content
                                                 profile, for serving.new_slots
+    reco:v:<version>:new_movies:<genre> json    [item, ...] new movies of the genre ("_all": all) nearest the content
+                                                of the genre's most liked movies (GET /v1/new)
     reco:v:<version>:popular:<genre>   json     [item, ...] most rated movies; genre "_all" for the whole catalog
                                                 (recommend.filter_pool long: filters fill answers from them)
     reco:v:<version>:movie:<movie_id>  json     {movie_id, title, year, genres, n_ratings, mean_rating}
@@ -76,7 +78,7 @@ def speed_group(shard: int, shards: int) -> str:
     in its own share of the people; one speed layer alone keeps the plain name."""
     return SPEED_GROUP if shards == 1 else f"{SPEED_GROUP}-{shard}-of-{shards}"
 
-KINDS = ("meta", "user", "similar", "popular", "movie", "title", "seen", "content", "new")
+KINDS = ("meta", "user", "similar", "popular", "movie", "title", "seen", "content", "new", "new_movies")
 
 
 def lease(name: str) -> str:

@@ -292,6 +292,16 @@ def popular_movies():
     return answer({"version": version, **_filter_fields(filters), "items": items})
 
 
+@api.get("/v1/new")
+def new_movies():
+    """Movies nobody had rated when the version was built, nearest by content to the most liked movies of the
+    genres asked for (of the whole catalogue without one), best first."""
+    k, filters, asked_out = parse_k(limits()["popular_n"]), parse_filters(), parse_exclude()
+    version, _ = store().lookup(rk.suffix("meta"))
+    items = fill([], store().get_in_version(version, filters.pools("new_movies")), asked_out, filters, k, mark=False)
+    return answer({"version": version, **_filter_fields(filters), "items": [{**item, "new": True} for item in items]})
+
+
 @api.get("/v1/movies/<movie_id>")
 def movie_details(movie_id: str):
     mid = parse_id(movie_id, "movie_id")

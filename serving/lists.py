@@ -33,9 +33,10 @@ class Filters:
         return year is not None and (self.year_min is None or year >= self.year_min) and \
             (self.year_max is None or year <= self.year_max)
 
-    def pools(self) -> list[str]:
-        """The popular lists a fill-up draws from: one per genre asked for, else the whole catalogue's."""
-        return [rk.suffix("popular", genre) for genre in self.genres] or [rk.suffix("popular", rk.ALL_GENRES)]
+    def pools(self, kind: str = "popular") -> list[str]:
+        """The lists a fill-up draws from (popular, or new_movies): one per genre asked for, else the whole
+        catalogue's."""
+        return [rk.suffix(kind, genre) for genre in self.genres] or [rk.suffix(kind, rk.ALL_GENRES)]
 
 
 def candidates(items, excluded: set[int], filters: Filters) -> list[dict]:

@@ -147,8 +147,12 @@ async function showSearch(event) {
 
 async function showPopular() {
   const genre = $("popular-genre").value;
+  const fresh = $("popular-new").checked;  // new movies, nearest the genre's most liked, instead of the most rated
   try {
-    render($("popular-results"), (await api("/v1/popular?k=10" + (genre ? `&genre=${encodeURIComponent(genre)}` : ""))).items);
+    const body = await api((fresh ? "/v1/new" : "/v1/popular") + "?k=10"
+      + (genre ? `&genre=${encodeURIComponent(genre)}` : ""));
+    $("popular-note").textContent = fresh && !body.items.length ? "No new movies in this version." : "";
+    render($("popular-results"), body.items);
   } catch (error) { fail($("popular-results"), $("version"), error); }
 }
 
@@ -179,6 +183,7 @@ $("user-form").addEventListener("submit", showUser);
 $("user-different").addEventListener("click", () => { diversity = 0.7; showUser(null); });
 $("search-form").addEventListener("submit", showSearch);
 $("popular-genre").addEventListener("change", showPopular);
+$("popular-new").addEventListener("change", showPopular);
 showVersion();
 showUser();
 showPopular();

@@ -56,6 +56,12 @@ def test_a_movie_nobody_rated_has_neighbours_by_content(pipeline_run, spark, tmp
         none = create_app(local.model_copy(update={"serving": local.serving.model_copy(update={"new_slots": 0})}))
         assert not any(item.get("new") for item in none.test_client().get(
             f"/v1/users/{fan}/recommendations?k=10").get_json()["items"])
+        # The new list of a genre: the new horror movie for Horror and for the whole catalogue, none for Western.
+        for genre, expected in (("Horror", [NEW_MOVIE]), ("", [NEW_MOVIE]), ("Western", [])):
+            fresh = client.get(f"/v1/new?k=5&genre={genre}" if genre else "/v1/new?k=5").get_json()
+            assert [item["movie_id"] for item in fresh["items"]] == expected
+            assert all(item["new"] is True and 0 < item["score"] <= 1 for item in fresh["items"])
+        assert client.get(f"/v1/new?exclude={NEW_MOVIE}").get_json()["items"] == []
         on_the_page(create_app(local), fan, [item["title"] for item in body["items"]])
     finally:
         server.stop()
@@ -64,7 +70,8 @@ def test_a_movie_nobody_rated_has_neighbours_by_content(pipeline_run, spark, tmp
 
 
 def on_the_page(app, fan: int, similar: list[str]) -> None:
-    """In Chromium: the fan's list ends with the new movie, marked; clicking it shows its content neighbours."""
+    """In Chromium: the fan's list ends with the new movie, marked; clicking it shows its content neighbours; the
+    popular section's new horror movies are that one."""
     from playwright.sync_api import expect, sync_playwright
     from werkzeug.serving import make_server
 
@@ -85,6 +92,10 @@ def on_the_page(app, fan: int, similar: list[str]) -> None:
             expect(tab.locator("#similar-results li")).to_have_count(10, timeout=15_000)
             assert [t.rsplit(" (", 1)[0] for t in tab.locator("#similar-results li .title").all_inner_texts()] \
                 == similar
+            tab.select_option("#popular-genre", "Horror")
+            tab.check("#popular-new")
+            expect(tab.locator("#popular-results li")).to_have_count(1, timeout=15_000)
+            expect(tab.locator("#popular-results li .meta")).to_contain_text("new: nobody has rated it yet")
             browser.close()
     finally:
         server.shutdown()

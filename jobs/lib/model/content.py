@@ -122,6 +122,33 @@ def new_movie_picks(ids: np.ndarray, vectors: np.ndarray, known: set[int], liked
     return table.filter(pc.greater(table.column("score"), 0))
 
 
+def new_by_genre(ids: np.ndarray, vectors: np.ndarray, known: set[int], genres: dict[int, list[str]],
+                 liked_movies: np.ndarray, n: int, most_liked: int = 50) -> pa.Table:
+    """(genre, rank, movie_id, score): per genre (and "_all", the whole catalogue), the movies ALS does not know
+    (not in `known`) of that genre, nearest the genre's profile: the sum of the content vectors of its
+    `most_liked` movies with the most ratings of 4 or more (`liked_movies`, one id per such rating)."""
+    rows = []
+    new = np.array([i for i, movie in enumerate(ids.tolist()) if movie not in known], dtype=np.int64)
+    liked_ids, likes = np.unique(liked_movies, return_counts=True)
+    by_likes = liked_ids[np.argsort(-likes, kind="stable")]
+    genre_names = sorted({g for movie in ids.tolist() for g in genres.get(movie, ())})
+    for genre in ["_all", *genre_names]:
+        def of_genre(movie: int) -> bool:
+            return genre == "_all" or genre in genres.get(movie, ())
+        candidates = np.array([i for i in new if of_genre(int(ids[i]))], dtype=np.int64)
+        favourites = [m for m in by_likes.tolist() if of_genre(m)][:most_liked]
+        if not len(candidates) or not favourites:
+            continue
+        profile = vectors[np.searchsorted(ids, favourites)].sum(axis=0)
+        scores = vectors[candidates] @ (profile / max(float(np.linalg.norm(profile)), 1e-12))
+        order = np.lexsort((ids[candidates], -scores))[:n]
+        rows += [(genre, rank, int(ids[candidates[i]]), float(scores[i])) for rank, i in enumerate(order, 1)]
+    return pa.table({"genre": pa.array([r[0] for r in rows], pa.string()),
+                     "rank": pa.array([r[1] for r in rows], pa.int32()),
+                     "movie_id": pa.array([r[2] for r in rows], pa.int32()),
+                     "score": pa.array([r[3] for r in rows], pa.float32())})
+
+
 def _csr(vectors) -> sparse.csr_matrix:
     """Spark ML vectors (sparse or dense, one size) as one CSR matrix."""
     size = vectors[0].size

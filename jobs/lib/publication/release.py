@@ -85,7 +85,8 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
                  spark.read.parquet(paths.popular), spark.read.parquet(paths.clean_movies),
                  spark.read.parquet(paths.movie_stats), seen,
                  spark.read.parquet(paths.content_neighbors) if exists(paths.content_neighbors) else None,
-                 spark.read.parquet(paths.new_picks) if exists(paths.new_picks) else None) \
+                 spark.read.parquet(paths.new_picks) if exists(paths.new_picks) else None,
+                 spark.read.parquet(paths.new_lists) if exists(paths.new_lists) else None) \
         .write.mode("overwrite") \
         .options(**versions.FILE_OPTIONS).parquet(paths.publish_values)
     k = metrics["k"]

@@ -32,7 +32,8 @@ def _json_list(frame: DataFrame, group_col: str, movie_col: str, movies: DataFra
 
 def build_values(version: str, user_recs: DataFrame, neighbors: DataFrame, popular: DataFrame,
                  movies: DataFrame, movie_stats: DataFrame, seen: DataFrame,
-                 content: DataFrame | None = None, new_picks: DataFrame | None = None) -> DataFrame:
+                 content: DataFrame | None = None, new_picks: DataFrame | None = None,
+                 new_lists: DataFrame | None = None) -> DataFrame:
     """Every (key, value) of a version except meta, values as the API serves them. `seen`: the (user_id,
     movie_id) pairs each person rated or dismissed, which a filtered answer's fill-up leaves out."""
     def keyed(frame: DataFrame, kind: str, ident: str) -> DataFrame:
@@ -58,6 +59,8 @@ def build_values(version: str, user_recs: DataFrame, neighbors: DataFrame, popul
                                           "movie_id"))
     if new_picks is not None:  # per user, the new movies nearest their content profile
         values = values.unionByName(keyed(_json_list(new_picks, "user_id", "movie_id", movies), "new", "user_id"))
+    if new_lists is not None:  # per genre, the new movies nearest the genre's most liked
+        values = values.unionByName(keyed(_json_list(new_lists, "genre", "movie_id", movies), "new_movies", "genre"))
     return values
 
 

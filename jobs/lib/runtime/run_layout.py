@@ -44,6 +44,7 @@ _LAYOUT = {
     "item_neighbors": "recommend/item_neighbors.parquet",
     "content_neighbors": "recommend/content_neighbors.parquet",
     "new_picks": "recommend/new_picks.parquet",
+    "new_lists": "recommend/new_lists.parquet",
     "popular": "recommend/popular.parquet",
     "movie_stats": "recommend/movie_stats.parquet",
     "recommend_report": "recommend/report.json",
