@@ -18,7 +18,9 @@ def test_values_are_the_api_shapes_in_rank_order_and_counted_per_kind(spark):
     seen = spark.createDataFrame([(7, 2), (7, 2), (8, 1)], "user_id int, movie_id int")  # 8 has no list
     content = spark.createDataFrame([(1, 1, 3, 0.7), (2, 1, 1, 0.2)],
                                     "movie_id int, rank int, neighbor_id int, score float")
-    values = build_values("v1", user_recs, neighbors, popular, movies, stats, seen, content)
+    new_lists = spark.createDataFrame([("_all", 1, 2, 0.4), ("Crime", 1, 2, 0.9)],
+                                      "genre string, rank int, movie_id int, score float")
+    values = build_values("v1", user_recs, neighbors, popular, movies, stats, seen, content, None, new_lists)
     got = {row["key"]: json.loads(row["value"]) for row in values.collect()}
 
     assert [item["movie_id"] for item in got[rk.key("v1", "user", 7)]] == [3, 1]  # by rank, not by row order
@@ -31,9 +33,12 @@ def test_values_are_the_api_shapes_in_rank_order_and_counted_per_kind(spark):
     assert [item["movie_id"] for item in got[rk.key("v1", "content", 2)]] == [1]
     assert rk.key("v1", "content", 1) not in got
     assert [item["movie_id"] for item in got[rk.key("v1", "popular", "_all")]] == [1, 2]
+    assert got[rk.key("v1", "new_movies", "Crime")] == [{"movie_id": 2, "title": "Heat", "year": 1995,
+                                                        "genres": ["Crime"], "score": 0.9}]
     assert got[rk.key("v1", "movie", 3)] == {"movie_id": 3, "title": "Alien Nation", "year": 1988,
                                              "genres": ["Sci-Fi"], "n_ratings": 0}  # never rated
     assert got[rk.key("v1", "title", "alien")] == [1, 3]  # most rated first
     assert count_by_kind(values, "v1") == {"user": 1, "seen": 1, "similar": 1, "content": 1, "popular": 1, "movie": 3,
+                                           "new_movies": 2,
                                            "title": len({t for m in ("Alien", "Heat", "Alien Nation")
                                                          for t in rk.title_tokens(m)})}
