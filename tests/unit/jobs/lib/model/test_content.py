@@ -2,7 +2,7 @@
 import numpy as np
 
 from conf.settings import ContentSettings
-from jobs.lib.model.content import content_neighbors, content_vectors
+from jobs.lib.model.content import content_neighbors, content_vectors, new_by_genre
 
 
 def test_every_movie_gets_neighbours_by_genre_decade_and_title_words(spark):
@@ -59,3 +59,19 @@ def test_tags_and_genome_bring_together_movies_their_genres_keep_apart(spark):
 def neighbour_pairs(ids, vectors):
     """(movie, its nearest neighbour) pairs."""
     return [(row["movie_id"], row["neighbor_id"]) for row in content_neighbors(ids, vectors, 1).to_pylist()]
+
+
+def test_new_movies_per_genre_nearest_the_genres_most_liked():
+    ids = np.array([1, 2, 3, 4, 5, 6])
+    # Columns: horror, comedy, 1970s, 1990s. 1-3 are known to ALS; 4-6 are new.
+    vectors = np.array([[1, 0, 1, 0], [1, 0, 0, 1], [0, 1, 0, 1], [1, 0, 1, 0], [1, 0, 0, 1], [0, 1, 1, 0]], float)
+    genres = {1: ["Horror"], 2: ["Horror"], 3: ["Comedy"], 4: ["Horror"], 5: ["Horror"], 6: ["Comedy"]}
+    liked = np.array([1, 1, 1, 2, 3, 3])  # 1 the most liked horror movie, then 2
+    table = new_by_genre(ids, vectors, {1, 2, 3}, genres, liked, n=10, most_liked=1).to_pylist()
+    lists = {}
+    for row in table:
+        lists.setdefault(row["genre"], []).append(row["movie_id"])
+    assert lists["Horror"] == [4, 5]  # 4 is like 1 (a 1970s horror movie), the genre's most liked
+    assert lists["Comedy"] == [6]
+    assert lists["_all"] == [4, 5, 6]  # the catalogue's most liked is 1: horror first
+    assert all(row["rank"] == i + 1 for genre in lists for i, row in enumerate(r for r in table if r["genre"] == genre))
