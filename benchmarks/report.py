@@ -36,7 +36,9 @@ def commit() -> str:
     def git(*args):
         return subprocess.run(["git", *args], cwd=RESULTS.parent.parent, capture_output=True, text=True).stdout.strip()
     sha = git("rev-parse", "--short", "HEAD") or "unknown"
-    return sha + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    # The results folder aside: a run of several sizes rewrites its own results after each one.
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results")
+    return sha + ("+changes" if changed else "")
 
 
 def machine() -> dict:
