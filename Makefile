@@ -57,7 +57,7 @@ help:
 	@echo "make bench-fresh     how soon an answer follows a rating (speed layer), and what fold-in costs"
 	@echo "make bench-quality   the GUIDE protocol over three split seeds, ALS variants and the popularity baseline"
 	@echo "make bench-experiment  A/B, A/A and sample-ratio checks with simulated people over HTTP"
-	@echo "make bench-scale     the pipeline on synthetic MovieLens-shaped data, SCALE=0.1m,1m (10m, 25m, 32m)"
+	@echo "make bench-scale     the pipeline on synthetic MovieLens-shaped data, SCALE=0.1m,1m (2.5m, 10m, 25m, 32m)"
 	@echo "make tune            hyperparameter search for implicit ALS (leaderboard in data/runs/<run>/tune/)"
 
 setup: system-deps $(STAMP)
