@@ -1,6 +1,8 @@
 """ingest: the real download code against a loopback HTTP server, and every published layout."""
 import hashlib
 import http.server
+import os
+import shutil
 import threading
 import zipfile
 from functools import partial
@@ -176,15 +178,13 @@ def write_csv_layout(folder: Path) -> None:
     (folder / "movies.csv").write_text("\n".join(movies) + "\n", encoding="utf-8")
 
 
-def write_content_files(folder: Path, bad_relevance: bool = False) -> None:
+def write_content_files(folder: Path) -> None:
     """tags.csv (one tag with a comma, one repeated, one of an unknown movie) and genome-scores.csv."""
     tags = ["userId,movieId,tag,timestamp", '1,2,"heist, bank",1139045764', "2,2,Heist,1139045765",
             "3,2,heist,1139045766", "3,2,heist,1139045767", "1,7,time travel,1139045768", "2,8,time travel,1139045769",
             "4,99,lost,1139045770"]
     (folder / "tags.csv").write_text("\n".join(tags) + "\n", encoding="utf-8")
     scores = ["movieId,tagId,relevance"] + [f"{m},{t},{(m * t) % 10 / 10}" for m in range(1, 31) for t in (1, 2, 3)]
-    if bad_relevance:
-        scores[1] = "1,1,1.5"
     (folder / "genome-scores.csv").write_text("\n".join(scores) + "\n")
 
 
@@ -220,8 +220,13 @@ def test_csv_layout_with_half_star_ratings_tags_and_genome(spark, make_config, t
         (2, "heist", 2), (2, "heist, bank", 1), (7, "time travel", 1), (8, "time travel", 1)]
     assert report["genome"]["rows_out"] == 90 and report["genome"]["movies"] == 30
     # A broken genome file (GroupLens computes it: held strictly) stops the run at validation.
-    write_content_files(folder, bad_relevance=True)
-    ingest.run(config, "bad-genome", spark=spark)
+    broken = run_paths(config, "bad-genome")
+    shutil.copytree(run_paths(config, "csv").root, broken.root)
+    genome = spark.read.parquet(paths.raw_genome)
+    genome.limit(1).selectExpr("movie_id", "tag_id + 1000 AS tag_id", "1.5 AS relevance").unionByName(genome) \
+        .write.mode("overwrite").parquet(broken.raw_genome + ".new")
+    shutil.rmtree(broken.raw_genome)
+    os.rename(broken.raw_genome + ".new", broken.raw_genome)
     with pytest.raises(JobError, match=r"\[genome\] expect_column_values_to_be_between\(column='relevance'"):
         validate.run(config, "bad-genome", spark=spark)
 
