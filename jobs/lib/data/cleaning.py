@@ -107,6 +107,13 @@ def _first_violation(frame: DataFrame, movies: DataFrame, rules) -> DataFrame:
     return flagged.withColumn("violation", rule).drop("_known").select(*frame.columns, "violation")
 
 
+def _flag_repeats(flagged: DataFrame, again: Window) -> DataFrame:
+    """`violation` "duplicate" on each valid row after the first of its `again` window."""
+    return flagged.withColumn("_n", F.when(F.col("violation").isNull(), F.row_number().over(again))) \
+        .withColumn("violation", F.when(F.col("_n") > 1, F.lit("duplicate")).otherwise(F.col("violation"))) \
+        .drop("_n")
+
+
 def normalise_tag(column):
     """Tags as people type them: trimmed, lowercased, inner whitespace collapsed ("Sci  Fi " -> "sci fi")."""
     return F.lower(F.trim(F.regexp_replace(column, r"\s+", " ")))
@@ -121,10 +128,7 @@ def flag_tags(tags: DataFrame, movies: DataFrame, ts_min: int, ts_max: int, max_
     flagged = _first_violation(normalised, movies, [
         ("missing_field", missing), ("bad_tag_length", (length < 1) | (length > max_length)),
         ("ts_out_of_range", (F.col("ts") < ts_min) | (F.col("ts") > ts_max))])
-    again = Window.partitionBy("user_id", "movie_id", "tag").orderBy("ts")
-    return flagged.withColumn("_n", F.when(F.col("violation").isNull(), F.row_number().over(again))) \
-        .withColumn("violation", F.when((F.col("_n") > 1), F.lit("duplicate")).otherwise(F.col("violation"))) \
-        .drop("_n")
+    return _flag_repeats(flagged, Window.partitionBy("user_id", "movie_id", "tag").orderBy("ts"))
 
 
 def movie_tags(flagged: DataFrame) -> DataFrame:
@@ -139,10 +143,7 @@ def flag_genome(genome: DataFrame, movies: DataFrame) -> DataFrame:
     flagged = _first_violation(genome, movies, [
         ("missing_field", missing),
         ("relevance_out_of_range", (F.col("relevance") < 0) | (F.col("relevance") > 1))])
-    again = Window.partitionBy("movie_id", "tag_id").orderBy(F.desc("relevance"))
-    return flagged.withColumn("_n", F.when(F.col("violation").isNull(), F.row_number().over(again))) \
-        .withColumn("violation", F.when((F.col("_n") > 1), F.lit("duplicate")).otherwise(F.col("violation"))) \
-        .drop("_n")
+    return _flag_repeats(flagged, Window.partitionBy("movie_id", "tag_id").orderBy(F.desc("relevance")))
 
 
 RULES = ("missing_field", "rating_off_scale", "ts_out_of_range", "unknown_movie")  # flag_violations' names

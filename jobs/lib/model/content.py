@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 from scipy import sparse
 
 from conf.settings import ContentSettings
-from jobs.lib.model.scoring import Factors, _schema, neighbors_on_driver, top_n_on_driver
+from jobs.lib.model.scoring import Factors, _schema, _unit_rows, neighbors_on_driver, top_n_on_driver
 
 PROFILE_BLOCK = 20_000  # users whose profiles are held at once (dense, users x content columns)
 
@@ -78,13 +78,13 @@ def content_vectors(movies: DataFrame, settings: ContentSettings, tags: DataFram
 def genome_block(genome: DataFrame, ids: np.ndarray) -> np.ndarray:
     """Movies x genome tags: relevance minus the tag's mean over the movies that have scores; zero rows for the
     movies without any."""
-    table = pa.Table.from_pandas(genome.select("movie_id", "tag_id", F.col("relevance").cast("float")).toPandas())
-    tag_ids, columns = np.unique(table.column("tag_id").to_numpy(), return_inverse=True)
-    movie_ids = table.column("movie_id").to_numpy()
+    scores = genome.select("movie_id", "tag_id", F.col("relevance").cast("float")).toPandas()
+    tag_ids, columns = np.unique(scores.tag_id.to_numpy(), return_inverse=True)
+    movie_ids = scores.movie_id.to_numpy()
     rows = np.minimum(np.searchsorted(ids, movie_ids), len(ids) - 1)
     known = ids[rows] == movie_ids
     block = np.zeros((len(ids), len(tag_ids)), dtype=np.float32)
-    block[rows[known], columns[known]] = pc.cast(table.column("relevance"), pa.float32()).to_numpy()[known]
+    block[rows[known], columns[known]] = scores.relevance.to_numpy(np.float32)[known]
     scored = np.zeros(len(ids), bool)
     scored[rows[known]] = True
     block[scored] -= block[scored].mean(axis=0)
@@ -160,9 +160,3 @@ def _csr(vectors) -> sparse.csr_matrix:
         indptr.append(len(indices))
     return sparse.csr_matrix((np.array(data, dtype=np.float32), np.array(indices, dtype=np.int64), indptr),
                              shape=(len(vectors), size))
-
-
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length; zero rows (nothing known) stay zero."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
