@@ -40,7 +40,7 @@ SERVICE_EVENTS_TOKEN = "service-events-token"  # the `service` fixture's intake 
 # `make test` runs two pytest-xdist workers (--dist loadgroup): the modules that start their own JVMs and
 # processes (Airflow DAG runs, a standalone cluster) on one, the modules sharing the session's pipeline run on
 # the other, so that run is computed once; the rest goes to whichever is free.
-XDIST_GROUPS = {"test_dag": "processes", "test_dag_under_scheduler": "processes", "test_spark_cluster": "processes",
+XDIST_GROUPS = {"test_dag_under_scheduler": "processes", "test_spark_cluster": "processes",
                 **{name: "pipeline" for name in (
                     "test_openapi_contract", "test_drift_gate", "test_intake", "test_experiment", "test_loop",
                     "test_monitoring", "test_pipeline", "test_publish", "test_redis_cluster", "test_api",

@@ -57,10 +57,12 @@ def standalone_cluster(tmp_path_factory):
 def test_whole_pipeline_runs_on_a_two_worker_standalone_cluster(standalone_cluster, ml100k_dir, tmp_path):
     url, state, env, work_dirs = standalone_cluster
     redis_server = RedisServer(tmp_path / "redis").start()
-    settings = tmp_path / "cluster-test.yaml"  # the suite's fast ALS settings (conftest.FAST_ALS)
-    settings.write_text("als:\n  implicit: {rank: 64, reg_param: 0.5, alpha: 10.0, max_iter: 10}\n"
-                        "  explicit: {rank: 10, max_iter: 10}\nspark:\n  shuffle_partitions: 2\n"
-                        "recommend:\n  driver_max_scores: 0\n")  # the lists scored on the workers too
+    # The cluster path, not the model: small ALS and no quality gate; the lists scored on the workers too.
+    settings = tmp_path / "cluster-test.yaml"
+    settings.write_text("als:\n  implicit: {rank: 16, reg_param: 0.5, alpha: 10.0, max_iter: 5}\n"
+                        "  explicit: {rank: 8, max_iter: 5}\nspark:\n  shuffle_partitions: 2\n"
+                        "gates:\n  min_ndcg_lift_over_popularity: -1.0\n"
+                        "recommend:\n  driver_max_scores: 0\n")
     job_env = {**env, "RECO_DATA_ROOT": str(tmp_path / "data"), "RECO_CONFIG": str(settings),
                "RECO_MOVIELENS_DIR": str(ml100k_dir), "RECO_REDIS_URL": redis_server.url}
     try:
