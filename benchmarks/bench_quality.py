@@ -2,11 +2,12 @@
 split seeds, beside the published reference table (Microsoft Recommenders), then implicit ALS variants that
 each change a few settings, and the diversity curve: NDCG@10 and intra-list diversity (1 - the mean genre
 Jaccard similarity of a list's pairs) of the service's re-ranking (serving/lists.py) of each person's top 50 at
-several `diversity` settings, and the cold-movie protocol: 10% of the movies held out of training entirely; for
-the users who rated held-out movies in their test part, the held-out movies ranked by the content score of the
-user's profile (the sum of the content vectors of the movies they rated 4 or more in training), against random
-order and against popularity by genre (each genre's training ratings, no held-out movie's own), with several
-content weightings (jobs/lib/model/content.py). Parameters: the defaults of conf/settings.py. Writes benchmarks/results/quality.json and quality.md.
+several `diversity` settings; the cold-movie protocol: 10% of the movies held out of training entirely; for
+the users who rated held-out movies in their test part, the held-out movies ranked by their ALS vector against
+factors mapped from content (what new slots use), by their content profile, by popularity by genre (each
+genre's training ratings, no held-out movie's own) and at random (`cold_movies`); and whether blending content
+into ALS neighbour lists helps (`neighbour_blends`). Parameters: the defaults of conf/settings.py. Writes
+benchmarks/results/quality.json and quality.md.
 """
 from __future__ import annotations
 
@@ -71,31 +72,42 @@ def diversity_curve(spark, model, train, test, genres: dict[int, list[str]], k: 
     return curve
 
 
-# Content weightings (genres, decade, title words) the cold-movie protocol compares; the shipped one is conf's.
+# Content weightings (genre, decade, title words) and mapping penalties the cold-movie protocol compares; the
+# shipped ones are conf's (content.*_weight, content.factor_reg).
 CONTENT_VARIANTS = {"genres only": (1.0, 0.0, 0.0), "genres + decade": (1.0, 0.5, 0.0),
-                    "genres + title words": (1.0, 0.0, 0.5), "genres + decade + title words": (1.0, 0.5, 0.5),
-                    "title words weighted up": (1.0, 0.5, 1.0)}
+                    "genres + decade + title words": (1.0, 0.5, 0.5)}
+FACTOR_REGS = (1.0, 10.0, 100.0)
+BLENDS = (1.0, 0.9, 0.7, 0.5, 0.0)  # weight of ALS in a neighbour list's score; the rest content's
 
 
 def cold_movies(spark, config, train, test, movies, seed: int, k: int) -> dict:
-    """The cold-movie protocol on one split: NDCG@10 and recall@10 over the held-out movies."""
+    """The cold-movie protocol on one split: NDCG@10 and recall@10 over the held-out movies, ranked for each user
+    by (a) their ALS vector against factors mapped from content (jobs/lib/model/content.py, what the service's
+    new slots use), (b) their content profile (the sum of the content vectors of what they rated 4 or more),
+    (c) popularity by genre, (d) random order."""
     import numpy as np
+    import pyarrow as pa
+    from pyspark.sql import functions as F
 
-    from conf.settings import ContentSettings
     from jobs.lib.evaluation.metrics import score_lists
-    from jobs.lib.model.content import content_vectors
+    from jobs.lib.model.als import fit_implicit
+    from jobs.lib.model.content import content_vectors, factors_from_content
+    from jobs.lib.model.scoring import Factors, factors_of
 
     rng = np.random.default_rng(seed)
     catalogue = movies.select("movie_id", "genres").toPandas()
     held = set(rng.choice(catalogue.movie_id.to_numpy(), len(catalogue) // 10, replace=False).tolist())
-    train_pd = train.select("user_id", "movie_id", "rating").toPandas()
+    kept = train.where(~F.col("movie_id").isin(sorted(held)))
+    train_pd = kept.select("user_id", "movie_id", "rating").toPandas()
     test_pd = test.select("user_id", "movie_id").toPandas()
-    train_pd = train_pd[~train_pd.movie_id.isin(held)]
     truth_pd = test_pd[test_pd.movie_id.isin(held)]
     users = sorted(set(truth_pd.user_id) & set(train_pd.user_id))
     truth = spark.createDataFrame(truth_pd[truth_pd.user_id.isin(users)])
     held_ids = np.array(sorted(held))
     liked = train_pd[train_pd.rating >= 4].groupby("user_id").movie_id.apply(list).to_dict()
+    model = fit_implicit(kept, config.als.implicit, config.als)
+    person = factors_of(pa.Table.from_pandas(model.userFactors.toPandas()))
+    items = factors_of(pa.Table.from_pandas(model.itemFactors.toPandas()))
 
     def judged(ranked: dict[int, list[int]]) -> dict:
         recs = spark.createDataFrame([(u, r + 1, int(m)) for u, ms in ranked.items() for r, m in enumerate(ms[:k])],
@@ -103,29 +115,72 @@ def cold_movies(spark, config, train, test, movies, seed: int, k: int) -> dict:
         scores = score_lists(recs, truth, k)
         return {"ndcg@10": scores["ndcg@10"], "recall@10": scores["recall@10"]}
 
+    def best(scores: np.ndarray, among: np.ndarray) -> list[int]:
+        return among[np.lexsort((among, -scores))[:k]].tolist()
+
     results = {"random": judged({u: rng.permutation(held_ids)[:k].tolist() for u in users})}
     per_genre = train_pd.merge(catalogue, on="movie_id").explode("genres").groupby("genres").size().to_dict()
     genre_of = dict(zip(catalogue.movie_id, catalogue.genres))
     by_genre = sorted(held_ids.tolist(), key=lambda m: (-max((per_genre.get(g, 0) for g in genre_of[m]),
                                                                default=0), m))
     results["popularity by genre"] = judged({u: by_genre[:k] for u in users})
-    for name, (genre, year, title) in CONTENT_VARIANTS.items():
-        ids, vectors = content_vectors(movies, ContentSettings(genre_weight=genre, year_weight=year,
-                                                               title_weight=title))
-        row_of = {int(m): i for i, m in enumerate(ids)}
-        candidates = vectors[[row_of[m] for m in held_ids]]
-        ranked = {}
-        for user in users:
-            rows = [row_of[m] for m in liked.get(user, ()) if m in row_of]
-            if not rows:
-                ranked[user] = by_genre[:k]
-                continue
-            profile = np.asarray(vectors[rows].sum(axis=0)).ravel()
-            scores = candidates @ profile
-            order = np.lexsort((held_ids, -scores))
-            ranked[user] = held_ids[order[:k]].tolist()
-        results[f"content: {name}"] = judged(ranked)
+    shipped = (config.content.genre_weight, config.content.year_weight, config.content.title_weight)
+    weightings = {"shipped weights": shipped, **{n: w for n, w in CONTENT_VARIANTS.items() if w != shipped}}
+    for name, (genre, year, title) in weightings.items():
+        ids, vectors = content_vectors(movies, config.content.model_copy(
+            update={"genre_weight": genre, "year_weight": year, "title_weight": title}))
+        candidates = np.isin(ids, held_ids)  # the held-out movies ALS was not trained on, and nothing else
+        visible = Factors(items.ids[~np.isin(items.ids, held_ids)], items.matrix[~np.isin(items.ids, held_ids)])
+        regs = FACTOR_REGS if name == "shipped weights" else (config.content.factor_reg,)
+        for reg in regs:
+            mapped = factors_from_content(ids[candidates | np.isin(ids, visible.ids)],
+                                          vectors[candidates | np.isin(ids, visible.ids)], visible, reg)
+            ranked = {u: best(mapped.matrix @ person.matrix[np.searchsorted(person.ids, u)], mapped.ids)
+                      for u in users}
+            results[f"ALS vector x factors from content ({name}, reg {reg:g})"] = judged(ranked)
+        if name == "shipped weights":
+            rows = {int(m): i for i, m in enumerate(ids)}
+            among = vectors[[rows[m] for m in held_ids]]
+            ranked = {}
+            for user in users:
+                theirs = [rows[m] for m in liked.get(user, ()) if m in rows]
+                ranked[user] = best(among @ vectors[theirs].sum(axis=0), held_ids) if theirs else by_genre[:k]
+            results["content profile (shipped weights)"] = judged(ranked)
     return {"held_out_movies": len(held), "users": len(users), "results": results}
+
+
+def neighbour_blends(spark, config, model, train, test, movies, k: int) -> dict:
+    """Do content neighbours help movies ALS knows? Each person's 3 latest training ratings of 4 or more are
+    seeds; every movie scores its summed similarity to them, BLENDS of ALS cosine and content cosine; NDCG@10 of
+    the best movies they did not rate in training, on their test part."""
+    import numpy as np
+    import pyarrow as pa
+
+    from jobs.lib.evaluation.metrics import score_lists
+    from jobs.lib.model.content import content_vectors
+    from jobs.lib.model.scoring import _unit_rows, factors_of
+
+    items = factors_of(pa.Table.from_pandas(model.itemFactors.toPandas()))
+    ids, vectors = content_vectors(movies, config.content)
+    als = _unit_rows(items.matrix)
+    content = vectors[np.searchsorted(ids, items.ids)]
+    train_pd = train.select("user_id", "movie_id", "rating", "ts").toPandas()
+    seen = train_pd.groupby("user_id").movie_id.apply(set).to_dict()
+    seeds = train_pd[train_pd.rating >= 4].sort_values("ts", kind="stable").groupby("user_id").tail(3) \
+        .groupby("user_id").movie_id.apply(list).to_dict()
+    truth = test.select("user_id", "movie_id")
+    results = {}
+    for blend in BLENDS:
+        ranked = {}
+        for user, movies_liked in seeds.items():
+            rows = np.searchsorted(items.ids, movies_liked)
+            scores = blend * (als @ als[rows].T).sum(axis=1) + (1 - blend) * (content @ content[rows].T).sum(axis=1)
+            order = items.ids[np.argsort(-scores, kind="stable")]
+            ranked[user] = [int(m) for m in order[:k + len(seen[user])] if m not in seen[user]][:k]
+        recs = spark.createDataFrame([(u, r + 1, m) for u, ms in ranked.items() for r, m in enumerate(ms)],
+                                     "user_id int, rank int, movie_id int")
+        results[str(blend)] = score_lists(recs, truth, k)["ndcg@10"]
+    return results
 
 
 def evaluate_seed(spark, config, ratings, seed: int, genres: dict[int, list[str]], movies) -> dict:
@@ -147,6 +202,7 @@ def evaluate_seed(spark, config, ratings, seed: int, genres: dict[int, list[str]
     models, _ = evaluate_models(train, test, implicit, explicit, k)  # the evaluate job's own steps
     curve = diversity_curve(spark, implicit, train, test, genres, k)
     cold = cold_movies(spark, config, train, test, movies, seed, k)
+    blends = neighbour_blends(spark, config, implicit, train, test, movies, k)
     variants = {}
     for label, changes in VARIANTS:
         model = fit_implicit(train, config.als.implicit.model_copy(update=changes), config.als)
@@ -156,7 +212,8 @@ def evaluate_seed(spark, config, ratings, seed: int, genres: dict[int, list[str]
     return {"seed": seed, "als": models["als"], "popularity": models["popularity"],
             "explicit": {name: models["als"][name] for name in ("rmse", "mae")},
             "implicit_fit_s": round(implicit_s, 1), "explicit_fit_s": round(explicit_s, 1),
-            "variants": variants, "diversity": curve, "cold_movies": cold}
+            "variants": variants, "diversity": curve, "cold_movies": cold,
+            "neighbour_blends": blends}
 
 
 def summary(values: list[float]) -> tuple[float, float]:
@@ -246,6 +303,12 @@ def main() -> None:
         *[(name, *(f"{m:.3f} ± {sd:.3f}" for m, sd in (
             summary([r["cold_movies"]["results"][name][metric] for r in runs]) for metric in ("ndcg@10", "recall@10"))),
            f"{payload['cold_movies'][name]['ndcg@10'] / genre_baseline:.2f}") for name in cold_names]])
+    payload["neighbour_blends"] = {blend: summary([r["neighbour_blends"][blend] for r in runs])[0]
+                                   for blend in map(str, BLENDS)}
+    blend_table = "\n".join(f"| {' | '.join(row)} |" for row in [
+        ("weight of ALS (the rest content)", "NDCG@10"), ("---", "---"),
+        *[(blend, "{:.3f} ± {:.3f}".format(*summary([r["neighbour_blends"][blend] for r in runs])))
+          for blend in map(str, BLENDS)]])
     variants_table = "\n".join(f"| {' | '.join(row)} |" for row in [
         ("implicit ALS variant (settings changed from the shipped ones)", "NDCG@10", "Precision@10"),
         ("---", "---", "---"), *variant_rows])
@@ -260,7 +323,9 @@ def main() -> None:
           f"list's pairs):\n\n{curve_table}\n\nCold movies: {runs[0]['cold_movies']['held_out_movies']} movies "
           f"(10%) held out of training entirely, {runs[0]['cold_movies']['users']} users with held-out movies in "
           "their test part (first seed); the held-out movies ranked for each (goal: content at least 2x the genre "
-          f"baseline):\n\n{cold_table}")
+          f"baseline):\n\n{cold_table}\n\nNeighbour lists of movies ALS knows, ALS and content blended: each "
+          "person's 3 latest training ratings of 4 or more as seeds, the movies most similar to them (summed "
+          f"cosine) scored on their test part:\n\n{blend_table}")
     done_with(work)
 
 

@@ -9,8 +9,9 @@
 - content_neighbors: the recommend.neighbors nearest movies per catalogue movie, rated or not, by content
   (genres, decade, title words, tags and genome where the release has them: jobs/lib/model/content.py), for the
   movies ALS does not know yet;
-- new_picks: per user, the recommend.new_picks movies ALS does not know yet nearest their content profile (the
-  movies they rated 4 or more), for the slots serving.new_slots gives them;
+- new_picks: per user, the recommend.new_picks movies ALS does not know yet that their ALS vector scores highest,
+  the new movies' factors mapped from their content (content.factor_reg), for the slots serving.new_slots gives
+  them;
 - new_lists: per genre (and "_all"), the movies ALS does not know yet nearest the content of the genre's 50 most
   liked movies (most ratings of 4 or more), for /v1/new;
 - popular: the most rated movies overall (genre "_all") and per genre, ties to the better mean rating (the same
@@ -31,7 +32,13 @@ from pyspark.sql import functions as F
 
 from conf.settings import Config
 from jobs.lib.model.als import click_preferences, implicit_preferences
-from jobs.lib.model.content import content_neighbors, content_vectors, new_by_genre, new_movie_picks
+from jobs.lib.model.content import (
+    content_neighbors,
+    content_vectors,
+    factors_from_content,
+    new_by_genre,
+    new_movie_picks,
+)
 from jobs.lib.model.explain import marked, with_because, with_because_on_driver
 from jobs.lib.model.scoring import (
     als_top_n,
@@ -98,20 +105,11 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
             return pa.Table.from_pandas(explained_, preserve_index=False)
         return with_because(lists, preferences, items, implicit.alpha, implicit.reg_param)
 
-    liked_pairs = []
-
-    def liked():
-        """(user ids, movie ids) of the ratings of 4 or more: what a content profile is made of."""
-        if not liked_pairs:
-            pairs = read_table(paths.clean_ratings, ["user_id", "movie_id", "rating"]).to_pandas()
-            pairs = pairs[pairs.rating >= 4]
-            liked_pairs.extend((pairs.user_id.to_numpy(), pairs.movie_id.to_numpy()))
-        return liked_pairs
-
     def new_lists():
         genres = {row["movie_id"]: row["genres"] or [] for row in read_table(
             paths.clean_movies, ["movie_id", "genres"]).to_pylist()}
-        return new_by_genre(*content, set(items.ids.tolist()), genres, liked()[1],
+        rated = read_table(paths.clean_ratings, ["movie_id", "rating"]).to_pandas()
+        return new_by_genre(*content, set(items.ids.tolist()), genres, rated.movie_id[rated.rating >= 4].to_numpy(),
                             max(settings.popular_n, settings.filter_pool))
 
     def neighbour_lists():
@@ -137,7 +135,8 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     for name, lists, path in (
             ("item_neighbors", neighbour_lists, paths.item_neighbors),
             ("content_neighbors", lambda: content_neighbors(*content, settings.neighbors), paths.content_neighbors),
-            ("new_picks", lambda: new_movie_picks(*content, set(items.ids.tolist()), *liked(), settings.new_picks),
+            ("new_picks", lambda: new_movie_picks(
+                users, factors_from_content(*content, items, config.content.factor_reg), settings.new_picks),
              paths.new_picks),
             ("new_lists", new_lists, paths.new_lists),
             ("popular", lambda: popular_lists(ratings, movies, max(settings.popular_n, settings.filter_pool)),

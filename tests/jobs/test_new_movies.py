@@ -41,11 +41,17 @@ def test_a_movie_nobody_rated_has_neighbours_by_content(pipeline_run, spark, tmp
         assert sum(1990 <= item["year"] <= 1999 for item in body["items"]) >= 8  # the same decade first
         known = client.get("/v1/movies/50/similar?k=3").get_json()
         assert known["source"] == "als" and len(known["items"]) == 3
-        # Into people's lists: the one new movie is every taste's nearest new movie; serving.new_slots (1) gives
-        # it the last of a person's k places, marked, unless they asked it away.
-        picks = read_table(new_paths.new_picks).to_pylist()
-        assert {row["movie_id"] for row in picks} == {NEW_MOVIE} and len(picks) > 900
-        fan = max(picks, key=lambda row: row["score"])["user_id"]
+        # Into people's lists: the new movie's factors come from its content (a 1990s horror movie sits among the
+        # rated ones), so the people whose ALS vectors score it highest are those who like horror most; and
+        # serving.new_slots (1) gives it the last of a person's k places, marked, unless they asked it away.
+        picks = read_table(new_paths.new_picks).to_pandas()
+        assert set(picks.movie_id) == {NEW_MOVIE} and (picks.score > 0).all() and len(picks) > 100
+        ratings = read_table(paths.clean_ratings).to_pandas().merge(movies.to_pandas(), on="movie_id")
+        liked = ratings[ratings.rating >= 4]
+        horror_share = liked.genres.map(lambda genres: "Horror" in genres).groupby(liked.user_id).mean()
+        fans = picks.nlargest(50, "score").user_id
+        assert horror_share[fans].mean() > 2 * horror_share.mean()
+        fan = int(fans.iloc[0])
         shown = client.get(f"/v1/users/{fan}/recommendations?k=10").get_json()["items"]
         assert len(shown) == 10 and shown[-1]["movie_id"] == NEW_MOVIE and shown[-1]["new"] is True
         assert not any(item.get("new") for item in shown[:-1])

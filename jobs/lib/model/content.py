@@ -30,8 +30,6 @@ from scipy import sparse
 from conf.settings import ContentSettings
 from jobs.lib.model.scoring import Factors, _schema, _unit_rows, neighbors_on_driver, top_n_on_driver
 
-PROFILE_BLOCK = 20_000  # users whose profiles are held at once (dense, users x content columns)
-
 
 def content_vectors(movies: DataFrame, settings: ContentSettings, tags: DataFrame | None = None,
                     genome: DataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -98,27 +96,31 @@ def content_neighbors(ids: np.ndarray, vectors: np.ndarray, n: int) -> pa.Table:
     return table.filter(pc.greater(table.column("score"), 0))
 
 
-def new_movie_picks(ids: np.ndarray, vectors: np.ndarray, known: set[int], liked_users: np.ndarray,
-                    liked_movies: np.ndarray, n: int) -> pa.Table:
-    """(user_id, rank, movie_id, score): for each user with liked movies, the n movies ALS does not know (not in
-    `known`) nearest their profile, the sum of the content vectors of what they liked (cosine to the profile;
-    only movies sharing something with it)."""
-    new = np.array([i for i, movie in enumerate(ids.tolist()) if movie not in known], dtype=np.int64)
-    if not len(new) or not len(liked_users):
+def factors_from_content(ids: np.ndarray, vectors: np.ndarray, items: Factors, reg: float) -> Factors:
+    """ALS-like factors for the catalogue movies ALS does not know (not in `items`), from their content: a ridge
+    regression (penalty `reg`, the intercept unpenalised) of the known movies' ALS factors on their content
+    vectors, applied to the others (an attribute-to-feature mapping: Gantner et al., ICDM 2010). A new movie then
+    sits where rated movies with its content sit, so a person's own ALS vector scores it, taste and popularity
+    alike: on ML-100K's cold-movie protocol this doubled the NDCG@10 of a content profile (`make bench-quality`)."""
+    rank = items.matrix.shape[1] if items.matrix.ndim == 2 else 0
+    known = np.isin(ids, items.ids)
+    if not len(items.ids) or known.all():
+        return Factors(np.zeros(0, np.int64), np.zeros((0, rank), np.float32))
+    content = vectors.astype(np.float64)
+    targets = items.matrix[np.searchsorted(items.ids, ids[known])].astype(np.float64)
+    content_mean, target_mean = content[known].mean(axis=0), targets.mean(axis=0)
+    rated = content[known] - content_mean
+    mapping = np.linalg.solve(rated.T @ rated + reg * np.eye(rated.shape[1]), rated.T @ (targets - target_mean))
+    return Factors(ids[~known], ((content[~known] - content_mean) @ mapping + target_mean).astype(np.float32))
+
+
+def new_movie_picks(users: Factors, new_movies: Factors, n: int) -> pa.Table:
+    """(user_id, rank, movie_id, score): for each user, the n new movies (`factors_from_content`) their ALS
+    vector scores highest, only those it scores above 0."""
+    if not len(new_movies.ids) or not len(users.ids):
         return _schema("user_id", "movie_id").empty_table()
-    rows = np.minimum(np.searchsorted(ids, liked_movies), len(ids) - 1)
-    listed = ids[rows] == liked_movies
-    users, user_rows = np.unique(liked_users[listed], return_inverse=True)
-    likes = sparse.csr_matrix((np.ones(len(user_rows), dtype=np.float32), (user_rows, rows[listed])),
-                              shape=(len(users), len(ids)))
-    candidates = Factors(ids[new], vectors[new])
     nothing = pa.table({"user_id": pa.array([], pa.int64()), "movie_id": pa.array([], pa.int64())})
-    tables = []
-    for start in range(0, len(users), PROFILE_BLOCK):
-        profiles = np.asarray(likes[start:start + PROFILE_BLOCK] @ vectors, dtype=np.float32)
-        tables.append(top_n_on_driver(Factors(users[start:start + PROFILE_BLOCK], _unit_rows(profiles)),
-                                      candidates, nothing, n))
-    table = pa.concat_tables(tables)
+    table = top_n_on_driver(users, new_movies, nothing, n)
     return table.filter(pc.greater(table.column("score"), 0))
 
 

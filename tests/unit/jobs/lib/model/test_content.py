@@ -2,7 +2,14 @@
 import numpy as np
 
 from conf.settings import ContentSettings
-from jobs.lib.model.content import content_neighbors, content_vectors, new_by_genre
+from jobs.lib.model.content import (
+    content_neighbors,
+    content_vectors,
+    factors_from_content,
+    new_by_genre,
+    new_movie_picks,
+)
+from jobs.lib.model.scoring import Factors
 
 
 def test_every_movie_gets_neighbours_by_genre_decade_and_title_words(spark):
@@ -75,3 +82,28 @@ def test_new_movies_per_genre_nearest_the_genres_most_liked():
     assert lists["Comedy"] == [6]
     assert lists["_all"] == [4, 5, 6]  # the catalogue's most liked is 1: horror first
     assert all(row["rank"] == i + 1 for genre in lists for i, row in enumerate(r for r in table if r["genre"] == genre))
+
+
+def test_new_movies_get_the_factors_rated_movies_with_their_content_have():
+    rng = np.random.default_rng(0)
+    ids = np.arange(1, 201)
+    vectors = rng.normal(size=(200, 6)).astype(np.float32)
+    mapping = rng.normal(size=(6, 4))
+    factors = (vectors @ mapping + 0.5).astype(np.float32)  # ALS factors exactly linear in content, plus a shift
+    known = ids <= 180
+    items = Factors(ids[known], factors[known])
+    new = factors_from_content(ids, vectors, items, reg=1e-3)
+    assert new.ids.tolist() == list(range(181, 201))
+    np.testing.assert_allclose(new.matrix, factors[~known], atol=1e-2)
+    # The regression sees the rated movies only: a penalty pulls the new ones toward their mean factor.
+    shrunk = factors_from_content(ids, vectors, items, reg=1e6)
+    np.testing.assert_allclose(shrunk.matrix, np.broadcast_to(factors[known].mean(axis=0), (20, 4)), atol=0.05)
+
+
+def test_new_picks_are_what_each_persons_vector_scores_above_zero():
+    new_movies = Factors(np.array([7, 8, 9]), np.array([[1, 0], [0, 1], [-1, -1]], np.float32))
+    users = Factors(np.array([1, 2, 3]), np.array([[2, 1], [0, 3], [-1, -1]], np.float32))
+    picks = {}
+    for row in new_movie_picks(users, new_movies, n=2).to_pylist():
+        picks.setdefault(row["user_id"], []).append(row["movie_id"])
+    assert picks == {1: [7, 8], 2: [8], 3: [9]}  # 2 scores 7 at 0 and 9 below: only 8
