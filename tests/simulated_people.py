@@ -30,6 +30,7 @@ class SimulatedPeople:
         self.http = requests.Session()
         self.auth = {"Authorization": f"Bearer {token}"}
         self.seen = Counter()  # (arm, outcome) -> count, as the simulator saw it
+        self.new_clicked: dict[str, set[int]] = {}  # arm -> the movies marked new that someone clicked
 
     def visit(self, user_id: int) -> dict:
         """One visit: ask for recommendations, click, rate; returns the answer."""
@@ -43,6 +44,8 @@ class SimulatedPeople:
             if self.rng.random() < (self.p_like if likes else self.p_other):
                 events.append({"user_id": user_id, "movie_id": movie, "type": "click",
                                "request_id": answer["request_id"]})
+                if item.get("new"):
+                    self.new_clicked.setdefault(answer.get("arm") or "none", set()).add(movie)
                 if likes:
                     events.append({"user_id": user_id, "movie_id": movie, "type": "rating",
                                    "rating": liked[movie]})

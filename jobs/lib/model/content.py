@@ -101,7 +101,7 @@ def factors_from_content(ids: np.ndarray, vectors: np.ndarray, items: Factors, r
     regression (penalty `reg`, the intercept unpenalised) of the known movies' ALS factors on their content
     vectors, applied to the others (an attribute-to-feature mapping: Gantner et al., ICDM 2010). A new movie then
     sits where rated movies with its content sit, so a person's own ALS vector scores it, taste and popularity
-    alike: on ML-100K's cold-movie protocol this doubled the NDCG@10 of a content profile (`make bench-quality`)."""
+    alike: on ML-100K's cold-movie protocol, NDCG@10 0.127 against a content profile's 0.074 (`make bench-quality`)."""
     rank = items.matrix.shape[1] if items.matrix.ndim == 2 else 0
     known = np.isin(ids, items.ids)
     if not len(items.ids) or known.all():

@@ -57,7 +57,7 @@ def build_values(version: str, user_recs: DataFrame, neighbors: DataFrame, popul
         content = content.join(neighbors.select("movie_id").distinct(), "movie_id", "left_anti")
         values = values.unionByName(keyed(_json_list(content, "movie_id", "neighbor_id", movies), "content",
                                           "movie_id"))
-    if new_picks is not None:  # per user, the new movies nearest their content profile
+    if new_picks is not None:  # per user, the new movies their ALS vector scores highest
         values = values.unionByName(keyed(_json_list(new_picks, "user_id", "movie_id", movies), "new", "user_id"))
     if new_lists is not None:  # per genre, the new movies nearest the genre's most liked
         values = values.unionByName(keyed(_json_list(new_lists, "genre", "movie_id", movies), "new_movies", "genre"))
