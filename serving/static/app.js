@@ -9,6 +9,20 @@ async function api(path) {
   return body;
 }
 
+// Each list shows the answer to the latest request made for it: when a slower, earlier answer arrives after
+// it (a genre picked, then "only new" ticked at once), it is dropped (null) instead of replacing it.
+const lastAsked = {};
+async function latest(list, path) {
+  const ticket = (lastAsked[list] = (lastAsked[list] || 0) + 1);
+  try {
+    const body = await api(path);
+    return ticket === lastAsked[list] ? body : null;
+  } catch (error) {
+    if (ticket === lastAsked[list]) throw error;
+    return null;
+  }
+}
+
 const pageEvents = document.body.dataset.pageEvents === "on";
 
 // Rate or dismiss a movie of the list on display (only where the service lets the page post: serving.page_events).
@@ -94,7 +108,8 @@ async function showUser(event, keepNote = false) {
   const note = $("user-note");
   const filters = userFilters();
   try {
-    const body = await api(`/v1/users/${encodeURIComponent($("user-id").value.trim())}/recommendations?k=10&${filters}`);
+    const body = await latest("user", `/v1/users/${encodeURIComponent($("user-id").value.trim())}/recommendations?k=10&${filters}`);
+    if (!body) return null;
     if (!keepNote) note.className = "muted";
     const said = body.source === "fold_in"
       ? `Updated from what user ${body.user_id} just did (${body.fold_in.events} ratings and clicks since this version).`
@@ -123,7 +138,8 @@ async function showSimilar(item) {
   $("similar-title").textContent = `Similar to ${item.title}`;
   try {
     const forViewer = viewer ? `&user_id=${viewer}` : "";
-    const body = await api(`/v1/movies/${item.movie_id}/similar?k=10${forViewer}`);
+    const body = await latest("similar", `/v1/movies/${item.movie_id}/similar?k=10${forViewer}`);
+    if (!body) return;
     if (body.source === "content") {
       $("similar-title").textContent = `Like ${item.title} by its genres, years and tags (nobody has rated it yet)`;
     }
@@ -137,7 +153,8 @@ async function showSearch(event) {
   const q = $("search-q").value.trim();
   if (!q) return;
   try {
-    const body = await api(`/v1/movies?k=10&q=${encodeURIComponent(q)}`);
+    const body = await latest("search", `/v1/movies?k=10&q=${encodeURIComponent(q)}`);
+    if (!body) return;
     note.className = "muted";
     note.textContent = body.items.length ? "Click a result to see the movies most like it."
       : `No title has every word of “${q}”.`;
@@ -149,8 +166,9 @@ async function showPopular() {
   const genre = $("popular-genre").value;
   const fresh = $("popular-new").checked;  // new movies, nearest the genre's most liked, instead of the most rated
   try {
-    const body = await api((fresh ? "/v1/new" : "/v1/popular") + "?k=10"
+    const body = await latest("popular", (fresh ? "/v1/new" : "/v1/popular") + "?k=10"
       + (genre ? `&genre=${encodeURIComponent(genre)}` : ""));
+    if (!body) return;
     $("popular-note").textContent = fresh && !body.items.length ? "No new movies in this version." : "";
     render($("popular-results"), body.items);
   } catch (error) { fail($("popular-results"), $("version"), error); }
