@@ -102,10 +102,9 @@ def factors_from_content(ids: np.ndarray, vectors: np.ndarray, items: Factors, r
     vectors, applied to the others (an attribute-to-feature mapping: Gantner et al., ICDM 2010). A new movie then
     sits where rated movies with its content sit, so a person's own ALS vector scores it, taste and popularity
     alike: on ML-100K's cold-movie protocol, NDCG@10 0.127 against a content profile's 0.074 (`make bench-quality`)."""
-    rank = items.matrix.shape[1] if items.matrix.ndim == 2 else 0
     known = np.isin(ids, items.ids)
     if not len(items.ids) or known.all():
-        return Factors(np.zeros(0, np.int64), np.zeros((0, rank), np.float32))
+        return Factors(np.zeros(0, np.int64), np.zeros((0, items.matrix.shape[1]), np.float32))
     # The products in float32 (BLAS, half the memory of the 25M shape's 59k x 2k vectors), the solve in float64.
     targets = items.matrix[np.searchsorted(items.ids, ids[known])].astype(np.float32)
     content_mean = vectors[known].mean(axis=0, dtype=np.float64).astype(np.float32)
