@@ -92,7 +92,7 @@ def cold_movies(spark, config, train, test, movies, seed: int, k: int) -> dict:
     from jobs.lib.evaluation.metrics import score_lists
     from jobs.lib.model.als import fit_implicit
     from jobs.lib.model.content import content_vectors, factors_from_content
-    from jobs.lib.model.scoring import Factors, factors_of
+    from jobs.lib.model.scoring import factors_of
 
     rng = np.random.default_rng(seed)
     catalogue = movies.select("movie_id", "genres").toPandas()
@@ -129,21 +129,21 @@ def cold_movies(spark, config, train, test, movies, seed: int, k: int) -> dict:
     for name, (genre, year, title) in weightings.items():
         ids, vectors = content_vectors(movies, config.content.model_copy(
             update={"genre_weight": genre, "year_weight": year, "title_weight": title}))
-        candidates = np.isin(ids, held_ids)  # the held-out movies ALS was not trained on, and nothing else
-        visible = Factors(items.ids[~np.isin(items.ids, held_ids)], items.matrix[~np.isin(items.ids, held_ids)])
+        # The rated movies and the held-out ones: what else ALS lacks (all its ratings in a test part) is no
+        # candidate here.
+        rows = np.isin(ids, held_ids) | np.isin(ids, items.ids)
         regs = FACTOR_REGS if name == "shipped weights" else (config.content.factor_reg,)
         for reg in regs:
-            mapped = factors_from_content(ids[candidates | np.isin(ids, visible.ids)],
-                                          vectors[candidates | np.isin(ids, visible.ids)], visible, reg)
+            mapped = factors_from_content(ids[rows], vectors[rows], items, reg)
             ranked = {u: best(mapped.matrix @ person.matrix[np.searchsorted(person.ids, u)], mapped.ids)
                       for u in users}
             results[f"ALS vector x factors from content ({name}, reg {reg:g})"] = judged(ranked)
         if name == "shipped weights":
-            rows = {int(m): i for i, m in enumerate(ids)}
-            among = vectors[[rows[m] for m in held_ids]]
+            row_of = {int(m): i for i, m in enumerate(ids)}
+            among = vectors[[row_of[m] for m in held_ids]]
             ranked = {}
             for user in users:
-                theirs = [rows[m] for m in liked.get(user, ()) if m in rows]
+                theirs = [row_of[m] for m in liked.get(user, ()) if m in row_of]
                 ranked[user] = best(among @ vectors[theirs].sum(axis=0), held_ids) if theirs else by_genre[:k]
             results["content profile (shipped weights)"] = judged(ranked)
     return {"held_out_movies": len(held), "users": len(users), "results": results}
