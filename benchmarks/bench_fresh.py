@@ -12,7 +12,7 @@
 - dismissals: trained as exclusions or as negatives, and how often exclusions shorten an answer
   (dismissals_and_exclusions);
 - cost: fold-ins per second on one core (a person's vector solved and every movie scored), at ML-100K from the
-  published run's own files, and at the ML-25M shape (62,423 movies, rank 64, 100 ratings a person) on random
+  full run's own files, and at the ML-25M shape (62,423 movies, rank 64, 100 ratings a person) on random
   factors; `because` (the rated movie behind each of a top 50) per person at the 25M shape; and the memory of
   the speed layer's training preferences at the 25M shape (25M ratings).
 Writes benchmarks/results/fresh.json and fresh.md.
@@ -351,7 +351,6 @@ def main() -> None:
     config = load_config(REPO / "conf" / "local.yaml", overrides=overrides)
     spark = spark_session(config, "bench-fresh")
     run_id = prepare_run(config, spark)
-    publish(config, run_id, spark=spark)
     split = held_out_split(spark, config, run_id)
     quality = fold_in_quality(spark, config, split)
     dismissals = dismissals_and_exclusions(spark, config, run_id)
@@ -391,7 +390,7 @@ def main() -> None:
         "full model (trained with them)"]["ndcg@10"], 3)
     spark.stop()
 
-    # Cost at ML-100K: the published run's own factors and preferences, every trained person.
+    # Cost at ML-100K: the full run's own factors and preferences, every trained person.
     from jobs.lib.model.scoring import factors_of
     from jobs.lib.runtime.run_layout import run_paths
     from jobs.lib.runtime.storage import join, read_table

@@ -7,13 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST_ALS
-from tests.support import write_config
-
-# DAG runs test the orchestration, not the model: small ALS, no explicit blend.
-DAG_ALS = {**FAST_ALS, "als.implicit.rank": 16, "als.implicit.max_iter": 5, "als.explicit.rank": 8,
-           "als.explicit.max_iter": 5, "als.explicit.implicit_feature": False}
-
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "movielens_recommendations"
 EXPECTED_EDGES = {
@@ -26,10 +19,8 @@ EXPECTED_EDGES = {
 
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow")
-    return {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"), "RECO_CONFIG": str(write_config(home / "fast.yaml",
-                                                                                              DAG_ALS))}
+    return {"AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow")), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags")}
 
 
 def test_dag_integrity(airflow_env, monkeypatch):

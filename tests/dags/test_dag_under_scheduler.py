@@ -24,7 +24,8 @@ from benchmarks.synthetic_movielens import PRESETS, generate, scaled, write
 from schemas import redis_keys as rk
 from schemas.events import to_stream_fields
 from serving import create_app
-from tests.dags.test_dag import DAG_ALS, DAG_ID
+from tests.conftest import FAST_ALS
+from tests.dags.test_dag import DAG_ID
 from tests.support import REPO, RedisServer, free_port, wait_until, write_config
 
 BIN = Path(sys.executable).parent
@@ -32,6 +33,9 @@ PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 NEWCOMER = 900_300
 REDIS_PASSWORD = "scheduler-test-redis-password-7f3a"  # must appear nowhere Airflow stores or shows
 RATED = (1, 2, 3, 4, 5)
+# The orchestration is under test, not the model: small ALS, no explicit blend.
+DAG_ALS = {**FAST_ALS, "als.implicit.rank": 16, "als.implicit.max_iter": 5, "als.explicit.rank": 8,
+           "als.explicit.max_iter": 5, "als.explicit.implicit_feature": False}
 
 
 @pytest.fixture(scope="module")
