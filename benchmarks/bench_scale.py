@@ -7,7 +7,9 @@ Beside each size, in the same run:
   factor matrices (the recommend job times each step), and what naming each list's `because` movie costs;
 - the content step: building every catalogue movie's content vector (genres, decade, and the synthetic tags
   and genome where the release has them), and its neighbours against the same numpy floor on a matrix of the
-  same shape (the floor's cost is the shape's: a matmul and a partition);
+  same shape (the floor's cost is the shape's: a matmul and a partition); for the movies the catalogue lists and
+  nobody rated, the seconds to map their factors from content and pick each user's best (new_picks), and their
+  lists by genre (new_lists);
 - publication keys/s against `redis-benchmark` pipelined SET of values of the version's mean size: of as many
   new keys as the version has (the same work: every key new memory for Redis), and, as before, of 500,000 SETs
   over 100,000 keys (mostly overwrites, cheaper for Redis); Redis memory per version and per list.
@@ -73,7 +75,8 @@ def run_size(size: str, work: Path, config_file: Path, threads: int) -> dict:
             "peak_rss_mib": max(j["peak_rss_mib"] for j in jobs.values()),
             "fit_seconds": train_report["fit_seconds"], "params": train_report["params"]["implicit"],
             "recommend_seconds": json.loads((run / "recommend" / "report.json").read_text())["seconds"],
-            "content_shape": json.loads((run / "recommend" / "report.json").read_text())["content_shape"],
+            **{key: json.loads((run / "recommend" / "report.json").read_text())[key]
+               for key in ("content_shape", "new_movies")},
             "publish": {"keys": publish_report["keys"], "keys_per_s": publish_report["keys_per_second"]},
             **redis}
 
@@ -233,6 +236,9 @@ def tables(results: dict) -> tuple[list, tuple, str]:
                         "x".join(f"{d:,}" for d in r["content_shape"]) if "content_shape" in r else "n/a",
                         f"{recommend['content_vectors_s']:.0f}" if "content_vectors_s" in recommend else "n/a",
                         ratio(recommend.get("content_neighbors_s"), r.get("numpy_content_neighbors_s")),
+                        f"{r['new_movies']:,}" if "new_movies" in r else "n/a",
+                        f"{recommend['new_picks_s']:.0f}" if "new_picks_s" in recommend else "n/a",
+                        f"{recommend['new_lists_s']:.0f}" if "new_lists_s" in recommend else "n/a",
                         ratio(r["publish"]["keys_per_s"], r["redis_set_pipelined_rps"]),
                         ratio(r["publish"]["keys_per_s"], r.get("redis_set_overwrite_rps")),
                         f"{r['redis_used_memory_mib']:.0f}", r["bytes_per_user_key"], r["bytes_per_similar_key"]))
@@ -245,7 +251,9 @@ def tables(results: dict) -> tuple[list, tuple, str]:
              "the recommend job's steps against numpy on the production model's factors:\n\n"
              + markdown_table(("size", "MLlib fit / implicit Cholesky", "MLlib fit / implicit CG",
                                "top-N / numpy", "neighbours / numpy", "because s", "content movies x columns",
-                               "content vectors s", "content neighbours / numpy", "publish / SET of new keys",
+                               "content vectors s", "content neighbours / numpy", "movies nobody rated",
+                               "their factors from content + each user's best s", "their lists by genre s",
+                               "publish / SET of new keys",
                                "publish / SET overwriting 100k keys",
                                "Redis MiB (one version)", "bytes per user list", "bytes per neighbour list"),
                               against))

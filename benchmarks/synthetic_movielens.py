@@ -4,6 +4,8 @@ MovieLens itself cannot be downloaded on our machines, and never redistributed. 
 the three published layouts that the real ingest path reads, with the shapes of the real releases:
 - every user has at least 20 ratings; activity per user is heavy-tailed (log-normal);
 - movie popularity is Zipf-like; each movie has one to three of the 19 genres;
+- the catalogue also lists the movies nobody has rated yet, as many as the release lists (the newest ids, of the
+  release's last two years, no tags, no genome scores): what the content mapping serves;
 - tastes cluster by genre: each user draws most of their movies from a few favourite genres and rates those
   higher, so ALS has structure to find;
 - the release's rating scale (whole or half stars), timestamps within MovieLens' years, titles with years;
@@ -32,7 +34,7 @@ from schemas.movielens import CONTENT_FILES, GENRES, GENRES_100K, HALF_STARS, LA
 @dataclass(frozen=True)
 class Shape:
     users: int
-    movies: int
+    movies: int  # rated
     ratings: int
     layout: str
     half_stars: bool
@@ -40,15 +42,18 @@ class Shape:
     last_year: int
     tags: int = 0  # tag applications
     genome_movies: int = 0  # movies the genome scores
+    unrated: int = 0  # movies the catalogue lists that nobody rated
 
 
-# User, movie (rated), rating, tag and genome counts of the published releases.
+# User, movie (rated), rating, tag and genome counts of the published releases, and how many more movies their
+# movie file lists (ML-25M: 62,423 listed, 59,047 rated).
 PRESETS = {
     "ml-100k": Shape(943, 1_682, 100_000, "100k", False, 1997, 1998),
-    "ml-1m": Shape(6_040, 3_706, 1_000_209, "dat", False, 2000, 2003),
-    "ml-10m": Shape(69_878, 10_677, 10_000_054, "csv", True, 1995, 2009, tags=95_580),
-    "ml-25m": Shape(162_541, 59_047, 25_000_095, "csv", True, 1995, 2019, tags=1_093_360, genome_movies=13_816),
-    "ml-32m": Shape(200_948, 84_432, 32_000_204, "csv", True, 1995, 2023, tags=2_000_072),
+    "ml-1m": Shape(6_040, 3_706, 1_000_209, "dat", False, 2000, 2003, unrated=177),
+    "ml-10m": Shape(69_878, 10_677, 10_000_054, "csv", True, 1995, 2009, tags=95_580, unrated=4),
+    "ml-25m": Shape(162_541, 59_047, 25_000_095, "csv", True, 1995, 2019, tags=1_093_360, genome_movies=13_816,
+                    unrated=3_376),
+    "ml-32m": Shape(200_948, 84_432, 32_000_204, "csv", True, 1995, 2023, tags=2_000_072, unrated=3_153),
 }
 GENOME_TAGS = 1_128
 MIN_RATINGS_PER_USER = 20
@@ -66,7 +71,7 @@ def scaled(shape: Shape, scale: float) -> Shape:
     movies = max(200, round(shape.movies * scale ** 0.6))
     return Shape(users, movies, max(users * MIN_RATINGS_PER_USER, round(shape.ratings * scale)), shape.layout,
                  shape.half_stars, shape.first_year, shape.last_year, round(shape.tags * scale),
-                 round(shape.genome_movies * scale ** 0.6))
+                 round(shape.genome_movies * scale ** 0.6), round(shape.unrated * scale ** 0.6))
 
 
 def generate(shape: Shape, seed: int = 42) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -128,7 +133,32 @@ def generate(shape: Shape, seed: int = 42) -> tuple[dict[str, np.ndarray], dict[
         catalogue["tags"] = _tags(rng, shape.tags, ratings, main_genre)
     if shape.genome_movies:
         catalogue["genome"] = _genome(rng, shape.genome_movies, popularity, main_genre, n_extra, extra)
+    if shape.unrated:  # drawn last: the releases that list none keep their files byte for byte
+        catalogue.update(_unrated(rng, shape, catalogue))
     return ratings, catalogue
+
+
+def _unrated(rng, shape: Shape, catalogue: dict) -> dict:
+    """The catalogue columns with `shape.unrated` movies appended: the next ids, of the release's last two years,
+    genres drawn like the rated movies'."""
+    n, first = shape.unrated, shape.movies + 1
+    main = rng.integers(0, len(GENRES), n)
+    extra = rng.integers(0, len(GENRES), n)
+    genres = [[GENRES[g] for g in dict.fromkeys([main[i], extra[i]] if rng.random() < 0.5 else [main[i]])]
+              for i in range(n)]
+    titles = [f"{' '.join(rng.choice(WORDS, rng.integers(1, 4)))} {i}" for i in range(first - 1, first - 1 + n)]
+    return {"movie_id": np.concatenate([catalogue["movie_id"], np.arange(first, first + n)]),
+            "title": np.concatenate([catalogue["title"], np.array(titles, dtype=object)]),
+            "year": np.concatenate([catalogue["year"], rng.integers(shape.last_year - 1, shape.last_year + 1, n)]),
+            "genres": np.concatenate([catalogue["genres"], _objects(genres)])}
+
+
+def _objects(lists: list) -> np.ndarray:
+    """A 1-D object array of lists (np.array would make a 2-D array of lists of one length)."""
+    out = np.empty(len(lists), dtype=object)
+    for i, item in enumerate(lists):
+        out[i] = item
+    return out
 
 
 def _tags(rng, n: int, ratings: dict, main_genre: np.ndarray) -> dict:
@@ -262,8 +292,9 @@ def main() -> None:
     started = time.perf_counter()
     ratings, movies = generate(shape, args.seed)
     write(args.out, args.layout or shape.layout, ratings, movies)
-    print(f"{len(ratings['user_id']):,} ratings of {shape.users:,} users and {shape.movies:,} movies in the "
-          f"{args.layout or shape.layout} layout at {args.out} ({time.perf_counter() - started:.1f} s)")
+    print(f"{len(ratings['user_id']):,} ratings of {shape.users:,} users and {shape.movies:,} rated movies "
+          f"(of {shape.movies + shape.unrated:,}) in the {args.layout or shape.layout} layout at {args.out} "
+          f"({time.perf_counter() - started:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 
+import numpy as np
 import pyarrow as pa
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame, SparkSession
@@ -156,6 +157,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     report = {"run_id": run_id, "model": settings.model, "counts": counts, "top_n": settings.top_n,
               "neighbors": settings.neighbors, "popular_n": settings.popular_n, "seconds": seconds,
               "on_driver": on_driver, "content_shape": list(content[1].shape),
+              "new_movies": int((~np.isin(content[0], items.ids)).sum()),
               "recommended_at": utc_now()}
     write_json(paths.recommend_report, report)
     mark_latest(config, run_id)

@@ -44,6 +44,11 @@ def test_shapes_of_the_releases():
         liked.append(ratings["rating"][mine][favourite].mean())
         other.append(ratings["rating"][mine][~favourite].mean())
     assert np.mean(liked) > np.mean(other) + 0.2
+    # The catalogue also lists movies nobody rated, as the large releases do: the newest ids, of recent years.
+    unrated = movies["movie_id"][shape.movies:]
+    assert len(movies["movie_id"]) == len(movies["genres"]) == len(movies["title"]) == shape.movies + shape.unrated
+    assert shape.unrated > 0 and not np.isin(unrated, ratings["movie_id"]).any()
+    assert (movies["year"][shape.movies:] >= shape.last_year - 1).all() and all(movies["genres"][shape.movies:])
 
 
 @pytest.mark.parametrize("layout, preset, dataset", [("csv", "ml-25m", "ml-25m"), ("dat", "ml-1m", "ml-1m"),
@@ -60,11 +65,13 @@ def test_the_real_ingest_path_reads_every_layout(spark, make_config, tmp_path, l
     content = {"tags": 0, "genome": 0} if layout == "csv" else {}  # ml-25m ships both; the others neither
     assert manifest["dataset"] == dataset and manifest["malformed"] == {"ratings": 0, "movies": 0, **content}
     assert manifest["rows"]["ratings"] == len(ratings["user_id"])
+    assert manifest["rows"]["movies"] == len(movies["movie_id"])  # the unrated ones listed too
     if layout != "csv":
         return  # validate and clean read the raw tables, the same whatever the layout: once is enough
     assert validate.run(config, "synthetic", spark=spark)["success"]
     report = clean.run(config, "synthetic", spark=spark)
     assert report["ratings_out"] == len(ratings["user_id"]) and report["users"] == len(np.unique(ratings["user_id"]))
+    assert report["movies"] == len(movies["movie_id"]) > report["movies_rated"]
     stored = spark.read.parquet(run_paths(config, "synthetic").clean_ratings).selectExpr("sum(rating)").first()[0]
     assert stored == pytest.approx(float(ratings["rating"].sum()))
     assert manifest["rows"]["tags"] == report["tags"]["rows_in"] == len(movies["tags"]["tag"])
