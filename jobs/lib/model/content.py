@@ -2,11 +2,13 @@
 each by those vectors. ALS knows a movie only once people rated it; content lets a new movie have neighbours
 (and be found) from its first day.
 
-A movie's vector joins up to five blocks, each scaled to unit length and then weighted (`content.*_weight`; a
+A movie's vector joins up to six blocks, each scaled to unit length and then weighted (`content.*_weight`; a
 block weighted 0, or that the release does not have, is not built; title words off by default: on ML-100K they
 lowered the cold-movie protocol's NDCG@10, `make bench-quality`):
 - genres, one column each (binary);
 - the decade of its year (binary), so that a 1950s western sits nearer the other 1950s westerns;
+- the year itself (binary): how many people saw a movie follows its year closely (the year a release was
+  collected, and the one before, are rated most), which a decade blurs;
 - title words, TF-IDF (Spark ML's RegexTokenizer, StopWordsRemover, CountVectorizer with minDF 2, IDF): a word
   shared by a few titles (a series, a character) counts, a word of one title alone cannot;
 - user tags (clean's (movie, tag, people)), TF-IDF with the number of people who applied a tag as its count;
@@ -39,20 +41,24 @@ def content_vectors(movies: DataFrame, settings: ContentSettings, tags: DataFram
         F.coalesce("genres", F.array().cast("array<string>")).alias("genres"),
         F.when(F.col("year").isNotNull(), F.array(F.concat(F.lit("d"), (F.floor(F.col("year") / 10) * 10)
                                                             .cast("int").cast("string"))))
-        .otherwise(F.array().cast("array<string>")).alias("decade"))
+        .otherwise(F.array().cast("array<string>")).alias("decade"),
+        F.when(F.col("year").isNotNull(), F.array(F.concat(F.lit("y"), F.col("year").cast("int").cast("string"))))
+        .otherwise(F.array().cast("array<string>")).alias("year"))
     if tags is not None and settings.tag_weight > 0:
         per_movie = tags.groupBy("movie_id").agg(
             F.flatten(F.collect_list(F.array_repeat("tag", F.col("people").cast("int")))).alias("tags"))
         prepared = prepared.join(per_movie, "movie_id", "left") \
             .withColumn("tags", F.coalesce("tags", F.array().cast("array<string>")))
     weighted = [(column, weight) for column, weight in (
-        ("genre_vector", settings.genre_weight), ("decade_vector", settings.year_weight),
+        ("genre_vector", settings.genre_weight), ("decade_vector", settings.decade_weight),
+        ("year_vector", settings.year_weight),
         ("title_vector", settings.title_weight),
         ("tag_vector", settings.tag_weight if "tags" in prepared.columns else 0)) if weight > 0]
     text = {"vocabSize": settings.vocabulary, "minDF": 2.0}
     stages = {
         "genre_vector": [CountVectorizer(inputCol="genres", outputCol="genre_vector", binary=True, minDF=1.0)],
         "decade_vector": [CountVectorizer(inputCol="decade", outputCol="decade_vector", binary=True, minDF=1.0)],
+        "year_vector": [CountVectorizer(inputCol="year", outputCol="year_vector", binary=True, minDF=1.0)],
         "title_vector": [
             RegexTokenizer(inputCol="title", outputCol="words", pattern="[^\\p{L}\\p{N}]+", toLowercase=True),
             StopWordsRemover(inputCol="words", outputCol="kept"),

@@ -22,8 +22,9 @@ def test_every_movie_gets_neighbours_by_genre_decade_and_title_words(spark):
     assert ids.tolist() == [1, 2, 3, 4, 5, 6, 7]
     norms = np.linalg.norm(vectors, axis=1)
     assert np.allclose(norms[:6], 1.0, atol=1e-6) and norms[6] == 0  # nothing known of 7
-    _, by_default = content_vectors(movies, ContentSettings())  # genres and decade: no title block
-    assert by_default.shape[1] == 6 + 3  # Sci-Fi, Horror, Action, Crime, Animation, Children; the 1970s-1990s
+    _, by_default = content_vectors(movies, ContentSettings())  # genres, decade and year: no title block
+    # Sci-Fi, Horror, Action, Crime, Animation, Children; the 1970s-1990s; 1979, 1986, 1988, 1995, 1999
+    assert by_default.shape[1] == 6 + 3 + 5
     neighbours = {}
     for row in content_neighbors(ids, vectors, 3).to_pylist():
         neighbours.setdefault(row["movie_id"], []).append((row["neighbor_id"], row["score"]))
@@ -32,9 +33,20 @@ def test_every_movie_gets_neighbours_by_genre_decade_and_title_words(spark):
     assert 7 not in neighbours and all(m != n for m, ns in neighbours.items() for n, _ in ns)
     assert all(0 < score <= 1.0001 for ns in neighbours.values() for _, score in ns)
     # The title alone: weights decide what counts.
-    _, titles_only = content_vectors(movies, ContentSettings(genre_weight=0, year_weight=0, title_weight=1))
+    _, titles_only = content_vectors(movies, ContentSettings(genre_weight=0, decade_weight=0, year_weight=0,
+                                                             title_weight=1))
     alone = content_neighbors(ids, titles_only, 3).to_pylist()
     assert {(r["movie_id"], r["neighbor_id"]) for r in alone} == {(1, 3), (3, 1), (5, 6), (6, 5)}
+
+
+def test_the_year_itself_counts_within_a_decade(spark):
+    movies = spark.createDataFrame([(1, "A", 1995, ["Drama"]), (2, "B", 1995, ["Drama"]), (3, "C", 1991, ["Drama"])],
+                                   "movie_id int, title string, year int, genres array<string>")
+    ids, vectors = content_vectors(movies, ContentSettings())
+    similarity = vectors @ vectors.T
+    assert similarity[0, 1] > similarity[0, 2] > 0  # same genre and decade; 1 and 2 also share their year
+    _, without = content_vectors(movies, ContentSettings(year_weight=0))
+    assert np.isclose((without @ without.T)[0, 1], (without @ without.T)[0, 2])
 
 
 def test_tags_and_genome_bring_together_movies_their_genres_keep_apart(spark):
@@ -47,7 +59,7 @@ def test_tags_and_genome_bring_together_movies_their_genres_keep_apart(spark):
                                   (5, "one of a kind", 1)], "movie_id int, tag string, people long")
     by_genre = dict(neighbour_pairs(*content_vectors(movies, ContentSettings())))
     assert by_genre[1] in (3, 5) and by_genre[2] == 4  # genres and decade alone: Drama with Drama
-    tagged = ContentSettings(genre_weight=0.2, year_weight=0, tag_weight=1)
+    tagged = ContentSettings(genre_weight=0.2, decade_weight=0, year_weight=0, tag_weight=1)
     ids, vectors = content_vectors(movies, tagged, tags)
     assert vectors.shape[1] == 2 + 2  # two genres; "one of a kind" is a tag of one movie (minDF 2)
     near = dict(neighbour_pairs(ids, vectors))
@@ -57,7 +69,8 @@ def test_tags_and_genome_bring_together_movies_their_genres_keep_apart(spark):
         [(m, 1, 0.9) for m in range(1, 6)] + [(1, 2, 0.9), (5, 2, 0.8), (2, 2, 0.1), (3, 2, 0.1), (4, 2, 0.2),
                                               (1, 3, 0.1), (5, 3, 0.2), (2, 3, 0.7), (3, 3, 0.8), (4, 3, 0.9)],
         "movie_id int, tag_id int, relevance double")
-    ids, vectors = content_vectors(movies, ContentSettings(genre_weight=0, year_weight=0), None, genome)
+    ids, vectors = content_vectors(movies, ContentSettings(genre_weight=0, decade_weight=0, year_weight=0), None,
+                                   genome)
     assert vectors.shape == (5, 3) and np.allclose(vectors[:, 0], 0)
     near = dict(neighbour_pairs(ids, vectors))
     assert near[1] == 5 and near[5] == 1 and near[2] in (3, 4)
