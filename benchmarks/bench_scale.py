@@ -237,8 +237,8 @@ def tables(results: dict) -> tuple[list, tuple, str]:
                         f"{recommend['content_vectors_s']:.0f}" if "content_vectors_s" in recommend else "n/a",
                         ratio(recommend.get("content_neighbors_s"), r.get("numpy_content_neighbors_s")),
                         f"{r['new_movies']:,}" if "new_movies" in r else "n/a",
-                        f"{recommend['new_picks_s']:.0f}" if "new_picks_s" in recommend else "n/a",
-                        f"{recommend['new_lists_s']:.0f}" if "new_lists_s" in recommend else "n/a",
+                        f"{recommend['new_picks_s']:.1f}" if "new_picks_s" in recommend else "n/a",
+                        f"{recommend['new_lists_s']:.1f}" if "new_lists_s" in recommend else "n/a",
                         ratio(r["publish"]["keys_per_s"], r["redis_set_pipelined_rps"]),
                         ratio(r["publish"]["keys_per_s"], r.get("redis_set_overwrite_rps")),
                         f"{r['redis_used_memory_mib']:.0f}", r["bytes_per_user_key"], r["bytes_per_similar_key"]))
