@@ -5,7 +5,7 @@ Beside each size, in the same run:
   Cholesky, the maths MLlib does, and conjugate gradient), against our MLlib fit on the same ratings;
 - top-N for all users, and every movie's neighbours, against numpy BLAS floors on the production model's own
   factor matrices (the recommend job times each step), and what naming each list's `because` movie costs;
-- the content step: building every catalogue movie's content vector (genres, decade, and the synthetic tags
+- the content step: building every catalogue movie's content vector (genres, decade, year, and the synthetic tags
   and genome where the release has them), and its neighbours against the same numpy floor on a matrix of the
   same shape (the floor's cost is the shape's: a matmul and a partition); for the movies the catalogue lists and
   nobody rated, the seconds to map their factors from content and pick each user's best (new_picks), and their
@@ -69,14 +69,14 @@ def run_size(size: str, work: Path, config_file: Path, threads: int) -> dict:
     run = work / size / "data" / "runs" / "scale"
     train_report = json.loads((run / "train" / "report.json").read_text())
     publish_report = json.loads((run / "publish.json").read_text())
+    recommend_report = json.loads((run / "recommend" / "report.json").read_text())
     return {"shape": {"users": shape.users, "movies": shape.movies, "ratings": len(ratings["user_id"])},
             "generate_s": round(generated_s, 1), "jobs": jobs,
             "total_s": round(sum(j["seconds"] for j in jobs.values()), 1),
             "peak_rss_mib": max(j["peak_rss_mib"] for j in jobs.values()),
             "fit_seconds": train_report["fit_seconds"], "params": train_report["params"]["implicit"],
-            "recommend_seconds": json.loads((run / "recommend" / "report.json").read_text())["seconds"],
-            **{key: json.loads((run / "recommend" / "report.json").read_text())[key]
-               for key in ("content_shape", "new_movies")},
+            "recommend_seconds": recommend_report["seconds"], "content_shape": recommend_report["content_shape"],
+            "new_movies": recommend_report["new_movies"],
             "publish": {"keys": publish_report["keys"], "keys_per_s": publish_report["keys_per_second"]},
             **redis}
 

@@ -140,7 +140,7 @@ def generate(shape: Shape, seed: int = 42) -> tuple[dict[str, np.ndarray], dict[
 
 def _unrated(rng, shape: Shape, catalogue: dict) -> dict:
     """The catalogue columns with `shape.unrated` movies appended: the next ids, of the release's last two years,
-    genres drawn like the rated movies'."""
+    one or two genres each, drawn uniformly."""
     n, first = shape.unrated, shape.movies + 1
     main = rng.integers(0, len(GENRES), n)
     extra = rng.integers(0, len(GENRES), n)
