@@ -128,7 +128,7 @@ def generate(shape: Shape, seed: int = 42) -> tuple[dict[str, np.ndarray], dict[
               for i in range(shape.movies)]
     ratings = {"user_id": users + 1, "movie_id": movies + 1, "rating": stars, "ts": ts}
     catalogue = {"movie_id": np.arange(1, shape.movies + 1), "title": titles, "year": movie_years,
-                 "genres": np.array(genres, dtype=object)}
+                 "genres": _objects(genres)}
     if shape.tags:
         catalogue["tags"] = _tags(rng, shape.tags, ratings, main_genre)
     if shape.genome_movies:
