@@ -254,6 +254,9 @@ class ServingSettings(_Section):
                                                  "(whoever reaches the page can then post them)")
     cache_mb: float = Field(32, ge=0, description="per-worker LRU of immutable (version, key) values, in MB of "
                                                    "their JSON (decoded about 4.6x that; 0: off)")
+    people_cache_mb: float = Field(8, ge=0, description="per-worker LRU of what people did since the version "
+                                   "(rated, dismissed, fold-in list), kept right by Redis's invalidation pushes, in "
+                                   "MB as Redis holds them (0: read on every request; Redis Cluster: always read)")
     new_slots: int = Field(1, ge=0, description="of a person's k recommendations, up to this many go to new "
                            "movies (nobody rated them yet) their ALS vector scores highest, marked new (0: none)")
 

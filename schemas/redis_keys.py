@@ -128,6 +128,15 @@ def fresh(user_id: int) -> str:
     return f"{EVENTS}:fresh:{user_id}"
 
 
+# What serving/people.py watches: every key that holds something of one person, ending in their id.
+PERSON_PREFIXES = (recent(""), excluded(""), fresh(""))
+
+
+def person_of(key: bytes) -> int:
+    """The user id a key under PERSON_PREFIXES belongs to."""
+    return int(key.rpartition(b":")[2])
+
+
 def intake_rate(minute: int) -> str:
     """Events the intake took in one minute (since the epoch): what its token's senders may add."""
     return f"{EVENTS}:rate:{minute}"

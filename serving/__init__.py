@@ -62,7 +62,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.events.max_body_bytes  # larger bodies: 413 before they are read
     # No connection is opened here: the pool connects on first use, in each worker after the fork.
     app.extensions["reco_store"] = Store(redis_client.reader(config.redis), config.serving.pointer_ttl,
-                                         config.serving.cache_mb)
+                                         config.serving.cache_mb, config.serving.people_cache_mb)
     exposures = ExposureLog(app.extensions["reco_store"].client, config.experiments.exposure_backlog_mb,
                             config.experiments.exposure_flush_s)
     app.extensions["reco_exposures"] = exposures

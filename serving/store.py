@@ -15,7 +15,9 @@ immutable.
   behind a stale pointer can never pass for an unknown user.
 - Once the pointer's time is up it must be re-read: with Redis down that fails and the request gets a 503,
   so an outage shows within `pointer_ttl`, and the pool reconnects by itself when Redis is back.
-- The event stream and the per-user recent lists are mutable: never cached.
+- What a person did since the version (their excluded set, fold-in list, latest ratings) is mutable: cached
+  only while Redis pushes this worker every change to it (serving/people.py), read every time otherwise.
+- The event stream is never cached.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from conf import redis_client
 from schemas import redis_keys as rk
 from schemas.events import FIELD, to_stream_value
 from schemas.experiments import arm_of
+from serving.people import PeopleCache
 
 # Appends a request's events in one atomic step: redis-py packing a MULTI of 100 XADDs and the recent-list
 # commands cost the worker about 5 ms, this script's one EVALSHA about 1 ms. Every key carries the {events} hash
@@ -135,10 +138,14 @@ class NoLiveVersion(RuntimeError):
 
 
 class Store:
-    def __init__(self, client: redis.Redis, pointer_ttl: float = 1.0, cache_mb: float = 32):
+    def __init__(self, client: redis.Redis, pointer_ttl: float = 1.0, cache_mb: float = 32,
+                 people_cache_mb: float = 0):
         """`client`: from conf.redis_client.reader (short timeouts; connects on first use). `cache_mb`: the near
-        cache's bound, in bytes of the values as Redis holds them (0: no cache)."""
+        cache's bound, in bytes of the values as Redis holds them (0: no cache); `people_cache_mb` the same for
+        what people did since the version (0, or a Redis Cluster: read every time)."""
         self.client = client
+        self.people = PeopleCache(client, people_cache_mb) \
+            if people_cache_mb and not redis_client.is_cluster(client) else None
         self.pointer_ttl = pointer_ttl
         self._pointer: tuple[str, dict | None, float] | None = None  # (version, experiment, monotonic time read)
         self._lock = threading.Lock()
@@ -300,10 +307,16 @@ class Store:
         recorded_fingerprint, ids = _recorded(seen)
         return ids if recorded_fingerprint == fingerprint else None
 
-    def personal(self, user_id: int) -> tuple[set[int], dict | None, list[tuple[int, float]]]:
-        """What is known of the person since the version was built, in one round trip: (every movie they rated
-        or dismissed, their list as the speed layer last folded it in or None, their latest ratings as (movie,
-        rating), newest first)."""
+    def personal(self, user_id: int) -> tuple[frozenset[int], dict | None, tuple[tuple[int, float], ...]]:
+        """What is known of the person since the version was built: (every movie they rated or dismissed, their
+        list as the speed layer last folded it in or None, their latest ratings as (movie, rating), newest
+        first). From this worker's copy while Redis tracks it for us, else in one round trip."""
+        if self.people is None:
+            return self._read_personal(user_id)[0]
+        return self.people.get(user_id, lambda: self._read_personal(user_id))
+
+    def _read_personal(self, user_id: int) -> tuple[tuple, int]:
+        """(`personal`'s values, frozen: a copy may share them between requests; their size in Redis's bytes)."""
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 pipe.smembers(rk.excluded(user_id))
@@ -313,7 +326,9 @@ class Store:
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
         pairs = [entry.decode().split(":") for entry in latest]
-        return {int(m) for m in excluded}, rk.decode(fresh), [(int(m), float(r)) for m, r in pairs]
+        size = len(fresh or b"") + sum(map(len, excluded)) + sum(map(len, latest))
+        return (frozenset(int(m) for m in excluded), frozen(rk.decode(fresh)),
+                tuple((int(m), float(r)) for m, r in pairs)), size
 
     def speed_layer_lag(self) -> int | None:
         """Events a speed layer's consumer group has not been given yet (the largest, when several share the
@@ -329,9 +344,6 @@ class Store:
         lags = [lag for name, lag in names if name.partition("-")[0] == rk.SPEED_GROUP]
         return None if not lags or None in lags else max(lags)
 
-    def excluded(self, user_id: int) -> set[int]:
+    def excluded(self, user_id: int) -> frozenset[int]:
         """Every movie the person rated or dismissed since the version was built (none of it is shown them)."""
-        try:
-            return {int(m) for m in self.client.smembers(rk.excluded(user_id))}
-        except redis.RedisError as exc:
-            raise StoreUnavailable(str(exc)) from None
+        return self.personal(user_id)[0]

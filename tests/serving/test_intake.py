@@ -246,6 +246,7 @@ def test_the_service_acl_user_writes_events_and_nothing_else(intake):
         service = create_app(config.model_copy(update={"redis": config.redis.model_copy(update={"url": url})}))
         client = service.test_client()
         assert client.get("/v1/users/1/recommendations").get_json()["version"] == version
+        assert service.extensions["reco_store"].people.tracked  # it may ask Redis to push people's changes
         waiting = admin.xlen(rk.EVENTS)
         answer = post(client, [{"user_id": NEW_USER, "movie_id": 50, "type": "rating", "rating": 5}])
         assert answer.status_code == 202, answer.get_json()
@@ -427,3 +428,32 @@ def test_concurrent_posters_lose_and_double_nothing(intake, tmp_path):
     rows = pq.read_table(archived["files"][0]).column("stream_id").to_pylist()
     assert archived["rows"] == 800 and sorted(rows) == sorted(acknowledged)
     assert server.client().xlen(rk.EVENTS) == 0  # trimmed once archived
+
+
+def test_through_two_workers_each_answer_leaves_out_the_rating_just_acknowledged(intake, tmp_path):
+    """Each worker keeps a copy of people's state that Redis's pushes keep right (serving/people.py): the next
+    answer, from whichever worker, never shows the movie rated the request before; unchanged, answers come
+    from the copies without reading Redis."""
+    config, server, _, _ = intake
+    user = 13
+    admin = server.client()
+    admin.delete(rk.recent(user), rk.excluded(user))
+    gunicorn = GunicornService(server.url, tmp_path, env={"RECO_EVENTS_TOKEN": TOKEN}).start()
+    url = f"{gunicorn.base_url}/v1/users/{user}/recommendations?k=10"
+    reads = lambda: admin.info("commandstats")["cmdstat_smembers"]["calls"]  # noqa: E731
+    try:
+        rated = set()
+        for _ in range(40):  # gunicorn's sync workers close each connection: either worker takes each request
+            shown = [item["movie_id"] for item in requests.get(url, timeout=10).json()["items"]]
+            assert not rated & set(shown) and len(shown) == 10
+            event = {"user_id": user, "movie_id": shown[0], "type": "rating", "rating": 2}
+            answer = requests.post(f"{gunicorn.base_url}/v1/events", json={"events": [event]}, headers=AUTH,
+                                   timeout=10)
+            assert answer.status_code == 202, answer.text
+            rated.add(shown[0])
+        before = reads()
+        for _ in range(20):
+            assert not rated & {item["movie_id"] for item in requests.get(url, timeout=10).json()["items"]}
+        assert reads() - before <= 2  # at most one read per worker after the last rating
+    finally:
+        gunicorn.stop()
