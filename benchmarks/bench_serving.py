@@ -4,6 +4,8 @@ one run so the ratios hold on a noisy machine.
 - framework floor: the constant-reply endpoint /healthz on the same server (wrk, max throughput);
 - the service: random known users of the published ML-100K run, max throughput, then p50/p99 at about half
   of that rate (wrk's per-connection delay() paces the load);
+- lookups against /healthz and against the same service reading each person's keys from Redis on every request
+  (serving.people_cache_mb 0), in alternating rounds, as median ratios (the headline ratio_to_floor);
 - the same with an experiment running (a second version as the candidate for half the users, every answer's
   exposure logged), in alternating rounds without and with, as median ratios;
 - the same with filters (genres, years, exclusions, diversity: a random mix, many answers topped up from the
@@ -203,7 +205,11 @@ def main() -> None:
     service_config = work / "service.yaml"
     service_config.write_text(yaml.safe_dump({"events": {"backlog": 10**9, "max_per_minute": 10**9,
                                                          "max_per_user_per_minute": 10**9}}))
+    # The same service reading each person's keys from Redis on every request, for the rounds below.
+    reading_config = work / "reading.yaml"
+    reading_config.write_text(yaml.safe_dump({"serving": {"people_cache_mb": 0}}))
     (work / "service").mkdir()
+    (work / "reading").mkdir()
     server = GunicornService(redis_server.url, work / "service", env={
         "RECO_EVENTS_TOKEN": BENCH_TOKEN, "RECO_CONFIG": str(service_config)},
         app="benchmarks.intake_floor_app:app").start()  # ready at /readyz
@@ -215,6 +221,20 @@ def main() -> None:
         # About half of the maximum rate: 8 connections, each waiting `delay` between requests.
         delay_ms = half_load_delay(base, str(script), service["rps"])
         half = wrk(base, args.seconds, 8, str(script), delay_ms)
+        # Lookups against /healthz and against the service that reads each person from Redis every time
+        # (serving/people.py off), alternating rounds: one 10-second pair moved the ratio by 0.1 between runs.
+        reading = GunicornService(redis_server.url, work / "reading", env={"RECO_CONFIG": str(reading_config)}).start()
+        try:
+            wrk(reading.base_url, 2, 8, str(script))  # warm-up
+            lookup_rounds = []
+            for i in range(args.rounds):
+                measure = {"lookups": lambda: wrk(base, args.round_seconds, 8, str(script)),
+                           "reading": lambda: wrk(reading.base_url, args.round_seconds, 8, str(script)),
+                           "healthz": lambda: wrk(f"{base}/healthz", args.round_seconds, 8)}
+                order = list(measure) if i % 2 == 0 else list(reversed(measure))
+                lookup_rounds.append({name: measure[name]() for name in order})
+        finally:
+            reading.stop()
         # With and without an experiment, alternating rounds (the machine's drift falls on both alike).
         rounds, exposures_logged = [], 0
         for _ in range(args.rounds):
@@ -292,7 +312,19 @@ def main() -> None:
         "rps": round(service["rps"]), "p50_ms": half["p50_ms"], "p99_ms": half["p99_ms"],
         "half_load_rps": round(half["rps"]), "half_load_share": round(half["rps"] / service["rps"], 3),
         "max_load_p99_ms": service["p99_ms"],
-        "floor_rps": round(floor["rps"]), "ratio_to_floor": round(service["rps"] / floor["rps"], 3),
+        "floor_rps": round(floor["rps"]),
+        "ratio_to_floor": round(median(r["lookups"]["rps"] / r["healthz"]["rps"] for r in lookup_rounds), 3),
+        "lookups": {
+            "rounds": len(lookup_rounds),
+            "rps": round(median(r["lookups"]["rps"] for r in lookup_rounds)),
+            "rps_reading_every_time": round(median(r["reading"]["rps"] for r in lookup_rounds)),
+            "floor_rps": round(median(r["healthz"]["rps"] for r in lookup_rounds)),
+            "reading_every_time_ratio_to_floor": round(median(r["reading"]["rps"] / r["healthz"]["rps"]
+                                                              for r in lookup_rounds), 3),
+            "ratio_to_reading_every_time": round(median(r["lookups"]["rps"] / r["reading"]["rps"]
+                                                        for r in lookup_rounds), 3),
+            "per_round": [{name: round(m["rps"]) for name, m in r.items()} for r in lookup_rounds],
+            "non_2xx": sum(r[k]["non_2xx"] for r in lookup_rounds for k in r)},
         "redis_get_rps": round(store_get), "ratio_to_redis_get": round(service["rps"] / store_get, 3),
         "publish_keys_per_s": round(publish_kps), "redis_set_pipelined_rps": round(store_set_pipelined),
         "publish_ratio_to_redis": round(publish_kps / store_set_pipelined, 3),
@@ -354,6 +386,10 @@ def main() -> None:
     rows = [
         ("service, random known users (max)", f"{result['rps']:,}", "", f"{service['p99_ms']:.2f}"),
         ("service at ~half load", f"{result['half_load_rps']:,}", f"{half['p50_ms']:.2f}", f"{half['p99_ms']:.2f}"),
+        ("lookup rounds: lookups (max, median)", f"{result['lookups']['rps']:,}", "", ""),
+        ("lookup rounds: each person read from Redis every time (max, median)",
+         f"{result['lookups']['rps_reading_every_time']:,}", "", ""),
+        ("lookup rounds: /healthz (median)", f"{result['lookups']['floor_rps']:,}", "", ""),
         ("experiment rounds: without (max, median)", f"{result['experiment']['rps_without']:,}", "", ""),
         ("experiment rounds: with an experiment running (max, median)", f"{result['experiment']['rps']:,}", "", ""),
         ("experiment rounds: without, ~half load (median)", "",
@@ -387,7 +423,9 @@ def main() -> None:
         ("redis-benchmark XADD (events/s)", f"{round(xadd):,}", "", ""),
         ("redis-benchmark XADD -P 100 (events/s)", f"{round(xadd_pipelined):,}", "", ""),
     ]
-    notes = (f"ratio_to_floor {result['ratio_to_floor']} (target >= 0.8); publish_ratio_to_redis "
+    notes = (f"ratio_to_floor {result['ratio_to_floor']} (target >= 0.8; median of the lookup rounds; reading each "
+             f"person from Redis every time: {result['lookups']['reading_every_time_ratio_to_floor']}); "
+             f"publish_ratio_to_redis "
              f"{result['publish_ratio_to_redis']} (target >= 0.5); p99 at half load {half['p99_ms']:.2f} ms "
              f"(target <= 5 ms); with an experiment running: {result['experiment']['ratio_to_no_experiment']} of "
              f"the throughput and {result['experiment']['p99_ratio_to_no_experiment']} of the half-load p99 "

@@ -20,6 +20,7 @@ and on Redis Cluster, where the keys' slot can move to a node this connection do
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -29,6 +30,8 @@ import cachetools
 import redis
 
 from schemas import redis_keys as rk
+
+log = logging.getLogger(__name__)
 
 ENTRY_OVERHEAD = 200  # bytes counted per person beyond their values' size: the tuple, its sets and key
 
@@ -43,6 +46,7 @@ class PeopleCache:
         self._conn: redis.Connection | None = None
         self._pid = 0  # the process that opened the connection: a forked child opens its own
         self._next_attempt = 0.0
+        self._warned = False
         # Bumped by every invalidation handled: a read that overlapped one (another thread drained it) is not
         # kept, since the push it needed may already be spent.
         self._epoch = 0
@@ -93,14 +97,17 @@ class PeopleCache:
             conn.send_command("CLIENT", "TRACKING", "ON", "BCAST",
                               *(part for prefix in rk.PERSON_PREFIXES for part in ("PREFIX", prefix)))
             conn.read_response()
-        except (redis.RedisError, OSError):
+        except (redis.RedisError, OSError) as exc:
             conn.disconnect()
             self._next_attempt = time.monotonic() + self._retry_s
+            if not self._warned:  # once per outage: e.g. an ACL without +client|tracking reads through for good
+                log.warning("people's keys are read on every request: Redis tracking is off (%s)", exc)
+                self._warned = True
             return False
         # The parser hands each invalidation to this handler while the connection is drained.
         conn._parser.set_invalidation_push_handler(self._invalidate)
         self._entries.clear()
-        self._conn, self._pid = conn, os.getpid()
+        self._conn, self._pid, self._warned = conn, os.getpid(), False
         return True
 
     def _close(self) -> None:
