@@ -11,8 +11,9 @@ before it is looked at.
 Why no answer misses a change it comes after: Redis writes its BCAST invalidations in the same pass of its event
 loop as the write's reply, and before it, so they are in this worker's socket before the writer hears OK, hence
 before the intake answers 202 and before any request that follows it (tests/serving/test_people.py checks this
-on the real server, with the intake's own script). Across hosts a push could in principle be overtaken only by a
-lost packet of its own.
+on the real server, with the intake's own script). That order holds with Redis's `io-threads` at 1, its
+default and ours (threaded writes may go out in any order). Across hosts a push could in principle be
+overtaken only by a lost packet of its own.
 
 Read through, never from the copy, whenever the tracking connection is not up: before it connects, after it
 breaks (the copy is emptied at once: pushes may have been lost), for a second between attempts to reconnect,

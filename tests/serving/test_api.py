@@ -185,13 +185,21 @@ def test_read_only_acl_user_can_serve_but_not_write(live, redis_server):
     admin = redis_server.client()
     # The read-only ACL docs/security-and-reliability.md documents for a service without intake.
     admin.execute_command("ACL", "SETUSER", "reco-reader", "on", ">reader-secret", "resetkeys", "%R~reco:*",
-                          "resetchannels", "-@all", "+get", "+mget", "+smembers", "+lrange", "+ping")
+                          "resetchannels", "-@all", "+get", "+mget", "+smembers", "+lrange", "+ping",
+                          "+client|tracking")
     try:
         reader_url = f"redis://reco-reader:reader-secret@127.0.0.1:{redis_server.port}/0"
-        reader = create_app(config.model_copy(update={
-            "redis": config.redis.model_copy(update={"url": reader_url})})).test_client()
+        reader_config = config.model_copy(update={"redis": config.redis.model_copy(update={"url": reader_url})})
+        app = create_app(reader_config)
+        reader = app.test_client()
         assert reader.get("/v1/users/1/recommendations").get_json()["version"] == version
         assert reader.get("/readyz").status_code == 200
+        assert app.extensions["reco_store"].people.tracked
+        # Without CLIENT TRACKING it still answers, reading each person from Redis every time.
+        admin.execute_command("ACL", "SETUSER", "reco-reader", "-client|tracking")
+        untracked = create_app(reader_config)
+        assert untracked.test_client().get("/v1/users/1/recommendations").get_json()["version"] == version
+        assert not untracked.extensions["reco_store"].people.tracked
         import redis
         with pytest.raises(redis.exceptions.NoPermissionError):
             redis.Redis.from_url(reader_url).set(rk.LIVE, "hijacked")
