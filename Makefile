@@ -125,9 +125,8 @@ redis-up: system-deps
 	@test -s $(REDIS_DIR)/service_password || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/service_password)
 	@if REDISCLI_AUTH="$$(cat $(REDIS_DIR)/password)" redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1; then \
 	  echo "redis: running on 127.0.0.1:$(REDIS_PORT) (data in .redis/)"; \
-	  REDISCLI_AUTH="$$(cat $(REDIS_DIR)/service_password)" redis-cli -p $(REDIS_PORT) --user reco-service ping 2>/dev/null | grep -q PONG || \
-	    { echo "ACL SETUSER reco-service on >$$(cat $(REDIS_DIR)/service_password) $$(grep -v '^#' conf/redis/service-user.acl)"; \
-	      echo "CONFIG SET maxmemory $(REDIS_MAXMEMORY)"; echo "CONFIG SET maxmemory-policy noeviction"; } \
+	  { echo "ACL SETUSER reco-service reset on >$$(cat $(REDIS_DIR)/service_password) $$(grep -v '^#' conf/redis/service-user.acl)"; \
+	    echo "CONFIG SET maxmemory $(REDIS_MAXMEMORY)"; echo "CONFIG SET maxmemory-policy noeviction"; } \
 	    | REDISCLI_AUTH="$$(cat $(REDIS_DIR)/password)" redis-cli -p $(REDIS_PORT) >/dev/null; \
 	else \
 	  ( umask 077; { echo "requirepass $$(cat $(REDIS_DIR)/password)"; \
