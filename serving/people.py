@@ -2,127 +2,240 @@
 
 A person's answers need what they rated or dismissed, their fold-in list and their latest ratings: three keys
 that the intake and the speed layer change at any time, from any process or host. Reading them on every request
-costs a round trip (lookups at 0.53 of `/healthz`, against 0.76 with this copy: `make bench-serving`). Instead
-each worker keeps the people it answered for, and one RESP3 connection per worker asks Redis to push the name
-of every key under those prefixes that anyone changes, or that expires or is evicted (`CLIENT TRACKING ON
-BCAST`). Each request first drains that connection (a poll of its socket when nothing came), so the entry of
-anyone who acted is gone before it is looked at.
+costs a round trip (`make bench-serving` measures both ways). Instead each worker keeps the people it answered
+for, and one RESP3 connection per worker asks Redis to push the name of every key under those prefixes that
+anyone changes, or that expires or is evicted (`CLIENT TRACKING ON BCAST`).
 
 Why no answer misses a change it comes after: Redis writes its BCAST invalidations in the same pass of its event
 loop as the write's reply, and before it, so they are in this worker's socket before the writer hears OK, hence
-before the intake answers 202 and before any request that follows it (tests/serving/test_people.py checks this
-on the real server, with the intake's own script). That order holds with Redis's `io-threads` at 1, its
-default and ours (threaded writes may go out in any order). Across hosts a push could in principle be
-overtaken only by a lost packet of its own.
+before the intake answers 202. Each request drains that socket before it looks at the copy (a poll when nothing
+came). That order holds with Redis's `io-threads` at 1, its default and ours.
 
-Read through, never from the copy, whenever the tracking connection is not up: before it connects, after it
-breaks (the copy is emptied at once: pushes may have been lost), for a second between attempts to reconnect,
-and on Redis Cluster, where the keys' slot can move to a node this connection does not watch.
+What keeps that promise when the network or Redis misbehaves (docs/security-and-reliability.md):
+- **A path that dies without a FIN** (a crashed host, a fail-over to a new address, a NAT forgetting the flow)
+  looks like a quiet connection. A thread per worker PINGs the tracking connection every HEARTBEAT_S, and the
+  copy answers only while Redis has answered a PING sent less than MAX_STALE_S ago: every write Redis finished
+  before that PING was sent had its push ahead of the PONG. So an answer is at most MAX_STALE_S stale when the
+  path dies; then reads go to Redis, and a PING unanswered for MAX_STALE_S drops the connection (and the copy)
+  and the thread connects again.
+- **Pushes piling up in Redis** for a worker that serves no personal request: the same thread reads them as
+  they come. And the connection SUBSCRIBEs to Redis's invalidation channel, which makes Redis count it as a
+  pub/sub client: its output buffer falls under `client-output-buffer-limit pubsub` (Redis's default: cut off
+  at 32 MiB, or after 60 s above 8 MiB), so a worker that stops reading (frozen, swapped out) is disconnected
+  instead of filling Redis's memory, and reads through once it runs again.
+- **A parser that cannot tell pushes from replies** (hiredis before 3.2 hands them over as plain replies, and
+  they would be dropped unseen): the copy is never used; every request reads Redis.
+Reads go to Redis, never to the copy, whenever it is not confirmed: before the connection is up, after it
+breaks, when Redis refuses tracking or the subscription (an ACL without them), and on Redis Cluster (the keys'
+slot can move to a node this connection does not watch: the Store never builds a copy there).
 """
 from __future__ import annotations
 
 import logging
 import os
+import select
+import sys
 import threading
 import time
+import weakref
 from typing import Callable
 
 import cachetools
 import redis
+from redis.utils import HIREDIS_AVAILABLE
 
 from schemas import redis_keys as rk
 
 log = logging.getLogger(__name__)
 
-ENTRY_OVERHEAD = 200  # bytes counted per person beyond their values' size: the tuple, its sets and key
+HEARTBEAT_S = 0.25  # a PING on the tracking connection this often
+MAX_STALE_S = 1.0   # the copy answers only while a PING sent less than this long ago has been answered
+# Subscribed, the tracking connection is a pub/sub client to Redis, with pub/sub's output-buffer limits. Nothing
+# is published there (it is the channel RESP2 clients receive invalidations on when they ask for a redirect).
+INVALIDATION_CHANNEL = "__redis__:invalidate"
+PING_PREFIX = b"reco-people-ping "
+# The copy's own bookkeeping per person beyond their values (measured with tracemalloc: the LRU's node and its two
+# dicts' tables, the key, the entry's tuple): tests/unit/serving/test_people.py holds the bound to real memory.
+ENTRY_OVERHEAD = 420
+
+
+def push_support() -> str | None:
+    """None when this process's Redis client can tell pushes from replies, else why not."""
+    if HIREDIS_AVAILABLE:
+        import hiredis
+        if not hasattr(hiredis, "PushNotification"):
+            return f"hiredis {hiredis.__version__} hands Redis's pushes over as plain replies (3.2 or later needed)"
+    return None
+
+
+def held_bytes(value) -> int:
+    """Memory a decoded value holds in this process: its objects, without those it shares (small ints, None,
+    empty tuples, and the field names orjson decodes once for every value)."""
+    if value is None or value == () or isinstance(value, bool) or (isinstance(value, int) and -5 <= value <= 256):
+        return 0
+    size = sys.getsizeof(value)
+    if isinstance(value, (tuple, frozenset, list, set)):
+        size += sum(held_bytes(item) for item in value)
+    elif isinstance(value, dict):
+        size += sum(held_bytes(item) for item in value.values())
+    return size
 
 
 class PeopleCache:
-    def __init__(self, client: redis.Redis, max_mb: float, retry_s: float = 1.0):
+    def __init__(self, client: redis.Redis, max_mb: float, retry_s: float = 1.0,
+                 heartbeat_s: float = HEARTBEAT_S, max_stale_s: float = MAX_STALE_S):
         """`client`: the reader, whose pool's settings (address, user, password, TLS, timeouts) the tracking
-        connection copies. `max_mb`: the bound, in bytes of the values as Redis holds them."""
+        connection copies. `max_mb`: the bound, in bytes this process holds for the copy."""
         self._pool = client.connection_pool
         self._entries = cachetools.LRUCache(maxsize=int(max_mb * 2**20), getsizeof=lambda entry: entry[1])
-        self._retry_s = retry_s
+        self._retry_s, self._heartbeat_s, self._max_stale_s = retry_s, heartbeat_s, max_stale_s
+        self._unsupported = push_support()
+        if self._unsupported:
+            log.warning("people's keys are read on every request: %s", self._unsupported)
         self._conn: redis.Connection | None = None
-        self._pid = 0  # the process that opened the connection: a forked child opens its own
+        self._confirmed_at = 0.0        # when the last PING that Redis answered was sent (monotonic)
+        self._ping_sent_at: float | None = None  # the PING awaiting its answer
+        self._watcher_pid = 0           # the process whose thread watches the connection (gunicorn forks)
         self._next_attempt = 0.0
         self._warned = False
-        # Bumped by every invalidation handled: a read that overlapped one (another thread drained it) is not
-        # kept, since the push it needed may already be spent.
+        # Bumped by every invalidation handled: a read that overlapped one (the watcher drained it) is not kept,
+        # since the push it needed may already be spent.
         self._epoch = 0
         self._lock = threading.RLock()
 
     def get(self, user_id: int, load: Callable[[], tuple[object, int]]):
-        """The person's values: from the copy when it is tracked and holds them, else `load()` -> (values, size
-        in bytes), kept when the copy is tracked."""
+        """The person's values: from the copy when it is confirmed and holds them, else `load()` -> (values, their
+        size as Redis sent them), kept when the copy is confirmed."""
+        self._ensure_watcher()
         with self._lock:
-            tracked = self._drain()
-            if tracked:
+            usable = self._drain() and self._confirmed()
+            if usable:
                 entry = self._entries.get(user_id)
                 if entry is not None:
                     return entry[0]
             epoch = self._epoch
-        value, size = load()
-        if tracked:
+        value, _ = load()
+        if usable:
             with self._lock:
-                if self._epoch == epoch and self._conn is not None:
+                if self._epoch == epoch and self._confirmed():
                     try:
-                        self._entries[user_id] = (value, size + ENTRY_OVERHEAD)
+                        self._entries[user_id] = (value, held_bytes(value) + ENTRY_OVERHEAD)
                     except ValueError:  # larger than the whole copy: served, not kept
                         pass
         return value
 
     @property
     def tracked(self) -> bool:
-        return self._conn is not None and self._pid == os.getpid()
+        """Whether the copy may answer now (tracked, and confirmed within MAX_STALE_S)."""
+        with self._lock:
+            return self._drain() and self._confirmed()
+
+    def held(self) -> int:
+        """Bytes the copy counts against its bound."""
+        return int(self._entries.currsize)
+
+    def _confirmed(self) -> bool:
+        return self._conn is not None and time.monotonic() - self._confirmed_at < self._max_stale_s
+
+    # -- the watcher: one daemon thread per process, the only one that opens the connection
+
+    def _ensure_watcher(self) -> None:
+        if self._watcher_pid == os.getpid() or self._unsupported:
+            return
+        with self._lock:
+            if self._watcher_pid == os.getpid():
+                return
+            # After a fork the parent's connection and thread are not this process's: start afresh.
+            self._conn, self._watcher_pid = None, os.getpid()
+            self._entries.clear()
+            threading.Thread(target=_watch, args=(weakref.ref(self), os.getpid()), name="people-copy",
+                             daemon=True).start()
+
+    def _watch_once(self):
+        """One round of the watcher: connect when due, else handle what came and keep the heartbeat. Returns the
+        socket to wait on (None: nothing to wait on yet)."""
+        if self._conn is None:
+            if time.monotonic() >= self._next_attempt:
+                self._open()
+            return None
+        with self._lock:
+            if self._conn is None:
+                return None
+            if self._drain() or self._conn is not None:
+                self._heartbeat()
+            return self._conn._sock if self._conn is not None else None
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if self._ping_sent_at is not None:
+            if now - self._ping_sent_at > self._max_stale_s:  # the path died without a word: start again
+                log.warning("the tracking connection did not answer a PING for %.1f s; people's keys are read "
+                            "until it is back", now - self._ping_sent_at)
+                self._close()
+            return
+        if now - self._confirmed_at >= self._heartbeat_s:
+            try:
+                self._conn.send_command("PING", PING_PREFIX + repr(now).encode(), check_health=False)
+            except (redis.RedisError, OSError):
+                self._close()
+                return
+            self._ping_sent_at = now
 
     def _drain(self) -> bool:
-        """Handles every push waiting on the tracking connection; False when it is not up (read through)."""
-        if not self.tracked:
-            self._conn = None
-            if time.monotonic() < self._next_attempt or not self._open():
-                return False
+        """Handles every push and PING answer waiting on the connection; False when it is not up."""
+        conn = self._conn
+        if conn is None:
+            return False
         try:
-            while self._conn.can_read(0):
-                self._conn.read_response(push_request=True, timeout=0, disconnect_on_error=False)
+            while conn.can_read(0):
+                reply = conn.read_response(push_request=True, timeout=0, disconnect_on_error=False)
+                if isinstance(reply, bytes) and reply.startswith(PING_PREFIX):
+                    self._confirmed_at = float(reply[len(PING_PREFIX):])
+                    self._ping_sent_at = None
         except redis.TimeoutError:  # the rest of a push is still on its way (Redis sends 64 KiB a pass)
             return False  # read through this time; the parser keeps the part, the next drain finishes it
-        except (redis.RedisError, OSError):
+        except (redis.RedisError, OSError, ValueError):
             self._close()
             return False
         return True
 
-    def _open(self) -> bool:
+    def _open(self) -> None:
+        """Connect (outside the lock: it may wait for the connect timeout), then install under it."""
         conn = self._pool.connection_class(**{**self._pool.connection_kwargs, "protocol": 3})
         try:
             conn.connect()
             conn.send_command("CLIENT", "TRACKING", "ON", "BCAST",
                               *(part for prefix in rk.PERSON_PREFIXES for part in ("PREFIX", prefix)))
             conn.read_response()
+            conn.send_command("SUBSCRIBE", INVALIDATION_CHANNEL)
+            conn.read_response(push_request=True)
+            opened_at = time.monotonic()  # every write Redis finishes from now on pushes to this connection
         except (redis.RedisError, OSError) as exc:
             conn.disconnect()
             self._next_attempt = time.monotonic() + self._retry_s
             if not self._warned:  # once per outage: e.g. an ACL without +client|tracking reads through for good
                 log.warning("people's keys are read on every request: Redis tracking is off (%s)", exc)
                 self._warned = True
-            return False
+            return
         # The parser hands each invalidation to this handler while the connection is drained.
         conn._parser.set_invalidation_push_handler(self._invalidate)
-        self._entries.clear()
-        self._conn, self._pid, self._warned = conn, os.getpid(), False
-        return True
+        with self._lock:
+            self._entries.clear()
+            self._epoch += 1
+            self._conn, self._confirmed_at, self._ping_sent_at, self._warned = conn, opened_at, None, False
 
     def _close(self) -> None:
-        """The connection broke: pushes may have been lost, so the copy goes with it."""
-        try:
-            self._conn.disconnect()
-        except (redis.RedisError, OSError):
-            pass
-        self._conn = None
+        """The connection broke or went quiet: pushes may have been lost, so the copy goes with it."""
+        conn, self._conn = self._conn, None
         self._entries.clear()
         self._epoch += 1
+        self._ping_sent_at = None
         self._next_attempt = time.monotonic() + self._retry_s
+        if conn is not None:
+            try:
+                conn.disconnect()
+            except (redis.RedisError, OSError):
+                pass
 
     def _invalidate(self, message) -> None:
         """["invalidate", [key, ...]], or ["invalidate", None] when the whole database was flushed."""
@@ -136,3 +249,26 @@ class PeopleCache:
                 self._entries.pop(rk.person_of(key), None)
             except ValueError:  # not a person's key after all: drop everyone rather than guess
                 self._entries.clear()
+
+
+
+def _watch(ref: weakref.ref, pid: int) -> None:
+    """The watcher's loop: holds the copy only weakly, so a copy nobody uses any more takes its thread along."""
+    while True:
+        people = ref()
+        if people is None or people._watcher_pid != pid:
+            return
+        try:
+            sock = people._watch_once()
+        except Exception:  # the watcher must outlive anything one round meets; the copy stays unconfirmed
+            log.exception("the people copy's watcher failed a round")
+            sock = None
+        wait = people._heartbeat_s / 2
+        del people
+        if sock is None:
+            time.sleep(0.05)
+            continue
+        try:
+            select.select([sock], [], [], wait)
+        except (OSError, ValueError, TypeError):  # closed under us by a request that found it broken
+            pass

@@ -194,6 +194,58 @@ class GunicornService:
         self.log.close()
 
 
+class SilentProxy:
+    """A TCP proxy in front of Redis whose path can die without a word: after `silence()`, every connection open
+    at that moment stops forwarding in both directions but is never closed (no FIN, no RST), as when a host
+    crashes, a fail-over moves the address, or a NAT forgets an idle flow. Connections opened later forward
+    normally, as a client's reconnection would reach the new path."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._silenced: list[threading.Event] = []
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def silence(self) -> None:
+        for event in list(self._silenced):
+            event.set()
+
+    def close(self) -> None:
+        self.listener.close()
+        ReplyDroppingProxy._close(*self._sockets)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._sockets += [client, upstream]
+            silenced = threading.Event()
+            self._silenced.append(silenced)
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, target, silenced), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, target: socket.socket, silenced: threading.Event) -> None:
+        while data := ReplyDroppingProxy._recv(source):
+            if silenced.is_set():
+                continue  # swallowed: neither forwarded nor refused
+            try:
+                target.sendall(data)
+            except OSError:
+                return
+        if not silenced.is_set():
+            ReplyDroppingProxy._close(source, target)
+
+
 class ReplyDroppingProxy:
     """A TCP proxy in front of Redis that can lose one reply: after `drop_reply_to(marker)`, the next command
     containing `marker` reaches Redis (which executes it), but its reply is thrown away and the client's

@@ -2,6 +2,7 @@
 import json
 import re
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -185,8 +186,8 @@ def test_read_only_acl_user_can_serve_but_not_write(live, redis_server):
     admin = redis_server.client()
     # The read-only ACL docs/security-and-reliability.md documents for a service without intake.
     admin.execute_command("ACL", "SETUSER", "reco-reader", "on", ">reader-secret", "resetkeys", "%R~reco:*",
-                          "resetchannels", "-@all", "+get", "+mget", "+smembers", "+lrange", "+ping",
-                          "+client|tracking")
+                          "resetchannels", "&__redis__:invalidate", "-@all", "+get", "+mget", "+smembers",
+                          "+lrange", "+ping", "+client|tracking", "+subscribe")
     try:
         reader_url = f"redis://reco-reader:reader-secret@127.0.0.1:{redis_server.port}/0"
         reader_config = config.model_copy(update={"redis": config.redis.model_copy(update={"url": reader_url})})
@@ -194,10 +195,12 @@ def test_read_only_acl_user_can_serve_but_not_write(live, redis_server):
         reader = app.test_client()
         assert reader.get("/v1/users/1/recommendations").get_json()["version"] == version
         assert reader.get("/readyz").status_code == 200
-        assert app.extensions["reco_store"].people.tracked
+        wait_until(lambda: app.extensions["reco_store"].people.tracked, 5, what="the people copy tracked")
         # Without CLIENT TRACKING it still answers, reading each person from Redis every time.
         admin.execute_command("ACL", "SETUSER", "reco-reader", "-client|tracking")
         untracked = create_app(reader_config)
+        assert untracked.test_client().get("/v1/users/1/recommendations").get_json()["version"] == version
+        time.sleep(0.5)  # the watcher's attempt was refused
         assert untracked.test_client().get("/v1/users/1/recommendations").get_json()["version"] == version
         assert not untracked.extensions["reco_store"].people.tracked
         import redis

@@ -1,34 +1,50 @@
-"""The copy's handling of a push that arrives in parts (serving/people.py); the rest runs against a real Redis
-in tests/serving/test_people.py."""
+"""The copy's own rules (serving/people.py) on a scripted connection: a push that arrives in parts, a heartbeat
+gone quiet, a parser that cannot see pushes, and the bound held to real memory. The same copy against a real
+Redis, its network path and its buffers: tests/serving/test_people.py."""
+import tracemalloc
+
+import orjson
+import pytest
 import redis
 
-from serving.people import PeopleCache
+from serving import people as people_module
+from serving.people import PING_PREFIX, PeopleCache
+from serving.store import frozen
 
 
-class HalfAPush:
-    """A tracking connection whose next push is only partly in: reading it times out once, then completes."""
-    kwargs = {}
+class ScriptedConnection:
+    """A tracking connection whose replies the test hands in: `queue` holds what Redis has sent; a None in it is
+    a push whose rest has not arrived yet (reading it times out once)."""
+    _sock = None
 
     def __init__(self, **_):
-        self.pending, self.calls = 0, 0
+        self.queue, self.sent = [], []
 
     def connect(self):
         pass
 
-    def send_command(self, *args):
-        pass
+    def disconnect(self):
+        self.closed = True
+
+    def send_command(self, *args, **_):
+        self.sent.append(args)
+        if args[0] == "PING":
+            self.pings = getattr(self, "pings", []) + [args[1]]
 
     def read_response(self, push_request=False, **_):
         if not push_request:
-            return b"OK"
-        self.calls += 1
-        if self.calls == 1:
+            return b"OK"  # CLIENT TRACKING
+        if not self.queue:
+            return [b"subscribe", b"__redis__:invalidate", 1]
+        item = self.queue.pop(0)
+        if item is None:
             raise redis.TimeoutError("Timeout reading from socket")
-        self.pending = 0
-        self._parser.handler([b"invalidate", [b"reco:{events}:excluded:7"]])
+        if item[0] == b"invalidate":
+            return self._parser.handler(item)
+        return item
 
     def can_read(self, timeout=0):
-        return self.pending > 0
+        return bool(self.queue)
 
     class _parser:
         @classmethod
@@ -37,19 +53,93 @@ class HalfAPush:
 
 
 class Pool:
-    connection_class, connection_kwargs = HalfAPush, {}
+    connection_class, connection_kwargs = ScriptedConnection, {}
 
 
 class Client:
     connection_pool = Pool()
 
 
-def test_a_push_half_in_reads_through_keeps_the_connection_and_is_finished_next_time():
-    people = PeopleCache(Client(), max_mb=1)
+@pytest.fixture
+def people(monkeypatch):
+    """A copy whose watcher the test drives by hand (`_watch_once`), connected."""
+    monkeypatch.setattr(PeopleCache, "_ensure_watcher", lambda self: None)
+    copy = PeopleCache(Client(), max_mb=1)
+    copy._watch_once()
+    assert copy._conn is not None
+    return copy
+
+
+def answer_pings(conn):
+    conn.queue += [PING_PREFIX + token[len(PING_PREFIX):] for token in getattr(conn, "pings", [])]
+    conn.pings = []
+
+
+def test_a_push_half_in_reads_through_keeps_the_connection_and_is_finished_next_time(people):
     assert people.get(7, lambda: ("before", 10)) == "before"  # kept: the connection is up
     conn = people._conn
-    conn.pending = 1  # a push for person 7 has started to arrive
+    conn.queue += [None, [b"invalidate", [b"reco:{events}:excluded:7"]]]  # a push for 7 has started to arrive
     assert people.get(7, lambda: ("after", 10)) == "after"  # not answered from the copy, nor kept
-    assert people.tracked and people._conn is conn  # no reconnection for a push in flight
-    assert people.get(7, lambda: ("latest", 10)) == "latest"  # the rest came: 7's entry is dropped, re-read
+    assert people.tracked and people._conn is conn  # no reconnection for a push in flight; the rest came
+    assert people.get(7, lambda: ("latest", 10)) == "latest"  # 7's entry was dropped: read again
     assert people.get(7, lambda: ("unused", 10)) == "latest"
+
+
+def test_the_copy_answers_only_while_a_recent_ping_was_answered(people, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(people_module.time, "monotonic", lambda: clock[0])
+    people._confirmed_at = clock[0]
+    people.get(1, lambda: ("kept", 1))
+    conn = people._conn
+    clock[0] += 0.3
+    people._watch_once()  # a heartbeat is due: one PING goes out
+    assert len(conn.pings) == 1
+    answer_pings(conn)
+    clock[0] += 0.5
+    assert people.get(1, lambda: ("read", 1)) == "kept"  # the answer confirmed the state as of 0.3 s ago
+    clock[0] += 0.6  # the path went quiet: the last confirmation is 1.1 s old and the next PING goes unanswered
+    people._watch_once()
+    assert people.get(1, lambda: ("read through", 1)) == "read through"
+    assert not people.tracked and people._conn is conn  # not answered from the copy, the connection kept
+    clock[0] += 1.01  # that PING unanswered for over a second: the connection and the copy go
+    people._watch_once()
+    assert people._conn is None and people.held() == 0 and conn.closed
+
+
+def test_a_parser_that_cannot_see_pushes_never_lets_the_copy_answer(monkeypatch):
+    monkeypatch.setattr(people_module, "push_support", lambda: "hiredis 3.1.0 hands Redis's pushes over as "
+                                                               "plain replies (3.2 or later needed)")
+    copy = PeopleCache(Client(), max_mb=1)
+    for value in ("first", "second"):
+        assert copy.get(7, lambda: (value, 1)) == value
+    assert copy._conn is None and copy._watcher_pid == 0 and not copy.tracked
+
+
+def test_the_push_support_check_knows_hiredis_before_3_2(monkeypatch):
+    import hiredis
+    assert people_module.push_support() is None  # the pinned hiredis
+    monkeypatch.delattr(hiredis, "PushNotification")
+    assert "3.2 or later" in people_module.push_support()
+
+
+@pytest.mark.parametrize("exclusions", [0, 300])
+def test_the_bound_holds_in_real_memory(people, exclusions):
+    """Before, the bound counted the values' bytes as Redis sent them: 8 MiB took 24.7 MiB with anonymous users
+    and 99 MiB with people holding 300 exclusions."""
+    bound = people._entries.maxsize
+
+    fresh = orjson.dumps({"version": "v1", "events": 3, "updated_at": 1.5,
+                          "items": [{"movie_id": m, "score": 0.5 + m / 1e4} for m in range(1000, 1050)]})
+
+    def person(user):  # decoded anew for each read, as Store decodes what Redis sent
+        return (frozenset(int(m) for m in map(str, range(1000, 1000 + exclusions))),
+                frozen(orjson.loads(fresh)) if exclusions else None, ((user, 4.0),) if exclusions else ()), 0
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    people_read = 10_000 if exclusions == 0 else 500
+    for user in range(100_000, 100_000 + people_read):
+        people.get(user, lambda: person(user))
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(people._entries) < people_read  # the bound was reached
+    assert 0.8 * bound < held < 1.1 * bound, (held, bound)
