@@ -21,6 +21,7 @@ immutable.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -32,6 +33,8 @@ from schemas import redis_keys as rk
 from schemas.events import FIELD, to_stream_value
 from schemas.experiments import arm_of
 from serving.people import PeopleCache
+
+log = logging.getLogger(__name__)
 
 # Appends a request's events in one atomic step: redis-py packing a MULTI of 100 XADDs and the recent-list
 # commands cost the worker about 5 ms, this script's one EVALSHA about 1 ms. Every key carries the {events} hash
@@ -46,16 +49,27 @@ from serving.people import PeopleCache
 # intake's and a user's cap per minute, n event JSONs, then per user: its events, its ratings, its dismissals,
 # then (recent entry, movie id) per rating, then the movie id per dismissal.
 # Returns {0, the stream's length, the n stream ids}, {1, "<fingerprint> <id> <id> ..."} for a key seen before,
-# or {2, "intake" or "user", the user's position} for a request over a cap.
+# or {2, "intake" or "user", the user's position} for a request over a cap. Every key's type is checked before
+# anything is written: a key another client left of the wrong type is a WRONGTYPE error that wrote nothing (a
+# script that fails half way keeps its earlier writes, and a retry would append its events again).
 APPEND_EVENTS = """#!lua
 local field, recent_max, ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local once_ttl, fingerprint = tonumber(ARGV[5]), ARGV[6]
 local intake_cap, user_cap = tonumber(ARGV[7]), tonumber(ARGV[8])
 local first_user = 3
+if once_ttl > 0 then first_user = 4 end
+local kinds = {'stream', 'string', 'string'}
+for u = first_user, #KEYS, 3 do kinds[u], kinds[u + 1], kinds[u + 2] = 'list', 'set', 'string' end
+for i = 1, #KEYS do
+  local kind = redis.call('TYPE', KEYS[i])['ok']
+  if kind ~= 'none' and kind ~= kinds[i] then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. kind .. ' where the intake keeps a ' ..
+                             kinds[i] .. '; nothing was written')
+  end
+end
 if once_ttl > 0 then
   local seen = redis.call('GET', KEYS[3])
   if seen then return {1, seen} end
-  first_user = 4
 end
 local function used(key) return tonumber(redis.call('GET', key) or '0') end
 if used(KEYS[2]) + n > intake_cap then return {2, 'intake', 0} end
@@ -283,6 +297,10 @@ class Store:
             args += dismissed
         try:
             replies = self._append_events(keys=keys, args=args)
+        except redis.ResponseError as exc:
+            if str(exc).startswith("WRONGTYPE"):  # another client broke a key: nothing written, an operator must look
+                log.error("intake refused a request: %s", exc)
+            raise StoreUnavailable(str(exc)) from None
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from None
         if replies[0] == 2:

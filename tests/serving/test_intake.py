@@ -17,7 +17,7 @@ from jobs.lib.loop.event_archive import archive_events
 from schemas import redis_keys as rk
 from schemas.events import from_stream_entry
 from serving import create_app
-from tests.support import GunicornService, RedisServer, ReplyDroppingProxy
+from tests.support import GunicornService, RedisServer, ReplyDroppingProxy, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "test-events-token"
@@ -246,7 +246,8 @@ def test_the_service_acl_user_writes_events_and_nothing_else(intake):
         service = create_app(config.model_copy(update={"redis": config.redis.model_copy(update={"url": url})}))
         client = service.test_client()
         assert client.get("/v1/users/1/recommendations").get_json()["version"] == version
-        assert service.extensions["reco_store"].people.tracked  # it may ask Redis to push people's changes
+        # It may ask Redis to push people's changes, on a connection subscribed to the invalidation channel.
+        wait_until(lambda: service.extensions["reco_store"].people.tracked, 5, what="the people copy tracked")
         waiting = admin.xlen(rk.EVENTS)
         answer = post(client, [{"user_id": NEW_USER, "movie_id": 50, "type": "rating", "rating": 5}])
         assert answer.status_code == 202, answer.get_json()
@@ -258,7 +259,15 @@ def test_the_service_acl_user_writes_events_and_nothing_else(intake):
                      lambda: as_service.delete(rk.key(version, "meta")),
                      lambda: as_service.xadd(rk.key(version, "meta"), {"x": 1}),
                      lambda: as_service.set(rk.EXPERIMENT, "{}"),
-                     lambda: as_service.xadd(rk.recent(NEW_USER), {"x": 1})]
+                     lambda: as_service.xadd(rk.recent(NEW_USER), {"x": 1}),
+                     # each kind of person key only as the intake writes it; the speed layer's lists not at all
+                     lambda: as_service.set(rk.excluded(NEW_USER), "x"),
+                     lambda: as_service.lpush(rk.excluded(NEW_USER), 1),
+                     lambda: as_service.sadd(rk.recent(NEW_USER), 1),
+                     lambda: as_service.set(rk.fresh(NEW_USER), "{}"),
+                     lambda: as_service.expire(rk.fresh(NEW_USER), 1),
+                     lambda: as_service.incrby(rk.excluded(NEW_USER), 1),
+                     lambda: as_service.execute_command("SUBSCRIBE", "reco:{ctl}:anything")]
         for stream in (rk.EVENTS, rk.EXPOSURES):  # nothing but appending: unarchived events cannot be wiped
             forbidden += [lambda s=stream: as_service.xtrim(s, maxlen=0), lambda s=stream: as_service.set(s, "x"),
                           lambda s=stream: as_service.expire(s, 1), lambda s=stream: as_service.delete(s),
@@ -276,6 +285,25 @@ def test_the_service_acl_user_writes_events_and_nothing_else(intake):
         assert admin.get(rk.LIVE).decode() == version and admin.xlen(rk.EVENTS) == waiting + 2
     finally:
         admin.execute_command("ACL", "DELUSER", "reco-service")
+
+
+def test_a_key_of_the_wrong_type_refuses_the_request_and_writes_nothing(client, intake):
+    """Before: the script failed half way, its XADDs stayed, the key was never recorded, and each retry with the
+    same Idempotency-Key appended the events again while answering 503."""
+    stream = intake[1].client()
+    stream.set(rk.recent(NEW_USER), "not a list")  # left by another client, by mistake or not
+    events = [{"user_id": 7, "movie_id": 50, "type": "click"},
+              {"user_id": NEW_USER, "movie_id": 50, "type": "rating", "rating": 4}]
+    keyed = {**AUTH, "Idempotency-Key": "wrong-type-1"}
+    for _ in range(3):  # the sender retries with its key, as it should
+        answer = post(client, events, headers=keyed)
+        assert answer.status_code == 503 and answer.get_json()["error"] == "unavailable"
+    assert stream.xlen(rk.EVENTS) == 0 and not stream.exists(rk.idempotency("wrong-type-1"))
+    assert not stream.exists(rk.excluded(NEW_USER)) and not stream.exists(rk.recent(7))
+    stream.delete(rk.recent(NEW_USER))  # repaired
+    for _ in range(2):
+        assert post(client, events, headers=keyed).status_code == 202
+    assert stream.xlen(rk.EVENTS) == 2 and stream.lrange(rk.recent(NEW_USER), 0, -1) == [b"50:4"]
 
 
 def test_a_retry_with_its_idempotency_key_appends_nothing_again(client, intake):
