@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from conf.settings import Config
 from jobs.lib.data.download import locate_source, sha256_of
 from jobs.lib.data.layouts import content_files, count_malformed, raw_tables, read_content
-from jobs.lib.loop.event_archive import EXPOSURES, archive_events
+from jobs.lib.loop.event_archive import EVENTS, EXPOSURES, EventsLost, archive_events
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.run_layout import run_paths, utc_now
@@ -77,19 +77,30 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     # Events: archived here, at the start of every run, so that whatever stops the run later (a failed gate)
     # they are already safe on disk and the next run trains on them once.
     # The exposures of experiments go the same way, for the judging job (jobs/experiment.py).
+    losses = []
     if config.events.archive:
         leases = {"lease_ttl_s": config.redis.lease_ttl_s, "lease_wait_s": config.redis.lease_wait_s}
-        events = archive_events(config.redis, config.data_root, run_id, config.events.archive_page, **leases)
-        exposures = archive_events(config.redis, config.data_root, run_id, config.events.archive_page,
-                                   stream=EXPOSURES, **leases)
+        archived = []
+        for stream in (EVENTS, EXPOSURES):
+            try:
+                archived.append(archive_events(config.redis, config.data_root, run_id, config.events.archive_page,
+                                               stream=stream, **leases))
+            except EventsLost as lost:  # committed and counted; the run stops once the reports say so
+                losses.append(lost)
+                archived.append(lost.summary)
+        events, exposures = archived
     else:
         events = {"batch": None, "rerun": False, "files": [], "rows": 0, "disabled": True}
         exposures = dict(events)
     write_json(paths.events, events)
     write_json(paths.exposures, exposures)
-    manifest["events"] = {"archived": events["batch"], "rows_trained_on": events["rows"]}
-    manifest["exposures"] = {"archived": exposures["batch"], "rows": exposures["rows"]}
+    manifest["events"] = {"archived": events["batch"], "rows_trained_on": events["rows"],
+                          "lost": (events["batch"] or {}).get("lost", 0)}
+    manifest["exposures"] = {"archived": exposures["batch"], "rows": exposures["rows"],
+                             "lost": (exposures["batch"] or {}).get("lost", 0)}
     write_json(paths.manifest, manifest)
+    if losses:
+        raise losses[0]
     log.info("ingested %s ratings and %s movies of %s into %s", manifest["rows"]["ratings"],
              manifest["rows"]["movies"], spec.name, paths.root)
     return manifest

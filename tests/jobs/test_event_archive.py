@@ -2,6 +2,7 @@
 at the worst moment, an archiver frozen (SIGSTOP) past its lease, a torn commit record and an orphan partial
 file, and a stream whose ids went back below the archive's high-water mark."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,3 +167,55 @@ def test_entries_below_the_mark_that_the_archive_holds_are_trimmed_without_a_sec
     later = post(client, 2, first_user=50)
     assert archive_events(settings(server), data_root, "run2")["batch"]["rows"] == 2
     assert sorted(archived_ids(data_root)) == sorted(posted + later) and client.xlen(rk.EVENTS) == 0
+
+
+def test_entries_trimmed_by_the_services_own_xadd_stop_the_next_run_naming_how_many(stream):
+    """Redis's ACL cannot refuse XADD's own MAXLEN: with the lookup service's credentials, one XADD took 1,000
+    unarchived events to 0. The archive counts them from the stream's entries-added and stops the run."""
+    import shlex
+
+    import redis
+
+    from conf import redis_client
+    server, client, data_root = stream
+    client.execute_command("ACL", "SETUSER", "reco-service", "on", ">service-secret",
+                           *shlex.split(redis_client.service_user_rules()))
+    try:
+        post(client, 3)
+        assert "lost" not in archive_events(settings(server), data_root, "run1")["batch"]
+        post(client, 1000, first_user=100)
+        as_service = redis.Redis(port=server.port, username="reco-service", password="service-secret")
+        as_service.xadd(rk.EVENTS, to_stream_fields({"user_id": 9, "movie_id": 50, "type": "click"}), maxlen=0,
+                        approximate=False)
+        assert client.xlen(rk.EVENTS) == 0
+        survivor = post(client, 2, first_user=5000)
+        with pytest.raises(event_archive.EventsLost, match=f"1001 entries of {re.escape(rk.EVENTS)} were deleted "
+                                                           "before they were archived") as stopped:
+            archive_events(settings(server), data_root, "run2")
+        assert stopped.value.summary["batch"]["lost"] == 1001 and stopped.value.summary["batch"]["rows"] == 2
+        assert "rerun this run id to go on" in str(stopped.value)
+        assert sorted(archived_ids(data_root))[-2:] == sorted(survivor) and client.xlen(rk.EVENTS) == 0
+        # Someone looked and reran it: it goes on, the loss stays in its record; the next run starts afresh.
+        assert archive_events(settings(server), data_root, "run2")["batch"]["lost"] == 1001
+        post(client, 4, first_user=6000)
+        assert "lost" not in archive_events(settings(server), data_root, "run3")["batch"]
+    finally:
+        client.execute_command("ACL", "DELUSER", "reco-service")
+
+
+def test_entries_deleted_among_others_and_a_replaced_stream_are_told_apart(stream):
+    server, client, data_root = stream
+    post(client, 5)
+    archive_events(settings(server), data_root, "run1")
+    kept = post(client, 10, first_user=100)
+    client.xdel(rk.EVENTS, *kept[2:5])  # three deleted in the middle of what waits
+    with pytest.raises(event_archive.EventsLost, match="3 entries") as stopped:
+        archive_events(settings(server), data_root, "run2")
+    assert stopped.value.summary["batch"]["rows"] == 7
+    # FLUSHALL (or a restart without persistence): the stream and its count start again from nothing
+    post(client, 4, first_user=200)
+    client.delete(rk.EVENTS)
+    post(client, 2, first_user=300)
+    with pytest.raises(event_archive.EventsLost, match="was deleted or replaced since the last archive"):
+        archive_events(settings(server), data_root, "run3")
+    assert committed_batches(archive_folder(data_root))[-1]["stream_replaced"] is True

@@ -20,6 +20,16 @@ written under. The steps, and why a crash anywhere loses and duplicates nothing:
 5. the stream is trimmed below last_id (XTRIM MINID); a crash before it just leaves entries that every later
    run checks against the archive, trims and never re-reads.
 A rerun of a run id finds its commit record and archives nothing new.
+
+Entries deleted before they were archived are counted, and stop the run. Redis cannot stop a client that may
+XADD from trimming with it (XADD's own MAXLEN and MINID: the lookup service's user may append), but a stream
+counts every entry ever added (`entries-added`, Redis 7), deletions and trims included. Each commit record keeps
+that count as of its read; the entries a run finds are exactly those added since the previous record unless some
+were deleted unread: the difference is the loss. A count that went down means the stream itself was deleted or
+replaced (FLUSHALL, a restart without persistence): what it held since the last archive is lost, how much is
+unknown. Either way the surviving entries are committed and trimmed as usual, the loss is recorded in the commit
+record, and `EventsLost` stops the run before anything learns from the data; a rerun of that run id goes on
+(someone has looked), the loss staying in its record and in the run's manifest.
 """
 from __future__ import annotations
 
@@ -85,6 +95,21 @@ def committed_batches(folder: str) -> list[dict]:
     return sorted(kept, key=lambda b: (stream_id_key(b["last_id"]), b["run_id"]))
 
 
+class EventsLost(JobError):
+    """Entries of a stream were deleted before they were archived (or the stream was replaced): the run stops."""
+
+    def __init__(self, stream: str, summary: dict, record: str):
+        batch, lost = summary["batch"], summary["batch"].get("lost")
+        what = f"{lost} entries of {stream} were deleted before they were archived (XADD with MAXLEN or MINID, " \
+               "XTRIM or XDEL by a client that may write it)" if lost else \
+               f"{stream} was deleted or replaced since the last archive (its entries-added count fell: FLUSHALL, " \
+               "a restart without persistence, a restore?); what it held since then is lost, how much is unknown"
+        super().__init__(f"{what}. The entries that survived are archived ({batch['rows']} rows). Nothing learns "
+                         f"from this run's data until someone looks: rerun this run id to go on; the loss stays "
+                         f"counted in {record}")
+        self.summary = summary
+
+
 class TornRecord(JobError):
     def __init__(self, path: str):
         super().__init__(f"commit record {path} is torn (not valid JSON: a crash while it was written)")
@@ -115,8 +140,11 @@ def archive_events(settings: RedisSettings, data_root: str, run_id: str, page: i
         client.close()
     upto = stream_id_key(batch["last_id"])
     used = [b for b in committed_batches(folder) if stream_id_key(b["last_id"]) <= upto and b["rows"]]
-    return {"batch": {k: v for k, v in batch.items() if k != "record"}, "rerun": rerun,
-            "files": [b["file"] for b in used], "rows": sum(b["rows"] for b in used), "folder": folder}
+    summary = {"batch": {k: v for k, v in batch.items() if k != "record"}, "rerun": rerun,
+               "files": [b["file"] for b in used], "rows": sum(b["rows"] for b in used), "folder": folder}
+    if not rerun and (batch.get("lost") or batch.get("stream_replaced")):
+        raise EventsLost(stream.key, summary, record)
+    return summary
 
 
 def _set_torn_records_aside(folder: str) -> None:
@@ -161,17 +189,17 @@ def _archive_new(client: redis.Redis, stream: Stream, folder: str, run_id: str, 
     if high_water != START:
         _check_below_high_water(client, stream, previous, high_water)
     _trim_through(client, stream, high_water)  # a crash after an earlier commit and before its trim
-    newest = client.xrevrange(stream.key, count=1)
-    last_id = newest[0][0].decode() if newest else START
+    added, last_id = _stream_counts(client, stream.key)
     batch = {"run_id": run_id, "first_id": None, "last_id": high_water, "rows": 0, "file": None,
-             "token": lease.token}
+             "token": lease.token, "entries_added": added}
+    read = {"rows": 0, "entries": 0, "first_id": None}
     if stream_id_key(last_id) <= stream_id_key(high_water):
+        _count_losses(batch, previous, read["entries"], stream.key)
         lease.check()
         write_json(join(folder, f"{run_id}.json"), batch)
         log.info("no new events since %s", high_water)
         return batch
 
-    read = {"rows": 0, "first_id": None}
 
     def pages():
         import pyarrow as pa
@@ -185,6 +213,7 @@ def _archive_new(client: redis.Redis, stream: Stream, folder: str, run_id: str, 
             first, last = (entry_id.decode() for entry_id in (entries[0][0], entries[-1][0]))
             read["first_id"] = read["first_id"] or first
             read["rows"] += len(rows)
+            read["entries"] += len(entries)
             yield pa.RecordBatch.from_pylist(rows, schema=schema)
             start = f"({last}"
 
@@ -193,10 +222,40 @@ def _archive_new(client: redis.Redis, stream: Stream, folder: str, run_id: str, 
     if written != read["rows"]:
         raise JobError(f"event archive {path} holds {written} rows, {read['rows']} were read: not committed")
     batch.update(first_id=read["first_id"], last_id=last_id, rows=written, file=path)
+    _count_losses(batch, previous, read["entries"], stream.key)
     lease.check()  # a stalled archiver whose lease was taken over commits nothing
     write_json(join(folder, f"{run_id}.json"), batch)  # the commit
     log.info("archived %d entries of %s (%s, %s] into %s", written, stream.key, high_water, last_id, path)
     return batch
+
+
+def _stream_counts(client: redis.Redis, key: str) -> tuple[int, str]:
+    """(entries ever added to the stream, its last entry's id) in one read; (0, START) when there is no stream."""
+    try:
+        info = client.xinfo_stream(key)
+    except redis.ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            return 0, START
+        raise
+    last = info.get("last-entry")
+    return int(info["entries-added"]), last[0].decode() if last else START
+
+
+def _count_losses(batch: dict, previous: list[dict], entries_read: int, key: str) -> None:
+    """Sets `lost` (entries added since the previous record and gone unread) or `stream_replaced` on the batch.
+    A previous record written before the count was kept gives nothing to compare with: nothing is claimed."""
+    counted = [b["entries_added"] for b in previous if b.get("entries_added") is not None]
+    if previous and not counted:
+        return
+    before = max(counted, default=0)  # the count only grows: the largest is the latest
+    lost = batch["entries_added"] - before - entries_read
+    if batch["entries_added"] < before or lost < 0:
+        batch["stream_replaced"] = True
+        log.error("%s was deleted or replaced since the last archive (entries-added %d, was %d)", key,
+                  batch["entries_added"], before)
+    elif lost:
+        batch["lost"] = lost
+        log.error("%d entries of %s were deleted before they were archived", lost, key)
 
 
 def _trim_through(client: redis.Redis, stream: Stream, last_id: str) -> None:

@@ -13,6 +13,7 @@ from schemas import redis_keys as rk
 # (table, report attribute, path in the report): the row counts an operator checks first.
 ROW_COUNTS = (("raw_ratings", "manifest", ("rows", "ratings")),
               ("events_trained_on", "manifest", ("events", "rows_trained_on")),
+              ("events_lost", "manifest", ("events", "lost")),
               ("clean_ratings", "clean_report", ("ratings_out",)),
               ("users_with_lists", "recommend_report", ("counts", "users")),
               ("published_keys", "publish_report", ("keys",)))
