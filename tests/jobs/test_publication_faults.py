@@ -213,3 +213,25 @@ def test_a_run_trained_without_the_event_archive_publishes(pipeline_run, spark, 
     report = publish.run(config, run, spark=spark)
     assert redis_client.get(rk.LIVE).decode() == report["version"]
     assert rk.decode(redis_client.get(rk.key(report["version"], "meta")))["events_high_water"] is None
+
+
+def test_ending_an_experiment_never_moves_live_back_past_a_version_published_meanwhile(pipeline_run, spark,
+                                                                                       redis_client):
+    """release: direct publishes the nightly run live while an A/B runs: before, --abort put control back live
+    and --promote the treatment, both older than it."""
+    from jobs.lib.loop import experiment_control
+    config, run_id, _, _ = pipeline_run
+    control = publish.run(config, run_id, spark=spark)["version"]
+    treatment = publish.run(config, run_id, spark=spark, candidate=True, share=0.5, salt="moved-on")["version"]
+    nightly = publish.run(config, run_id, spark=spark)["version"]  # direct, during the experiment
+    assert redis_client.get(rk.LIVE).decode() == nightly
+    ended = experiment_control.end(redis_client, "aborted", reason="test")
+    assert redis_client.get(rk.LIVE).decode() == nightly == ended["live"] and "stays live" in ended["note"]
+    experiment_control.start(redis_client, treatment, 0.5, salt="moved-on-again")  # control: the nightly one
+    later = publish.run(config, run_id, spark=spark)["version"]
+    assert experiment_control.end(redis_client, "promoted", reason="test")["live"] == later
+    assert redis_client.get(rk.LIVE).decode() == later
+    # Unmoved, the outcome still decides: the treatment of an experiment on the live version goes live.
+    experiment_control.start(redis_client, nightly, 0.5)
+    assert experiment_control.end(redis_client, "promoted")["live"] == nightly != control
+    assert redis_client.get(rk.LIVE).decode() == nightly

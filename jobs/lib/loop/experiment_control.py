@@ -61,28 +61,36 @@ def start(client: redis.Redis, treatment: str, share: float, kind: str = "ab", s
 
 def end(client: redis.Redis, outcome: str, experiment_id: str | None = None, reason: str = "") -> dict:
     """End the running experiment: outcome "promoted" makes the treatment live, "aborted" keeps control live.
-    `experiment_id`, when given, must name the running one (a stale judgement must not end a newer one)."""
+    `experiment_id`, when given, must name the running one (a stale judgement must not end a newer one).
+    Live never moves back: when a version was published live while the experiment ran (release: direct), the
+    pointer no longer names the control, and that newer version stays live whatever the outcome."""
     assert outcome in ("promoted", "aborted"), outcome
     with client.pipeline(transaction=True) as pipe:
         try:
-            pipe.watch(rk.EXPERIMENT)
+            pipe.watch(rk.EXPERIMENT, rk.LIVE)
             experiment = rk.decode(pipe.get(rk.EXPERIMENT))
             if not experiment:
                 raise JobError("no experiment is running")
             if experiment_id and experiment["id"] != experiment_id:
                 raise JobError(f"experiment {experiment_id} is not the running one ({experiment['id']})")
-            live = experiment["treatment"] if outcome == "promoted" else experiment["control"]
+            current_live = (pipe.get(rk.LIVE) or b"").decode()
+            moved_on = current_live not in ("", experiment["control"])
+            live = current_live if moved_on else \
+                experiment["treatment"] if outcome == "promoted" else experiment["control"]
             ended = {**experiment, "outcome": outcome, "reason": reason, "ended_at": utc_now(), "live": live}
+            if moved_on:
+                ended["note"] = f"version {live} went live during the experiment and stays live"
+                log.warning("experiment %s %s, but %s", experiment["id"], outcome, ended["note"])
             pipe.multi()
             pipe.set(rk.LIVE, live)
-            if outcome == "promoted":  # now the newest live version: retention counts from it
+            if outcome == "promoted" and not moved_on:  # now the newest live version: retention counts from it
                 pipe.zadd(rk.VERSIONS, {live: time.time()})
             pipe.delete(rk.EXPERIMENT)
             pipe.lpush(rk.EXPERIMENT_LOG, rk.encode(ended))
             pipe.ltrim(rk.EXPERIMENT_LOG, 0, 99)
             pipe.execute()
         except redis.WatchError:
-            raise JobError("the experiment changed while ending it; look again") from None
+            raise JobError("the experiment or the live version changed while ending it; look again") from None
     log.info("experiment %s %s; live version: %s", experiment["id"], outcome, live)
     return ended
 
