@@ -146,8 +146,9 @@ with DAG(
         from jobs.lib.runtime.leases import Lease, default_holder
         config = load_config()
         client = redis_client.writer(config.redis)
-        with Lease(client, "publish", default_holder("cleanup"), config.redis.lease_ttl_s, config.redis.lease_wait_s):
-            return prune(client, config.redis.retention)
+        with Lease(client, "publish", default_holder("cleanup"), config.redis.lease_ttl_s,
+                   config.redis.lease_wait_s) as lease:
+            return prune(client, config.redis.retention, lease)
 
     @task(task_id="report_run", trigger_rule="all_done", execution_timeout=timedelta(minutes=5))
     def report_run(reco_run: str, ti=None, dag_run=None) -> dict:

@@ -37,13 +37,14 @@ def run(config: Config, run_id: str | None, spark: SparkSession | None = None, f
         data_as_of: str | None = None) -> dict:
     if promote or abort or rollback_to is not None or prune_only:
         client = redis_client.writer(config.redis)
-        with Lease(client, "publish", default_holder(run_id), config.redis.lease_ttl_s, config.redis.lease_wait_s):
+        with Lease(client, "publish", default_holder(run_id), config.redis.lease_ttl_s,
+                   config.redis.lease_wait_s) as lease:
             if promote or abort:
                 return experiments.end(client, "promoted" if promote else "aborted",
                                        reason="by hand (publish --promote / --abort)")
             if rollback_to is not None:
-                return publication.rollback(client, rollback_to or None)
-            return {"pruned": publication.prune(client, config.redis.retention)}
+                return publication.rollback(client, lease, rollback_to or None)
+            return {"pruned": publication.prune(client, config.redis.retention, lease)}
     if not run_id:
         raise JobError("--run-id is required to publish")
     return publish_run(config, run_id, spark or spark_session(config, "publish"), force=force,

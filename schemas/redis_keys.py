@@ -4,6 +4,8 @@
     reco:{ctl}:versions                zset     version id -> publication time (epoch seconds)
     reco:{ctl}:pending                 zset     version id -> start of its write: registered before its first key,
                                                 so a publisher killed mid-write leaves a version the next one finds
+    reco:{ctl}:pending_owners          hash     version id -> fencing token of the publisher writing it: a prune
+                                                removes only what an older holder abandoned
     reco:{ctl}:lease:<name>            string   "<token> <holder>" of a lease (publish, archive:<stream>), expiring
     reco:{ctl}:fence:<name>            int      the lease's last fencing token (jobs/lib/runtime/leases.py)
     reco:{ctl}:last_run                json     the last DAG run: result, task seconds, row counts (for /metrics)
@@ -64,6 +66,7 @@ PREFIX = "reco"
 LIVE = f"{PREFIX}:{{ctl}}:live"
 VERSIONS = f"{PREFIX}:{{ctl}}:versions"
 PENDING = f"{PREFIX}:{{ctl}}:pending"
+PENDING_OWNERS = f"{PREFIX}:{{ctl}}:pending_owners"
 LAST_RUN = f"{PREFIX}:{{ctl}}:last_run"
 ALL_GENRES = "_all"
 EVENTS = f"{PREFIX}:{{events}}"

@@ -7,6 +7,7 @@ from conf import redis_client
 from jobs import publish
 from jobs.lib.loop.event_archive import archive_events
 from jobs.lib.publication import versions as publication
+from jobs.lib.runtime.leases import Lease
 from schemas import redis_keys as rk
 from serving import create_app
 from tests.support import RedisClusterServers
@@ -50,8 +51,9 @@ def test_a_version_spreads_over_every_master_and_flips_at_once(on_cluster, clust
 
     second = publish.run(config, run_id, spark=spark)
     assert publication.live_version(client) == second["version"] and second["previous"] == first["version"]
-    assert publication.rollback(client)["live"] == first["version"]
-    assert publication.rollback(client, second["version"])["live"] == second["version"]
+    with Lease(client, "publish", "test-rollback") as lease:  # the fenced rollback's script on the {ctl} slot
+        assert publication.rollback(client, lease)["live"] == first["version"]
+        assert publication.rollback(client, lease, second["version"])["live"] == second["version"]
     third = publish.run(config.model_copy(update={"redis": config.redis.model_copy(update={"retention": 2})}),
                         run_id, spark=spark)
     assert third["pruned"] == [first["version"]]

@@ -12,6 +12,7 @@ from tests.simulated_people import SimulatedPeople, held_out_run, hidden_tastes
 from jobs import experiment, ingest, publish
 from jobs.lib.loop import experiment_control as experiments
 from jobs.lib.publication.versions import check_published_run, prune
+from jobs.lib.runtime.leases import Lease
 from jobs.lib.runtime.run_layout import run_paths
 from jobs.lib.runtime.storage import exists, read_json
 from schemas import redis_keys as rk
@@ -114,7 +115,8 @@ def test_retention_keeps_the_versions_an_experiment_serves(ab):
     client = server.client()
     client.zadd(rk.VERSIONS, {"newer-1": 4e9, "newer-2": 4e9 + 1})  # two newer versions (registry only)
     try:
-        assert prune(client, retention=2) == []
+        with Lease(client, "publish", "test-prune") as lease:
+            assert prune(client, 2, lease) == []
     finally:
         client.zrem(rk.VERSIONS, "newer-1", "newer-2")
     assert client.exists(rk.key(control, "meta")) and client.exists(rk.key(treatment, "meta"))

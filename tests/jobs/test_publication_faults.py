@@ -150,6 +150,65 @@ def test_two_publishers_at_once_publish_one_after_the_other_never_interleaved(pi
     assert {v.decode() for v in redis_client.zrange(rk.VERSIONS, 0, -1)} == {r["version"] for r in results}
 
 
+STALLED = textwrap.dedent("""
+    import sys
+    from conf.settings import load_config
+    from conf import redis_client
+    from jobs.lib.publication import versions
+    from jobs.lib.runtime.leases import Lease
+    config = load_config(overrides={"redis.url": sys.argv[1]})
+    client = redis_client.writer(config.redis)
+    with Lease(client, "publish", "stalled-publisher", ttl_s=1) as lease:
+        versions.publish_version(client, config.redis, "stalled", sys.argv[2], int(sys.argv[3]), {}, lease)
+        print("flipped", flush=True)
+        sys.stdin.readline()  # where it is frozen (SIGSTOP), between its flip and its final prune
+        print(versions.prune(client, 1, lease), flush=True)
+""")
+
+
+def test_a_publisher_that_lost_its_lease_prunes_nothing(pipeline_run, spark, redis_server, redis_client,
+                                                        tmp_path, monkeypatch):
+    """Before: the final prune ran without a lease check and removed every pending version, so a publisher
+    resuming after another took over deleted the other's version in the middle of its write."""
+    config, run_id, paths, _ = pipeline_run
+    live = publish.run(config, run_id, spark=spark)
+    stalled = subprocess.Popen([sys.executable, "-c", STALLED, redis_server.url,
+                                values_as("stalled", live, paths.publish_values, tmp_path / "stalled"),
+                                str(live["keys"] - 1)], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    taken_over, go_on = threading.Event(), threading.Event()
+    count = publication.count_version_keys
+
+    def counted_after_the_stalled_one_woke(client, version):  # the next publisher, all its keys written
+        taken_over.set()
+        go_on.wait(30)
+        return count(client, version)
+    try:
+        assert stalled.stdout.readline().strip() == "flipped"
+        os.kill(stalled.pid, signal.SIGSTOP)  # its lease renewals stop with it; the lease runs out in 1 s
+        monkeypatch.setattr(publication, "count_version_keys", counted_after_the_stalled_one_woke)
+        values = values_as("next", live, paths.publish_values, tmp_path / "next")
+
+        def next_publisher():
+            with Lease(redis_client, "publish", "next-publisher", wait_s=10) as lease:
+                publication.publish_version(redis_client, config.redis, "next", values, live["keys"] - 1, {}, lease)
+        writer = threading.Thread(target=next_publisher)
+        writer.start()
+        assert taken_over.wait(30)
+        assert redis_client.zscore(rk.PENDING, "next") is not None  # written, not yet flipped
+        os.kill(stalled.pid, signal.SIGCONT)
+        _, stderr = stalled.communicate("go\n", timeout=30)
+        go_on.set()
+        writer.join(30)
+    finally:
+        go_on.set()
+        stalled.kill()
+    assert stalled.returncode != 0 and "LeaseLost" in stderr
+    assert redis_client.get(rk.LIVE).decode() == "next"
+    assert count(redis_client, "next") == live["keys"]  # every key of it, the meta included
+    assert redis_client.zcard(rk.PENDING) == 0 and not redis_client.hlen(rk.PENDING_OWNERS)
+
+
 def test_a_stale_holder_is_fenced_and_a_dead_holders_lease_is_taken_over(pipeline_run, spark, redis_client,
                                                                          tmp_path):
     config, run_id, paths, _ = pipeline_run

@@ -9,6 +9,7 @@ import pytest
 from jobs import publish
 from jobs.lib.publication import versions as publication
 from jobs.lib.runtime.errors import JobError
+from jobs.lib.runtime.leases import Lease
 from jobs.lib.runtime.run_layout import run_paths
 from jobs.lib.runtime.storage import read_json, write_json
 from schemas import redis_keys as rk
@@ -81,6 +82,14 @@ def test_failure_before_the_flip_leaves_live_untouched(pipeline_run, spark, redi
     assert leftovers == {live}
 
 
+def rollback(client, version=None) -> dict:
+    """Live moved back by hand, as `publish --rollback` does: under the publish lease."""
+    with Lease(client, "publish", "test-rollback") as lease:
+        result = publication.rollback(client, lease, version)
+    assert result.pop("moved")
+    return result
+
+
 def test_retention_and_rollback(pipeline_run, spark, redis_client):
     config, run_id, _, _ = pipeline_run
     config = config.model_copy(update={"redis": config.redis.model_copy(update={"retention": 2})})
@@ -92,22 +101,22 @@ def test_retention_and_rollback(pipeline_run, spark, redis_client):
     assert kept == [third["version"], second]
     assert publication.count_version_keys(redis_client, first) == 0
 
-    assert publication.rollback(redis_client) == {"previous": third["version"], "live": second}
+    assert rollback(redis_client) == {"previous": third["version"], "live": second}
     assert redis_client.get(rk.LIVE).decode() == second
     with pytest.raises(JobError, match="nothing to roll back to"):
-        publication.rollback(redis_client)
-    assert publication.rollback(redis_client, third["version"])["live"] == third["version"]
+        rollback(redis_client)
+    assert rollback(redis_client, third["version"])["live"] == third["version"]
     with pytest.raises(JobError, match="not kept"):
-        publication.rollback(redis_client, first)
+        rollback(redis_client, first)
     # A publication never prunes the version live before it, even the oldest: rolled back to `second`, then
     # `fourth` published (and, say, failing its smoke check), rolling back finds `second` still there.
-    publication.rollback(redis_client, second)
+    rollback(redis_client, second)
     fourth = publish.run(config, run_id, spark=spark)
     assert redis_client.get(rk.LIVE).decode() == fourth["version"]
     kept = {v.decode() for v in redis_client.zrange(rk.VERSIONS, 0, -1)}
     assert kept == {fourth["version"], third["version"], second}
-    assert publication.rollback(redis_client) == {"previous": fourth["version"], "live": third["version"]}
-    assert publication.rollback(redis_client, second)["live"] == second
+    assert rollback(redis_client) == {"previous": fourth["version"], "live": third["version"]}
+    assert rollback(redis_client, second)["live"] == second
 
 
 def test_readers_only_ever_see_complete_versions(pipeline_run, spark, redis_client):
@@ -137,8 +146,8 @@ def test_readers_only_ever_see_complete_versions(pipeline_run, spark, redis_clie
         thread.start()
     try:
         second = publish.run(config, run_id, spark=spark)["version"]
-        publication.rollback(redis_client, first)
-        publication.rollback(redis_client, second)
+        rollback(redis_client, first)
+        rollback(redis_client, second)
     finally:
         stop.set()
         for thread in threads:
@@ -162,13 +171,15 @@ def test_smoke_check_passes_a_good_version_and_rolls_back_a_broken_one(pipeline_
     assert read_json(paths.publish_report)["version"] == second
 
 
-def test_smoke_check_catches_a_pointer_that_moved_away(pipeline_run, spark, redis_client):
+def test_a_failed_smoke_check_never_rolls_back_past_a_newer_publication(pipeline_run, spark, redis_client):
+    """Before, its rollback was a plain SET outside the lease: a run published after the checked one was undone."""
     config, run_id, _, _ = pipeline_run
-    first = publish.run(config, run_id, spark=spark)["version"]
+    publish.run(config, run_id, spark=spark)
     second = publish.run(config, run_id, spark=spark)["version"]
-    redis_client.set(rk.LIVE, first)  # someone rolled back in between
-    with pytest.raises(JobError, match=f"live version is {first}, this run published {second}"):
+    newer = publish.run(config, copy_run(config, run_id, "it_newer_run"), spark=spark)["version"]
+    with pytest.raises(JobError, match=f"live version is {newer}, this run published {second}"):
         publication.check_published_run(config, run_id)
+    assert redis_client.get(rk.LIVE).decode() == newer
 
 
 def test_unreachable_redis_is_a_transient_failure_with_the_password_masked(pipeline_run, spark):

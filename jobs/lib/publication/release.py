@@ -74,7 +74,7 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
         log.warning("replacing live version %s, built from newer data (%s): forced", previous, newer)
     # Pruned first, so that Redis holds at most redis.retention versions while this one is written (and the live
     # one, and any an experiment serves); the live one stays for rollback.
-    pruned = versions.prune(client, config.redis.retention - 1)
+    pruned = versions.prune(client, config.redis.retention - 1, lease)
     version = new_version_id(run_id)
     # Built once into the run's folder (the version's exact keys and values), then counted and written from the
     # files: the write reads them with pyarrow, without the JVM-to-Python hop of a cached DataFrame.
@@ -114,7 +114,7 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
         except BaseException:
             versions.delete_version(client, version)
             raise
-    pruned += versions.prune(client, config.redis.retention, keep=(previous,) if previous else ())
+    pruned += versions.prune(client, config.redis.retention, lease, keep=(previous,) if previous else ())
     report = {"version": version, "previous": previous, "keys": expected + 1, "counts": counts,
               "write_seconds": round(seconds, 3), "keys_per_second": round(expected / seconds),
               "pruned": pruned, "published_at": meta["published_at"], "candidate": bool(experiment),

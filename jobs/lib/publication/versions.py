@@ -24,7 +24,7 @@ from conf import redis_client
 from conf.settings import RedisSettings
 from jobs.lib.loop.experiment_control import current, end, versions_in_use
 from jobs.lib.runtime.errors import JobError, TransientJobError
-from jobs.lib.runtime.leases import FENCE, Lease
+from jobs.lib.runtime.leases import FENCE, Lease, default_holder
 from jobs.lib.runtime.storage import list_files, read_parquet_batches
 from schemas import redis_keys as rk
 
@@ -42,15 +42,26 @@ DELETE_BATCH = 1000    # keys per UNLINK when pruning
 # Python value, a cost of starting the job rather than of writing keys.
 DOLLAR, CRLF, CRLF_DOLLAR, EMPTY = (pa.scalar(text, pa.string()) for text in ("$", "\r\n", "\r\n$", ""))
 
-# The flip, fenced. KEYS: the publish lease, pending, versions, live; ARGV: token, version, time, make_live (1/0).
-_FLIP = FENCE + """
+_FENCED = """
 if not ours then
   return redis.error_reply('FENCED the publish lease is no longer held by token ' .. ARGV[1] ..
                            ' (held now: ' .. tostring(held) .. ')')
 end
+"""
+# The flip, fenced. KEYS: the publish lease, pending, versions, live, pending owners; ARGV: token, version, time,
+# make_live (1/0).
+_FLIP = FENCE + _FENCED + """
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[5], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 if ARGV[4] == '1' then redis.call('SET', KEYS[4], ARGV[2]) end
+return 1
+"""
+# Moving live back, fenced. KEYS: the publish lease, live; ARGV: token, version, the live version it may replace
+# ('' for any). 1 when moved, 0 when live is no longer the one to replace.
+_ROLLBACK = FENCE + _FENCED + """
+if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
 return 1
 """
 
@@ -152,7 +163,10 @@ def publish_version(client: redis.Redis, settings: RedisSettings, version: str, 
     make it live (a candidate, `make_live=False`, is only registered: an experiment serves it). Returns the write
     seconds. On a failure the partial version is deleted and the live pointer has not moved, except where the
     flip was applied and only its reply was lost: then the version is live, and this says so and succeeds."""
-    client.zadd(rk.PENDING, {version: time.time()})  # discoverable before its first key is written
+    with client.pipeline(transaction=True) as pipe:  # discoverable before its first key is written, and whose
+        pipe.zadd(rk.PENDING, {version: time.time()})
+        pipe.hset(rk.PENDING_OWNERS, version, lease.token)
+        pipe.execute()
     try:
         started = time.perf_counter()
         written = write_files(values_folder, settings)
@@ -163,7 +177,7 @@ def publish_version(client: redis.Redis, settings: RedisSettings, version: str, 
             raise JobError(f"version {version} incomplete: {expected} keys and the meta built, {written} "
                            f"acknowledged, {in_redis} found in Redis; live version unchanged")
         lease.check()
-        client.register_script(_FLIP)(keys=[lease.key, rk.PENDING, rk.VERSIONS, rk.LIVE],
+        client.register_script(_FLIP)(keys=[lease.key, rk.PENDING, rk.VERSIONS, rk.LIVE, rk.PENDING_OWNERS],
                                       args=[lease.token, version, time.time(), int(make_live)])
     except BaseException as failure:
         if _flip_applied(client, version, make_live, failure):
@@ -213,31 +227,46 @@ def delete_version(client: redis.Redis, version: str) -> int:
             batch = []
     if batch:
         deleted += client.unlink(*batch)
-    client.zrem(rk.VERSIONS, version)
-    client.zrem(rk.PENDING, version)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.zrem(rk.VERSIONS, version)
+        pipe.zrem(rk.PENDING, version)
+        pipe.hdel(rk.PENDING_OWNERS, version)
+        pipe.execute()
     return deleted
 
 
-def prune(client: redis.Redis, retention: int, keep: tuple[str, ...] = ()) -> list[str]:
+def prune(client: redis.Redis, retention: int, lease: Lease, keep: tuple[str, ...] = ()) -> list[str]:
     """Keep the `retention` newest versions, the live one, those a running experiment serves and `keep`; delete
-    the rest, and every pending version (abandoned by a publisher that died: call this under the publish lease,
-    so that no pending version belongs to a publisher still writing)."""
+    the rest, and the pending versions that older holders of the publish lease abandoned (a publisher that
+    died mid-write). Only while `lease` is still held: a publisher that stalled past its lease deletes nothing
+    (LeaseLost), and a pending version whose owner holds a newer token than `lease` is a write in progress."""
+    lease.check()
     keep = {live_version(client), *versions_in_use(client), *keep}
     newest_first = [v.decode() for v in client.zrevrange(rk.VERSIONS, 0, -1)]
     doomed = [v for v in newest_first[retention:] if v not in keep]
-    abandoned = [v.decode() for v in client.zrange(rk.PENDING, 0, -1)]
-    for version in abandoned:
+    owners = {v.decode(): int(token) for v, token in client.hgetall(rk.PENDING_OWNERS).items()}
+    abandoned = []
+    for version in (v.decode() for v in client.zrange(rk.PENDING, 0, -1)):
         if version in keep:  # a flip applied whose reply was lost and whose publisher died before reading back
             client.zrem(rk.PENDING, version)
+            client.hdel(rk.PENDING_OWNERS, version)
             continue
+        if owners.get(version, 0) > lease.token:
+            log.info("leaving version %s: a newer publisher (token %d) is writing it", version, owners[version])
+            continue
+        lease.check()
         log.warning("removing version %s, abandoned mid-write (%d keys)", version, delete_version(client, version))
+        abandoned.append(version)
     for version in doomed:
+        lease.check()
         log.info("pruning version %s (%d keys)", version, delete_version(client, version))
-    return doomed + [v for v in abandoned if v not in keep]
+    return doomed + abandoned
 
 
-def rollback(client: redis.Redis, version: str | None = None) -> dict:
-    """Point live at `version`, or at the newest kept version older than the live one."""
+def rollback(client: redis.Redis, lease: Lease, version: str | None = None, replacing: str | None = None) -> dict:
+    """Point live at `version`, or at the newest kept version older than the live one, in one step fenced by
+    the publish lease. With `replacing`, only while live is still that version (a smoke check rolls back what
+    it checked, never a newer publication): otherwise nothing moves and "moved" is False."""
     live = live_version(client)
     kept = [v.decode() for v in client.zrevrange(rk.VERSIONS, 0, -1)]
     if version is None:
@@ -247,16 +276,22 @@ def rollback(client: redis.Redis, version: str | None = None) -> dict:
         version = older[0]
     if version not in kept or not client.exists(rk.key(version, "meta")):
         raise JobError(f"version {version!r} is not kept; kept versions: {kept}")
-    client.set(rk.LIVE, version)
-    log.info("live version: %s -> %s", live, version)
-    return {"previous": live, "live": version}
+    moved = bool(client.register_script(_ROLLBACK)(keys=[lease.key, rk.LIVE],
+                                                   args=[lease.token, version, replacing or ""]))
+    if moved:
+        log.info("live version: %s -> %s", live, version)
+    else:
+        log.warning("live is no longer %s: not rolled back to %s", replacing, version)
+    return {"previous": live, "live": version if moved else live_version(client), "moved": moved}
 
 
-def smoke_check(client: redis.Redis, reader, publish_report: dict, sample: int = 25, seed: int = 0) -> dict:
+def smoke_check(client: redis.Redis, reader, publish_report: dict, sample: int = 25, seed: int = 0,
+                lease_ttl_s: float = 30.0, lease_wait_s: float = 60.0) -> dict:
     """After publication: the live version is the one just published (or, for a candidate, the running
     experiment's treatment), and a sample of its users and movies answer through `reader` (the service's own
-    `serving.store.Store`). On any gap, point live back to the previous version (abort the candidate's
-    experiment) and raise JobError. A run whose publication was held has nothing to check."""
+    `serving.store.Store`). On any gap, point live back to the previous version under the publish lease, and
+    only if live is still the version checked (abort the candidate's experiment), and raise JobError. A run
+    whose publication was held has nothing to check."""
     if publish_report.get("held"):
         return {"held": publish_report["held"]}
     version, counts, candidate = publish_report["version"], publish_report["counts"], publish_report.get("candidate")
@@ -284,10 +319,11 @@ def smoke_check(client: redis.Redis, reader, publish_report: dict, sample: int =
     names = [f"user {u}" for u in picked_users] + [f"movie {m}" for m in picked_movies] + ["popular", "meta"]
     problems += [f"{name}: missing or empty" for name, value in zip(names, values) if not value]
     if problems:
-        if candidate and experiment and experiment.get("treatment") == version:
-            end(client, "aborted", experiment["id"], reason="the candidate failed its smoke check")
-        elif not candidate and publish_report.get("previous"):
-            rollback(client, publish_report["previous"])
+        with Lease(client, "publish", default_holder("smoke-check"), lease_ttl_s, lease_wait_s) as lease:
+            if candidate and experiment and experiment.get("treatment") == version:
+                end(client, "aborted", experiment["id"], reason="the candidate failed its smoke check")
+            elif not candidate and publish_report.get("previous"):
+                rollback(client, lease, publish_report["previous"], replacing=version)
         raise JobError(f"smoke check failed ({'; '.join(problems[:5])}); live version: {live_version(client)}")
     return {"version": version, "candidate": bool(candidate), "users_checked": len(picked_users),
             "movies_checked": len(picked_movies)}
@@ -301,4 +337,5 @@ def check_published_run(config, run_id: str) -> dict:
 
     report = read_json(run_paths(config, run_id).publish_report)
     reader = Store(redis_client.reader(config.redis), cache_mb=0)
-    return smoke_check(redis_client.writer(config.redis), reader, report)
+    return smoke_check(redis_client.writer(config.redis), reader, report, lease_ttl_s=config.redis.lease_ttl_s,
+                       lease_wait_s=config.redis.lease_wait_s)
