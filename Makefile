@@ -23,13 +23,15 @@ export PATH := $(abspath $(BIN)):$(PATH)
 REDIS_DIR := $(abspath .redis)
 REDIS_PORT ?= 6380
 REDIS_URL = redis://:$$(cat $(REDIS_DIR)/password)@127.0.0.1:$(REDIS_PORT)/0
-# The service connects as its own least-privilege user (conf/redis/service-user.acl); the jobs as the default one.
+# The service and the speed layer connect as their own least-privilege users (conf/redis/*-user.acl); the jobs as
+# the default one.
 SERVICE_REDIS_URL = redis://reco-service:$$(cat $(REDIS_DIR)/service_password)@127.0.0.1:$(REDIS_PORT)/0
+SPEED_REDIS_URL = redis://reco-speed:$$(cat $(REDIS_DIR)/speed_password)@127.0.0.1:$(REDIS_PORT)/0
 # Redis refuses writes beyond this (noeviction: a version or an unarchived event is never evicted; the service
 # answers 503 to writes, lookups carry on).
 REDIS_MAXMEMORY ?= 1gb
 RECO_PORT ?= 8000
-# The demo's speed layer (jobs/speed_layer.py) serves its metrics here.
+# The speed layer (jobs/speed_layer.py) of `make demo` and `make speed-layer` serves its metrics here.
 SPEED_METRICS_PORT ?= 9101
 # gunicorn listens here, behind nginx on RECO_PORT (serving/front.py): sync workers only ever see whole requests.
 RECO_UPSTREAM_PORT ?= 8001
@@ -40,7 +42,7 @@ AIRFLOW_ENV = export AIRFLOW_HOME=$(abspath .airflow) AIRFLOW__CORE__LOAD_EXAMPL
 	AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
 	AIRFLOW_CONN_SPARK_DEFAULT="$${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[2]\"}}"
 
-.PHONY: help setup system-deps test-deps load-deps test test-fast pipeline demo serve airflow redis-up redis-down bench bench-demo bench-pipeline bench-scale bench-serving bench-fresh bench-quality bench-experiment tune clean
+.PHONY: help setup system-deps test-deps load-deps test test-fast pipeline demo serve speed-layer airflow redis-up redis-down bench bench-demo bench-pipeline bench-scale bench-serving bench-fresh bench-quality bench-experiment tune clean
 
 help:
 	@echo "make demo            set up, run the DAG once on MovieLens 100K, then serve on 127.0.0.1:$${RECO_PORT:-8000}"
@@ -49,6 +51,7 @@ help:
 	@echo "make setup           .venv with the pinned dependencies; checks Java 17+ and redis-server"
 	@echo "make pipeline        every Spark job in order, no Airflow; prints the path of metrics.json"
 	@echo "make serve           the lookup service: nginx on RECO_PORT in front of gunicorn (RECO_REDIS_URL)"
+	@echo "make speed-layer     the speed layer: folds new events into the live model (RECO_REDIS_URL)"
 	@echo "make airflow         airflow standalone with the project's DAG (UI on 127.0.0.1:8080)"
 	@echo "make bench           all seven benchmarks below, bench-scale (an hour or more) included; JSON + markdown in benchmarks/results"
 	@echo "make bench-demo      make demo taken apart: setup, Airflow, each task's JVM start, imports and work"
@@ -123,14 +126,17 @@ redis-up: system-deps
 	@test -s $(REDIS_DIR)/password || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/password)
 	@test -s $(REDIS_DIR)/events_token || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/events_token)
 	@test -s $(REDIS_DIR)/service_password || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/service_password)
+	@test -s $(REDIS_DIR)/speed_password || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(REDIS_DIR)/speed_password)
 	@if REDISCLI_AUTH="$$(cat $(REDIS_DIR)/password)" redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1; then \
 	  echo "redis: running on 127.0.0.1:$(REDIS_PORT) (data in .redis/)"; \
 	  { echo "ACL SETUSER reco-service reset on >$$(cat $(REDIS_DIR)/service_password) $$(grep -v '^#' conf/redis/service-user.acl)"; \
+	    echo "ACL SETUSER reco-speed reset on >$$(cat $(REDIS_DIR)/speed_password) $$(grep -v '^#' conf/redis/speed-user.acl)"; \
 	    echo "CONFIG SET maxmemory $(REDIS_MAXMEMORY)"; echo "CONFIG SET maxmemory-policy noeviction"; } \
 	    | REDISCLI_AUTH="$$(cat $(REDIS_DIR)/password)" redis-cli -p $(REDIS_PORT) >/dev/null; \
 	else \
 	  ( umask 077; { echo "requirepass $$(cat $(REDIS_DIR)/password)"; \
 	    echo "user reco-service on >$$(cat $(REDIS_DIR)/service_password) $$(grep -v '^#' conf/redis/service-user.acl)"; \
+	    echo "user reco-speed on >$$(cat $(REDIS_DIR)/speed_password) $$(grep -v '^#' conf/redis/speed-user.acl)"; \
 	    echo "maxmemory $(REDIS_MAXMEMORY)"; echo "maxmemory-policy noeviction"; } > $(REDIS_DIR)/redis.conf ) && \
 	  redis-server $(REDIS_DIR)/redis.conf --bind 127.0.0.1 --port $(REDIS_PORT) \
 	    --dir $(REDIS_DIR) --appendonly yes --daemonize yes --pidfile $(REDIS_DIR)/redis.pid \
@@ -158,7 +164,7 @@ demo: setup redis-up
 	  kill $$(cat $(REDIS_DIR)/redis.pid) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; exit 1; fi; \
 	step "starting the lookup service on http://127.0.0.1:$(RECO_PORT) (nginx in front of gunicorn on :$(RECO_UPSTREAM_PORT))"; \
 	$(FRONT); \
-	RECO_REDIS_URL="$(REDIS_URL)" $(PY) -m jobs.speed_layer --metrics-port $(SPEED_METRICS_PORT) > .airflow/speed-layer.log 2>&1 & \
+	RECO_REDIS_URL="$(SPEED_REDIS_URL)" $(PY) -m jobs.speed_layer --metrics-port $(SPEED_METRICS_PORT) > .airflow/speed-layer.log 2>&1 & \
 	speed=$$!; \
 	trap '$(FRONT) --stop; kill $$speed 2>/dev/null; kill $$(cat $(REDIS_DIR)/redis.pid 2>/dev/null) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; echo "demo: stopped the service, its front, the speed layer and Redis"' EXIT; \
 	trap 'exit 130' INT TERM; \
@@ -185,6 +191,13 @@ serve: setup
 	$(FRONT) && trap '$(FRONT) --stop' EXIT && trap 'exit 130' INT TERM; \
 	echo "serve: http://127.0.0.1:$(RECO_PORT) (nginx) -> gunicorn on 127.0.0.1:$(RECO_UPSTREAM_PORT)"; \
 	RECO_PORT=$(RECO_UPSTREAM_PORT) gunicorn -c serving/gunicorn.conf.py serving.wsgi:app
+
+# The speed layer alone, against RECO_REDIS_URL (default: the demo's Redis, as the speed layer's own user); its
+# metrics on SPEED_METRICS_PORT. It reads the runs and the event archive under the data root. Ctrl-C stops it.
+speed-layer: setup
+	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(SPEED_REDIS_URL)}"; \
+	echo "speed-layer: folding events into the live version (metrics on 127.0.0.1:$(SPEED_METRICS_PORT))"; \
+	exec $(PY) -m jobs.speed_layer --metrics-port $(SPEED_METRICS_PORT)
 
 # The Airflow UI (airflow standalone) with this project's DAG on http://127.0.0.1:8080.
 airflow: setup redis-up

@@ -46,10 +46,11 @@ def reader(settings: RedisSettings, max_connections: int = 64) -> redis.Redis:
                    health_check_interval=30)
 
 
-def service_user_rules() -> str:
-    """The ACL rules of the lookup service's Redis user (conf/redis/service-user.acl), as one line."""
+def user_rules(user: str = "service") -> str:
+    """The ACL rules of a least-privilege Redis user, as one line: conf/redis/service-user.acl (the lookup
+    service) or conf/redis/speed-user.acl (the speed layer)."""
     from pathlib import Path
-    text = (Path(__file__).parent / "redis" / "service-user.acl").read_text()
+    text = (Path(__file__).parent / "redis" / f"{user}-user.acl").read_text()
     return next(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 

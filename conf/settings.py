@@ -285,6 +285,17 @@ class EventSettings(_Section):
                                                              "within it appends nothing")
 
 
+class SpeedSettings(_Section):
+    """The speed layer (jobs/speed_layer.py): what one process may hold between two versions."""
+    max_people: int = Field(1_000_000, ge=1, description="people with events since the version it holds at most "
+                            "(0.5 KB for one with one event, 0.8 KB with five, beside the version's model); beyond, "
+                            "the least recently active are let go: their answers fall back to the version's list "
+                            "until the next one")
+    write_batch: int = Field(500, ge=1, description="fresh lists written per pipeline (a rebuild writes everyone)")
+    claim_idle_s: float = Field(30.0, gt=0, description="entries another consumer of the group left pending this "
+                                "long are claimed (a renamed or retired speed layer), checked as often")
+
+
 class ExperimentSettings(_Section):
     """Experiments between versions (schemas/experiments.py): how the service logs them and how they are judged
     (jobs/experiment.py). `release: canary` makes the nightly DAG publish each new version as a candidate at
@@ -336,6 +347,7 @@ class Config(_Section):
     redis: RedisSettings = RedisSettings()
     serving: ServingSettings = ServingSettings()
     events: EventSettings = EventSettings()
+    speed: SpeedSettings = SpeedSettings()
     experiments: ExperimentSettings = ExperimentSettings()
     dag: DagSettings = DagSettings()
     source: str = ""  # which file this came from, for reports

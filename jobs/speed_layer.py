@@ -1,15 +1,27 @@
 """speed_layer: between two runs, folds the events people send into the live version's model, so that their
 recommendations follow what they just did within a second. A long-running process (no Spark), beside the
-lookup workers; `python -m jobs.speed_layer` (make demo starts one).
+lookup workers: `make speed-layer` (`python -m jobs.speed_layer`; make demo starts one).
 
 - It follows the live pointer and a running experiment: each person is folded into the version they are served
   (their arm's during an experiment). For each such version it loads what fold-in needs: the run's item factors and
   training preferences (the files the batch run wrote, named by the version's meta) and the settings in the
-  meta (`fold_in`), then rebuilds everyone's events since the version from the stream (entries after the meta's
-  `events_high_water`), so a restart or a version switch starts from a complete state.
-- New events arrive through a consumer group (`speed`): read with XREADGROUP, acknowledged after their lists
-  are written; entries a killed process read but did not acknowledge are read again on restart. Events are
-  keyed by stream id, so an entry read twice counts once.
+  meta (`fold_in`), then rebuilds everyone's events since the version (entries after the meta's
+  `events_high_water`): first from the event archive, where a run that has not gone live yet may already have
+  moved them (ingest trims what it archives), then from the stream. A restart or a version switch starts from a
+  complete state.
+- New events arrive through a consumer group (`speed`): read with XREADGROUP, acknowledged after their lists are
+  written; entries a killed process read but did not acknowledge are read again on restart, and those another
+  consumer of the group left pending (a renamed or retired process) are claimed (XAUTOCLAIM). Entries are
+  folded in stream order and each only once: one already folded in (at or below the last one) is acknowledged
+  and skipped.
+- What it holds is bounded (docs/security-and-reliability.md): per person what their events amount to (a value
+  per movie, not an event per event), for at most `speed.max_people` people; beyond that the least recently
+  active person is let go (their fresh list deleted: their answers fall back to the version's list with their
+  exclusions) and their later events are not folded in until the next version.
+- Ordinary faults do not stop it: an entry that is not a valid event is set aside (acknowledged, counted in
+  `reco_speed_events_set_aside_total`, logged), never retried; a person whose fold-in fails is skipped and
+  counted; Redis refusing writes (out of memory) or unreachable is retried each second without acknowledging;
+  a group that vanished (the stream deleted) is created again and everyone rebuilt.
 - Each person with ratings or clicks since the version gets a fresh list: their vector solved from their
   training preferences plus the new ones (a new person: from the new ones alone), jobs/lib/model/fold_in.py,
   scored against every movie, without what they rated or dismissed; written to `reco:{events}:fresh:<user>`
@@ -17,7 +29,8 @@ lookup workers; `python -m jobs.speed_layer` (make demo starts one).
 - Several speed layers share the people by id: `--shard k/n` folds in the users with user_id % n == k - 1, in its
   own consumer group (`speed-k-of-n`: each reads the whole stream, acknowledges every entry, keeps only its
   people's training preferences); one alone is `--shard 1/1`, group `speed`.
-- Metrics on --metrics-port: fold-ins, the group's lag, freshness (event accepted -> list written).
+- Metrics on --metrics-port: fold-ins, the group's lag, freshness (event accepted -> list written), what was set
+  aside, dropped or failed.
 """
 from __future__ import annotations
 
@@ -25,31 +38,68 @@ import argparse
 import logging
 import signal
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 
+import numpy as np
 import orjson
 import redis
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from conf import redis_client
 from conf.settings import Config, load_config
+from jobs.lib.loop.event_archive import archive_folder, committed_batches
 from jobs.lib.model.fold_in import ItemFactors, Preferences, because, fold_in, preference_values, top_n
 from jobs.lib.model.scoring import factors_of
 from jobs.lib.runtime.run_layout import run_paths
 from jobs.lib.runtime.storage import exists, join, read_table
 from schemas import redis_keys as rk
-from schemas.events import FIELD, stream_id_key
+from schemas.events import MalformedEvent, checked, event_of, stream_id_key
 from schemas.experiments import arm_of
 
 log = logging.getLogger("reco.speed")
 
 FOLD_INS = Counter("reco_speed_fold_ins_total", "People whose fresh list the speed layer wrote")
 EVENTS_READ = Counter("reco_speed_events_total", "Stream entries the speed layer folded in (once each)")
+SET_ASIDE = Counter("reco_speed_events_set_aside_total", "Entries that are not valid events: acknowledged and "
+                    "skipped, never retried", ["reason"])
+DROPPED = Counter("reco_speed_people_dropped_total", "People let go at speed.max_people (the least recently "
+                  "active): their answers fall back to the version's list until the next one")
+ERRORS = Counter("reco_speed_errors_total", "Failures the speed layer survived", ["kind"])
 LAG = Gauge("reco_speed_lag_entries", "Stream entries not yet delivered to the speed layer's group")
 FRESHNESS = Histogram("reco_speed_freshness_seconds", "From an event's acceptance to its person's fresh list",
                       buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 VERSION = Gauge("reco_speed_version_info", "The version the speed layer folds into", ["version"])
 PEOPLE = Gauge("reco_speed_people", "People of this shard with events since the version")
+
+
+class Person:
+    """What one person did since their version, folded in stream order: their latest rating per movie, their
+    clicks on movies they have not rated (a later rating replaces the clicks, a click after a rating counts for
+    nothing, as in train), what they dismissed, and how many ratings and clicks they sent."""
+    __slots__ = ("ratings", "clicks", "dismissed", "events")
+
+    def __init__(self):
+        self.ratings: dict[int, float] | None = None
+        self.clicks: dict[int, int] | None = None
+        self.dismissed: set[int] | None = None
+        self.events = 0
+
+    def apply(self, event: dict) -> None:
+        movie = event["movie_id"]
+        if event["type"] == "rating":
+            self.ratings = self.ratings or {}
+            self.ratings[movie] = event["rating"]
+            if self.clicks:
+                self.clicks.pop(movie, None)
+            self.events += 1
+        elif event["type"] == "click":
+            if not self.ratings or movie not in self.ratings:
+                self.clicks = self.clicks or {}
+                self.clicks[movie] = self.clicks.get(movie, 0) + 1
+            self.events += 1
+        else:
+            self.dismissed = self.dismissed or set()
+            self.dismissed.add(movie)
 
 
 class VersionModel:
@@ -60,6 +110,7 @@ class VersionModel:
         self.meta = rk.decode(client.get(rk.key(version, "meta"))) or {}
         self.settings = self.meta.get("fold_in") or {
             **config.als.implicit.model_dump(), "click_weight": config.events.click_weight}
+        self.high_water = stream_id_key(self.meta.get("events_high_water") or "0-0")
         paths = run_paths(config, self.meta["run_id"])
         items = factors_of(read_table(join(paths.model("prod", "implicit"), "itemFactors")))
         self.items = ItemFactors(items.ids, items.matrix)
@@ -85,38 +136,36 @@ class VersionModel:
                 self._details[movie] = rk.decode(value)
         return [self._details[m] for m in movies]
 
-    def fresh_list(self, user: int, events: list[dict]) -> dict | None:
-        """The person's list from their training preferences and their events since the version, or None when
-        those leave nothing to fold in."""
+    def fresh_list(self, user: int, person: Person) -> dict | None:
+        """The person's list from their training preferences and what they did since the version, or None when
+        that leaves nothing to fold in."""
         values = self.preferences.of(user)
         rated = set(values)
         named = self.preferences.rated_by(user)  # what `because` may name: ratings, not clicks
-        rated_now: set[int] = set()
-        excluded = set(self.dismissed.get(user, ()))
-        for event in sorted(events, key=lambda e: stream_id_key(e["stream_id"])):
-            movie = event["movie_id"]
-            if movie not in self.items.known:
-                continue
-            if event["type"] == "rating":
-                value = preference_values([event["rating"]], self.settings["confidence"],
-                                          self.settings["threshold"])[0]
+        known = self.items.known
+        rated_now = {movie for movie in person.ratings or () if movie in known}
+        if rated_now:
+            movies = sorted(rated_now)
+            prefs = preference_values([person.ratings[m] for m in movies], self.settings["confidence"],
+                                      self.settings["threshold"])
+            for movie, value in zip(movies, prefs.tolist()):
                 if value == value:  # not NaN: a positive
                     values[movie] = value
                 else:
                     values.pop(movie, None)
-                rated_now.add(movie)
-            elif event["type"] == "click" and movie not in rated | rated_now and self.settings["click_weight"] > 0:
-                values[movie] = values.get(movie, 0.0) + self.settings["click_weight"]
-            elif event["type"] == "dismiss":
-                excluded.add(movie)
-        counted = sum(1 for e in events if e["type"] in ("rating", "click"))
-        if not values or not counted:  # a dismissal alone: the service's exclusions already hide the movie
+        if self.settings["click_weight"] > 0:
+            for movie, clicks in (person.clicks or {}).items():
+                if movie in known and movie not in rated:
+                    values[movie] = values.get(movie, 0.0) + clicks * self.settings["click_weight"]
+        if not values or not person.events:  # a dismissal alone: the service's exclusions already hide the movie
             return None
+        excluded = self.dismissed.get(user, set()) | (person.dismissed or set())
         movies, prefs = self.preferences.scaled(values)
         vector = fold_in(self.items, movies, prefs, self.settings["alpha"], self.settings["reg_param"])
         best = top_n(self.items, vector, self.top_n, rated | rated_now | excluded)
         reasons = because(self.items, movies, prefs, self.settings["alpha"], self.settings["reg_param"],
-                          [movie for movie, _ in best], [m in named or m in rated_now for m in movies.tolist()])
+                          np.array([movie for movie, _ in best]),
+                          [m in named or m in rated_now for m in movies.tolist()])
         details = self.details([movie for movie, _ in best])
         named_now = sorted(set(reasons) - {None})
         titles = dict(zip(named_now, self.details(named_now)))
@@ -129,7 +178,8 @@ class VersionModel:
             if reason is not None and titles.get(reason):
                 item["because"] = {"movie_id": reason, "title": titles[reason]["title"]}
             items.append(item)
-        return {"version": self.version, "events": counted, "updated_at": round(time.time(), 3), "items": items}
+        return {"version": self.version, "events": person.events, "updated_at": round(time.time(), 3),
+                "items": items}
 
 
 class SpeedLayer:
@@ -137,10 +187,13 @@ class SpeedLayer:
         self.config, self.consumer, self.shard = config, consumer, shard
         self.group = rk.speed_group(*shard)
         self.client = redis_client.writer(config.redis)
-        self.models: dict[str, VersionModel] = {}  # the live version, and an experiment's treatment
+        self.models: dict[str, VersionModel] = {}  # the live version, and an experiment's arms
         self.state: tuple[str, dict | None] | None = None  # (live version, running experiment)
-        self.events: dict[int, dict[str, dict]] = defaultdict(dict)  # user -> stream id -> event
+        self.people: OrderedDict[int, Person] = OrderedDict()  # least recently active first
+        self.let_go: set[int] = set()  # people dropped at max_people: not folded in until the next version
+        self.folded = (0, 0)  # the last stream id folded in: entries at or below it are not folded again
         self.ttl_s = config.events.recent_ttl_days * 86_400
+        self.next_claim = 0.0
         self.stopping = False
 
     @property
@@ -174,75 +227,138 @@ class SpeedLayer:
         VERSION.clear()
         for version in wanted:
             VERSION.labels(version=version).set(1)
-        self.events.clear()
-        # Everyone's events since the oldest of these versions, from the stream itself; each model folds in only
-        # the events after its own high-water mark.
-        marks = [m.meta.get("events_high_water") or "0-0" for m in self.models.values()]
-        start = f"({min(marks, key=stream_id_key)}"
+        self.rebuild()
+        return True
+
+    def rebuild(self) -> None:
+        """Everyone's events since the oldest of the versions followed, from the archive and then the stream;
+        each model folds in only the events after its own high-water mark."""
+        self.people.clear()
+        self.let_go.clear()
+        self.folded = (0, 0)
+        oldest = min(m.high_water for m in self.models.values())
+        since = f"{oldest[0]}-{oldest[1]}"
+        for batch in committed_batches(archive_folder(self.config.data_root)):
+            if batch["rows"] and stream_id_key(batch["last_id"]) > oldest:
+                rows = read_table(batch["file"], ["stream_id", "user_id", "movie_id", "type", "rating"]).to_pylist()
+                self.take((row["stream_id"], row) for row in rows)
+        start = f"({since}"
         while True:
             page = self.client.xrange(rk.EVENTS, min=start, count=self.config.events.archive_page)
             if not page:
                 break
-            self.take(page)
+            self.take((sid.decode(), fields) for sid, fields in page)
             start = f"({page[-1][0].decode()}"
-        self.write(list(self.events), time.time())
-        return True
+        self.write(list(self.people), time.time())
 
     def take(self, entries) -> set[int]:
-        """Events keyed by stream id (an entry read twice counts once); returns the people they concern."""
+        """Folds (stream id, stream fields or archive row) pairs into the people they concern, in order, each entry
+        once; returns those people. Entries that are not valid events are set aside."""
         touched = set()
-        for stream_id, fields in entries:
+        for sid, fields in entries:
+            at = stream_id_key(sid)
+            if at <= self.folded:
+                continue
+            self.folded = at
             try:
-                event = orjson.loads(fields[FIELD.encode()])
-            except (KeyError, orjson.JSONDecodeError):
+                event = event_of(fields) if "user_id" not in fields else checked(fields)
+            except MalformedEvent as exc:
+                SET_ASIDE.labels(reason="invalid").inc()
+                log.warning("entry %s of %s set aside: %s", sid, rk.EVENTS, exc)
                 continue
-            sid = stream_id.decode()
-            user = event.get("user_id")
-            if not isinstance(user, int) or user % self.shard[1] != self.shard[0] - 1:  # not ours
+            user = event["user_id"]
+            if user % self.shard[1] != self.shard[0] - 1 or user in self.let_go:
                 continue
-            if sid not in self.events[user]:
-                EVENTS_READ.inc()
-            self.events[user][sid] = {**event, "stream_id": sid}
+            if at <= self.model_for(user).high_water:  # the person's version learnt from it already
+                continue
+            EVENTS_READ.inc()
+            person = self.people.get(user)
+            if person is None:
+                person = self.people[user] = Person()
+                if len(self.people) > self.config.speed.max_people:
+                    self.drop(self.people.popitem(last=False)[0])
+            else:
+                self.people.move_to_end(user)
+            person.apply(event)
             touched.add(user)
-        PEOPLE.set(len(self.events))
+        touched &= self.people.keys()
+        PEOPLE.set(len(self.people))
         return touched
 
+    def drop(self, user: int) -> None:
+        """Let the least recently active person go: no fresh list (answers from the version's, with their
+        exclusions), and no fold-in until the next version (their earlier events are no longer held)."""
+        self.let_go.add(user)
+        DROPPED.inc()
+        try:
+            self.client.delete(rk.fresh(user))
+        except redis.RedisError as exc:  # it expires, and names a version: it cannot outlive that version
+            log.warning("fresh list of user %s not deleted: %s", user, exc)
+
     def write(self, users, oldest_event_s: float) -> None:
-        with self.client.pipeline(transaction=False) as pipe:
-            for user in users:
-                model = self.model_for(user)
-                since = stream_id_key(model.meta.get("events_high_water") or "0-0")
-                fresh = model.fresh_list(user, [e for sid, e in self.events[user].items()
-                                                if stream_id_key(sid) > since])
-                if fresh is not None:
-                    pipe.set(rk.fresh(user), orjson.dumps(fresh), ex=self.ttl_s)
-                    FOLD_INS.inc()
-            pipe.execute()
+        """Each person's fresh list, `speed.write_batch` people per pipeline. A person whose fold-in fails is
+        skipped (counted, logged); a Redis error propagates, so nothing is acknowledged."""
+        users = list(users)
+        for start in range(0, len(users), self.config.speed.write_batch):
+            with self.client.pipeline(transaction=False) as pipe:
+                for user in users[start:start + self.config.speed.write_batch]:
+                    person = self.people.get(user)
+                    if person is None:
+                        continue
+                    try:
+                        fresh = self.model_for(user).fresh_list(user, person)
+                    except Exception:  # noqa: BLE001 - one person's numbers must not stop everyone's
+                        ERRORS.labels(kind="fold_in").inc()
+                        log.exception("fold-in of user %s failed; skipped", user)
+                        continue
+                    if fresh is not None:
+                        pipe.set(rk.fresh(user), orjson.dumps(fresh), ex=self.ttl_s)
+                        FOLD_INS.inc()
+                pipe.execute()
         FRESHNESS.observe(max(0.0, time.time() - oldest_event_s))
 
     def step(self, block_ms: int = 1000) -> int:
-        """Read what is new (first what this consumer read and did not acknowledge before), fold it in, write,
-        acknowledge. Returns the entries handled."""
+        """Read what is new (first what this consumer read and did not acknowledge before, and what others of
+        the group left pending), fold it in, write, acknowledge. Returns the entries handled."""
         self.follow_live()
         if self.model is None:
             time.sleep(block_ms / 1000)
             return 0
         handled = 0
-        for start in ("0", ">"):
-            reply = self.client.xreadgroup(self.group, self.consumer, {rk.EVENTS: start}, count=500,
-                                           block=None if start == "0" else block_ms)
-            entries = reply[0][1] if reply else []
-            entries = [(sid, fields) for sid, fields in entries if fields]  # a trimmed pending entry: nil fields
+        for start in ("0", "claim", ">"):
+            if start == "claim":
+                entries = self.claim()
+            else:
+                reply = self.client.xreadgroup(self.group, self.consumer, {rk.EVENTS: start}, count=500,
+                                               block=None if start == "0" else block_ms)
+                entries = reply[0][1] if reply else []
             if not entries:
                 continue
-            touched = self.take(entries)
-            oldest = min(stream_id_key(sid.decode())[0] for sid, _ in entries) / 1000
+            present = [(sid.decode(), fields) for sid, fields in entries if fields]  # trimmed: nil fields
+            touched = self.take(present)
             if touched:
+                oldest = min(stream_id_key(sid)[0] for sid, _ in present) / 1000
                 self.write(touched, oldest)
             self.client.xack(rk.EVENTS, self.group, *[sid for sid, _ in entries])
             handled += len(entries)
         self.report_lag()
         return handled
+
+    def claim(self) -> list:
+        """Entries another consumer of the group left pending for `speed.claim_idle_s` (it was renamed, retired or
+        died), now this one's, checked as often. Their effect is already in (rebuilt from the stream)."""
+        if time.monotonic() < self.next_claim:
+            return []
+        idle_s = self.config.speed.claim_idle_s
+        self.next_claim = time.monotonic() + idle_s
+        claimed, cursor = [], "0-0"
+        while True:
+            reply = self.client.xautoclaim(rk.EVENTS, self.group, self.consumer, int(idle_s * 1000), cursor,
+                                           count=500)
+            cursor, entries = reply[0], reply[1]
+            claimed += entries
+            if cursor in (b"0-0", "0-0"):
+                return claimed
 
     def report_lag(self) -> None:
         for group in self.client.xinfo_groups(rk.EVENTS):
@@ -250,12 +366,26 @@ class SpeedLayer:
                 LAG.set(group["lag"])
 
     def run(self) -> None:
-        self.ensure_group()
         while not self.stopping:
             try:
+                if self.state is None:
+                    self.ensure_group()
                 self.step()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
+                ERRORS.labels(kind="redis").inc()
                 log.warning("Redis unreachable (%s); retrying", exc)
+                time.sleep(1)
+            except redis.ResponseError as exc:
+                ERRORS.labels(kind="redis").inc()
+                if "NOGROUP" in str(exc):  # the stream or the group was deleted: start again from what is there
+                    log.warning("the consumer group is gone (%s); creating it and rebuilding", exc)
+                    self.state = None
+                else:  # e.g. out of memory: nothing was acknowledged, so it is all read again
+                    log.error("Redis refused (%s); retrying in 1 s", exc)
+                time.sleep(1)
+            except Exception:  # noqa: BLE001 - the process outlives anything one step meets
+                ERRORS.labels(kind="unexpected").inc()
+                log.exception("speed layer step failed; retrying in 1 s")
                 time.sleep(1)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import orjson
 
 TYPES = ("rating", "click", "dismiss")
+MAX_ID = 2**31 - 1  # user and movie ids: positive 32-bit integers
 COLUMNS = ("stream_id", "user_id", "movie_id", "type", "rating", "ts", "request_id")
 MAX_REQUEST_ID_CHARS = 64
 FIELD = "event"  # the stream entry's one field (serving/store.py's script writes it too)
@@ -47,6 +48,41 @@ def from_stream_entry(stream_id: bytes | str, fields: dict) -> dict:
             "user_id": _int(event.get("user_id"), 31), "movie_id": _int(event.get("movie_id"), 31),
             "type": kind if isinstance(kind, str) else None, "rating": _float(event.get("rating")),
             "ts": _int(event.get("ts"), 63), "request_id": request_id if isinstance(request_id, str) else None}
+
+
+class MalformedEvent(ValueError):
+    """A stream entry or archive row that is not an event the intake could have accepted (written around it)."""
+
+
+def event_of(fields: dict) -> dict:
+    """The event a stream entry holds, {user_id, movie_id, type, rating}, or MalformedEvent saying what is wrong
+    with it: what a consumer folds in must be what the intake accepts (serving/intake.py checks it in full)."""
+    raw = fields.get(FIELD.encode(), fields.get(FIELD))
+    if raw is None:
+        raise MalformedEvent(f"no {FIELD!r} field")
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise MalformedEvent("not JSON") from None
+    if not isinstance(event, dict):
+        raise MalformedEvent(f"a JSON {type(event).__name__}, not an object")
+    return checked(event)
+
+
+def checked(event: dict) -> dict:
+    """{user_id, movie_id, type, rating} of an event as the stream or the archive holds it, else MalformedEvent."""
+    for field in ("user_id", "movie_id"):
+        value = event.get(field)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+            raise MalformedEvent(f"{field} {value!r} is not an id")
+    kind, rating = event.get("type"), event.get("rating")
+    if kind not in TYPES:
+        raise MalformedEvent(f"type {kind!r} is not one of {', '.join(TYPES)}")
+    if kind == "rating" and (isinstance(rating, bool) or not isinstance(rating, (int, float))
+                             or not 0 < rating <= 10):
+        raise MalformedEvent(f"rating {rating!r} is not a rating")
+    return {"user_id": event["user_id"], "movie_id": event["movie_id"], "type": kind,
+            "rating": float(rating) if kind == "rating" else None}
 
 
 def arrow_schema():

@@ -13,6 +13,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 
 from schemas import redis_keys as rk
+from schemas.events import MAX_ID
 from schemas.experiments import arm_of, public_view
 from schemas.movielens import DATASETS, GENRES
 from serving.lists import Filters, candidates, diversify, fill, with_new
@@ -21,7 +22,6 @@ from serving.store import Store
 
 api = Blueprint("api", __name__)
 
-MAX_ID = 2**31 - 1
 MAX_QUERY_CHARS = 100
 # A genre as written ("Sci-Fi") or in lower case ("sci-fi"); the OpenAPI document lists exactly these.
 GENRE_NAMES = {**{g: g for g in GENRES}, **{g.lower(): g for g in GENRES}}

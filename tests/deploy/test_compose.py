@@ -47,8 +47,9 @@ def test_prometheus_scrapes_the_service_and_grafana_is_provisioned():
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
-def test_service_is_pinned_healthchecked_and_loopback_only(name):
+def test_service_is_pinned_healthchecked_restarted_and_loopback_only(name):
     service = SERVICES[name]
+    assert service.get("restart") == "unless-stopped", f"{name} is not restarted when it dies"
     image = service.get("image", "")
     assert re.fullmatch(r"[\w./-]+:[\w.-]+", image), f"{name}: image {image!r} has no tag"
     assert not image.endswith(":latest")
@@ -94,7 +95,7 @@ def test_commands_point_at_real_files():
 def test_no_secret_has_a_default_compose_refuses_to_start_without_it():
     text = (REPO / "docker-compose.yml").read_text()
     secrets = set(re.findall(r"\$\{(\w*(?:PASSWORD|SECRET)\w*)", text))
-    assert {"REDIS_PASSWORD", "REDIS_SERVICE_PASSWORD", "AIRFLOW_DB_PASSWORD", "AIRFLOW_JWT_SECRET",
+    assert {"REDIS_PASSWORD", "REDIS_SERVICE_PASSWORD", "REDIS_SPEED_PASSWORD", "AIRFLOW_DB_PASSWORD", "AIRFLOW_JWT_SECRET",
             "SPARK_AUTH_SECRET", "GRAFANA_ADMIN_PASSWORD"} <= secrets
     for name in secrets:
         uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
@@ -106,10 +107,11 @@ def test_no_secret_has_a_default_compose_refuses_to_start_without_it():
 PATCHED_REDIS = {(7, 2): 11, (7, 4): 6, (8, 0): 4, (8, 2): 2}
 
 
-def test_redis_is_a_patched_release_and_the_service_uses_its_own_user():
+def test_redis_is_a_patched_release_and_the_service_and_speed_layer_use_their_own_users():
     major, minor, patch = map(int, re.match(r"redis:(\d+)\.(\d+)\.(\d+)", SERVICES["redis"]["image"]).groups())
     assert (major, minor) in PATCHED_REDIS and patch >= PATCHED_REDIS[(major, minor)]
     assert SERVICES["reco-service"]["environment"]["RECO_REDIS_URL"].startswith("redis://reco-service:")
+    assert SERVICES["speed-layer"]["environment"]["RECO_REDIS_URL"].startswith("redis://reco-speed:")
     assert "redis-cli -a" not in (REPO / "docker-compose.yml").read_text()  # REDISCLI_AUTH instead
 
 
@@ -121,12 +123,13 @@ def test_the_compose_redis_command_starts_redis_with_the_acl_and_maxmemory(tmp_p
     from schemas import redis_keys as rk
     from tests.support import free_port, wait_until
     service = SERVICES["redis"]
-    script = service["command"][2].replace("$$", "$").replace("/etc/reco/service-user.acl",
-                                                               str(REPO / "conf/redis/service-user.acl"))
+    script = service["command"][2].replace("$$", "$")
+    for user in ("service", "speed"):
+        script = script.replace(f"/etc/reco/{user}-user.acl", str(REPO / f"conf/redis/{user}-user.acl"))
     script = script.replace("/tmp/redis.conf", str(tmp_path / "redis.conf"))
     port = free_port()
     env = {**os.environ, "REDIS_PASSWORD": "jobs-secret", "REDIS_SERVICE_PASSWORD": "service-secret",
-           "REDIS_MAXMEMORY": "64mb"}
+           "REDIS_SPEED_PASSWORD": "speed-secret", "REDIS_MAXMEMORY": "64mb"}
     process = subprocess.Popen(["sh", "-c", f"{script} --port {port} --bind 127.0.0.1 --dir {tmp_path}"],
                                env=env, stdout=subprocess.DEVNULL)
     try:
@@ -139,6 +142,10 @@ def test_the_compose_redis_command_starts_redis_with_the_acl_and_maxmemory(tmp_p
         assert service_user.xadd(rk.EVENTS, {"event": "{}"})
         with pytest.raises(redis_py.exceptions.NoPermissionError):
             service_user.delete(rk.EVENTS)
+        speed_user = redis_py.Redis(port=port, username="reco-speed", password="speed-secret")
+        assert speed_user.set(rk.fresh(1), "{}")
+        with pytest.raises(redis_py.exceptions.NoPermissionError):
+            speed_user.xadd(rk.EVENTS, {"event": "{}"})
     finally:
         process.terminate()
         process.wait(10)

@@ -30,7 +30,7 @@ def test_secrets_are_private_and_never_on_a_command_line(local_redis):
     folder, _ = local_redis
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     secrets = {name: (folder / name).read_text().strip() for name in ("password", "service_password",
-                                                                       "events_token")}
+                                                                       "speed_password", "events_token")}
     for name in (*secrets, "redis.conf"):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
     assert all(len(secret) >= 24 for secret in secrets.values())
@@ -54,6 +54,12 @@ def test_the_service_user_appends_events_and_cannot_wipe_them(local_redis):
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis(port=port).ping()  # no anonymous access
     assert admin.xlen(rk.EVENTS) == 1
+    speed = redis.Redis(port=port, username="reco-speed", password=(folder / "speed_password").read_text().strip())
+    assert speed.set(rk.fresh(1), "{}") and speed.xrange(rk.EVENTS)  # its fold-in lists; reading the stream
+    for forbidden in (lambda: speed.xadd(rk.EVENTS, {"event": "{}"}), lambda: speed.xtrim(rk.EVENTS, maxlen=0),
+                      lambda: speed.set(rk.excluded(1), "x"), lambda: speed.set(rk.LIVE, "x")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            forbidden()
 
 
 def test_memory_is_bounded_and_nothing_is_evicted(local_redis):
@@ -68,9 +74,11 @@ def test_a_running_redis_from_before_the_service_user_gets_it(local_redis):
     next `make redis-up`, without a restart and without a password on a command line."""
     folder, port = local_redis
     admin = redis.Redis(port=port, password=(folder / "password").read_text().strip())
-    admin.execute_command("ACL", "DELUSER", "reco-service")
+    admin.execute_command("ACL", "DELUSER", "reco-service", "reco-speed")
     admin.config_set("maxmemory", 0)
     make(folder, port, "redis-up")
-    service = redis.Redis(port=port, username="reco-service",
-                          password=(folder / "service_password").read_text().strip())
-    assert service.ping() and int(admin.config_get("maxmemory")["maxmemory"]) == 2**30
+    for user in ("service", "speed"):
+        client = redis.Redis(port=port, username=f"reco-{user}",
+                             password=(folder / f"{user}_password").read_text().strip())
+        assert client.ping()
+    assert int(admin.config_get("maxmemory")["maxmemory"]) == 2**30

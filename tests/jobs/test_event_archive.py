@@ -179,7 +179,7 @@ def test_entries_trimmed_by_the_services_own_xadd_stop_the_next_run_naming_how_m
     from conf import redis_client
     server, client, data_root = stream
     client.execute_command("ACL", "SETUSER", "reco-service", "on", ">service-secret",
-                           *shlex.split(redis_client.service_user_rules()))
+                           *shlex.split(redis_client.user_rules("service")))
     try:
         post(client, 3)
         assert "lost" not in archive_events(settings(server), data_root, "run1")["batch"]

@@ -240,7 +240,7 @@ def test_the_service_acl_user_writes_events_and_nothing_else(intake):
     admin = server.client()
     # The ACL exactly as the demo and compose apply it (conf/redis/service-user.acl).
     admin.execute_command("ACL", "SETUSER", "reco-service", "on", ">service-secret",
-                          *shlex.split(redis_client.service_user_rules()))
+                          *shlex.split(redis_client.user_rules("service")))
     try:
         url = f"redis://reco-service:service-secret@127.0.0.1:{server.port}/0"
         service = create_app(config.model_copy(update={"redis": config.redis.model_copy(update={"url": url})}))
