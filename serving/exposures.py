@@ -47,6 +47,9 @@ class ExposureLog:
         self.backlog = max(1, backlog_mb * 2**20 // BATCH_BYTES)  # stream entries
         self._buffer: collections.deque = collections.deque()  # ((experiment, arm), exposure's JSON)
         self._buffered_bytes = 0
+        # The buffer and its byte count change together, from the requests and from the writer thread; a lock of
+        # their own, so that a request never waits for a write to Redis (which holds _write_lock).
+        self._buffer_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._owner: int | None = None  # the process whose thread writes (gunicorn forks after create_app)
         self._length = 0               # the stream's length after this worker's last write
@@ -56,11 +59,14 @@ class ExposureLog:
             EXPOSURES.labels(exposure["experiment"], exposure["arm"], "sampled_out").inc()
             return
         encoded = to_stream_value(exposure)
-        if self._buffered_bytes + len(encoded) > MAX_BUFFER_BYTES:
+        with self._buffer_lock:
+            kept = self._buffered_bytes + len(encoded) <= MAX_BUFFER_BYTES
+            if kept:
+                self._buffer.append(((exposure["experiment"], exposure["arm"]), encoded))
+                self._buffered_bytes += len(encoded)
+        if not kept:
             EXPOSURES.labels(exposure["experiment"], exposure["arm"], "dropped").inc()
             return
-        self._buffer.append(((exposure["experiment"], exposure["arm"]), encoded))
-        self._buffered_bytes += len(encoded)
         if self._owner != os.getpid():
             self._start()
 
@@ -96,8 +102,9 @@ class ExposureLog:
                         pipe.xlen(rk.EXPOSURES)
                         self._length = pipe.execute()[-1]
                 except redis.RedisError as exc:
-                    self._buffer.extendleft(reversed(batch))  # kept in order for the next attempt
-                    self._buffered_bytes += sum(len(encoded) for _, encoded in batch)
+                    with self._buffer_lock:
+                        self._buffer.extendleft(reversed(batch))  # kept in order for the next attempt
+                        self._buffered_bytes += sum(len(encoded) for _, encoded in batch)
                     log.warning("exposures not written (%s); %d buffered", exc, len(self._buffer))
                     break
                 self._count(batch, "logged")
@@ -106,12 +113,13 @@ class ExposureLog:
 
     def _next_batch(self) -> list[tuple]:
         """The oldest exposures whose JSON array fits in BATCH_BYTES (at least one)."""
-        batch = [self._buffer.popleft()]
-        size = len(batch[0][1]) + 2  # the brackets of the array
-        while self._buffer and size + len(self._buffer[0][1]) + 1 <= BATCH_BYTES:
-            batch.append(self._buffer.popleft())
-            size += len(batch[-1][1]) + 1
-        self._buffered_bytes -= sum(len(encoded) for _, encoded in batch)
+        with self._buffer_lock:
+            batch = [self._buffer.popleft()]
+            size = len(batch[0][1]) + 2  # the brackets of the array
+            while self._buffer and size + len(self._buffer[0][1]) + 1 <= BATCH_BYTES:
+                batch.append(self._buffer.popleft())
+                size += len(batch[-1][1]) + 1
+            self._buffered_bytes -= sum(len(encoded) for _, encoded in batch)
         return batch
 
     def _stream_length(self) -> int:
