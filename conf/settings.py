@@ -78,6 +78,8 @@ class DataSettings(_Section):
                                                             "releases without a digest pinned in schemas/movielens.py "
                                                             "or to replace it")
     max_download_mb: int = Field(1024, ge=1, description="a download larger than this is stopped and deleted")
+    download_deadline_s: float = Field(3600.0, gt=0, description="a download that takes longer than this in all "
+                                       "is stopped and deleted (each read also times out after 60 s)")
     max_extract_mb: int = Field(4096, ge=1, description="a zip whose files would take more than this is not "
                                                         "extracted")
 

@@ -4,6 +4,7 @@ import http.server
 import os
 import shutil
 import threading
+import time
 import zipfile
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,15 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         self.server.requests.append(self.path)
+        if self.path in self.server.trickled:  # a byte every 0.1 s: each read is quick, the whole never ends
+            self.send_response(200)
+            self.send_header("Content-Length", str(2**20))
+            self.end_headers()
+            for _ in range(600):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+            return
         target = self.server.redirects.get(self.path)
         if target:
             self.send_response(302)
@@ -44,7 +54,7 @@ def grouplens(tmp_path):
     root = tmp_path / "site"
     root.mkdir()
     server = _Site(("127.0.0.1", 0), partial(_Handler, directory=str(root)))
-    server.requests, server.redirects = [], {}
+    server.requests, server.redirects, server.trickled = [], {}, set()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield root, f"http://127.0.0.1:{server.server_address[1]}", server
@@ -148,6 +158,16 @@ def test_downloads_and_extractions_are_capped_in_bytes(spark, make_config, group
     with pytest.raises(JobError, match="over data.max_download_mb"):
         ingest.run(big, "big", spark=spark)
     assert not list((tmp_path / "big" / "data" / "downloads").glob("ml-100k.zip*"))
+
+
+def test_a_download_that_trickles_is_stopped_at_its_deadline(spark, make_config, grouplens, tmp_path):
+    """A server that sends a byte now and then passes every per-read timeout: the deadline stops it."""
+    _, url, server = grouplens
+    server.trickled.add("/ml-100k.zip")
+    config = download_config(make_config, tmp_path, url, data__download_deadline_s=1)
+    with pytest.raises(JobError, match=r"took longer than data.download_deadline_s \(1 s\); stopped"):
+        ingest.run(config, "trickled", spark=spark)
+    assert not list((tmp_path / "data" / "downloads").glob("ml-100k.zip*"))
 
 
 def test_a_folder_outside_the_configured_roots_is_refused(spark, make_config, ml100k_dir, tmp_path):

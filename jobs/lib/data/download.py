@@ -12,11 +12,13 @@ import hashlib
 import logging
 import os
 import shutil
+import time
 import zipfile
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from conf.settings import Config, DataSettings, resolve_path
 from jobs.lib.runtime.errors import JobError
@@ -45,8 +47,10 @@ def check_allowed_url(url: str, allowed: list[str]) -> None:
     """JobError unless `url` is one of `allowed` or under it: same scheme, host and port, then the path on a
     segment boundary (https://files.grouplens.org.evil.example/ and user@host tricks do not pass)."""
     parts = urlsplit(url)
-    if parts.username or parts.password or parts.query or parts.fragment or ".." in parts.path.split("/"):
-        raise JobError(f"download URL {url!r} may not carry credentials, a query, a fragment or '..'")
+    if parts.username or parts.password or parts.query or parts.fragment or "%" in parts.path \
+            or "\\" in parts.path or ".." in parts.path.split("/"):
+        raise JobError(f"download URL {url!r} may not carry credentials, a query, a fragment, percent-escapes, "
+                       "a backslash or '..'")
     for prefix in allowed:
         base = urlsplit(prefix)
         path, base_path = parts.path.rstrip("/") + "/", base.path.rstrip("/") + "/"
@@ -69,8 +73,9 @@ def download_dataset(spec: DatasetSpec, data: DataSettings, cache_dir: Path, tim
     """Download `<base_url>/<name>.zip` into the cache once, verified, and extract it.
 
     Verification: the URL against data.download_allowed, the byte count against Content-Length and
-    data.max_download_mb, the digest pinned for the release, the zip's own CRCs, and its files' total size
-    against data.max_extract_mb. A download that fails any of them is deleted, so the cache never holds a bad
+    data.max_download_mb, the time against `timeout` per read and data.download_deadline_s in all (a server
+    that trickles a byte now and then is stopped), the digest pinned for the release, the zip's own CRCs, and
+    its files' total size against data.max_extract_mb. A download that fails any of them is deleted, so the cache never holds a bad
     file. Returns what was checked, for the manifest.
     """
     url = f"{data.download_base_url.rstrip('/')}/{spec.zip_name}"
@@ -134,12 +139,18 @@ def _fetch_verified(url: str, zip_path: Path, algorithm: str, expected: str, dat
                 raise JobError(f"download of {url} is {expected_size} bytes, over data.max_download_mb "
                                f"({data.max_download_mb})")
             digest, size = hashlib.new(algorithm), 0
+            deadline = time.monotonic() + data.download_deadline_s
             with open(part, "wb") as out:
-                for block in response.iter_content(1 << 20):
+                # read1: whatever one read of the socket gives, so the deadline is looked at however slowly
+                # the bytes come
+                while block := response.raw.read1(1 << 20, decode_content=True):
                     size += len(block)
                     if size > limit:
                         raise JobError(f"download of {url} passed data.max_download_mb ({data.max_download_mb}); "
                                        "stopped")
+                    if time.monotonic() > deadline:
+                        raise JobError(f"download of {url} took longer than data.download_deadline_s "
+                                       f"({data.download_deadline_s:g} s); stopped")
                     out.write(block)
                     digest.update(block)
         if expected_size is not None and size != expected_size:
@@ -154,7 +165,7 @@ def _fetch_verified(url: str, zip_path: Path, algorithm: str, expected: str, dat
     except zipfile.BadZipFile as exc:
         part.unlink(missing_ok=True)
         raise JobError(f"download of {url} is not a zip archive: {exc}") from None
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         part.unlink(missing_ok=True)
         raise JobError(f"download of {url} failed: {exc}") from None
     except JobError:

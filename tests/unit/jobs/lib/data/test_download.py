@@ -27,6 +27,9 @@ def test_the_allowed_place_passes(url):
     "https://files.grouplens.org/datasets/ml-100k.zip",                       # above the allowed folder
     "https://files.grouplens.org/datasets/movielens/ml-100k.zip?x=https://evil.example/",
     "https://files.grouplens.org/datasets/movielens/../../private/ml-100k.zip",
+    "https://files.grouplens.org/datasets/movielens/%2e%2e/%2e%2e/private/ml-100k.zip",
+    "https://files.grouplens.org/datasets/movielens/%2E%2E%2Fprivate/ml-100k.zip",
+    "https://files.grouplens.org/datasets/movielens/..\\private/ml-100k.zip",
     "file:///etc/passwd",
     "ftp://files.grouplens.org/datasets/movielens/ml-100k.zip",
 ])
