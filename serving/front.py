@@ -37,16 +37,22 @@ http {{
 """
 
 
-def server_block(listen: str, upstream: str) -> str:
-    """The template with its two placeholders filled, as the official image's envsubst does."""
-    values = {"RECO_LISTEN": listen, "RECO_UPSTREAM": upstream}
+RATE_PER_S = 200          # requests per second per client address (a burst of twice that passes at once)
+TRUSTED_PROXY = "127.0.0.1"  # whose X-Forwarded-For names the client
+
+
+def server_block(listen: str, upstream: str, rate_per_s: int = RATE_PER_S, trusted_proxy: str = TRUSTED_PROXY) -> str:
+    """The template with its placeholders filled, as the official image's envsubst does (compose sets them)."""
+    values = {"RECO_LISTEN": listen, "RECO_UPSTREAM": upstream, "RECO_RATE_PER_S": str(rate_per_s),
+              "RECO_RATE_BURST": str(2 * rate_per_s), "RECO_TRUSTED_PROXY": trusted_proxy}
     return re.sub(r"\$\{(RECO_\w+)\}", lambda m: values[m.group(1)], TEMPLATE.read_text())
 
 
-def write_config(directory: Path, listen: str, upstream: str) -> Path:
+def write_config(directory: Path, listen: str, upstream: str, rate_per_s: int = RATE_PER_S) -> Path:
     directory = directory.resolve()
     (directory / "tmp").mkdir(parents=True, exist_ok=True)
-    server = "\n".join("    " + line if line else line for line in server_block(listen, upstream).splitlines())
+    server = "\n".join("    " + line if line else line
+                       for line in server_block(listen, upstream, rate_per_s).splitlines())
     path = directory / "nginx.conf"
     path.write_text(MAIN.format(dir=directory, server=server))
     return path
@@ -59,9 +65,9 @@ def nginx_binary() -> str:
     return found
 
 
-def start(directory: Path, listen: str, upstream: str) -> int:
+def start(directory: Path, listen: str, upstream: str, rate_per_s: int = RATE_PER_S) -> int:
     """Starts nginx in the background (its pid in <dir>/nginx.pid); returns the pid."""
-    config = write_config(directory, listen, upstream)
+    config = write_config(directory, listen, upstream, rate_per_s)
     directory = config.parent
     subprocess.run([nginx_binary(), "-p", str(directory), "-e", str(directory / "error.log"), "-c", str(config)],
                    check=True)
@@ -87,12 +93,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dir", type=Path, required=True, help="folder for nginx.conf, its pid, log and buffers")
     parser.add_argument("--listen", default="127.0.0.1:8000", help="address people connect to")
     parser.add_argument("--upstream", default="127.0.0.1:8001", help="gunicorn's address")
+    parser.add_argument("--rate", type=int, default=RATE_PER_S, help="requests per second per client address")
     parser.add_argument("--stop", action="store_true", help="stop the nginx started with this --dir")
     args = parser.parse_args(argv)
     if args.stop:
         stop(args.dir)
     else:
-        start(args.dir, args.listen, args.upstream)
+        start(args.dir, args.listen, args.upstream, args.rate)
 
 
 if __name__ == "__main__":

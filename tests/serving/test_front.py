@@ -16,9 +16,9 @@ from tests.support import free_port, wait_until
 TRICKLERS = 8  # more than the service's 2 workers: without a front, they hold every worker
 
 
-def start_front(folder: Path, upstream: str) -> str:
+def start_front(folder: Path, upstream: str, rate_per_s: int = front.RATE_PER_S) -> str:
     port = free_port()
-    front.start(folder, f"127.0.0.1:{port}", upstream)
+    front.start(folder, f"127.0.0.1:{port}", upstream, rate_per_s)
     base_url = f"http://127.0.0.1:{port}"
     wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, 10, what="nginx")
     return base_url
@@ -122,23 +122,28 @@ def test_the_front_body_limit_is_the_intake_limit():
 
 
 def test_one_address_gets_a_bounded_share_of_connections_and_a_dead_service_a_503(tmp_path):
-    """Against an upstream that accepts and never answers: 32 requests from one address wait, the 33rd is
-    refused at once (429); against a closed port, a JSON 503 with Retry-After."""
+    """Against an upstream that accepts and never answers: 32 requests from one client wait, its 33rd is refused
+    at once (429), and another client behind the same balancer (X-Forwarded-For from the trusted proxy) still
+    gets through: before, behind a balancer every client shared one bucket of 32. Against a closed port, a JSON
+    503 with Retry-After."""
     silent = socket.create_server(("127.0.0.1", 0), backlog=64)
     held = []
     threading.Thread(target=lambda: [held.append(silent.accept()) for _ in iter(int, 1)], daemon=True).start()
     base_url = start_front(tmp_path / "silent", f"127.0.0.1:{silent.getsockname()[1]}")
     waiting = []
+    client_a, client_b = {"X-Forwarded-For": "203.0.113.7"}, {"X-Forwarded-For": "198.51.100.9"}
     try:
         for _ in range(32):
             host, port = base_url.removeprefix("http://").split(":")
             sock = socket.create_connection((host, int(port)))
-            sock.sendall(b"GET /v1/popular HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(b"GET /v1/popular HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n")
             waiting.append(sock)
         wait_until(lambda: len(held) >= 32, 10, what="the upstream to hold 32 requests")
-        refused = requests.get(f"{base_url}/v1/popular", timeout=5)
-        assert refused.status_code == 429 and refused.json()["error"] == "too_many_connections"
+        refused = requests.get(f"{base_url}/v1/popular", headers=client_a, timeout=5)
+        assert refused.status_code == 429 and refused.json()["error"] == "too_many_requests"
         assert refused.headers["Retry-After"] == "1"
+        with pytest.raises(requests.ReadTimeout):  # forwarded, and held by the silent upstream like the rest
+            requests.get(f"{base_url}/v1/popular", headers=client_b, timeout=1)
     finally:
         for sock in waiting:
             sock.close()
@@ -150,3 +155,31 @@ def test_one_address_gets_a_bounded_share_of_connections_and_a_dead_service_a_50
         assert down.status_code == 503 and down.json()["error"] == "unavailable" and down.headers["Retry-After"]
     finally:
         front.stop(tmp_path / "dead")
+
+
+def test_one_address_gets_a_bounded_rate_each_client_its_own(service, tmp_path):
+    """limit_req per client address: a burst of twice the rate passes at once, beyond it 429 in the API's JSON
+    shape; a second client behind the same trusted proxy has its own bucket."""
+    base_url = start_front(tmp_path / "rated", service[0].removeprefix("http://"), rate_per_s=20)
+    try:
+        with requests.Session() as session:
+            statuses = [session.get(f"{base_url}/healthz", headers={"X-Forwarded-For": "203.0.113.7"},
+                                    timeout=5) for _ in range(100)]
+            other = session.get(f"{base_url}/healthz", headers={"X-Forwarded-For": "198.51.100.9"}, timeout=5)
+    finally:
+        front.stop(tmp_path / "rated")
+    codes = [r.status_code for r in statuses]
+    assert codes[:40].count(200) == 40 and 429 in codes  # the burst of 40 passes, then the rate holds
+    limited = next(r for r in statuses if r.status_code == 429)
+    assert limited.json()["error"] == "too_many_requests" and limited.headers["Retry-After"] == "1"
+    assert other.status_code == 200
+
+
+def test_a_method_nginx_refuses_itself_is_a_json_405_with_allow(fronted):
+    """TRACE never reaches the service: nginx answered its own HTML 405 without an Allow header."""
+    front_url, _ = fronted
+    for path, allowed in (("/v1/popular", {"GET", "HEAD", "OPTIONS"}), ("/v1/events", {"POST", "OPTIONS"})):
+        response = requests.request("TRACE", front_url + path, timeout=5)
+        assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
+        assert set(response.headers["Allow"].replace(" ", "").split(",")) == allowed
+        assert response.headers["Content-Type"] == "application/json"

@@ -1,21 +1,36 @@
 """The API keeps its own contract: schemathesis (every operation, every check, positive and negative data,
-bounded examples, fixed seed) against the real service under gunicorn, answering from a published version."""
+bounded examples, fixed seed) against the real service under gunicorn, answering from a published version, and
+through the nginx front that `make serve`, `make demo` and compose put before it."""
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
+from serving import front
 from serving.api import GENRE_NAMES
 from tests.conftest import SERVICE_EVENTS_TOKEN
+from tests.support import free_port, wait_until
 
 ST = Path(sys.executable).parent / "st"
 
 
-def test_schemathesis_finds_no_failure(service, tmp_path):
-    base, _, _ = service
+@pytest.fixture(scope="module")
+def fronted(service, tmp_path_factory):
+    """The service behind its front, the per-address rate out of the way (schemathesis is one fast address)."""
+    folder, port = tmp_path_factory.mktemp("contract-front"), free_port()
+    front.start(folder, f"127.0.0.1:{port}", service[0].removeprefix("http://"), rate_per_s=10**6)
+    wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok, 10, what="nginx")
+    yield f"http://127.0.0.1:{port}"
+    front.stop(folder)
+
+
+@pytest.mark.parametrize("through", ["gunicorn", "front"])
+def test_schemathesis_finds_no_failure(through, service, fronted, tmp_path):
+    base = service[0] if through == "gunicorn" else fronted
     report = tmp_path / "report.ndjson"
     result = subprocess.run(
         [str(ST), "--config-file", str(Path(__file__).with_name("schemathesis.toml")), "run", f"{base}/openapi.json",
