@@ -292,14 +292,16 @@ def test_a_key_of_the_wrong_type_refuses_the_request_and_writes_nothing(client, 
     same Idempotency-Key appended the events again while answering 503."""
     stream = intake[1].client()
     stream.set(rk.recent(NEW_USER), "not a list")  # left by another client, by mistake or not
-    events = [{"user_id": 7, "movie_id": 50, "type": "click"},
+    other = NEW_USER + 777  # a second person in the same request, whose keys are fine
+    stream.delete(rk.recent(other), rk.excluded(other))
+    events = [{"user_id": other, "movie_id": 50, "type": "rating", "rating": 3},
               {"user_id": NEW_USER, "movie_id": 50, "type": "rating", "rating": 4}]
     keyed = {**AUTH, "Idempotency-Key": "wrong-type-1"}
     for _ in range(3):  # the sender retries with its key, as it should
         answer = post(client, events, headers=keyed)
         assert answer.status_code == 503 and answer.get_json()["error"] == "unavailable"
     assert stream.xlen(rk.EVENTS) == 0 and not stream.exists(rk.idempotency("wrong-type-1"))
-    assert not stream.exists(rk.excluded(NEW_USER)) and not stream.exists(rk.recent(7))
+    assert not stream.exists(rk.excluded(NEW_USER)) and not stream.exists(rk.recent(other))
     stream.delete(rk.recent(NEW_USER))  # repaired
     for _ in range(2):
         assert post(client, events, headers=keyed).status_code == 202
