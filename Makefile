@@ -31,7 +31,7 @@ SPEED_REDIS_URL = redis://reco-speed:$$(cat $(REDIS_DIR)/speed_password)@127.0.0
 # answers 503 to writes, lookups carry on).
 REDIS_MAXMEMORY ?= 1gb
 RECO_PORT ?= 8000
-# The speed layer (jobs/speed_layer.py) of `make demo` and `make speed-layer` serves its metrics here.
+# The speed layer (serving/speed/) of `make demo` and `make speed-layer` serves its metrics here.
 SPEED_METRICS_PORT ?= 9101
 # gunicorn listens here, behind nginx on RECO_PORT (serving/front.py): sync workers only ever see whole requests.
 RECO_UPSTREAM_PORT ?= 8001
@@ -164,7 +164,7 @@ demo: setup redis-up
 	  kill $$(cat $(REDIS_DIR)/redis.pid) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; exit 1; fi; \
 	step "starting the lookup service on http://127.0.0.1:$(RECO_PORT) (nginx in front of gunicorn on :$(RECO_UPSTREAM_PORT))"; \
 	$(FRONT); \
-	RECO_REDIS_URL="$(SPEED_REDIS_URL)" $(PY) -m jobs.speed_layer --metrics-port $(SPEED_METRICS_PORT) > .airflow/speed-layer.log 2>&1 & \
+	RECO_REDIS_URL="$(SPEED_REDIS_URL)" $(PY) -m serving.speed --metrics-port $(SPEED_METRICS_PORT) > .airflow/speed-layer.log 2>&1 & \
 	speed=$$!; \
 	trap '$(FRONT) --stop; kill $$speed 2>/dev/null; kill $$(cat $(REDIS_DIR)/redis.pid 2>/dev/null) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; echo "demo: stopped the service, its front, the speed layer and Redis"' EXIT; \
 	trap 'exit 130' INT TERM; \
@@ -197,7 +197,7 @@ serve: setup
 speed-layer: setup
 	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(SPEED_REDIS_URL)}"; \
 	echo "speed-layer: folding events into the live version (metrics on 127.0.0.1:$(SPEED_METRICS_PORT))"; \
-	exec $(PY) -m jobs.speed_layer --metrics-port $(SPEED_METRICS_PORT)
+	exec $(PY) -m serving.speed --metrics-port $(SPEED_METRICS_PORT)
 
 # The Airflow UI (airflow standalone) with this project's DAG on http://127.0.0.1:8080.
 airflow: setup redis-up

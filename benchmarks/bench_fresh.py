@@ -5,7 +5,7 @@
   send single events at a steady rate (default 200 events/s) and then as fast as 4 senders can;
 - quality, on the GUIDE protocol (ML-100K, per-user 75/25 split): 10% of the users held out of training
   entirely; their training ratings folded in against the model of the others, in process with the speed layer's
-  own code (jobs/lib/model/fold_in.py) and over HTTP (a version trained without them goes live, their ratings
+  own code (schemas/ranking.py) and over HTTP (a version trained without them goes live, their ratings
   are posted to the intake, and their recommendations read back once the speed layer counts all of them); their
   NDCG@10 on their test ratings against (a) the model trained with them, (b) similar_to_recent (the service's
   merge of the neighbour lists of their 10 latest ratings), (c) popularity;
@@ -37,7 +37,8 @@ import requests
 
 from benchmarks.report import done_with, scratch_folder, write
 from conf.settings import load_config
-from jobs.lib.model.fold_in import ItemFactors, Preferences, because, fold_in, top_n
+from schemas.preferences import TrainingPreferences, rating_values, training_pairs
+from schemas.ranking import ItemFactors, because, fold_in
 from tests.support import GunicornService, RedisServer, wait_until, write_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,8 +116,8 @@ def fold_ins_per_second(items: ItemFactors, people: list[tuple[np.ndarray, np.nd
                         n: int = 50) -> float:
     started = time.perf_counter()
     for movies, prefs in people:
-        vector = fold_in(items, movies, prefs, settings["alpha"], settings["reg_param"])
-        top_n(items, vector, n, set(movies.tolist()))
+        vector = fold_in(items, movies, prefs, settings["alpha"], settings["reg_param"]).vector
+        items.top_n(vector, n, set(movies.tolist()))
     return len(people) / (time.perf_counter() - started)
 
 
@@ -131,17 +132,18 @@ def cost_at_25m_shape(settings: dict, people: int = 300) -> dict:
     # people per second on one core, and what that makes for ML-25M's 162,541 people on 2 cores.
     started = time.perf_counter()
     for movies_rated, prefs in sample:
-        because(items, movies_rated, prefs, settings["alpha"], settings["reg_param"],
+        because(items, fold_in(items, movies_rated, prefs, settings["alpha"], settings["reg_param"], explain=True),
                 rng.choice(np.arange(1, movies + 1), 50, replace=False))
     because_per_s = people / (time.perf_counter() - started)
-    # The speed layer's training preferences at 25M ratings (162,541 people), built as it builds them.
+    # The training preferences at 25M ratings (162,541 people), built as the recommend job builds the speed layer's
+    # bundle (which the speed layer memory-maps: held here whole).
     gc.collect()
     before = psutil.Process().memory_info().rss
     ratings = pd.DataFrame({"user_id": rng.integers(1, 162_542, 25_000_095, dtype=np.int32),
                             "movie_id": rng.integers(1, movies + 1, 25_000_095, dtype=np.int32),
                             "rating": rng.integers(1, 11, 25_000_095).astype(np.float32) / 2})
     started = time.perf_counter()
-    preferences = Preferences.from_tables(ratings, None, settings)
+    preferences = training_from(ratings, settings)
     load_s = time.perf_counter() - started
     del ratings
     gc.collect()
@@ -152,6 +154,14 @@ def cost_at_25m_shape(settings: dict, people: int = 300) -> dict:
             "because_people_per_s_one_core": round(because_per_s),
             "because_25m_people_two_cores_s": round(162_541 / because_per_s / 2),
             "preferences_25m_mib": round(held / 2**20), "preferences_25m_load_s": round(load_s, 1)}
+
+
+def training_from(ratings: pd.DataFrame, settings: dict) -> TrainingPreferences:
+    """Training preferences (no clicks) as the recommend job builds them for the fold-in bundle."""
+    none = np.zeros(0)
+    pairs = training_pairs(ratings.user_id.to_numpy(), ratings.movie_id.to_numpy(), ratings.rating.to_numpy(),
+                           none, none, none, settings)
+    return TrainingPreferences.from_pairs(*pairs, settings)
 
 
 def held_out_split(spark, config, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame, set[int]]:
@@ -186,9 +196,8 @@ def scored(spark, lists: dict[str, list[tuple[int, list[int]]]], test_pd: pd.Dat
 def fold_in_quality(spark, config, split, k: int = 10) -> dict:
     from jobs.lib.evaluation.metrics import metric
     from jobs.lib.model.als import fit_implicit
-    from jobs.lib.model.fold_in import preference_values
     from jobs.lib.model.scoring import factors_of
-    from serving.api import merge_neighbours
+    from serving.lists import merge_neighbours
 
     train_pd, test_pd, held = split
     train = spark.createDataFrame(train_pd)
@@ -203,7 +212,7 @@ def fold_in_quality(spark, config, split, k: int = 10) -> dict:
     _, rest_items = factors(fit_implicit(spark.createDataFrame(rest_pd), implicit, config.als))
     full_catalogue = ItemFactors(full_items.ids, full_items.matrix)
     catalogue = ItemFactors(rest_items.ids, rest_items.matrix)
-    preferences = Preferences.from_tables(rest_pd, None, settings)
+    preferences = training_from(rest_pd, settings)
     unit = catalogue.factors / np.maximum(np.linalg.norm(catalogue.factors, axis=1, keepdims=True), 1e-12)
     popular = rest_pd.groupby("movie_id").size().sort_values(ascending=False, kind="stable").index.tolist()
     middle = 3.0
@@ -212,19 +221,19 @@ def fold_in_quality(spark, config, split, k: int = 10) -> dict:
         theirs = train_pd[train_pd.user_id == user]
         seen = set(theirs.movie_id.tolist())
         vector = full_users.matrix[np.searchsorted(full_users.ids, user)]
-        lists["full model (trained with them)"].append((user, [m for m, _ in top_n(full_catalogue, vector, k, seen)]))
-        mapped = preference_values(theirs.rating.to_numpy(), settings["confidence"], settings["threshold"])
+        lists["full model (trained with them)"].append((user, [m for m, _ in full_catalogue.top_n(vector, k, seen)]))
+        mapped = rating_values(theirs.rating.to_numpy(), settings["confidence"], settings["threshold"])
         values = {int(m): float(v) for m, v in zip(theirs.movie_id, mapped) if v == v and m in catalogue.known}
         movies, prefs = preferences.scaled(values)
-        folded = fold_in(catalogue, movies, prefs, settings["alpha"], settings["reg_param"])
-        lists["fold-in"].append((user, [m for m, _ in top_n(catalogue, folded, k, seen)]))
+        folded = fold_in(catalogue, movies, prefs, settings["alpha"], settings["reg_param"]).vector
+        lists["fold-in"].append((user, [m for m, _ in catalogue.top_n(folded, k, seen)]))
         latest = theirs.sort_values("ts", ascending=False).head(10)
         seeds = sorted(((int(m), float(r)) for m, r in zip(latest.movie_id, latest.rating) if m in catalogue.known),
                        key=lambda pair: -pair[1])
         neighbours = []
         for movie, _ in seeds:
             row = unit[catalogue.rows(np.array([movie]))[0]]
-            similar = top_n(ItemFactors(catalogue.ids, unit), row, 51, {movie})
+            similar = ItemFactors(catalogue.ids, unit).top_n(row, 51, {movie})
             neighbours.append([{"movie_id": m, "score": sc} for m, sc in similar[:50]])
         merged = merge_neighbours(neighbours, [r - middle for _, r in seeds], seen)
         lists["similar_to_recent"].append((user, [i["movie_id"] for i in merged[:k]]))
@@ -306,7 +315,7 @@ def dismissals_and_exclusions(spark, config, run_id: str, k: int = 10, top: int 
         users = factors_of(pa.Table.from_pandas(model.userFactors.toPandas()))
         movies = factors_of(pa.Table.from_pandas(model.itemFactors.toPandas()))
         catalogue = ItemFactors(movies.ids, movies.matrix)
-        return {int(u): [m for m, _ in top_n(catalogue, users.matrix[i], n, seen.get(int(u), set()))]
+        return {int(u): [m for m, _ in catalogue.top_n(users.matrix[i], n, seen.get(int(u), set()))]
                 for i, u in enumerate(users.ids.tolist())}
 
     def judged(ranked):
@@ -368,7 +377,7 @@ def main() -> None:
     (work / "service").mkdir()
     server = GunicornService(redis_server.url, work / "service", env={
         "RECO_EVENTS_TOKEN": TOKEN, "RECO_CONFIG": str(settings_file)}).start()
-    speed = subprocess.Popen([sys.executable, "-m", "jobs.speed_layer", "--config", str(settings_file)],
+    speed = subprocess.Popen([sys.executable, "-m", "serving.speed", "--config", str(settings_file)],
                              env={**os.environ, "RECO_REDIS_URL": redis_server.url}, cwd=REPO,
                              stdout=open(work / "speed.log", "wb"), stderr=subprocess.STDOUT)
     try:
@@ -390,17 +399,13 @@ def main() -> None:
         "full model (trained with them)"]["ndcg@10"], 3)
     spark.stop()
 
-    # Cost at ML-100K: the full run's own factors and preferences, every trained person.
-    from jobs.lib.model.scoring import factors_of
+    # Cost at ML-100K: the full run's fold-in bundle (what the speed layer reads), every trained person.
     from jobs.lib.runtime.run_layout import run_paths
-    from jobs.lib.runtime.storage import join, read_table
-    paths = run_paths(config, run_id)
-    factors = factors_of(read_table(join(paths.model("prod", "implicit"), "itemFactors")))
-    items = ItemFactors(factors.ids, factors.matrix)
-    settings = {**config.als.implicit.model_dump(), "click_weight": config.events.click_weight}
-    preferences = Preferences.from_tables(read_table(paths.clean_ratings).to_pandas(), None, settings)
+    from schemas import bundle
+    model = bundle.read(run_paths(config, run_id).fold_in_bundle)
+    items, settings, preferences = model.items, model.settings, model.training
     people = [preferences.scaled(preferences.of(int(u))) for u in preferences.users]
-    small = {"movies": len(items.ids), "rank": int(factors.matrix.shape[1]), "people": len(people),
+    small = {"movies": len(items.ids), "rank": int(items.factors.shape[1]), "people": len(people),
              "fold_ins_per_s_one_core": round(fold_ins_per_second(items, people, settings))}
     large = cost_at_25m_shape(settings)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 from flask import request
 
-from serving.api import json_response
+from serving.http import json_response
 from serving.intake import authorize, settings
 from serving.wsgi import app
 

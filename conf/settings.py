@@ -288,7 +288,7 @@ class EventSettings(_Section):
 
 
 class SpeedSettings(_Section):
-    """The speed layer (jobs/speed_layer.py): what one process may hold between two versions."""
+    """The speed layer (serving/speed/): what one process may hold between two versions."""
     max_people: int = Field(1_000_000, ge=1, description="people with events since the version it holds at most "
                             "(0.5 KB for one with one event, 0.8 KB with five, beside the version's model); beyond, "
                             "the least recently active are let go: their answers fall back to the version's list "

@@ -112,7 +112,7 @@ with DAG(
         """Go on to recommend and publish only when metrics.json says publishable (or params.force)."""
         from conf.settings import load_config
         from jobs.lib.runtime.run_layout import run_paths
-        from jobs.lib.runtime.storage import read_json
+        from schemas.storage import read_json
         metrics = read_json(run_paths(load_config(), reco_run).metrics)
         failed = [g["gate"] for g in metrics.get("gates", []) if not g.get("passed")]
         print(f"publishable={metrics['publishable']} failed gates={failed} force={params['force']}")

@@ -18,14 +18,28 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Config
-from jobs.lib.data.cleaning import (GENOME_RULES, RULES, TAG_RULES, clean_movies, clicks_per_pair, count_by,
-                                    dismissed_pairs, drop_duplicates, drops_by_rule, filter_activity, flag_genome,
-                                    flag_tags, flag_violations, movie_tags, split_events)
+from jobs.lib.data.cleaning import (
+    GENOME_RULES,
+    RULES,
+    TAG_RULES,
+    clean_movies,
+    clicks_per_pair,
+    count_by,
+    dismissed_pairs,
+    drop_duplicates,
+    drops_by_rule,
+    filter_activity,
+    flag_genome,
+    flag_tags,
+    flag_violations,
+    movie_tags,
+    split_events,
+)
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
-from jobs.lib.runtime.storage import exists, read_json, remove_folder, write_json
 from schemas.movielens import DATASETS, RATING_COLUMNS
+from schemas.storage import exists, read_json, remove_folder, write_json
 from schemas.tables import CLEAN_CLICKS, CLEAN_DISMISSED, EVENTS
 
 log = logging.getLogger("reco.clean")

@@ -21,7 +21,7 @@ from jobs.lib.model.als import ExplicitModel
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
-from jobs.lib.runtime.storage import exists, read_json, write_json
+from schemas.storage import exists, read_json, write_json
 
 log = logging.getLogger("reco.evaluate")
 

@@ -28,7 +28,7 @@ from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.errors import JobError, TransientJobError
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
-from jobs.lib.runtime.storage import write_json
+from schemas.storage import write_json
 
 log = logging.getLogger("reco.experiment")
 

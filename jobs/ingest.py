@@ -19,7 +19,7 @@ from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
-from jobs.lib.runtime.storage import copy_folder, is_local, remove_folder, write_json
+from schemas.storage import copy_folder, is_local, remove_folder, write_json
 
 log = logging.getLogger("reco.ingest")
 

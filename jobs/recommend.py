@@ -17,7 +17,9 @@
 - popular: the most rated movies overall (genre "_all") and per genre, ties to the better mean rating (the same
   ranking as the popularity baseline that evaluate measures), max(recommend.popular_n, recommend.filter_pool)
   per list: the service fills filtered answers from them;
-- movie_stats: number of ratings and mean rating per movie, for movie details.
+- movie_stats: number of ratings and mean rating per movie, for movie details;
+- fold_in_bundle: what the speed layer needs of the version (the production model's item factors, the training
+  preferences before scaling, what people dismissed: schemas/bundle.py).
 Then `runs/latest` points at this run.
 """
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Config
-from jobs.lib.model.als import click_preferences, implicit_preferences
+from jobs.lib.model.als import click_preferences, fold_in_settings, implicit_preferences, seen_pairs
 from jobs.lib.model.content import (
     content_neighbors,
     content_vectors,
@@ -40,7 +42,7 @@ from jobs.lib.model.content import (
     new_by_genre,
     new_movie_picks,
 )
-from jobs.lib.model.explain import marked, with_because, with_because_on_driver
+from jobs.lib.model.explain import with_because, with_because_on_driver, with_rated_flag
 from jobs.lib.model.scoring import (
     als_top_n,
     factors_of,
@@ -54,7 +56,9 @@ from jobs.lib.model.scoring import (
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.run_layout import mark_latest, run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
-from jobs.lib.runtime.storage import exists, join, read_table, replace_folder_with_table, write_json
+from schemas import bundle
+from schemas.preferences import TrainingPreferences, training_pairs
+from schemas.storage import exists, join, read_table, replace_folder_with_table, write_json
 
 log = logging.getLogger("reco.recommend")
 
@@ -66,12 +70,10 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     # Not cached: each step reads only the columns it needs from Parquet, cheaper than building a cache of all.
     ratings = spark.read.parquet(paths.clean_ratings)
     movies = spark.read.parquet(paths.clean_movies)
-    # What a person's list leaves out: what they rated, and what they said they are not interested in.
+    # What a person's list leaves out: what they have seen (schemas/people.py).
     dismissed = spark.read.parquet(paths.clean_dismissed).select("user_id", "movie_id") \
         if exists(paths.clean_dismissed) else None
-    excluded = ratings.select("user_id", "movie_id")
-    if dismissed is not None:
-        excluded = excluded.unionByName(dismissed)
+    excluded = seen_pairs(ratings, dismissed)
     prod = paths.model("prod", "implicit")
     users, items = (factors_of(read_table(join(prod, part))) for part in ("userFactors", "itemFactors"))
     # Scored in this process where the model is small (recommend.driver_max_scores): the same lists.
@@ -84,11 +86,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         if settings.model == "popularity":
             return popularity_top_n(ratings, ratings, settings.top_n, excluded)
         if on_driver["user_recs"]:
-            pairs = read_table(paths.clean_ratings, ["user_id", "movie_id"])
-            if dismissed is not None:
-                pairs = pa.concat_tables([pairs, read_table(paths.clean_dismissed, ["user_id", "movie_id"])
-                                          .cast(pairs.schema)])
-            return top_n_on_driver(users, items, pairs, settings.top_n)
+            return top_n_on_driver(users, items, seen_table(paths), settings.top_n)
         return als_top_n(model, excluded, settings.top_n)
 
     def explained(lists):
@@ -99,7 +97,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         if exists(paths.clean_clicks) and config.events.click_weight > 0:
             clicks = click_preferences(spark.read.parquet(paths.clean_clicks), ratings, config.events.click_weight)
         implicit = config.als.implicit
-        preferences = marked(implicit_preferences(ratings, implicit, clicks), ratings)
+        preferences = with_rated_flag(implicit_preferences(ratings, implicit, clicks), ratings)
         if isinstance(lists, pa.Table):
             explained_ = with_because_on_driver(lists.to_pandas(), preferences.toPandas(), items, implicit.alpha,
                                                 implicit.reg_param)
@@ -149,6 +147,10 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         save(lists(), path)
         seconds[f"{name}_s"] = round(time.perf_counter() - started, 2)
 
+    started = time.perf_counter()
+    write_fold_in_bundle(config, paths, items)
+    seconds["fold_in_bundle_s"] = round(time.perf_counter() - started, 2)
+
     counts = {name: spark.read.parquet(getattr(paths, name)).count()
               for name in ("user_recs", "item_neighbors", "content_neighbors", "new_picks", "new_lists", "popular",
                            "movie_stats")}
@@ -163,6 +165,28 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     mark_latest(config, run_id)
     log.info("recommendations written: %s", counts)
     return report
+
+
+def seen_table(paths) -> pa.Table:
+    """(user_id, movie_id) of what each person has seen, in this process: seen_pairs without Spark."""
+    pairs = read_table(paths.clean_ratings, ["user_id", "movie_id"])
+    if exists(paths.clean_dismissed):
+        pairs = pa.concat_tables([pairs, read_table(paths.clean_dismissed, ["user_id", "movie_id"]).cast(pairs.schema)])
+    return pairs
+
+
+def write_fold_in_bundle(config: Config, paths, items) -> None:
+    """What the speed layer folds into (schemas/bundle.py): the production model's item factors, the training
+    preferences by the rules train applied (schemas/preferences.py) before scaling, what people dismissed."""
+    settings = fold_in_settings(config)
+    ratings = read_table(paths.clean_ratings, ["user_id", "movie_id", "rating"])
+    clicks = read_table(paths.clean_clicks, ["user_id", "movie_id", "clicks"]) if exists(paths.clean_clicks) else None
+    column = lambda table, name: table.column(name).to_numpy() if table is not None else np.zeros(0)  # noqa: E731
+    pairs = training_pairs(column(ratings, "user_id"), column(ratings, "movie_id"), column(ratings, "rating"),
+                           column(clicks, "user_id"), column(clicks, "movie_id"), column(clicks, "clicks"), settings)
+    dismissed = read_table(paths.clean_dismissed, ["user_id", "movie_id"]) if exists(paths.clean_dismissed) else None
+    bundle.write(paths.fold_in_bundle, items.ids, items.matrix, TrainingPreferences.from_pairs(*pairs, settings),
+                 column(dismissed, "user_id"), column(dismissed, "movie_id"), config.recommend.top_n)
 
 
 def save(lists: DataFrame | pa.Table, path: str) -> None:

@@ -18,8 +18,8 @@ from jobs.lib.model.splits import stratified_split
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
-from jobs.lib.runtime.storage import read_json, write_json
 from schemas.movielens import DATASETS
+from schemas.storage import read_json, write_json
 
 log = logging.getLogger("reco.train")
 

@@ -31,7 +31,7 @@ from jobs.lib.model.splits import kfold_splits, stratified_split
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
-from jobs.lib.runtime.storage import join, write_json, write_text
+from schemas.storage import join, write_json, write_text
 
 log = logging.getLogger("reco.tune")
 

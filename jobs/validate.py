@@ -16,9 +16,9 @@ from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
-from jobs.lib.runtime.storage import exists, is_local, join, read_json, write_json
 from schemas.expectations import build_suites
 from schemas.movielens import DATASETS
+from schemas.storage import exists, is_local, join, read_json, write_json
 from schemas.tables import EVENTS
 
 log = logging.getLogger("reco.validate")

@@ -20,7 +20,7 @@ TYPES = ("rating", "click", "dismiss")
 MAX_ID = 2**31 - 1  # user and movie ids: positive 32-bit integers
 COLUMNS = ("stream_id", "user_id", "movie_id", "type", "rating", "ts", "request_id")
 MAX_REQUEST_ID_CHARS = 64
-FIELD = "event"  # the stream entry's one field (serving/store.py's script writes it too)
+FIELD = "event"  # the stream entry's one field (serving/versions.py's script writes it too)
 
 
 def to_stream_value(event: dict) -> bytes:

@@ -36,7 +36,7 @@ The loop (POST /v1/events, archived by ingest; these keys are mutable and outsid
     reco:{events}:excluded:<user_id>   set      movie ids the user rated or dismissed through events: no answer
                                                 for them shows these
     reco:{events}:fresh:<user_id>      json     {version, events, updated_at, items}: the user's list folded in
-                                                by the speed layer (jobs/speed_layer.py) against `version`
+                                                by the speed layer (serving/speed/) against `version`
     reco:{events}:rate:<minute>[:<user>] int    events the intake took in a minute, and one user got
     reco:{events}:once:<key>           string   "<fingerprint> <stream id> ...": an Idempotency-Key's request and
                                                 the ids it got, for events.idempotency_ttl_s (a retry appends nothing)
@@ -53,7 +53,7 @@ single Redis.
 An item is {"movie_id", "title", "year", "genres", "score"} (a user's also `because`: {"movie_id", "title"} of
 the rated movie that contributed most, jobs/lib/model/explain.py): values are serialised once, at publication, in
 exactly the shape the API returns, so a request does a lookup, a slice and no joins. A version's keys never
-change once the pointer names it, which is what lets the service cache them (serving/store.py).
+change once the pointer names it, which is what lets the service cache them (serving/versions.py).
 """
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ EVENTS = f"{PREFIX}:{{events}}"
 EXPERIMENT = f"{PREFIX}:{{ctl}}:experiment"
 EXPERIMENT_LOG = f"{PREFIX}:{{ctl}}:experiments"
 EXPOSURES = f"{PREFIX}:{{exposures}}"
-SPEED_GROUP = "speed"  # the speed layer's consumer group on the events stream (jobs/speed_layer.py)
+SPEED_GROUP = "speed"  # the speed layer's consumer group on the events stream (serving/speed/)
 
 
 def speed_group(shard: int, shards: int) -> str:

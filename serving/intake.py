@@ -1,9 +1,10 @@
 """Event intake (blueprint `events`): `POST /v1/events`, what people did with what they were shown.
 
 A request is all-or-nothing: every event is checked first (types, the live version's catalogue and rating
-scale, timestamps), then all are appended to the `reco:{events}` stream by one Lua script (atomic), with each
-rating also pushed onto the person's recent list (for "similar_to_recent" until the next version knows them). The answer
-is 202 once Redis has them: ingest archives the stream at the start of the next run (jobs/lib/loop/event_archive.py).
+scale, timestamps), then all are appended to the `reco:{events}` stream in one atomic step (serving/event_log.py),
+with each rating also pushed onto the person's recent list (for "similar_to_recent" until the next version knows
+them) and what they have seen into their excluded set. The answer is 202 once Redis has them: ingest archives the
+stream at the start of the next run (jobs/lib/loop/event_archive.py).
 A request sent with an `Idempotency-Key` header is appended at most once: the script records the key with the
 request's fingerprint and ids (for events.idempotency_ttl_s), and a retry with that key gets the first answer
 again (`Idempotent-Replayed: true`) without appending; the same key with another request is a 422.
@@ -27,11 +28,12 @@ from flask import Blueprint, current_app, request
 
 from conf.settings import EventSettings
 from schemas import redis_keys as rk
-from schemas.events import MAX_REQUEST_ID_CHARS, TYPES
+from schemas.events import MAX_ID, MAX_REQUEST_ID_CHARS, TYPES
 from schemas.movielens import DATASETS
-from serving.api import MAX_ID, BadRequest, json_response, store
+from serving.event_log import AppendRequest, EventLog, KeyReused, OverCap
+from serving.http import BadRequest, json_response
 from serving.observability import EVENTS_ACCEPTED, EVENTS_REJECTED, EVENTS_REPLAYED
-from serving.store import KeyReused, OverCap
+from serving.versions import Versions
 
 events = Blueprint("events", __name__)
 
@@ -47,6 +49,14 @@ class Unauthorized(BadRequest):
 
 def settings() -> EventSettings:
     return current_app.config["RECO_EVENTS"]
+
+
+def versions() -> Versions:
+    return current_app.extensions["reco_versions"]
+
+
+def event_log() -> EventLog:
+    return current_app.extensions["reco_event_log"]
 
 
 def authorize(token: str | None) -> None:
@@ -108,20 +118,20 @@ def checked_against_live(raw: list, config: EventSettings) -> list[dict]:
     """The events as the stream stores them, checked against the live version (its catalogue and rating scale)
     and the backlog limit; else BadRequest (400, 422 or 503) naming the first bad event (counted by the caller:
     a retry's refusal may still be answered by its idempotency key)."""
-    version, (meta,) = store().lookup(rk.suffix("meta"))
+    version, (meta,) = versions().lookup(rk.suffix("meta"))
     spec = DATASETS.get((meta or {}).get("dataset"))
     rating_values = spec.rating_values if spec else ()
     now = int(time.time())
     checked = [check_event(i, e, rating_values, current_app.config["RECO_TS_MIN"], now) for i, e in enumerate(raw)]
     movie_ids = list(dict.fromkeys(e["movie_id"] for e in checked))
-    known = dict(zip(movie_ids, store().get_in_version(version, [rk.suffix("movie", m) for m in movie_ids])))
+    known = dict(zip(movie_ids, versions().get_in_version(version, [rk.suffix("movie", m) for m in movie_ids])))
     for index, event in enumerate(checked):
         if known[event["movie_id"]] is None:
             raise BadRequest(f"events[{index}].movie_id: movie {event['movie_id']} is not in the catalogue of "
                              f"version {version}", 422, "unprocessable_event",
                              extra={"index": index, "field": "movie_id"})
 
-    if store().event_backlog() >= config.backlog:
+    if event_log().backlog() >= config.backlog:
         raise BadRequest(f"the event backlog is full ({config.backlog} events wait for the next run); retry later",
                          503, "backlog_full", headers={"Retry-After": "60"})
     return checked
@@ -188,13 +198,14 @@ def take_events(config: EventSettings):
         checked = checked_against_live(raw, config)
     except BadRequest as refused:
         # A retry of a request stored before a flip, or before the backlog filled, still gets its first answer.
-        if once and refused.status in (422, 503) and (ids := store().recorded(once[0], once[1])) is not None:
+        if once and refused.status in (422, 503) and (ids := event_log().recorded(once[0], once[1])) is not None:
             return replayed_answer(ids)
         EVENTS_REJECTED.labels(reason=rejection_reason(refused)).inc()
         raise
     try:
-        ids, replayed = store().append_events(checked, config.recent_max, config.recent_ttl_days * 86_400, once,
-                                              (config.max_per_minute, config.max_per_user_per_minute))
+        ids, replayed = event_log().append(AppendRequest(
+            checked, config.recent_max, config.recent_ttl_days * 86_400, int(time.time() // 60), once,
+            (config.max_per_minute, config.max_per_user_per_minute)))
     except OverCap as over:
         EVENTS_REJECTED.labels(reason="rate_intake" if over.who == "intake" else "rate_user").inc()
         whose = "the intake's" if over.who == "intake" else f"user {over.who}'s"

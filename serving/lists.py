@@ -1,6 +1,7 @@
 """What a handler does to a published list before answering: filters (genres, years), exclusions, the fill-up
-that keeps an answer k long, and the diversity re-ranking. Pure functions over items as published
-(schemas/redis_keys.py): at most a few published lists per request, no I/O."""
+that keeps an answer k long, the diversity re-ranking, and the merge of neighbour lists for a person the version
+does not know yet. Pure functions over the API's items (schemas/items.py): at most a few published lists per
+request, no I/O."""
 from __future__ import annotations
 
 import heapq
@@ -108,3 +109,19 @@ def intra_list_diversity(items: list[dict]) -> float:
     genres = [frozenset(item.get("genres") or ()) for item in items]
     pairs = [(a, b) for i, a in enumerate(genres) for b in genres[i + 1:]]
     return 1 - sum(genre_similarity(a, b) for a, b in pairs) / len(pairs) if pairs else 0.0
+
+
+def merge_neighbours(lists: list, weights: list[float], exclude: set[int]) -> list[dict]:
+    """One list from several neighbour lists: a movie scores the sum of (its similarity to a seed x the seed's
+    weight), best first, ties to the lower movie id; only movies with a positive score are kept, and none in
+    `exclude`."""
+    scored: dict[int, tuple[float, dict]] = {}
+    for neighbours, weight in zip(lists, weights):
+        for item in neighbours or ():
+            movie = item["movie_id"]
+            if movie in exclude:
+                continue
+            total = scored.get(movie, (0.0, item))[0] + item["score"] * weight
+            scored[movie] = (total, item)
+    ranked = sorted(((m, v) for m, v in scored.items() if v[0] > 0), key=lambda pair: (-pair[1][0], pair[0]))
+    return [{**item, "score": round(total, 6)} for _, (total, item) in ranked]

@@ -54,24 +54,26 @@ class LiveCollector:
     counts; recorded by the DAG's report_run task). `reco_store_up` is 0 when Redis cannot be read (the rest is
     then absent)."""
 
-    def __init__(self, store, backlog_limit: int):
-        self.store, self.backlog_limit = store, backlog_limit
+    def __init__(self, versions, event_log, backlog_limit: int):
+        self.versions, self.event_log, self.backlog_limit = versions, event_log, backlog_limit
 
     def collect(self):
+        import redis
+
         from schemas import redis_keys as rk
-        from serving.store import NoLiveVersion, StoreUnavailable
+        from serving.versions import NoLiveVersion, StoreUnavailable
 
         up = GaugeMetricFamily("reco_store_up", "1 when Redis answered this scrape")
         try:
-            backlog = self.store.event_backlog(max_age=0)
-            speed_lag = self.store.speed_layer_lag()
-            last_run = self.store.last_run()
+            backlog = self.event_log.backlog(max_age=0)
+            speed_lag = speed_layer_lag(self.versions.client)
+            last_run = rk.decode(self.versions.client.get(rk.LAST_RUN))
             try:
-                version, experiment = self.store.state(refresh=True)
-                (meta,) = self.store.get_in_version(version, [rk.suffix("meta")])
+                version, experiment = self.versions.state(refresh=True)
+                (meta,) = self.versions.get_in_version(version, [rk.suffix("meta")])
             except NoLiveVersion:
                 version, meta, experiment = None, None, None
-        except StoreUnavailable:
+        except (StoreUnavailable, redis.RedisError):
             up.add_metric([], 0)
             yield up
             return
@@ -81,7 +83,7 @@ class LiveCollector:
         yield _gauge("reco_event_backlog_limit", "events.backlog: intake answers 503 at this many",
                      self.backlog_limit)
         if speed_lag is not None:
-            yield _gauge("reco_speed_layer_lag", "Events the speed layer has not read yet (jobs/speed_layer.py)",
+            yield _gauge("reco_speed_layer_lag", "Events the speed layer has not read yet (serving/speed/)",
                          speed_lag)
         if last_run:
             yield from _last_run(last_run)
@@ -110,6 +112,22 @@ class LiveCollector:
             if value is not None:
                 quality.add_metric([name], float(value))
         yield quality
+
+
+def speed_layer_lag(client) -> int | None:
+    """Events a speed layer's consumer group has not been given yet (the largest, when several share the
+    people); None without a speed layer (or when Redis cannot count them: entries trimmed past the group's
+    position)."""
+    import redis
+
+    from schemas import redis_keys as rk
+    try:
+        groups = client.xinfo_groups(rk.EVENTS)
+    except redis.ResponseError:  # no stream yet
+        return None
+    names = [(g["name"].decode() if isinstance(g["name"], bytes) else g["name"], g.get("lag")) for g in groups]
+    lags = [lag for name, lag in names if name.partition("-")[0] == rk.SPEED_GROUP]
+    return None if not lags or None in lags else max(lags)
 
 
 def _last_run(run: dict):

@@ -34,17 +34,20 @@ from __future__ import annotations
 import logging
 import os
 import select
-import sys
 import threading
 import time
 import weakref
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import cachetools
 import redis
 from redis.utils import HIREDIS_AVAILABLE
 
+from conf import redis_client
 from schemas import redis_keys as rk
+from schemas.items import MAGIC, Packed, unpack
+from serving.sizes import ENTRY_OVERHEAD, held_bytes
+from serving.versions import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +57,6 @@ MAX_STALE_S = 1.0   # the copy answers only while a PING sent less than this lon
 # is published there (it is the channel RESP2 clients receive invalidations on when they ask for a redirect).
 INVALIDATION_CHANNEL = "__redis__:invalidate"
 PING_PREFIX = b"reco-people-ping "
-# The copy's own bookkeeping per person beyond their values (measured with tracemalloc: the LRU's node and its two
-# dicts' tables, the key, the entry's tuple): tests/unit/serving/test_people.py holds the bound to real memory.
-ENTRY_OVERHEAD = 420
-
-
 def push_support() -> str | None:
     """None when this process's Redis client can tell pushes from replies, else why not."""
     if HIREDIS_AVAILABLE:
@@ -66,19 +64,6 @@ def push_support() -> str | None:
         if not hasattr(hiredis, "PushNotification"):
             return f"hiredis {hiredis.__version__} hands Redis's pushes over as plain replies (3.2 or later needed)"
     return None
-
-
-def held_bytes(value) -> int:
-    """Memory a decoded value holds in this process: its objects, without those it shares (small ints, None,
-    empty tuples, and the field names orjson decodes once for every value)."""
-    if value is None or value == () or isinstance(value, bool) or (isinstance(value, int) and -5 <= value <= 256):
-        return 0
-    size = sys.getsizeof(value)
-    if isinstance(value, (tuple, frozenset, list, set)):
-        size += sum(held_bytes(item) for item in value)
-    elif isinstance(value, dict):
-        size += sum(held_bytes(item) for item in value.values())
-    return size
 
 
 class PeopleCache:
@@ -272,3 +257,61 @@ def _watch(ref: weakref.ref, pid: int) -> None:
             select.select([sock], [], [], wait)
         except (OSError, ValueError, TypeError):  # closed under us by a request that found it broken
             pass
+
+
+class Fresh(NamedTuple):
+    """A person's list as the speed layer last folded it in: the version it was folded into, the ratings and
+    clicks it counts, when, and the list (packed: schemas/items.py)."""
+    version: str
+    events: int
+    updated_at: float
+    packed: Packed
+
+
+class SinceVersion(NamedTuple):
+    """What is known of a person since the version was built."""
+    excluded: frozenset[int]                  # what they rated or dismissed through the intake: never shown
+    fresh: Fresh | None                       # their fold-in, when the speed layer has one
+    latest: tuple[tuple[int, float], ...]     # their latest ratings (movie, rating), newest first
+
+
+class People:
+    """Reads what people did since the version (three keys per person that the intake and the speed layer
+    change), through this worker's copy while Redis tracks it for us, else in one round trip."""
+
+    def __init__(self, client: redis.Redis, copy_mb: float):
+        self.client = client
+        self.copy = PeopleCache(client, copy_mb) if copy_mb and not redis_client.is_cluster(client) else None
+
+    def since_version(self, user_id: int) -> SinceVersion:
+        if self.copy is None:
+            return self._read(user_id)[0]
+        return self.copy.get(user_id, lambda: self._read(user_id))
+
+    def excluded(self, user_id: int) -> frozenset[int]:
+        return self.since_version(user_id).excluded
+
+    def _read(self, user_id: int) -> tuple[SinceVersion, int]:
+        """(what they did, its size in Redis's bytes)."""
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.smembers(rk.excluded(user_id))
+                pipe.get(rk.fresh(user_id))
+                pipe.lrange(rk.recent(user_id), 0, -1)
+                excluded, fresh, latest = pipe.execute()
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from None
+        pairs = [entry.decode().split(":") for entry in latest]
+        size = len(fresh or b"") + sum(map(len, excluded)) + sum(map(len, latest))
+        return SinceVersion(frozenset(int(m) for m in excluded), fresh_of(fresh),
+                            tuple((int(m), float(r)) for m, r in pairs)), size
+
+
+def fresh_of(raw: bytes | None) -> Fresh | None:
+    """A fold-in list as stored (schemas/items.py, its header naming the version); a list an older speed layer
+    wrote (JSON items) is ignored: the current one writes every person's list again when it starts."""
+    if not raw or raw[0] != MAGIC:
+        return None
+    packed = unpack(raw)
+    header = packed.header or {}
+    return Fresh(header.get("version", ""), int(header.get("events", 0)), float(header.get("updated_at", 0)), packed)

@@ -1,11 +1,11 @@
 """WSGI entry point for gunicorn: `gunicorn -c serving/gunicorn.conf.py serving.wsgi:app`."""
 import gc
 
-from serving import create_app
+from serving.app import create_app
 
 app = create_app()
 # Everything imported and built so far lives as long as the worker: out of the collector's sight, a full
 # collection walks only what requests leave behind (in process, 94 ms -> 15-18 ms per full collection with
-# the near cache's values kept as tuples, serving/store.py).
+# the near cache's values kept as tuples, serving/versions.py).
 gc.collect()
 gc.freeze()

@@ -7,13 +7,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs import ingest, publish
-from jobs.lib.loop.event_archive import committed_batches
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.run_layout import run_paths
-from jobs.lib.runtime.storage import read_json
 from jobs.pipeline import run_pipeline
 from schemas import redis_keys as rk
-from serving import create_app
+from schemas.archive import committed_batches
+from schemas.storage import read_json
+from serving.app import create_app
 from tests.support import RedisServer
 
 TOKEN = "loop-token"

@@ -23,7 +23,7 @@ import pytest
 from benchmarks.synthetic_movielens import PRESETS, generate, scaled, write
 from schemas import redis_keys as rk
 from schemas.events import to_stream_fields
-from serving import create_app
+from serving.app import create_app
 from tests.conftest import FAST_ALS
 from tests.dags.test_dag import DAG_ID
 from tests.support import REPO, RedisServer, free_port, wait_until, write_config

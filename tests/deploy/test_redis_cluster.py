@@ -9,7 +9,7 @@ from jobs.lib.loop.event_archive import archive_events
 from jobs.lib.publication import versions as publication
 from jobs.lib.runtime.leases import Lease
 from schemas import redis_keys as rk
-from serving import create_app
+from serving.app import create_app
 from tests.support import RedisClusterServers
 
 TOKEN = "cluster-token"
@@ -70,7 +70,7 @@ def test_a_half_written_version_never_goes_live(on_cluster, spark, tmp_path):
     from jobs.lib.runtime.errors import JobError
     from jobs.lib.runtime.leases import Lease
     with Lease(client, "publish", "test") as lease, pytest.raises(JobError, match="incomplete"):
-        publication.publish_version(client, config.redis, "broken", values, expected=2, meta={"version": "broken"},
+        publication.publish_version(client, config.redis, "broken", values, expected=2, meta=b'{"version": "broken"}',
                                     lease=lease)
     assert publication.live_version(client) == live
     assert publication.count_version_keys(client, "broken") == 0

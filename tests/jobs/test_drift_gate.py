@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from jobs import evaluate, publish
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.run_layout import run_paths
-from jobs.lib.runtime.storage import read_json
+from schemas.storage import read_json
 from tests.support import RedisServer
 
 

@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs.lib.loop import event_archive
-from jobs.lib.loop.event_archive import archive_events, archive_folder, committed_batches
+from jobs.lib.loop.event_archive import archive_events, archive_folder
 from jobs.lib.runtime.errors import JobError, TransientJobError
 from schemas import redis_keys as rk
+from schemas.archive import TornRecord, committed_batches
 from schemas.events import to_stream_fields
 from tests.support import REPO
 
@@ -130,7 +131,7 @@ def test_a_torn_commit_record_and_an_orphan_partial_file_are_handled_with_a_warn
         torn.write('{"file": "/x/crashed.parquet", "first_id": "17')
     with open(f"{folder}/crashed.parquet.partial", "wb") as orphan:
         orphan.write(b"PAR1 half a file")
-    with pytest.raises(JobError, match="crashed.json is torn"):
+    with pytest.raises(TornRecord, match="crashed.json is torn"):
         committed_batches(folder)  # what a reader sees before the next archive sets it aside
     archived = archive_events(settings(server), data_root, "run2")
     assert archived["batch"]["rows"] == 7

@@ -8,15 +8,15 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.simulated_people import SimulatedPeople, held_out_run, hidden_tastes
 from jobs import experiment, ingest, publish
 from jobs.lib.loop import experiment_control as experiments
 from jobs.lib.publication.versions import check_published_run, prune
 from jobs.lib.runtime.leases import Lease
 from jobs.lib.runtime.run_layout import run_paths
-from jobs.lib.runtime.storage import exists, read_json
 from schemas import redis_keys as rk
 from schemas.experiments import CONTROL, TREATMENT, arm_of, logged, public_view
+from schemas.storage import exists, read_json
+from tests.simulated_people import SimulatedPeople, held_out_run, hidden_tastes
 from tests.support import GunicornService, RedisServer, wait_until
 
 TOKEN = "experiment-token"

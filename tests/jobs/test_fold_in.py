@@ -1,56 +1,69 @@
-"""Fold-in is MLlib's own user step: users the shared ML-100K run trained on, folded in with exactly their
-training preferences against the production model's item factors, get back their stored vectors."""
+"""Fold-in is MLlib's own user step, and train's preferences are the core's: users the shared ML-100K run
+trained on, folded in from the run's fold-in bundle (what the speed layer reads) against the production model's
+item factors, get back their stored vectors; and train's Spark preferences equal the core rules' on the same
+data, for every confidence mapping, with clicks and both scalings."""
 import numpy as np
+import pytest
 from pyspark.sql import functions as F
 
-from jobs.lib.model.als import implicit_preferences
+from conf.settings import ImplicitALSSettings
+from jobs.lib.model.als import click_preferences, implicit_preferences
 from jobs.lib.model.scoring import factors_of
-from jobs.lib.runtime.storage import join, read_table
-from jobs.lib.model.fold_in import ItemFactors, Preferences, fold_in, top_n
+from schemas import bundle
+from schemas.preferences import TrainingPreferences, training_pairs
+from schemas.ranking import fold_in
+from schemas.storage import join, read_table
 
 
-def test_folding_in_a_trained_user_reproduces_their_vector_and_their_list(pipeline_run, spark):
+def test_folding_in_a_trained_user_from_the_bundle_reproduces_their_vector_and_their_list(pipeline_run, spark):
     config, _, paths, _ = pipeline_run
-    settings = config.als.implicit
     prod = paths.model("prod", "implicit")
-    users, items = (factors_of(read_table(join(prod, part))) for part in ("userFactors", "itemFactors"))
-    catalogue = ItemFactors(items.ids, items.matrix)
-    prefs = implicit_preferences(spark.read.parquet(paths.clean_ratings), settings).toPandas()
+    users = factors_of(read_table(join(prod, "userFactors")))
+    model = bundle.read(paths.fold_in_bundle)
+    assert model.settings["item_popularity_exponent"]  # the scaling is exercised
     rng = np.random.default_rng(7)
     chosen = rng.choice(users.ids, 50, replace=False)
     worst = 0.0
     for user in chosen:
-        theirs = prefs[prefs.user_id == user]
-        folded = fold_in(catalogue, theirs.movie_id.to_numpy(), theirs.rating.to_numpy(), settings.alpha,
-                         settings.reg_param)
+        movies, prefs = model.training.scaled(model.training.of(int(user)))
+        folded = fold_in(model.items, movies, prefs, model.settings["alpha"], model.settings["reg_param"])
         stored = users.matrix[np.searchsorted(users.ids, user)]
-        worst = max(worst, float(np.linalg.norm(folded - stored) / np.linalg.norm(stored)))
+        worst = max(worst, float(np.linalg.norm(folded.vector - stored) / np.linalg.norm(stored)))
     assert worst < 1e-4, worst  # float32 precision (MLlib solves in float64, stores float32)
     # Changed preferences move the vector: the test could fail.
-    theirs = prefs[prefs.user_id == chosen[0]]
-    moved = fold_in(catalogue, theirs.movie_id.to_numpy()[1:], theirs.rating.to_numpy()[1:], settings.alpha,
-                    settings.reg_param)
-    assert np.linalg.norm(moved - users.matrix[np.searchsorted(users.ids, chosen[0])]) > 1e-3
+    movies, prefs = model.training.scaled(model.training.of(int(chosen[0])))
+    moved = fold_in(model.items, movies[1:], prefs[1:], model.settings["alpha"], model.settings["reg_param"])
+    assert np.linalg.norm(moved.vector - users.matrix[np.searchsorted(users.ids, chosen[0])]) > 1e-3
     # Its list, minus what they rated, is the published list.
     published = spark.read.parquet(paths.user_recs).where(F.col("user_id") == int(chosen[0])).orderBy("rank")
     expected = [row.movie_id for row in published.collect()][:10]
-    rated = set(theirs.movie_id.tolist())
     vector = users.matrix[np.searchsorted(users.ids, chosen[0])]
-    assert [movie for movie, _ in top_n(catalogue, vector, 10, rated)] == expected
+    assert [m for m, _ in model.items.top_n(vector, 10, set(model.training.of(int(chosen[0]))))] == expected
 
 
-def test_the_speed_layers_preferences_are_trains(pipeline_run, spark):
-    """Preferences built by the speed layer from the run's files (jobs/lib/model/fold_in.Preferences, with the
-    popularity scaling of the default settings) fold a trained user back onto their stored vector."""
-    config, _, paths, _ = pipeline_run
-    settings = {**config.als.implicit.model_dump(), "click_weight": config.events.click_weight}
-    assert settings["item_popularity_exponent"]  # the scaling is exercised
-    prod = paths.model("prod", "implicit")
-    users, items = (factors_of(read_table(join(prod, part))) for part in ("userFactors", "itemFactors"))
-    catalogue = ItemFactors(items.ids, items.matrix)
-    preferences = Preferences.from_tables(read_table(paths.clean_ratings).to_pandas(), None, settings)
-    for user in users.ids[:: max(1, len(users.ids) // 20)]:
-        movies, prefs = preferences.scaled(preferences.of(int(user)))
-        folded = fold_in(catalogue, movies, prefs, settings["alpha"], settings["reg_param"])
-        stored = users.matrix[np.searchsorted(users.ids, user)]
-        assert np.linalg.norm(folded - stored) / np.linalg.norm(stored) < 1e-4, user
+@pytest.mark.parametrize("confidence", ["linear", "log", "binary", "threshold"])
+def test_trains_spark_preferences_are_the_cores(spark, confidence):
+    rng = np.random.default_rng(5)
+    n = 400
+    users, movies = rng.integers(1, 30, n), rng.integers(1, 60, n)
+    ratings = rng.choice([0.5, 1.0, 2.5, 3.0, 3.5, 4.0, 5.0], n)
+    c_users, c_movies, clicks = rng.integers(1, 30, 80), rng.integers(1, 60, 80), rng.integers(1, 4, 80)
+    rated = spark.createDataFrame([(int(u), int(m), float(r)) for u, m, r in zip(users, movies, ratings)],
+                                  "user_id int, movie_id int, rating double").dropDuplicates(["user_id", "movie_id"])
+    clicked = spark.createDataFrame([(int(u), int(m), int(c)) for u, m, c in zip(c_users, c_movies, clicks)],
+                                    "user_id int, movie_id int, clicks long").dropDuplicates(["user_id", "movie_id"])
+    settings = ImplicitALSSettings(confidence=confidence, threshold=3.5, user_activity_exponent=0.5,
+                                   item_popularity_exponent=0.25)
+    spark_prefs = implicit_preferences(rated, settings, click_preferences(clicked, rated, 2.0)).toPandas()
+    r, c = rated.toPandas(), clicked.toPandas()
+    rules = {**settings.model_dump(), "click_weight": 2.0}
+    core = TrainingPreferences.from_pairs(*training_pairs(r.user_id.to_numpy(), r.movie_id.to_numpy(),
+                                                          r.rating.to_numpy(), c.user_id.to_numpy(),
+                                                          c.movie_id.to_numpy(), c.clicks.to_numpy(), rules), rules)
+    expected = {}
+    for user in core.users.tolist():
+        movie_ids, prefs = core.scaled(core.of(user))
+        expected.update({(user, m): p for m, p in zip(movie_ids.tolist(), prefs.tolist())})
+    got = {(u, m): p for u, m, p in spark_prefs.itertuples(index=False)}
+    assert got.keys() == expected.keys()
+    assert all(np.isclose(got[pair], expected[pair], rtol=1e-6) for pair in got)

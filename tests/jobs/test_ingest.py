@@ -14,7 +14,7 @@ import pytest
 from jobs import clean, ingest, validate
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.run_layout import run_paths
-from jobs.lib.runtime.storage import read_json
+from schemas.storage import read_json
 from tests.support import rows
 
 

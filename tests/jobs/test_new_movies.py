@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 
 from jobs import publish, recommend
 from jobs.lib.runtime.run_layout import mark_latest, run_paths
-from jobs.lib.runtime.storage import read_table
-from serving import create_app
+from schemas.storage import read_table
+from serving.app import create_app
 from tests.serving.test_web_page import ARGS, CHROMIUM
 from tests.support import RedisServer
 

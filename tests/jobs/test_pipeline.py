@@ -5,7 +5,7 @@ from pathlib import Path
 from pyspark.sql import functions as F
 
 from jobs import recommend
-from jobs.lib.runtime.storage import read_json
+from schemas.storage import read_json
 from tests.support import assert_same_rankings
 
 

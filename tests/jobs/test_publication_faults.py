@@ -17,8 +17,8 @@ from jobs.lib.publication import versions as publication
 from jobs.lib.runtime.errors import TransientJobError
 from jobs.lib.runtime.leases import Lease, LeaseLost
 from jobs.lib.runtime.run_layout import run_paths
-from jobs.lib.runtime.storage import write_json
 from schemas import redis_keys as rk
+from schemas.storage import write_json
 from tests.jobs.test_publish import copy_run
 from tests.support import REPO, RedisServer, ReplyDroppingProxy, wait_until
 
@@ -85,7 +85,7 @@ WRITER = textwrap.dedent("""
     versions._replies, versions.PIPELINE_KEYS = slowly, 500
     client = redis_client.writer(config.redis)
     with Lease(client, "publish", "doomed-writer", ttl_s=2) as lease:
-        versions.publish_version(client, config.redis, "killed", sys.argv[2], int(sys.argv[3]), {}, lease)
+        versions.publish_version(client, config.redis, "killed", sys.argv[2], int(sys.argv[3]), b"{}", lease)
 """)
 
 
@@ -159,7 +159,7 @@ STALLED = textwrap.dedent("""
     config = load_config(overrides={"redis.url": sys.argv[1]})
     client = redis_client.writer(config.redis)
     with Lease(client, "publish", "stalled-publisher", ttl_s=1) as lease:
-        versions.publish_version(client, config.redis, "stalled", sys.argv[2], int(sys.argv[3]), {}, lease)
+        versions.publish_version(client, config.redis, "stalled", sys.argv[2], int(sys.argv[3]), b"{}", lease)
         print("flipped", flush=True)
         sys.stdin.readline()  # where it is frozen (SIGSTOP), between its flip and its final prune
         print(versions.prune(client, 1, lease), flush=True)
@@ -191,7 +191,7 @@ def test_a_publisher_that_lost_its_lease_prunes_nothing(pipeline_run, spark, red
 
         def next_publisher():
             with Lease(redis_client, "publish", "next-publisher", wait_s=10) as lease:
-                publication.publish_version(redis_client, config.redis, "next", values, live["keys"] - 1, {}, lease)
+                publication.publish_version(redis_client, config.redis, "next", values, live["keys"] - 1, b"{}", lease)
         writer = threading.Thread(target=next_publisher)
         writer.start()
         assert taken_over.wait(30)
@@ -225,7 +225,7 @@ def test_a_stale_holder_is_fenced_and_a_dead_holders_lease_is_taken_over(pipelin
         # inside Redis, and the stale version removed.
         stale.check = lambda: None
         with pytest.raises(Exception, match="FENCED"):
-            publication.publish_version(redis_client, config.redis, "stale", values, live["keys"] - 1, {}, stale)
+            publication.publish_version(redis_client, config.redis, "stale", values, live["keys"] - 1, b"{}", stale)
     assert redis_client.get(rk.LIVE).decode() == live["version"]
     assert version_ids_in_redis(redis_client) == {live["version"]}
 

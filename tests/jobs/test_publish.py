@@ -4,6 +4,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jobs import publish
@@ -11,9 +12,11 @@ from jobs.lib.publication import versions as publication
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.leases import Lease
 from jobs.lib.runtime.run_layout import run_paths
-from jobs.lib.runtime.storage import read_json, write_json
+from schemas import items
 from schemas import redis_keys as rk
-from serving import create_app
+from schemas.storage import read_json, write_json
+from schemas.versions import VersionMeta
+from serving.app import create_app
 
 
 @pytest.fixture()
@@ -43,15 +46,17 @@ def test_publish_writes_a_complete_version(pipeline_run, spark, redis_client):
     assert report["counts"]["user"] == 943 and report["counts"]["similar"] == 1682
     assert report["counts"]["movie"] == 1682 and report["counts"]["popular"] == 19  # 18 genres + _all
     assert publication.count_version_keys(redis_client, version) == report["keys"]
-    user_1 = rk.decode(redis_client.get(rk.key(version, "user", 1)))
-    expected = [r["movie_id"] for r in spark.read.parquet(paths.user_recs).where("user_id = 1")
-                .orderBy("rank").collect()]
-    assert [item["movie_id"] for item in user_1] == expected
-    assert set(user_1[0]) == {"movie_id", "title", "year", "genres", "score", "because"}
+    user_1 = items.unpack(redis_client.get(rk.key(version, "user", 1)))  # compact: ids, scores, because
+    expected = spark.read.parquet(paths.user_recs).where("user_id = 1").orderBy("rank").collect()
+    assert list(user_1.movie_ids) == [r["movie_id"] for r in expected] and len(expected) == 50
+    assert list(user_1.because) == [r["because_id"] or 0 for r in expected] and any(user_1.because)
+    assert np.allclose(user_1.scores, [r["score"] for r in expected])
+    assert redis_client.memory_usage(rk.key(version, "user", 1)) <= 1000  # issue #49's bound for a list of 50
     assert report["counts"]["seen"] == 943 and "content" not in report["counts"]  # every movie has ALS neighbours
-    meta = rk.decode(redis_client.get(rk.key(version, "meta")))
+    meta = VersionMeta.from_json(redis_client.get(rk.key(version, "meta")))
     metrics = read_json(paths.metrics)
-    assert meta["run_id"] == run_id and meta["metrics"]["ndcg@10"] == metrics["models"]["als"]["ndcg@10"]
+    assert meta.run_id == run_id and meta.metrics["ndcg@10"] == metrics["models"]["als"]["ndcg@10"]
+    assert meta.format == items.FORMAT and meta.fold_in["bundle"] == paths.fold_in_bundle
     assert read_json(paths.publish_report)["version"] == version
 
 
@@ -64,8 +69,8 @@ def test_unpublishable_run_is_refused_unless_forced(pipeline_run, spark, redis_c
         publish.run(config, bad, spark=spark)
     assert redis_client.get(rk.LIVE).decode() == live
     forced = publish.run(config, bad, spark=spark, force=True)
-    meta = rk.decode(redis_client.get(rk.key(forced["version"], "meta")))
-    assert meta["forced"] is True and redis_client.get(rk.LIVE).decode() == forced["version"]
+    meta = VersionMeta.from_json(redis_client.get(rk.key(forced["version"], "meta")))
+    assert meta.forced is True and redis_client.get(rk.LIVE).decode() == forced["version"]
 
 
 def test_failure_before_the_flip_leaves_live_untouched(pipeline_run, spark, redis_client):

@@ -6,7 +6,7 @@ import pytest
 from jobs import ingest, validate
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.run_layout import run_paths
-from jobs.lib.runtime.storage import read_json
+from schemas.storage import read_json
 
 
 def corrupt_copy(source, target, ratings=None, items=None, ratings_bytes=None):

@@ -9,9 +9,9 @@ import pytest
 import requests
 
 from jobs import publish
-from jobs.lib.runtime.storage import read_json
 from schemas import redis_keys as rk
-from serving import create_app, load_openapi
+from schemas.storage import read_json
+from serving.app import create_app, load_openapi
 from tests.support import GunicornService, RedisServer, wait_until
 
 
@@ -195,14 +195,14 @@ def test_read_only_acl_user_can_serve_but_not_write(live, redis_server):
         reader = app.test_client()
         assert reader.get("/v1/users/1/recommendations").get_json()["version"] == version
         assert reader.get("/readyz").status_code == 200
-        wait_until(lambda: app.extensions["reco_store"].people.tracked, 5, what="the people copy tracked")
+        wait_until(lambda: app.extensions["reco_people"].copy.tracked, 5, what="the people copy tracked")
         # Without CLIENT TRACKING it still answers, reading each person from Redis every time.
         admin.execute_command("ACL", "SETUSER", "reco-reader", "-client|tracking")
         untracked = create_app(reader_config)
         assert untracked.test_client().get("/v1/users/1/recommendations").get_json()["version"] == version
         time.sleep(0.5)  # the watcher's attempt was refused
         assert untracked.test_client().get("/v1/users/1/recommendations").get_json()["version"] == version
-        assert not untracked.extensions["reco_store"].people.tracked
+        assert not untracked.extensions["reco_people"].copy.tracked
         import redis
         with pytest.raises(redis.exceptions.NoPermissionError):
             redis.Redis.from_url(reader_url).set(rk.LIVE, "hijacked")

@@ -16,7 +16,7 @@ from jobs import publish
 from jobs.lib.loop.event_archive import archive_events
 from schemas import redis_keys as rk
 from schemas.events import from_stream_entry
-from serving import create_app
+from serving.app import create_app
 from tests.support import GunicornService, RedisServer, ReplyDroppingProxy, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,7 +153,8 @@ def test_caps_per_minute_refuse_whole_requests_and_reset_with_the_minute(intake,
     capped = create_app(config.model_copy(update={"events": config.events.model_copy(update={
         "max_per_minute": 10, "max_per_user_per_minute": 4})})).test_client()
     now = 1_800_000_000 + 5  # a fixed minute: the counters' window
-    monkeypatch.setattr("serving.store.time.time", lambda: now)
+    monkeypatch.setattr("serving.intake.time.time", lambda: now)
+    monkeypatch.setattr("serving.event_log.time.time", lambda: now)
     clicks = lambda user, n: [{"user_id": user, "movie_id": 50, "type": "click"}] * n  # noqa: E731
     keyed = {**AUTH, "Idempotency-Key": "capped-1"}
     assert post(capped, clicks(1, 3), headers=keyed).status_code == 202
@@ -247,7 +248,7 @@ def test_the_service_acl_user_writes_events_and_nothing_else(intake):
         client = service.test_client()
         assert client.get("/v1/users/1/recommendations").get_json()["version"] == version
         # It may ask Redis to push people's changes, on a connection subscribed to the invalidation channel.
-        wait_until(lambda: service.extensions["reco_store"].people.tracked, 5, what="the people copy tracked")
+        wait_until(lambda: service.extensions["reco_people"].copy.tracked, 5, what="the people copy tracked")
         waiting = admin.xlen(rk.EVENTS)
         answer = post(client, [{"user_id": NEW_USER, "movie_id": 50, "type": "rating", "rating": 5}])
         assert answer.status_code == 202, answer.get_json()

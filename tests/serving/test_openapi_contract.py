@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from serving import front
-from serving.api import GENRE_NAMES
+from serving.http import GENRE_NAMES
 from tests.conftest import SERVICE_EVENTS_TOKEN
 from tests.support import free_port, wait_until
 

@@ -13,9 +13,11 @@ import orjson
 import pytest
 import redis
 
+from schemas import items
 from schemas import redis_keys as rk
-from serving.people import PeopleCache
-from serving.store import Store, StoreUnavailable
+from serving.event_log import AppendRequest, EventLog
+from serving.people import People, PeopleCache
+from serving.versions import StoreUnavailable
 from tests.support import REPO, RedisServer, SilentProxy, wait_until
 
 USER = 4242
@@ -23,6 +25,16 @@ USER = 4242
 
 def rating(movie: int, user: int = USER) -> dict:
     return {"user_id": user, "movie_id": movie, "type": "rating", "rating": 4.0, "ts": 1_700_000_000}
+
+
+class Writer:
+    """Another worker, writing as the intake does."""
+
+    def __init__(self, client):
+        self.log = EventLog(client)
+
+    def append_events(self, events, recent_max, recent_ttl_s):
+        return self.log.append(AppendRequest(events, recent_max, recent_ttl_s, minute=int(time.time() // 60)))
 
 
 def tracking_client(admin: redis.Redis) -> dict:
@@ -41,46 +53,46 @@ def stores(redis_server):
     """(a worker with the copy, another worker that writes as the intake does, an admin client)."""
     admin = redis_server.client()
     admin.flushall()
-    reader = Store(redis.Redis.from_url(redis_server.url), people_cache_mb=1)
-    writer = Store(redis.Redis.from_url(redis_server.url))
-    reader.personal(USER)  # starts the worker's watcher, which connects the copy
-    wait_until(lambda: reader.people.tracked, 5, what="the copy tracked")
+    reader = People(redis.Redis.from_url(redis_server.url), copy_mb=1)
+    writer = Writer(redis.Redis.from_url(redis_server.url))
+    reader.since_version(USER)  # starts the worker's watcher, which connects the copy
+    wait_until(lambda: reader.copy.tracked, 5, what="the copy tracked")
     yield reader, writer, admin
     admin.flushall()
 
 
 def test_another_workers_write_is_in_the_very_next_read(stores):
     reader, writer, admin = stores
-    assert reader.personal(USER) == (frozenset(), None, ())
+    assert tuple(reader.since_version(USER)) == (frozenset(), None, ())
     # Redis writes the push before the writer's OK: 500 times over, the read right after the intake's script
     # returns already has the movie (the copy held the state before it each time).
     for movie in range(1, 501):
         writer.append_events([rating(movie)], recent_max=10, recent_ttl_s=60)
-        assert movie in reader.personal(USER)[0]
+        assert movie in reader.since_version(USER)[0]
     writer.append_events([{"user_id": USER, "movie_id": 9999, "type": "dismiss", "ts": 1_700_000_000}],
                          recent_max=10, recent_ttl_s=60)
     assert 9999 in reader.excluded(USER)
     # Unchanged, the person is answered from the copy: no read reaches Redis.
     before = commands(admin, "smembers")
     for _ in range(50):
-        assert len(reader.personal(USER)[0]) == 501
+        assert len(reader.since_version(USER)[0]) == 501
     assert commands(admin, "smembers") == before
 
 
 def test_the_speed_layers_list_an_expiry_and_a_flush_reach_the_copy(stores):
     reader, _, admin = stores
-    assert reader.personal(USER)[1] is None
-    admin.set(rk.fresh(USER), b'{"version": "v1", "items": [], "events": 1}')  # as the speed layer writes it
-    assert reader.personal(USER)[1] == {"version": "v1", "items": (), "events": 1}
+    assert reader.since_version(USER).fresh is None
+    admin.set(rk.fresh(USER), items.pack([5], [0.5], [0], header={"version": "v1", "events": 1, "updated_at": 2.0}))
+    assert reader.since_version(USER).fresh[:3] == ("v1", 1, 2.0)  # as the speed layer writes it
     admin.sadd(rk.excluded(USER), 7)
     admin.pexpire(rk.excluded(USER), 50)
-    assert reader.personal(USER)[0] == {7}
+    assert reader.since_version(USER)[0] == {7}
     # Nobody reads the key again: Redis's own expiry cycle deletes it, and that pushes too.
-    wait_until(lambda: reader.personal(USER)[0] == frozenset(), 5, what="the expired set leaves the copy")
+    wait_until(lambda: reader.since_version(USER)[0] == frozenset(), 5, what="the expired set leaves the copy")
     # A flush of the whole database is pushed as it runs, not with the replies: it reaches the copy a moment
     # after the flusher's OK rather than before it.
     admin.flushall()
-    wait_until(lambda: reader.personal(USER) == (frozenset(), None, ()), 5, what="the flush empties the copy")
+    wait_until(lambda: tuple(reader.since_version(USER)) == (frozenset(), None, ()), 5, what="the flush empties the copy")
 
 
 def test_a_change_landing_between_a_read_and_its_keeping_is_not_missed(redis_server):
@@ -104,34 +116,33 @@ def test_a_lost_tracking_connection_drops_the_copy_and_reads_until_it_is_back(st
     admin.client_kill_filter(_id=tracking_client(admin)["id"])
     # Written while the pushes have nowhere to go: the next read must go to Redis.
     writer.append_events([rating(31)], recent_max=10, recent_ttl_s=60)
-    assert reader.personal(USER)[0] == {31}
-    assert not reader.people.tracked
+    assert reader.since_version(USER)[0] == {31}
+    assert not reader.copy.tracked
     writer.append_events([rating(32)], recent_max=10, recent_ttl_s=60)
-    assert reader.personal(USER)[0] == {31, 32}  # still reading through until the next attempt
-    wait_until(lambda: reader.people.tracked, 3, what="tracked again")  # one attempt per second
-    assert reader.personal(USER)[0] == {31, 32}
+    assert reader.since_version(USER)[0] == {31, 32}  # still reading through until the next attempt
+    wait_until(lambda: reader.copy.tracked, 3, what="tracked again")  # one attempt per second
+    assert reader.since_version(USER)[0] == {31, 32}
     writer.append_events([rating(33)], recent_max=10, recent_ttl_s=60)
-    assert reader.personal(USER)[0] == {31, 32, 33}
+    assert reader.since_version(USER)[0] == {31, 32, 33}
 
 
 def test_redis_down_is_unavailable_and_the_copy_comes_back_with_it(tmp_path):
-    from serving.store import StoreUnavailable
     from tests.support import RedisServer
     server = RedisServer(tmp_path / "redis").start()
     try:
         client = redis.Redis.from_url(server.url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        reader = Store(client, people_cache_mb=1)
+        reader = People(client, copy_mb=1)
         server.client().sadd(rk.excluded(USER), 1)
-        assert reader.personal(USER)[0] == {1}
-        wait_until(lambda: reader.people.tracked, 5, what="tracked")
+        assert reader.since_version(USER)[0] == {1}
+        wait_until(lambda: reader.copy.tracked, 5, what="tracked")
         server.stop()
         with pytest.raises(StoreUnavailable):
-            reader.personal(USER)
+            reader.since_version(USER)
         server.start()  # empty: nothing was saved
-        wait_until(lambda: reader.personal(USER)[0] == frozenset(), 5, what="answers again")
-        wait_until(lambda: reader.personal(USER) is not None and reader.people.tracked, 5, what="tracked again")
+        wait_until(lambda: reader.since_version(USER)[0] == frozenset(), 5, what="answers again")
+        wait_until(lambda: reader.since_version(USER) is not None and reader.copy.tracked, 5, what="tracked again")
         server.client().sadd(rk.excluded(USER), 2)
-        assert reader.personal(USER)[0] == {2}
+        assert reader.since_version(USER)[0] == {2}
     finally:
         server.stop()
 
@@ -142,18 +153,17 @@ def test_a_path_that_dies_without_a_word_leaves_answers_at_most_a_second_stale(r
     admin.delete(rk.excluded(USER))
     proxy = SilentProxy(redis_server.port)
     try:
-        reader = Store(redis.Redis.from_url(proxy.url, socket_timeout=0.2, socket_connect_timeout=0.2),
-                       people_cache_mb=1)
-        reader.personal(USER)
-        wait_until(lambda: reader.people.tracked, 5, what="the copy tracked")
-        assert reader.personal(USER)[0] == frozenset()
+        reader = People(redis.Redis.from_url(proxy.url, socket_timeout=0.2, socket_connect_timeout=0.2), copy_mb=1)
+        reader.since_version(USER)
+        wait_until(lambda: reader.copy.tracked, 5, what="the copy tracked")
+        assert reader.since_version(USER)[0] == frozenset()
         proxy.silence()  # every connection open now goes quiet, none is closed
         admin.sadd(rk.excluded(USER), 77)
         changed = time.monotonic()
         answers = []  # (seconds after the change, whether the answer has it; None: 503)
         while time.monotonic() - changed < 2.5:
             try:
-                has = 77 in reader.personal(USER)[0]
+                has = 77 in reader.since_version(USER)[0]
             except StoreUnavailable:  # a pooled read connection on the dead path times out once
                 has = None
             answers.append((time.monotonic() - changed, has))
@@ -163,10 +173,10 @@ def test_a_path_that_dies_without_a_word_leaves_answers_at_most_a_second_stale(r
         assert max(stale) < 1.0 + 0.05, stale[-5:]  # the bound: docs/security-and-reliability.md
         assert all(has for seconds, has in answers if seconds > 1.3)
         # The watcher gave the dead connection up and tracks again on a new one.
-        wait_until(lambda: reader.people.tracked, 5, what="tracked again")
+        wait_until(lambda: reader.copy.tracked, 5, what="tracked again")
         admin.sadd(rk.excluded(USER), 78)  # its push comes through the proxy, on a path of its own
-        wait_until(lambda: {77, 78} <= reader.personal(USER)[0], 1, 0.01, what="the push on the new connection")
-        assert reader.people.tracked
+        wait_until(lambda: {77, 78} <= reader.since_version(USER)[0], 1, 0.01, what="the push on the new connection")
+        assert reader.copy.tracked
     finally:
         proxy.close()
 
@@ -174,7 +184,7 @@ def test_a_path_that_dies_without_a_word_leaves_answers_at_most_a_second_stale(r
 def test_a_worker_serving_nobody_reads_its_pushes_as_they_come(stores):
     """Before: pushes waited in Redis until the worker's next personal request, growing without a bound."""
     reader, _, admin = stores
-    conn = reader.people._conn
+    conn = reader.copy._conn
     largest = 0
     with admin.pipeline(transaction=False) as pipe:
         for round_ in range(20):  # 200,000 changes of people's keys (about 9 MB of pushes) while nobody asks
@@ -184,21 +194,21 @@ def test_a_worker_serving_nobody_reads_its_pushes_as_they_come(stores):
             largest = max(largest, int(tracking_client(admin)["omem"]))
     assert largest < 2**20, largest  # what waits in Redis for this worker stays small
     wait_until(lambda: not conn.can_read(0), 5, what="the pushes read")  # and nothing waits in its socket
-    assert reader.people._conn is conn and reader.people.tracked
+    assert reader.copy._conn is conn and reader.copy.tracked
 
 
 FROZEN_WORKER = textwrap.dedent("""
     import json, sys, time
     import redis
-    from serving.store import Store
-    store = Store(redis.Redis.from_url(sys.argv[1], socket_timeout=2), people_cache_mb=1)
+    from serving.people import People
+    store = People(redis.Redis.from_url(sys.argv[1], socket_timeout=2), copy_mb=1)
     user = int(sys.argv[2])
-    store.personal(user)
-    while not store.people.tracked:
+    store.since_version(user)
+    while not store.copy.tracked:
         time.sleep(0.05)
     print("tracked", flush=True)
     for _ in sys.stdin:
-        print(json.dumps(sorted(store.personal(user)[0])), flush=True)
+        print(json.dumps(sorted(store.since_version(user).excluded)), flush=True)
 """)
 
 

@@ -22,8 +22,8 @@ import urllib3
 
 from conf.settings import Config, DataSettings, resolve_path
 from jobs.lib.runtime.errors import JobError
-from jobs.lib.runtime.storage import is_local, join
 from schemas.movielens import DATASETS, DEFAULT_DOWNLOAD, AmbiguousFolder, DatasetSpec, detect_dataset
+from schemas.storage import is_local, join
 
 log = logging.getLogger("reco.sources")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.lib.runtime.storage import join
 from schemas.movielens import CONTENT_FILES, GENRES_100K, DatasetSpec
+from schemas.storage import join
 
 
 def _int(column: str):

@@ -9,7 +9,7 @@ from pathlib import Path
 from conf.settings import Config
 from jobs.lib.evaluation.charts import png_base64
 from jobs.lib.runtime.run_layout import RunPaths
-from jobs.lib.runtime.storage import is_local, join, write_text
+from schemas.storage import is_local, join, write_text
 
 RANKING = ("precision@{k}", "recall@{k}", "ndcg@{k}", "map@{k}", "coverage")
 

@@ -43,15 +43,23 @@ from conf import redis_client
 from conf.settings import RedisSettings
 from jobs.lib.runtime.errors import JobError, TransientJobError
 from jobs.lib.runtime.leases import Lease, default_holder
-from jobs.lib.runtime.storage import (delete_file, exists, join, list_files, move_file, read_json, read_table,
-                                      write_json, write_parquet_batches)
-from schemas import events, experiments
+from schemas import archive, events, experiments
 from schemas import redis_keys as rk
+from schemas.archive import START, TornRecord, committed_batches
 from schemas.events import next_stream_id, stream_id_key
+from schemas.storage import (
+    delete_file,
+    exists,
+    join,
+    list_files,
+    move_file,
+    read_json,
+    read_table,
+    write_json,
+    write_parquet_batches,
+)
 
 log = logging.getLogger("reco.events")
-
-START = "0-0"  # before any stream id
 
 
 @dataclass(frozen=True)
@@ -63,36 +71,13 @@ class Stream:
     to_rows: Callable  # (entry id, fields) -> [row, ...]
 
 
-EVENTS = Stream(rk.EVENTS, "archive", events.arrow_schema,
+EVENTS = Stream(rk.EVENTS, archive.EVENTS, events.arrow_schema,
                 lambda entry_id, fields: [events.from_stream_entry(entry_id, fields)])
-EXPOSURES = Stream(rk.EXPOSURES, "exposures", experiments.arrow_schema, experiments.from_stream_entry)
+EXPOSURES = Stream(rk.EXPOSURES, archive.EXPOSURES, experiments.arrow_schema, experiments.from_stream_entry)
 
 
 def archive_folder(data_root: str, stream: Stream = EVENTS) -> str:
-    return join(data_root, "events", stream.folder)
-
-
-def committed_batches(folder: str) -> list[dict]:
-    """Every committed batch (its commit record plus `record` = the record's path), oldest range first. Where two
-    records overlap (a stale archiver's commit raced a newer one), the newer lease's token wins."""
-    batches = []
-    for path in list_files(folder, ".json"):
-        try:
-            batch = read_json(path)
-            batch["last_id"], batch["rows"]  # noqa: B018 - a record without them is torn too
-        except (ValueError, KeyError, TypeError):
-            raise TornRecord(path) from None
-        batches.append({**batch, "record": path})
-    kept, taken = [], []
-    for batch in sorted(batches, key=lambda b: -(b.get("token") or 0)):
-        span = (stream_id_key(batch["first_id"]), stream_id_key(batch["last_id"])) if batch["rows"] else None
-        if span and any(lo <= span[1] and span[0] <= hi for lo, hi in taken):
-            log.warning("ignoring batch %s: its range overlaps a batch of a newer archiver", batch["record"])
-            continue
-        if span:
-            taken.append(span)
-        kept.append(batch)
-    return sorted(kept, key=lambda b: (stream_id_key(b["last_id"]), b["run_id"]))
+    return archive.folder(data_root, stream.folder)
 
 
 class EventsLost(JobError):
@@ -108,12 +93,6 @@ class EventsLost(JobError):
                          f"from this run's data until someone looks: rerun this run id to go on; the loss stays "
                          f"counted in {record}")
         self.summary = summary
-
-
-class TornRecord(JobError):
-    def __init__(self, path: str):
-        super().__init__(f"commit record {path} is torn (not valid JSON: a crash while it was written)")
-        self.path = path
 
 
 def archive_events(settings: RedisSettings, data_root: str, run_id: str, page: int = 10_000,
@@ -264,6 +243,6 @@ def _trim_through(client: redis.Redis, stream: Stream, last_id: str) -> None:
         client.xtrim(stream.key, minid=next_stream_id(last_id), approximate=False)
 
 
-def archived_files(data_root: str, stream) -> list[str]:
+def archived_files(data_root: str, stream: Stream) -> list[str]:
     """The committed, non-empty archive files of a stream, oldest first."""
-    return [b["file"] for b in committed_batches(archive_folder(data_root, stream)) if b["rows"]]
+    return archive.files(data_root, stream.folder)

@@ -12,8 +12,8 @@ from scipy import stats
 from jobs.lib.evaluation.charts import png_base64
 from jobs.lib.loop.experiment_evidence import CHECKPOINTS
 from jobs.lib.loop.experiment_stats import ratio_by_arm
-from jobs.lib.runtime.storage import write_text
 from schemas.experiments import ARMS
+from schemas.storage import write_text
 
 
 def over_time(totals, alpha: float) -> list[dict]:

@@ -10,29 +10,41 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from conf.settings import ALSSettings, ImplicitALSSettings
+from conf.settings import ALSSettings, Config, ImplicitALSSettings
 from jobs.lib.model.splits import stratified_split
-from jobs.lib.runtime.storage import join
+from schemas.preferences import SETTINGS
+from schemas.storage import join
 
 log = logging.getLogger("reco.als")
 
 
+def fold_in_settings(config: Config) -> dict:
+    """The settings of the preference rules train applies (schemas/preferences.py SETTINGS), as the speed layer
+    needs them to fold new events in the same way."""
+    return {**config.als.implicit.model_dump(include=set(SETTINGS) - {"click_weight"}),
+            "click_weight": config.events.click_weight}
+
+
+def seen_pairs(ratings: DataFrame, dismissed: DataFrame | None) -> DataFrame:
+    """(user_id, movie_id) of what each person has seen, rated or dismissed (schemas/people.py): never in their
+    lists, and published as their `seen` list."""
+    seen = ratings.select("user_id", "movie_id")
+    return seen if dismissed is None else seen.unionByName(dismissed.select("user_id", "movie_id"))
+
+
 def click_preferences(clicks: DataFrame, rated: DataFrame, weight: float) -> DataFrame:
-    """Clicks as implicit feedback: (user_id, movie_id, rating = weight * clicks) for the pairs nobody rated
-    (a rating says more than a click; and a pair held out for evaluation never leaks in as a click)."""
+    """Clicks as implicit feedback, by schemas/preferences.py's rule: (user_id, movie_id, rating = weight *
+    clicks) for the pairs nobody rated. The rule in Spark; tests/jobs/test_fold_in.py holds it to the core's."""
     return clicks.join(rated.select("user_id", "movie_id"), ["user_id", "movie_id"], "left_anti").select(
         "user_id", "movie_id", (F.col("clicks") * F.lit(weight)).cast("double").alias("rating"))
 
 
 def implicit_preferences(ratings: DataFrame, settings: ImplicitALSSettings,
                          clicks: DataFrame | None = None) -> DataFrame:
-    """The `rating` column ALS reads as implicit feedback; Spark turns it into confidence 1 + alpha * r.
-
-    linear: the star rating; log: log(1 + rating); binary: 1 for every rating;
-    threshold: the rating when at least `threshold`, else the row is dropped (not counted as a positive).
-    `clicks` (from click_preferences) join as they are, whatever the mapping.
-    Then scaled by (n_u / mean n_u) ** user_activity_exponent and (n_i / mean n_i) ** item_popularity_exponent,
-    the user's and the movie's number of positives against the mean.
+    """The `rating` column ALS reads as implicit feedback (Spark turns it into confidence 1 + alpha * r), by the
+    rules of schemas/preferences.py: each rating's value by `confidence`, `clicks` (from click_preferences) as
+    they are, then the activity and popularity scaling. The rules in Spark expressions (the core's numpy would
+    cost a Python pass over every rating); tests/jobs/test_fold_in.py holds them to the core's on the same data.
     """
     value = {
         "linear": F.col("rating"),

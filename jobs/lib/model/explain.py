@@ -1,8 +1,8 @@
 """Why a movie is on a person's list: `because`, the movie they rated that contributed most to its score.
 
 Taken from the ALS factors rather than the neighbour similarities: a recommended movie's score is exactly a sum
-of one term per movie the person has a preference for (jobs/lib/model/fold_in.py's `because`), so the movie
-named is the one the model itself leaned on most, not a look-alike it may have ignored. Only rated movies are
+of one term per movie the person has a preference for (schemas/ranking.py's `because`, which the speed layer
+calls too), so the movie named is the one the model itself leaned on most, not a look-alike it may have ignored. Only rated movies are
 named (a click is a weaker reason to show); a movie whose score no rated movie pushed up gets none.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.lib.model.fold_in import ItemFactors, because
 from jobs.lib.model.scoring import Factors
+from schemas.ranking import ItemFactors, because, fold_in
 
 RECS_WITH_BECAUSE = "user_id int, rank int, movie_id int, score float, because_id int"
 
@@ -34,12 +34,13 @@ def because_of_users(recs: pd.DataFrame, preferences: pd.DataFrame, items: ItemF
     first, last = np.searchsorted(p_users, users, "left"), np.searchsorted(p_users, users, "right")
     for start, end, a, b in zip(starts, ends, first, last):
         if a < b:
-            answers = because(items, p_movies[a:b], p_values[a:b], alpha, reg, r_movies[start:end], p_rated[a:b])
+            folded = fold_in(items, p_movies[a:b], p_values[a:b], alpha, reg, explain=True)
+            answers = because(items, folded, r_movies[start:end], p_rated[a:b])
             named[order[start:end]] = [-1 if movie is None else movie for movie in answers]
     return recs.assign(because_id=pd.arrays.IntegerArray(np.maximum(named, 0).astype(np.int32), named < 0))
 
 
-def marked(preferences: DataFrame, rated: DataFrame) -> DataFrame:
+def with_rated_flag(preferences: DataFrame, rated: DataFrame) -> DataFrame:
     """`preferences` as train's implicit_preferences built them, with `rated`: whether the pair is among the
     (user_id, movie_id) pairs of `rated` (a rating) rather than a click."""
     return preferences.join(rated.select("user_id", "movie_id", F.lit(True).alias("rated")),
@@ -47,7 +48,7 @@ def marked(preferences: DataFrame, rated: DataFrame) -> DataFrame:
 
 
 def with_because(recs: DataFrame, preferences: DataFrame, items: Factors, alpha: float, reg: float) -> DataFrame:
-    """user_recs with `because_id`, on the executors; `preferences` from `marked`. People go in buckets (as many
+    """user_recs with `because_id`, on the executors; `preferences` from `with_rated_flag`. People go in buckets (as many
     as shuffle partitions), one Python call per bucket: a call per person cost about 6 ms of Spark's per-group
     overhead, more than the maths."""
     catalogue = ItemFactors(items.ids, items.matrix)  # shipped to the executors with the function

@@ -11,15 +11,18 @@ from conf import redis_client
 from conf.settings import Config
 from jobs.lib.evaluation.metrics import HEADLINE, metric
 from jobs.lib.loop import experiment_control
+from jobs.lib.model.als import fold_in_settings
 from jobs.lib.publication import versions
 from jobs.lib.publication.values import build_values, count_by_kind
 from jobs.lib.runtime.errors import JobError, TransientJobError
 from jobs.lib.runtime.leases import Lease, default_holder
 from jobs.lib.runtime.run_layout import new_version_id, run_paths, utc_now
-from jobs.lib.runtime.storage import exists, read_json, write_json
+from schemas import items
 from schemas import redis_keys as rk
 from schemas.events import stream_id_key
 from schemas.experiments import public_view
+from schemas.storage import exists, read_json, write_json
+from schemas.versions import VersionMeta
 
 log = logging.getLogger("reco.publish")
 
@@ -92,19 +95,18 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
     k = metrics["k"]
     counts = count_by_kind(spark.read.parquet(paths.publish_values), version)
     expected = sum(counts.values())
-    meta = {"version": version, "run_id": run_id, "dataset": metrics["dataset"], "k": k,
-            "published_at": utc_now(), "trained_at": read_json(paths.train_report)["trained_at"],
-            "data_as_of": data_as_of, "events_high_water": events_high_water,
-            "metrics": {**{metric(name, k): metrics["models"]["als"].get(metric(name, k)) for name in HEADLINE},
-                        f"popularity_{metric('ndcg', k)}": metrics["models"]["popularity"].get(metric("ndcg", k))},
-            "counts": counts, "top_n": config.recommend.top_n,
-            # What the speed layer needs to fold people's new events into this version's model exactly as train
-            # built its preferences (jobs/speed_layer.py): the settings; the factors are the run's files.
-            "fold_in": {**config.als.implicit.model_dump(include={
-                "alpha", "reg_param", "confidence", "threshold", "user_activity_exponent",
-                "item_popularity_exponent"}), "click_weight": config.events.click_weight},
-            "forced": bool(force and not metrics.get("publishable"))}
-    seconds = versions.publish_version(client, config.redis, version, paths.publish_values, expected, meta, lease,
+    meta = VersionMeta(
+        version=version, run_id=run_id, dataset=metrics["dataset"], k=k, published_at=utc_now(),
+        trained_at=read_json(paths.train_report)["trained_at"], data_as_of=data_as_of,
+        events_high_water=events_high_water,
+        metrics={**{metric(name, k): metrics["models"]["als"].get(metric(name, k)) for name in HEADLINE},
+                 f"popularity_{metric('ndcg', k)}": metrics["models"]["popularity"].get(metric("ndcg", k))},
+        counts=counts, top_n=config.recommend.top_n, format=items.FORMAT,
+        # What the speed layer folds people's new events into, exactly as train built its preferences: the
+        # settings, and the bundle the recommend job wrote (schemas/bundle.py).
+        fold_in={**fold_in_settings(config), "bundle": paths.fold_in_bundle},
+        forced=bool(force and not metrics.get("publishable")))
+    seconds = versions.publish_version(client, config.redis, version, paths.publish_values, expected, meta.to_json(), lease,
                                        make_live=not candidate or not previous)
     experiment = None
     if candidate and previous:  # with nothing live yet, the first version simply goes live
@@ -117,7 +119,7 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
     pruned += versions.prune(client, config.redis.retention, lease, keep=(previous,) if previous else ())
     report = {"version": version, "previous": previous, "keys": expected + 1, "counts": counts,
               "write_seconds": round(seconds, 3), "keys_per_second": round(expected / seconds),
-              "pruned": pruned, "published_at": meta["published_at"], "candidate": bool(experiment),
+              "pruned": pruned, "published_at": meta.published_at, "candidate": bool(experiment),
               "experiment": public_view(experiment)}
     write_json(paths.publish_report, report)
     log.info("published version %s (%d keys, %.0f keys/s)%s; live: %s", version, expected + 1,
@@ -128,12 +130,11 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
 
 def _newer_live_data(client, live: str, data_as_of: str | None, events_high_water: str | None) -> str:
     """How the live version's data is newer than this run's (compared where both know it), or ""."""
-    meta = rk.decode(client.get(rk.key(live, "meta"))) or {}
+    meta = VersionMeta.from_json(client.get(rk.key(live, "meta"))) or VersionMeta(version=live, run_id="")
     reasons = []
-    if data_as_of and meta.get("data_as_of") and \
-            datetime.fromisoformat(meta["data_as_of"]) > datetime.fromisoformat(data_as_of):
-        reasons.append(f"its data is as of {meta['data_as_of']}, this run's as of {data_as_of}")
-    if events_high_water and meta.get("events_high_water") and \
-            stream_id_key(meta["events_high_water"]) > stream_id_key(events_high_water):
-        reasons.append(f"it learnt from events up to {meta['events_high_water']}, this run up to {events_high_water}")
+    if data_as_of and meta.data_as_of and datetime.fromisoformat(meta.data_as_of) > datetime.fromisoformat(data_as_of):
+        reasons.append(f"its data is as of {meta.data_as_of}, this run's as of {data_as_of}")
+    if events_high_water and meta.events_high_water and \
+            stream_id_key(meta.events_high_water) > stream_id_key(events_high_water):
+        reasons.append(f"it learnt from events up to {meta.events_high_water}, this run up to {events_high_water}")
     return "; ".join(reasons)

@@ -1,5 +1,5 @@
 """Versions in Redis: writing one from its Parquet files, verifying it, flipping the live pointer, retention,
-rollback, and the smoke check through the service's own reader.
+rollback, and the smoke check (what it reads, read as the service reads it).
 
 Readers never see half a version: every key of a version, its metadata last, is written and counted before
 one atomic step registers it and moves the live pointer. Publication runs under the `publish` lease
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,8 +26,10 @@ from conf.settings import RedisSettings
 from jobs.lib.loop.experiment_control import current, end, versions_in_use
 from jobs.lib.runtime.errors import JobError, TransientJobError
 from jobs.lib.runtime.leases import FENCE, Lease, default_holder
-from jobs.lib.runtime.storage import list_files, read_parquet_batches
+from schemas import items
 from schemas import redis_keys as rk
+from schemas.storage import list_files, read_parquet_batches
+from schemas.versions import VersionMeta
 
 log = logging.getLogger("reco.publication")
 
@@ -40,7 +43,7 @@ PIPELINE_KEYS = 5000   # keys in flight before reading the replies
 DELETE_BATCH = 1000    # keys per UNLINK when pruning
 # RESP's separators as Arrow scalars, made once: pyarrow imports pandas (0.4 s here) at its first conversion of a
 # Python value, a cost of starting the job rather than of writing keys.
-DOLLAR, CRLF, CRLF_DOLLAR, EMPTY = (pa.scalar(text, pa.string()) for text in ("$", "\r\n", "\r\n$", ""))
+DOLLAR, CRLF, CRLF_DOLLAR, EMPTY = (pa.scalar(text.encode(), pa.binary()) for text in ("$", "\r\n", "\r\n$", ""))
 
 _FENCED = """
 if not ours then
@@ -113,10 +116,11 @@ def _packed_mset(keys, values) -> list:
     """The RESP encoding of `MSET key value ...` as [header, body]. Each element of one Arrow string array is
     framed as "$<len>\\r\\n<key>\\r\\n$<len>\\r\\n<value>\\r\\n", so the body is that array's data
     buffer as it stands: the value bytes are copied once."""
-    keys, values = keys.cast(pa.string()), values.cast(pa.string())  # 32-bit offsets (a batch is far below 2 GB)
+    keys, values = keys.cast(pa.binary()), values.cast(pa.binary())  # 32-bit offsets (a batch is far below 2 GB)
 
     def length(strings, lead):  # lead + byte length + CRLF
-        return pc.binary_join_element_wise(lead, pc.binary_length(strings).cast(pa.string()), CRLF, EMPTY)
+        return pc.binary_join_element_wise(lead, pc.binary_length(strings).cast(pa.string()).cast(pa.binary()),
+                                           CRLF, EMPTY)
     framed = pc.binary_join_element_wise(length(keys, DOLLAR), keys, length(values, CRLF_DOLLAR), values, CRLF,
                                          EMPTY)
     if framed.null_count:
@@ -157,7 +161,7 @@ def _flush(pipe, pending: int) -> int:
 
 
 def publish_version(client: redis.Redis, settings: RedisSettings, version: str, values_folder: str, expected: int,
-                    meta: dict, lease: Lease, make_live: bool = True) -> float:
+                    meta: bytes, lease: Lease, make_live: bool = True) -> float:
     """Write the (key, value) Parquet files in `values_folder` and then `meta` as `version`, check that Redis
     acknowledged and holds exactly `expected` keys and the meta, then in one fenced step register the version and
     make it live (a candidate, `make_live=False`, is only registered: an experiment serves it). Returns the write
@@ -171,7 +175,7 @@ def publish_version(client: redis.Redis, settings: RedisSettings, version: str, 
         started = time.perf_counter()
         written = write_files(values_folder, settings)
         seconds = time.perf_counter() - started
-        client.set(rk.key(version, "meta"), rk.encode(meta))  # last: a version with meta has all its keys
+        client.set(rk.key(version, "meta"), meta)  # last: a version with meta has all its keys
         in_redis = count_version_keys(client, version)
         if written != expected or in_redis != expected + 1:
             raise JobError(f"version {version} incomplete: {expected} keys and the meta built, {written} "
@@ -285,18 +289,18 @@ def rollback(client: redis.Redis, lease: Lease, version: str | None = None, repl
     return {"previous": live, "live": version if moved else live_version(client), "moved": moved}
 
 
-def smoke_check(client: redis.Redis, reader, publish_report: dict, sample: int = 25, seed: int = 0,
+def smoke_check(client: redis.Redis, publish_report: dict, sample: int = 25, seed: int = 0,
                 lease_ttl_s: float = 30.0, lease_wait_s: float = 60.0) -> dict:
     """After publication: the live version is the one just published (or, for a candidate, the running
-    experiment's treatment), and a sample of its users and movies answer through `reader` (the service's own
-    `serving.store.Store`). On any gap, point live back to the previous version under the publish lease, and
-    only if live is still the version checked (abort the candidate's experiment), and raise JobError. A run
-    whose publication was held has nothing to check."""
+    experiment's treatment), and a sample of its users' and movies' keys, the popular list and the meta are there
+    and read as the service reads them (schemas/items.py, schemas/versions.py). On any gap, point live back to
+    the previous version under the publish lease, and only if live is still the version checked (abort the
+    candidate's experiment), and raise JobError. A run whose publication was held has nothing to check."""
     if publish_report.get("held"):
         return {"held": publish_report["held"]}
     version, counts, candidate = publish_report["version"], publish_report["counts"], publish_report.get("candidate")
     problems = []
-    live = reader.live_version(refresh=True)
+    live = live_version(client)
     experiment = current(client)
     if candidate and (experiment or {}).get("treatment") != version:
         problems.append(f"version {version} is not the running experiment's treatment")
@@ -311,13 +315,12 @@ def smoke_check(client: redis.Redis, reader, publish_report: dict, sample: int =
         problems.append(f"{len(users)} users and {len(movies)} movies found, publication counted "
                         f"{counts['user']} and {counts['similar']}")
     rng = random.Random(seed)
-    picked_users = rng.sample(users, min(sample, len(users)))
-    picked_movies = rng.sample(movies, min(sample, len(movies)))
-    values = reader.get_in_version(version, [*[rk.suffix("user", u) for u in picked_users],
-                                             *[rk.suffix("movie", m) for m in picked_movies],
-                                             rk.suffix("popular", rk.ALL_GENRES), rk.suffix("meta")])
-    names = [f"user {u}" for u in picked_users] + [f"movie {m}" for m in picked_movies] + ["popular", "meta"]
-    problems += [f"{name}: missing or empty" for name, value in zip(names, values) if not value]
+    picked = [("user", u) for u in rng.sample(users, min(sample, len(users)))] + \
+             [("movie", m) for m in rng.sample(movies, min(sample, len(movies)))] + \
+             [("popular", rk.ALL_GENRES), ("meta", None)]
+    values = redis_client.mget(client, [rk.key(version, kind, ident) for kind, ident in picked])
+    problems += [f"{kind} {ident if ident is not None else ''}".strip() + ": missing or empty"
+                 for (kind, ident), value in zip(picked, values) if not _readable(kind, value)]
     if problems:
         with Lease(client, "publish", default_holder("smoke-check"), lease_ttl_s, lease_wait_s) as lease:
             if candidate and experiment and experiment.get("treatment") == version:
@@ -325,17 +328,29 @@ def smoke_check(client: redis.Redis, reader, publish_report: dict, sample: int =
             elif not candidate and publish_report.get("previous"):
                 rollback(client, lease, publish_report["previous"], replacing=version)
         raise JobError(f"smoke check failed ({'; '.join(problems[:5])}); live version: {live_version(client)}")
-    return {"version": version, "candidate": bool(candidate), "users_checked": len(picked_users),
-            "movies_checked": len(picked_movies)}
+    return {"version": version, "candidate": bool(candidate), "users_checked": sum(k == "user" for k, _ in picked),
+            "movies_checked": sum(k == "movie" for k, _ in picked)}
+
+
+def _readable(kind: str, value: bytes | None) -> bool:
+    """A value the service can answer from: a list with at least one movie, a movie's details, the meta."""
+    if not value:
+        return False
+    try:
+        if kind == "meta":
+            return VersionMeta.from_json(value) is not None
+        if kind == "movie":
+            return bool(rk.decode(value).get("title"))
+        return bool(items.unpack(value).movie_ids)
+    except (ValueError, TypeError, struct.error):
+        return False
 
 
 def check_published_run(config, run_id: str) -> dict:
-    """The smoke check of a run's publication (the DAG's smoke_check task), through the service's reader."""
+    """The smoke check of a run's publication (the DAG's smoke_check task)."""
     from jobs.lib.runtime.run_layout import run_paths
-    from jobs.lib.runtime.storage import read_json
-    from serving.store import Store
+    from schemas.storage import read_json
 
     report = read_json(run_paths(config, run_id).publish_report)
-    reader = Store(redis_client.reader(config.redis), cache_mb=0)
-    return smoke_check(redis_client.writer(config.redis), reader, report, lease_ttl_s=config.redis.lease_ttl_s,
+    return smoke_check(redis_client.writer(config.redis), report, lease_ttl_s=config.redis.lease_ttl_s,
                        lease_wait_s=config.redis.lease_wait_s)

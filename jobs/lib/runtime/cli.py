@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from conf.settings import ConfigError, load_config
 from jobs.lib.runtime.errors import JobError, TransientJobError
+from schemas.archive import TornRecord
 
 log = logging.getLogger("reco")
 
@@ -53,7 +54,7 @@ def job_main(name: str, description: str, run: Callable[..., Any],
 def expected_failure(exc: BaseException, name: str, run_id: str | None) -> tuple[str | None, int]:
     """(one-line reason, exit code) for a failure the job reports instead of a traceback, else (None, 0).
     2: stopped on purpose (bad data, a failed gate, a missing input: retrying cannot help); 3: may pass (Redis)."""
-    if isinstance(exc, (JobError, ConfigError)):
+    if isinstance(exc, (JobError, ConfigError, TornRecord)):
         return str(exc), 3 if isinstance(exc, TransientJobError) else 2
     path = missing_input(exc)
     if path is not None:  # a job run before the ones it reads (by hand, or after a cleanup)

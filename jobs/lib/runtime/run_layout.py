@@ -12,7 +12,7 @@ from pathlib import Path
 
 from conf.settings import Config
 from jobs.lib.runtime.errors import JobError
-from jobs.lib.runtime.storage import is_local, join, write_text
+from schemas.storage import is_local, join, write_text
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -47,6 +47,7 @@ _LAYOUT = {
     "new_lists": "recommend/new_lists.parquet",
     "popular": "recommend/popular.parquet",
     "movie_stats": "recommend/movie_stats.parquet",
+    "fold_in_bundle": "recommend/fold_in",
     "recommend_report": "recommend/report.json",
     "publish_values": "publish/values.parquet",
     "publish_report": "publish.json",

@@ -7,8 +7,8 @@ from __future__ import annotations
 from conf import redis_client
 from conf.settings import Config
 from jobs.lib.runtime.run_layout import run_paths, utc_now
-from jobs.lib.runtime.storage import exists, read_json
 from schemas import redis_keys as rk
+from schemas.storage import exists, read_json
 
 # (table, report attribute, path in the report): the row counts an operator checks first.
 ROW_COUNTS = (("raw_ratings", "manifest", ("rows", "ratings")),

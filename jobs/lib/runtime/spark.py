@@ -7,7 +7,7 @@ import sys
 import time
 
 from conf.settings import Config
-from jobs.lib.runtime.storage import join
+from schemas.storage import join
 
 log = logging.getLogger("reco")
 

@@ -9,7 +9,7 @@ import redis
 
 from serving import people as people_module
 from serving.people import PING_PREFIX, PeopleCache
-from serving.store import frozen
+from serving.versions import frozen
 
 
 class ScriptedConnection:

@@ -1,7 +1,9 @@
-"""A run's answers as Redis keys and values, on tiny frames: exactly the JSON the API serves."""
+"""A run's answers as Redis keys and values, on tiny frames: lists packed as schemas/items.py reads them, which
+the service joins with the movies' details into exactly the items the API serves."""
 import json
 
 from jobs.lib.publication.values import build_values, count_by_kind
+from schemas import items
 from schemas import redis_keys as rk
 
 
@@ -21,11 +23,17 @@ def test_values_are_the_api_shapes_in_rank_order_and_counted_per_kind(spark):
     new_lists = spark.createDataFrame([("_all", 1, 2, 0.4), ("Crime", 1, 2, 0.9)],
                                       "genre string, rank int, movie_id int, score float")
     values = build_values("v1", user_recs, neighbors, popular, movies, stats, seen, content, None, new_lists)
-    got = {row["key"]: json.loads(row["value"]) for row in values.collect()}
+    raw = {row["key"]: bytes(row["value"]) for row in values.collect()}
+    details = {int(k.rsplit(":", 1)[1]): json.loads(v) for k, v in raw.items() if ":movie:" in k}
+    ids_only = (":seen:", ":title:")
+    # Every list as the service shows it: decoded and joined with the details (serving/versions.py).
+    got = {k: (list(items.unpack(v).movie_ids) if any(kind in k for kind in ids_only)
+               else [dict(i) for i in items.items_of(items.unpack(v), details)]) if ":movie:" not in k
+           else json.loads(v) for k, v in raw.items()}
 
     assert [item["movie_id"] for item in got[rk.key("v1", "user", 7)]] == [3, 1]  # by rank, not by row order
     assert got[rk.key("v1", "user", 7)][0] == {"movie_id": 3, "title": "Alien Nation", "year": 1988,
-                                                "genres": ["Sci-Fi"], "score": 0.81234}
+                                                "genres": ["Sci-Fi"], "score": 0.81234}  # no because: none
     assert got[rk.key("v1", "user", 7)][1]["because"] == {"movie_id": 2, "title": "Heat"}
     assert got[rk.key("v1", "seen", 7)] == [2] and rk.key("v1", "seen", 8) not in got
     assert [item["movie_id"] for item in got[rk.key("v1", "similar", 1)]] == [3]

@@ -1,5 +1,6 @@
-"""Small JSON and text files (manifests, reports, metrics) on local disk or an object store (s3a://), through
-pyarrow's filesystems; Spark reads and writes the tables itself."""
+"""Files under the data root, on local disk or an object store (s3a://), through pyarrow's filesystems: small
+JSON and text files (manifests, reports, metrics), Parquet files read and written outside Spark, and arrays
+(schemas/bundle.py). Spark reads and writes its tables itself."""
 from __future__ import annotations
 
 import json
@@ -26,22 +27,37 @@ def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
 
 
 def write_text(path: str, text: str) -> None:
-    """Write a small file whole or not at all. Locally: a temporary file, fsync, rename, fsync of the folder, so
-    that a crash or a power loss leaves the old file or the new one, never a torn one. An object store's put is
-    already all or nothing."""
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write a file whole or not at all. Locally: a temporary file, fsync, rename, fsync of the folder, so that a
+    crash or a power loss leaves the old file or the new one, never a torn one. An object store's put is already
+    all or nothing."""
     filesystem, inner = _filesystem(path)
     filesystem.create_dir(inner.rsplit("/", 1)[0], recursive=True)
     if not is_local(path):
         with filesystem.open_output_stream(inner) as out:
-            out.write(text.encode())
+            out.write(data)
         return
     temporary = f"{inner}.tmp-{os.getpid()}"
     with open(temporary, "wb") as out:
-        out.write(text.encode())
+        out.write(data)
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, inner)
     _fsync_folder(os.path.dirname(inner))
+
+
+def read_bytes(path: str) -> bytes:
+    filesystem, inner = _filesystem(path)
+    with filesystem.open_input_stream(inner) as stream:
+        return stream.read()
+
+
+def local_path(path: str) -> str | None:
+    """The path on this machine's disk, or None for an object store."""
+    return _filesystem(path)[1] if is_local(path) else None
 
 
 def _fsync_folder(folder: str) -> None:
@@ -58,9 +74,7 @@ def write_json(path: str, payload: Any) -> None:
 
 
 def read_json(path: str) -> Any:
-    filesystem, inner = _filesystem(path)
-    with filesystem.open_input_stream(inner) as stream:
-        return json.loads(stream.read())
+    return json.loads(read_bytes(path))
 
 
 def exists(path: str) -> bool:

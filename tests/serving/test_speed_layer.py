@@ -1,4 +1,4 @@
-"""The speed layer as it runs: a real `python -m jobs.speed_layer` process, as its own least-privilege Redis user,
+"""The speed layer as it runs: a real `python -m serving.speed` process, as its own least-privilege Redis user,
 folding the events posted through the real intake into the shared ML-100K run published into a Redis of this
 module's own; answers read through the service's app. Faults done for real: SIGKILL mid-stream, a restart
 after an ingest trimmed the stream, malformed entries written straight into the stream, a consumer that left
@@ -18,7 +18,8 @@ from conf import redis_client
 from jobs import publish
 from jobs.lib.loop.event_archive import archive_events
 from schemas import redis_keys as rk
-from serving import create_app
+from serving.app import create_app
+from serving.people import fresh_of
 from tests.support import REPO, RedisServer, free_port, wait_until, write_config
 
 TOKEN = "speed-token"
@@ -28,7 +29,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 class SpeedLayerProcess:
     def __init__(self, settings_file, redis_url, log_path, *args: str):
         self.metrics_port = free_port()
-        self.args = [sys.executable, "-m", "jobs.speed_layer", "--config", str(settings_file),
+        self.args = [sys.executable, "-m", "serving.speed", "--config", str(settings_file),
                      "--metrics-port", str(self.metrics_port), *args]
         self.env = {**os.environ, "RECO_REDIS_URL": redis_url}
         self.log_path, self.process = log_path, None
@@ -59,8 +60,8 @@ def speed(pipeline_run, spark, tmp_path_factory):
     config, run_id, _, _ = pipeline_run
     folder = tmp_path_factory.mktemp("speed")
     server = RedisServer(folder / "redis").start()
-    # The speed layer reads its version's run folder and the event archive under the data root: the shared
-    # run's folders, and an archive of this module's own (its stream ids are this Redis's).
+    # The speed layer reads its version's fold-in bundle (in the shared run's folder) and the event archive under
+    # the data root: an archive of this module's own (its stream ids are this Redis's).
     data_root = folder / "data"
     data_root.mkdir()
     (data_root / "runs").symlink_to(os.path.join(config.data_root, "runs"))
@@ -159,7 +160,7 @@ def test_a_new_version_never_serves_lists_folded_into_the_old_one(speed, spark):
     time.sleep(config.serving.pointer_ttl + 0.1)
     stale = answer(client, user)
     assert stale["version"] == new and stale["source"] != "fold_in"  # the fresh list names the old version
-    assert rk.decode(server.client().get(rk.fresh(user)))["version"] == old
+    assert fresh_of(server.client().get(rk.fresh(user))).version == old
     layer.start()
     again = folded(client, user, 3)
     assert again["version"] == new
@@ -303,7 +304,7 @@ def test_entries_another_consumer_left_pending_are_claimed_by_one_started_with_m
 
 def test_it_holds_at_most_max_people_and_lets_the_least_recently_active_go(speed):
     from conf.settings import load_config
-    from jobs.speed_layer import SpeedLayer
+    from serving.speed.consumer import SpeedLayer
     config, server, version, layer, _ = speed
     client = create_app(config).test_client()
     layer.stop()

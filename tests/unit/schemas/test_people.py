@@ -1,8 +1,8 @@
-"""What the speed layer holds per person (jobs/speed_layer.py Person): the events' effect in stream order, as
-train builds preferences, in a bounded number of bytes."""
+"""What the speed layer holds per person (schemas/people.py Person): the events' effect in stream order, as
+train builds preferences, in a bounded number of bytes; and the seen rule."""
 import tracemalloc
 
-from jobs.speed_layer import Person
+from schemas.people import Person, marks_seen
 
 
 def event(kind, movie, rating=None):
@@ -29,3 +29,11 @@ def test_a_person_takes_under_a_kilobyte_with_five_events():
     held = (tracemalloc.get_traced_memory()[0] - before) / len(people)
     tracemalloc.stop()
     assert held < 1000, held  # conf/settings.py speed.max_people says 0.8 KB
+
+
+def test_what_a_person_has_seen_is_what_they_rated_or_dismissed():
+    assert [marks_seen(kind) for kind in ("rating", "click", "dismiss")] == [True, False, True]
+    person = Person()
+    for e in (event("rating", 1, 4.0), event("click", 2), event("dismiss", 3)):
+        person.apply(e)
+    assert person.seen() == {1, 3}

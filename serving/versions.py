@@ -1,0 +1,182 @@
+"""The published versions as a worker reads them: the live pointer (and the running experiment), a version's
+values decoded into what the API shows, and a near cache that is safe because versions are immutable.
+
+- The live pointer, with the running experiment beside it (one MGET: both keys live in the `{ctl}` slot), is
+  read at most once per `pointer_ttl` seconds per worker. A flip, rollback, or the start or end of an
+  experiment is therefore seen within that time; until then the worker answers from the previous state, whose
+  versions are still complete (publication keeps at least two, and never prunes an experiment's).
+- A version's lists are stored compact (schemas/items.py, the format its meta names): a list is decoded and
+  joined with the version's movie details (`details`, kept per worker and version once read: they never change)
+  into the API's items. Decoded values are cached per (version, key) in an LRU bounded in the bytes the decoded
+  values hold (`serving.cache_mb`), kept immutable (arrays as tuples), which also lets Python's collector stop
+  tracking them (a full collection walks every tracked object).
+- A key missing under a cached pointer re-reads the pointer before concluding "not found", so a version pruned
+  behind a stale pointer can never pass for an unknown user.
+- Once the pointer's time is up it must be re-read: with Redis down that fails and the request gets a 503,
+  so an outage shows within `pointer_ttl`, and the pool reconnects by itself when Redis is back.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import cachetools
+import redis
+
+from conf import redis_client
+from schemas import items as lists
+from schemas import redis_keys as rk
+from schemas.experiments import arm_of
+from serving.sizes import ENTRY_OVERHEAD, held_bytes
+
+LIST_KINDS = frozenset({"user", "similar", "content", "new", "new_movies", "popular"})  # decoded into items
+ID_KINDS = frozenset({"seen", "title"})  # decoded into movie ids
+KEPT_VERSIONS = 4  # versions whose movie details a worker keeps (live, an experiment's arms, the one before)
+
+
+class StoreUnavailable(RuntimeError):
+    """Redis cannot be reached, or answered with an error."""
+
+
+class NoLiveVersion(RuntimeError):
+    """Redis is up but nothing has been published yet."""
+
+
+def frozen(value):
+    """Decoded JSON with its arrays as tuples: a full collection stops tracking the tuples of atomic values and
+    the dicts holding only those, so a cached list of 50 items is one tracked object instead of about 100."""
+    if isinstance(value, list):
+        return tuple(frozen(item) for item in value)
+    if isinstance(value, dict):
+        return {key: frozen(item) for key, item in value.items()}
+    return value
+
+
+class Versions:
+    def __init__(self, client: redis.Redis, pointer_ttl: float = 1.0, cache_mb: float = 32):
+        """`client`: from conf.redis_client.reader (short timeouts; connects on first use). `cache_mb`: the near
+        cache's bound, in bytes of the decoded values it holds (0: no cache)."""
+        self.client = client
+        self.pointer_ttl = pointer_ttl
+        self._pointer: tuple[str, dict | None, float] | None = None  # (version, experiment, monotonic time read)
+        self._lock = threading.Lock()
+        self._cache = cachetools.LRUCache(maxsize=int(cache_mb * 2**20), getsizeof=lambda entry: entry[1]) \
+            if cache_mb else None
+        self._formats: dict[str, int] = {}  # version -> how its lists are stored
+        self._details: dict[str, dict[int, dict]] = {}  # version -> movie -> details, the newest versions last
+
+    # -- the live pointer
+
+    def live_version(self, refresh: bool = False) -> str:
+        return self.state(refresh)[0]
+
+    def state(self, refresh: bool = False) -> tuple[str, dict | None]:
+        """(the live version, the running experiment or None)."""
+        pointer = self._pointer
+        if not refresh and pointer and time.monotonic() - pointer[2] < self.pointer_ttl:
+            return pointer[0], pointer[1]
+        try:
+            raw, experiment = redis_client.mget(self.client, [rk.LIVE, rk.EXPERIMENT])
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from None
+        if raw is None:
+            raise NoLiveVersion("no version has been published yet")
+        with self._lock:
+            self._pointer = (raw.decode(), rk.decode(experiment), time.monotonic())
+        return self._pointer[0], self._pointer[1]
+
+    # -- values
+
+    def lookup(self, *suffixes: str) -> tuple[str, list]:
+        """(live version, decoded values of the `<kind>:<id>` suffixes under it; None where missing)."""
+        version = self.live_version()
+        values = self.get_in_version(version, list(suffixes))
+        if any(v is None for v in values):
+            current = self.live_version(refresh=True)
+            if current != version:  # the pointer moved under us: answer from the new version
+                return current, self.get_in_version(current, list(suffixes))
+        return version, values
+
+    def lookup_for(self, user_id: int, *suffixes: str) -> tuple[str, list, dict | None, str | None]:
+        """Like `lookup`, from the version this user is to see: (version, values, experiment, arm), the
+        experiment and arm None when none runs."""
+        version, experiment = self.state()
+        arm = arm_of(experiment, user_id) if experiment else None
+        chosen = experiment[arm] if experiment else version
+        values = self.get_in_version(chosen, list(suffixes))
+        if any(v is None for v in values):  # the state may have moved under us: answer from the current one
+            version, current = self.state(refresh=True)
+            if current != experiment or (not current and version != chosen):
+                experiment, arm = current, arm_of(current, user_id) if current else None
+                chosen = current[arm] if current else version
+                values = self.get_in_version(chosen, list(suffixes))
+        return chosen, values, experiment, arm
+
+    def get_in_version(self, version: str, suffixes: list[str]) -> list:
+        """Values of keys in a version already resolved (a second step of one request stays on its version):
+        lists as the API's items, id lists as movie ids, details and meta as dicts; None where missing."""
+        if self._cache is None:
+            return [self._decoded(version, s, raw) for s, raw in zip(suffixes, self._fetch_raw(version, suffixes))]
+        return [self._cached(version, s) for s in suffixes]
+
+    def items(self, version: str, packed: lists.Packed) -> tuple[dict, ...]:
+        """A packed list's items, joined with the version's movie details."""
+        return lists.items_of(packed, self.details(version, lists.movies_named(packed)))
+
+    def details(self, version: str, movies) -> dict[int, dict]:
+        """The version's details of these movies (those it has), read once per worker and version."""
+        known = self._details.get(version)
+        if known is None:
+            with self._lock:
+                known = self._details.setdefault(version, {})
+                while len(self._details) > KEPT_VERSIONS:
+                    del self._details[next(iter(self._details))]
+        missing = [m for m in movies if m not in known]
+        if missing:
+            for movie, raw in zip(missing, self._fetch_raw(version, [rk.suffix("movie", m) for m in missing])):
+                known[movie] = frozen(rk.decode(raw)) if raw is not None else None
+        return {m: known[m] for m in movies if known.get(m) is not None}
+
+    def format_of(self, version: str) -> int:
+        """How a version's lists are stored: its meta's `format` (1, JSON items, when it names none)."""
+        stored = self._formats.get(version)
+        if stored is None:
+            (meta,) = self._fetch_raw(version, [rk.suffix("meta")])
+            stored = (rk.decode(meta) or {}).get("format", 1)
+            if meta is not None:
+                self._formats[version] = stored
+        return stored
+
+    def _decoded(self, version: str, suffix: str, raw: bytes | None):
+        if raw is None:
+            return None
+        kind = suffix.partition(":")[0]
+        if kind in LIST_KINDS or kind in ID_KINDS:
+            if self.format_of(version) < lists.FORMAT:  # a version published before the compact format
+                return frozen(lists.decode_json_list(raw))
+            packed = lists.unpack(raw)
+            return packed.movie_ids if kind in ID_KINDS else self.items(version, packed)
+        return frozen(rk.decode(raw))
+
+    def _cached(self, version: str, suffix: str):
+        """A value through the near cache (frozen: it lives as long as its cache entry)."""
+        key = (version, suffix)
+        entry = self._cache.get(key)
+        if entry is None:
+            (raw,) = self._fetch_raw(version, [suffix])
+            value = self._decoded(version, suffix, raw)
+            entry = (value, held_bytes(value) + ENTRY_OVERHEAD)
+            try:
+                self._cache[key] = entry
+            except ValueError:  # larger than the whole cache: served, not kept
+                pass
+        return entry[0]
+
+    def _fetch_raw(self, version: str, suffixes: list[str]) -> list[bytes | None]:
+        if not suffixes:
+            return []
+        prefix = rk.version_prefix(version)
+        try:
+            return redis_client.mget(self.client, [prefix + s for s in suffixes])
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from None
