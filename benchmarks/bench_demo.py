@@ -12,11 +12,11 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.harness import GunicornService, RedisServer
 from benchmarks.report import done_with, scratch_folder, write
-from tests.support import GunicornService, RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -36,7 +36,7 @@ def airflow_env(home: Path, redis_url: str) -> dict:
 def _epoch(stamp: str) -> float:
     """ISO 8601 in UTC, with a Z, an offset or neither."""
     moment = datetime.fromisoformat(stamp.removesuffix("Z"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def breakdown(log_text: str) -> dict[str, dict]:

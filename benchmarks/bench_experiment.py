@@ -22,14 +22,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.harness import GunicornService, RedisServer, wait_until
 from benchmarks.report import done_with, scratch_folder, write
+from benchmarks.simulated_people import (
+    SimulatedPeople,
+    held_out_run,
+    hidden_tastes,
+    simulated_totals,
+)
 from conf.settings import load_config
 from jobs.lib.loop import experiment_control as experiments
 from jobs.lib.loop import experiment_stats
 from schemas import redis_keys as rk
 from schemas.experiments import logged
-from tests.simulated_people import SimulatedPeople, held_out_run, hidden_tastes, simulated_totals
-from tests.support import GunicornService, RedisServer, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "bench-experiment-token"

@@ -35,11 +35,11 @@ import pandas as pd
 import psutil
 import requests
 
+from benchmarks.harness import GunicornService, RedisServer, wait_until, write_config
 from benchmarks.report import done_with, scratch_folder, write
 from conf.settings import load_config
 from schemas.preferences import TrainingPreferences, rating_values, training_pairs
 from schemas.ranking import ItemFactors, because, fold_in
-from tests.support import GunicornService, RedisServer, wait_until, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "bench-fresh-token"

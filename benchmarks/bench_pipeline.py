@@ -13,8 +13,8 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks.harness import RedisServer
 from benchmarks.report import done_with, scratch_folder, write
-from tests.support import RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_pipeline import BIN, JOBS, REPO, measure
+from benchmarks.harness import RedisServer
 from benchmarks.report import done_with, markdown_table, scratch_folder, write
 from benchmarks.synthetic_movielens import PRESETS, generate, scaled
 from benchmarks.synthetic_movielens import write as write_release
 from schemas import redis_keys as rk
-from tests.support import RedisServer
 
 SIZES = {"0.1m": ("ml-1m", 0.1), "1m": ("ml-1m", 1.0), "2.5m": ("ml-25m", 0.1), "10m": ("ml-10m", 1.0),
          "25m": ("ml-25m", 1.0), "32m": ("ml-32m", 1.0)}
@@ -94,7 +94,8 @@ def floors(redis_server: RedisServer, run: Path, threads: int) -> dict:
     confidence = train["rating"].to_numpy(np.float32)
     if params["item_popularity_exponent"]:  # the preferences MLlib fits (jobs/lib/als.implicit_preferences)
         per_movie = np.bincount(movies)
-        confidence = confidence * (per_movie[movies] / per_movie[per_movie > 0].mean()) ** params["item_popularity_exponent"]
+        scale = per_movie[movies] / per_movie[per_movie > 0].mean()
+        confidence = confidence * scale ** params["item_popularity_exponent"]
     matrix = sparse.csr_matrix((confidence.astype(np.float32), (train["user_id"].to_numpy(), movies)))
     try:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -123,7 +124,8 @@ def floors(redis_server: RedisServer, run: Path, threads: int) -> dict:
     result["redis_used_memory_mib"] = round(client.info("memory")["used_memory"] / 2**20, 1)
     for kind in ("user", "similar", "movie"):
         keys = [k for _, k in zip(range(200), client.scan_iter(match=f"reco:v:{version}:{kind}:*", count=1000))]
-        result[f"bytes_per_{kind}_key"] = round(float(np.mean([client.memory_usage(k) for k in keys]))) if keys else None
+        sizes = [client.memory_usage(k) for k in keys]
+        result[f"bytes_per_{kind}_key"] = round(float(np.mean(sizes))) if keys else None
     # The floors write values of the version's mean size: bytes, not only keys, cost Redis time.
     sample = [k for _, k in zip(range(2000), client.scan_iter(match=f"reco:v:{version}:*", count=1000))]
     result["mean_value_bytes"] = round(float(np.mean([client.strlen(k) for k in sample])))
@@ -225,7 +227,8 @@ def tables(results: dict) -> tuple[list, tuple, str]:
         times = r["shape"]["ratings"] / base["shape"]["ratings"]
         rows.append((size, f"{r['shape']['ratings']:,}", *(f"{r['jobs'][j]['seconds']:.0f}" for j in JOBS),
                      f"{r['total_s']:.0f}", f"{r['peak_rss_mib'] / 1024:.1f}"))
-        growth.append((size, f"{times:.0f}x", *(ratio(r["jobs"][j]["seconds"], base["jobs"][j]["seconds"]) for j in JOBS),
+        growth.append((size, f"{times:.0f}x",
+                       *(ratio(r["jobs"][j]["seconds"], base["jobs"][j]["seconds"]) for j in JOBS),
                        ratio(r["total_s"], base["total_s"])))
         recommend = r["recommend_seconds"]
         against.append((size, ratio(r["fit_seconds"]["eval_implicit_s"], r.get("implicit_cholesky_s")),

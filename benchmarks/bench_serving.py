@@ -35,6 +35,7 @@ from statistics import median
 
 import yaml
 
+from benchmarks.harness import GunicornService, RedisServer, free_port
 from benchmarks.report import done_with, scratch_folder, write
 from conf.settings import RedisSettings, load_config
 from jobs.lib.loop import experiment_control as experiments
@@ -42,7 +43,6 @@ from schemas import redis_keys as rk
 from schemas.events import to_stream_fields
 from schemas.experiments import logged
 from serving import front
-from tests.support import GunicornService, RedisServer, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 # Pauses delay_ms (WRK_DELAY_MS) after each answer; no braces: EVENTS_LUA is str.format-ted.
@@ -431,7 +431,8 @@ def main() -> None:
              f"(target <= 5 ms); with an experiment running: {result['experiment']['ratio_to_no_experiment']} of "
              f"the throughput and {result['experiment']['p99_ratio_to_no_experiment']} of the half-load p99 "
              f"without one (target: within 10%); filtered answers: {result['filters']['p99_ratio_to_plain']} of the "
-             f"unfiltered half-load p99 (target <= 1.2); through nginx: {result['front']['ratio_to_direct']} of the direct "
+             f"unfiltered half-load p99 (target <= 1.2); through nginx: {result['front']['ratio_to_direct']} of the "
+             "direct "
              f"throughput and {result['front']['p99_ratio_to_direct']} of its half-load p99; intake: single events "
              f"{result['intake']['single_ratio_to_floor']} of the framework "
              f"floor (target >= 0.7; {result['intake']['single_ratio_to_intake_floor']} of the same POST storing "

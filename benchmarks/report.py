@@ -7,7 +7,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -43,7 +43,7 @@ def commit() -> str:
 
 def machine() -> dict:
     return {"cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(), "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "commit": commit()}
 
 

@@ -28,7 +28,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from schemas.movielens import CONTENT_FILES, GENRES, GENRES_100K, HALF_STARS, LAYOUT_FILES, WHOLE_STARS
+from schemas.movielens import (
+    CONTENT_FILES,
+    GENRES,
+    GENRES_100K,
+    HALF_STARS,
+    LAYOUT_FILES,
+    WHOLE_STARS,
+)
 
 
 @dataclass(frozen=True)

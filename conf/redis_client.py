@@ -9,6 +9,7 @@ schemas/redis_keys.py. `mget` below works on both.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -21,7 +22,7 @@ WRITER_CONNECT_TIMEOUT_S = 5.0
 
 
 def connect(url: str, *, cluster: bool = False, timeout: float, connect_timeout: float,
-            max_connections: int | None = None, health_check_interval: int = 0) -> redis.Redis:
+            max_connections: int | None = None, health_check_interval: int = 0) -> Any:
     options = {"socket_timeout": timeout, "socket_connect_timeout": connect_timeout,
                "health_check_interval": health_check_interval}
     if cluster:

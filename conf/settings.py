@@ -9,7 +9,7 @@ Every key with its default and description: conf/README.md, generated from this 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,7 +108,7 @@ class ValidationSettings(_Section):
 
     @property
     def ts_min_epoch(self) -> int:
-        return int(datetime.fromisoformat(self.ts_min).replace(tzinfo=timezone.utc).timestamp())
+        return int(datetime.fromisoformat(self.ts_min).replace(tzinfo=UTC).timestamp())
 
 
 class CleanSettings(_Section):

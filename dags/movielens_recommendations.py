@@ -1,4 +1,5 @@
-"""Daily MovieLens recommendations: every Spark job through spark-submit, then publication to Redis.
+"""Daily MovieLens recommendations: every Spark job through spark-submit, then publication to Redis. The steps
+and their order are the batch run's graph (jobs/graph.py):
 
 ingest -> (validate, clean) -> train -> evaluate -> gate -> recommend -> publish -> smoke_check -> cleanup
 -> report_run (always: the run's result and figures for /metrics)
@@ -23,6 +24,7 @@ from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from conf.settings import load_config  # pydantic and YAML: cheap to import
+from jobs import graph  # plain Python
 from schemas.movielens import DATASET_NAMES  # plain Python
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,21 +60,21 @@ class SparkJobOperator(SparkSubmitOperator):
             raise
 
 
-def spark_job(name: str, *extra_args: str, timeout_minutes: int = 60, **options) -> SparkJobOperator:
+def spark_job(step: graph.Step, *extra_args: str) -> SparkJobOperator:
     return SparkJobOperator(
-        task_id=name,
-        application=str(REPO / "jobs" / f"{name}.py"),
-        application_args=["--run-id", RUN_ID, *extra_args],
+        task_id=step.name,
+        application=str(REPO / "jobs" / f"{step.name}.py"),
+        application_args=["--run-id", RUN_ID, *step.args, *extra_args],
         conn_id="spark_default",
-        name=f"reco-{name}-{RUN_ID}",
+        name=f"reco-{step.name}-{RUN_ID}",
         # Only the per-run choices: env_vars is a templated field, stored in Airflow's database and shown in its UI.
         # Everything else (RECO_REDIS_URL with its password among it) spark-submit inherits from the worker's own
         # environment at run time, so no credential is ever rendered or stored.
         env_vars=JOB_ENV,
         conf={"spark.ui.showConsoleProgress": "false"},
         driver_memory=SETTINGS.spark.driver_memory,
-        execution_timeout=timedelta(minutes=timeout_minutes),
-        **options,
+        execution_timeout=timedelta(minutes=step.timeout_minutes),
+        trigger_rule=step.trigger_rule,
     )
 
 
@@ -107,7 +109,10 @@ with DAG(
     tags=["movielens", "spark", "redis"],
 ) as dag:
 
-    @task.short_circuit(task_id="gate", execution_timeout=timedelta(minutes=5))
+    def minutes(name: str) -> timedelta:
+        return timedelta(minutes=graph.BY_NAME[name].timeout_minutes)
+
+    @task.short_circuit(task_id="gate", execution_timeout=minutes("gate"))
     def gate(reco_run: str, params=None) -> bool:
         """Go on to recommend and publish only when metrics.json says publishable (or params.force)."""
         from conf.settings import load_config
@@ -119,7 +124,7 @@ with DAG(
         return bool(metrics["publishable"] or params["force"])
 
     @task.short_circuit(task_id="experiment_running", ignore_downstream_trigger_rules=False,
-                        execution_timeout=timedelta(minutes=5))
+                        execution_timeout=minutes("experiment_running"))
     def experiment_running() -> bool:
         """Judge only when an experiment runs (saves a Spark job's start-up on most nights)."""
         from conf import redis_client
@@ -129,7 +134,7 @@ with DAG(
         print(f"running experiment: {running['id'] if running else None}")
         return running is not None
 
-    @task(task_id="smoke_check", execution_timeout=timedelta(minutes=5))
+    @task(task_id="smoke_check", execution_timeout=minutes("smoke_check"))
     def smoke_check(reco_run: str) -> dict:
         """Query a sample of users and movies through the service's own reader; on any gap, point live back
         to the previous version and fail the run."""
@@ -137,7 +142,7 @@ with DAG(
         from jobs.lib.publication.versions import check_published_run
         return check_published_run(load_config(), reco_run)
 
-    @task(task_id="cleanup", execution_timeout=timedelta(minutes=10))
+    @task(task_id="cleanup", execution_timeout=minutes("cleanup"))
     def cleanup() -> list[str]:
         """Delete versions beyond the retention count (publish prunes too; this catches stragglers)."""
         from conf import redis_client
@@ -150,7 +155,8 @@ with DAG(
                    config.redis.lease_wait_s) as lease:
             return prune(client, config.redis.retention, lease)
 
-    @task(task_id="report_run", trigger_rule="all_done", execution_timeout=timedelta(minutes=5))
+    @task(task_id="report_run", trigger_rule=graph.BY_NAME["report_run"].trigger_rule,
+          execution_timeout=minutes("report_run"))
     def report_run(reco_run: str, ti=None, dag_run=None) -> dict:
         """Whatever happened before: record the run's result, task seconds and row counts in Redis for the
         service's /metrics (reco_batch_*, the RecoNightlyRunFailed alert); then fail if the run did."""
@@ -165,21 +171,13 @@ with DAG(
             raise AirflowFailException(f"run {reco_run} failed: {summary['task_states']}")
         return summary
 
-    ingest = spark_job("ingest")
-    validate = spark_job("validate", timeout_minutes=30)
-    clean = spark_job("clean")
-    train = spark_job("train", timeout_minutes=180)
-    evaluate = spark_job("evaluate")
-    recommend = spark_job("recommend", timeout_minutes=120)
-    # none_failed: publishes when no experiment was judged (experiment skipped); a failed gate skips it anyway.
-    publish = spark_job("publish", "{{ '--force' if params.force else '--no-force' }}",
-                        "--data-as-of", "{{ logical_date.isoformat() if logical_date else '' }}",
-                        trigger_rule="none_failed")
-    judge = spark_job("experiment", "--apply", "canary")
-
-    # Validation gates everything that learns from the data; clean only prepares it, so it runs beside validate
-    # under a scheduler (`airflow dags test` runs tasks one at a time).
-    ingest >> [validate, clean] >> train >> evaluate
-    evaluate >> gate(RUN_ID) >> recommend >> publish
-    ingest >> experiment_running() >> judge >> publish
-    publish >> smoke_check(RUN_ID) >> cleanup() >> report_run(RUN_ID)
+    # Every step of the graph as a task, then its edges.
+    tasks = {"gate": gate(RUN_ID), "experiment_running": experiment_running(), "smoke_check": smoke_check(RUN_ID),
+             "cleanup": cleanup(), "report_run": report_run(RUN_ID)}
+    publish_args = ("{{ '--force' if params.force else '--no-force' }}",
+                    "--data-as-of", "{{ logical_date.isoformat() if logical_date else '' }}")
+    for step in graph.STEPS:
+        if step.spark_job:
+            tasks[step.name] = spark_job(step, *(publish_args if step.name == "publish" else ()))
+    for before, after in graph.edges():
+        tasks[before] >> tasks[after]

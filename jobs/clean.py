@@ -38,6 +38,7 @@ from jobs.lib.data.cleaning import (
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
+from schemas.events import FUTURE_SLACK_S
 from schemas.movielens import DATASETS, RATING_COLUMNS
 from schemas.storage import exists, read_json, remove_folder, write_json
 from schemas.tables import CLEAN_CLICKS, CLEAN_DISMISSED, EVENTS
@@ -57,7 +58,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     event_files = read_json(paths.events)["files"] if exists(paths.events) else []
     events = spark.read.schema(EVENTS).parquet(*event_files) if event_files else spark.createDataFrame([], EVENTS)
     event_ratings, event_clicks, event_dismissals, unknown_type = split_events(events)
-    ts_max = int(time.time()) + 86_400
+    ts_max = int(time.time()) + FUTURE_SLACK_S
 
     combined = raw_ratings.withColumn("source", F.lit("movielens")).unionByName(event_ratings)
     rows_in = combined.count()

@@ -13,7 +13,12 @@ from pyspark.sql import SparkSession
 
 from conf.settings import Config
 from jobs.lib.data.download import locate_source, sha256_of
-from jobs.lib.data.layouts import content_files, count_malformed, raw_tables, read_content
+from jobs.lib.data.layouts import (
+    content_files,
+    count_malformed,
+    raw_tables,
+    read_content,
+)
 from jobs.lib.loop.event_archive import EVENTS, EXPOSURES, EventsLost, archive_events
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.errors import JobError

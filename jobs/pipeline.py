@@ -1,6 +1,6 @@
-"""The all-in-one runner (not a job): every batch job's `run()` in order in one Spark session, without Airflow:
-ingest, validate, clean, train, evaluate, recommend (and with --publish: judge a running experiment, applying
-the decision to canaries as the DAG does, then publish). Prints the path of
+"""The all-in-one runner (not a job): every batch job's `run()` in the graph's order (jobs/graph.py) in one Spark
+session, without Airflow: ingest, validate, clean, train, evaluate, recommend (and with --publish: judge a
+running experiment, applying the decision to canaries as the DAG does, then publish). Prints the path of
 metrics.json. `make pipeline`, the tests and the benchmarks use it; Airflow runs each job by spark-submit."""
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ import argparse
 import logging
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from conf.settings import ConfigError, load_config
-from jobs import clean, evaluate, experiment, ingest, publish, recommend, train, validate
+from jobs import clean, evaluate, experiment, graph, ingest, publish, recommend, train, validate
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.run_layout import run_paths
 from jobs.lib.runtime.spark import spark_session
 
-BATCH_JOBS = (("ingest", ingest.run), ("validate", validate.run), ("clean", clean.run), ("train", train.run),
-              ("evaluate", evaluate.run), ("recommend", recommend.run))
+RUNS = {"ingest": ingest.run, "validate": validate.run, "clean": clean.run, "train": train.run,
+        "evaluate": evaluate.run, "recommend": recommend.run, "publish": publish.run,
+        "experiment": lambda *args, **kwargs: experiment.run(*args, apply="canary", **kwargs)}
+PUBLISHING = ("experiment", "publish")  # run only with --publish
 
 log = logging.getLogger("reco.pipeline")
 
@@ -26,14 +28,11 @@ def run_pipeline(config, run_id: str, spark=None, publish_too: bool = False) -> 
     """Run the batch jobs in order; returns {job: seconds}. Stops at the first failure (JobError)."""
     spark = spark or spark_session(config, "pipeline")
     seconds = {}
-    steps = list(BATCH_JOBS)
-    if publish_too:
-        steps.append(("experiment", lambda *args, **kwargs: experiment.run(*args, apply="canary", **kwargs)))
-        steps.append(("publish", publish.run))
-    for name, job in steps:
+    steps = [step.name for step in graph.STEPS if step.in_pipeline and (publish_too or step.name not in PUBLISHING)]
+    for name in steps:
         log.info("step %s ...", name)
         started = time.perf_counter()
-        job(config, run_id, spark=spark)
+        RUNS[name](config, run_id, spark=spark)
         seconds[name] = round(time.perf_counter() - started, 2)
         log.info("step %s done in %.1f s", name, seconds[name])
     return seconds
@@ -41,7 +40,7 @@ def run_pipeline(config, run_id: str, spark=None, publish_too: bool = False) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m jobs.pipeline", description=__doc__)
-    parser.add_argument("--run-id", default=datetime.now(timezone.utc).strftime("manual_%Y%m%dT%H%M%S"))
+    parser.add_argument("--run-id", default=datetime.now(UTC).strftime("manual_%Y%m%dT%H%M%S"))
     parser.add_argument("--config")
     parser.add_argument("--publish", action="store_true", help="also publish to Redis")
     args = parser.parse_args()

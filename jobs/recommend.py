@@ -34,7 +34,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from conf.settings import Config
-from jobs.lib.model.als import click_preferences, fold_in_settings, implicit_preferences, seen_pairs
+from jobs.lib.model.als import (
+    click_preferences,
+    fold_in_settings,
+    implicit_preferences,
+    seen_pairs,
+)
 from jobs.lib.model.content import (
     content_neighbors,
     content_vectors,
@@ -58,7 +63,13 @@ from jobs.lib.runtime.run_layout import mark_latest, run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
 from schemas import bundle
 from schemas.preferences import TrainingPreferences, training_pairs
-from schemas.storage import exists, join, read_table, replace_folder_with_table, write_json
+from schemas.storage import (
+    exists,
+    join,
+    read_table,
+    replace_folder_with_table,
+    write_json,
+)
 
 log = logging.getLogger("reco.recommend")
 

@@ -13,7 +13,13 @@ import time
 from pyspark.sql import SparkSession
 
 from conf.settings import Config
-from jobs.lib.model.als import ExplicitModel, click_preferences, fit_implicit, implicit_als, implicit_preferences
+from jobs.lib.model.als import (
+    ExplicitModel,
+    click_preferences,
+    fit_implicit,
+    implicit_als,
+    implicit_preferences,
+)
 from jobs.lib.model.splits import stratified_split
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.run_layout import run_paths, utc_now

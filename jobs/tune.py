@@ -25,7 +25,11 @@ from pyspark.sql import SparkSession
 from conf.settings import Config
 from jobs.lib.evaluation.metrics import metric, score_lists
 from jobs.lib.model.als import fit_implicit
-from jobs.lib.model.grid_search import candidates, leaderboard_markdown, paired_difference
+from jobs.lib.model.grid_search import (
+    candidates,
+    leaderboard_markdown,
+    paired_difference,
+)
 from jobs.lib.model.scoring import als_top_n
 from jobs.lib.model.splits import kfold_splits, stratified_split
 from jobs.lib.runtime.cli import job_main

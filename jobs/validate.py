@@ -11,12 +11,17 @@ import logging
 from pyspark.sql import SparkSession
 
 from conf.settings import Config
-from jobs.lib.data.validation import run_suites, summarize, validation_frames
+from jobs.lib.data.validation import (
+    build_suites,
+    run_suites,
+    summarize,
+    validation_frames,
+)
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
-from schemas.expectations import build_suites
+from schemas.expectations import suites
 from schemas.movielens import DATASETS
 from schemas.storage import exists, is_local, join, read_json, write_json
 from schemas.tables import EVENTS
@@ -35,7 +40,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     frames = validation_frames(spark.read.parquet(paths.raw_ratings), spark.read.parquet(paths.raw_movies),
                                events, spec.rating_values, content)
     docs_dir = join(paths.validation, "data_docs") if is_local(paths.root) else None
-    results = run_suites(frames, build_suites(spec, config.validation), docs_dir)
+    results = run_suites(frames, build_suites(suites(spec, config.validation)), docs_dir)
     rows, failures = summarize(results)
     report = {
         "run_id": run_id, "dataset": spec.name, "success": not failures, "failed": failures,

@@ -8,6 +8,7 @@ arrow_schema) and `<run id>.json`, its commit record: the stream id range (first
 count, the fencing token of the lease it was written under and the stream's entries-added count as of its read.
 A batch without its record is not committed and is never read.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,7 +44,8 @@ def committed_batches(archive: str) -> list[dict]:
         except (ValueError, KeyError, TypeError):
             raise TornRecord(path) from None
         batches.append({**batch, "record": path})
-    kept, taken = [], []
+    kept: list[dict] = []
+    taken: list[tuple[tuple[int, int], tuple[int, int]]] = []
     for batch in sorted(batches, key=lambda b: -(b.get("token") or 0)):
         span = (stream_id_key(batch["first_id"]), stream_id_key(batch["last_id"])) if batch["rows"] else None
         if span and any(lo <= span[1] and span[0] <= hi for lo, hi in taken):

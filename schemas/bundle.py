@@ -15,6 +15,7 @@ documented folder rather than the run's internal layout, starts in a moment and 
     <folder>/dismissed_users.npy, dismissed_starts.npy, dismissed_movies.npy   what each person dismissed
 Arrays are .npy files, memory-mapped when the folder is on this machine's disk (read whole from an object store).
 """
+
 from __future__ import annotations
 
 import io
@@ -28,16 +29,29 @@ from schemas.ranking import ItemFactors
 from schemas.storage import join, local_path, read_bytes, write_bytes
 
 FORMAT = 1
-ARRAYS = ("item_ids", "item_factors", "users", "starts", "movie_ids", "values", "rated", "counted_movies",
-          "movie_counts", "dismissed_users", "dismissed_starts", "dismissed_movies")
+ARRAYS = (
+    "item_ids",
+    "item_factors",
+    "users",
+    "starts",
+    "movie_ids",
+    "values",
+    "rated",
+    "counted_movies",
+    "movie_counts",
+    "dismissed_users",
+    "dismissed_starts",
+    "dismissed_movies",
+)
 
 
 class FoldInModel(NamedTuple):
     """A version's fold-in bundle, read: its movies' factors, its people's training preferences and dismissals,
     the settings train used and the length of a list."""
+
     items: ItemFactors
     training: TrainingPreferences
-    dismissed: "Dismissed"
+    dismissed: Dismissed
     settings: dict
     top_n: int
 
@@ -52,7 +66,7 @@ class Dismissed(NamedTuple):
         if at == len(self.users) or self.users[at] != user_id:
             return set()
         end = int(self.starts[at + 1]) if at + 1 < len(self.starts) else len(self.movies)
-        return set(self.movies[int(self.starts[at]):end].tolist())
+        return set(self.movies[int(self.starts[at]) : end].tolist())
 
 
 def grouped(users: np.ndarray, movies: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,20 +77,39 @@ def grouped(users: np.ndarray, movies: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return distinct, starts.astype(np.int64), movies
 
 
-def write(folder: str, item_ids: np.ndarray, item_factors: np.ndarray, training: TrainingPreferences,
-          dismissed_users: np.ndarray, dismissed_movies: np.ndarray, top_n: int) -> None:
+def write(
+    folder: str,
+    item_ids: np.ndarray,
+    item_factors: np.ndarray,
+    training: TrainingPreferences,
+    dismissed_users: np.ndarray,
+    dismissed_movies: np.ndarray,
+    top_n: int,
+) -> None:
     """Write a bundle into `folder` (local or s3a://); its manifest last, so a bundle with one is complete."""
     order = np.argsort(item_ids)
     d_users, d_starts, d_movies = grouped(dismissed_users, dismissed_movies)
-    arrays = {"item_ids": np.asarray(item_ids, np.int64)[order],
-              "item_factors": np.asarray(item_factors, np.float32)[order],
-              "users": training.users.astype(np.int64), "starts": training.starts.astype(np.int64),
-              "movie_ids": training.movie_ids.astype(np.int64), "values": training.values.astype(np.float64),
-              "rated": training.rated.astype(bool), "counted_movies": training.counted_movies.astype(np.int64),
-              "movie_counts": training.movie_counts.astype(np.int64), "dismissed_users": d_users,
-              "dismissed_starts": d_starts, "dismissed_movies": d_movies}
-    manifest = {"format": FORMAT, "settings": training.settings, "top_n": top_n, "mean_user": training.mean_user,
-                "mean_item": training.mean_item}
+    arrays: dict[str, np.ndarray] = {
+        "item_ids": np.asarray(item_ids, np.int64)[order],
+        "item_factors": np.asarray(item_factors, np.float32)[order],
+        "users": training.users.astype(np.int64),
+        "starts": training.starts.astype(np.int64),
+        "movie_ids": training.movie_ids.astype(np.int64),
+        "values": training.values.astype(np.float64),
+        "rated": training.rated.astype(bool),
+        "counted_movies": training.counted_movies.astype(np.int64),
+        "movie_counts": training.movie_counts.astype(np.int64),
+        "dismissed_users": d_users,
+        "dismissed_starts": d_starts,
+        "dismissed_movies": d_movies,
+    }
+    manifest = {
+        "format": FORMAT,
+        "settings": training.settings,
+        "top_n": top_n,
+        "mean_user": training.mean_user,
+        "mean_item": training.mean_item,
+    }
     for name, array in arrays.items():
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=False)
@@ -91,12 +124,25 @@ def read(folder: str) -> FoldInModel:
         raise ValueError(f"fold-in bundle {folder} has format {manifest.get('format')}; this reads {FORMAT}")
     a = {name: _load(join(folder, f"{name}.npy")) for name in ARRAYS}
     settings = manifest["settings"]
-    training = TrainingPreferences(a["users"], a["starts"], a["movie_ids"], a["values"], a["rated"],
-                                   a["counted_movies"], a["movie_counts"], manifest["mean_user"],
-                                   manifest["mean_item"], settings)
-    return FoldInModel(ItemFactors(a["item_ids"], a["item_factors"]), training,
-                       Dismissed(a["dismissed_users"], a["dismissed_starts"], a["dismissed_movies"]), settings,
-                       int(manifest["top_n"]))
+    training = TrainingPreferences(
+        a["users"],
+        a["starts"],
+        a["movie_ids"],
+        a["values"],
+        a["rated"],
+        a["counted_movies"],
+        a["movie_counts"],
+        manifest["mean_user"],
+        manifest["mean_item"],
+        settings,
+    )
+    return FoldInModel(
+        ItemFactors(a["item_ids"], a["item_factors"]),
+        training,
+        Dismissed(a["dismissed_users"], a["dismissed_starts"], a["dismissed_movies"]),
+        settings,
+        int(manifest["top_n"]),
+    )
 
 
 def _load(path: str) -> np.ndarray:

@@ -12,6 +12,7 @@ field per column, which is most of the intake's cost) -> one row of the Parquet 
     ts          seconds since the epoch when it happened (the server's time when the sender gave none)
     request_id  the lookup answer a click came from; null when absent
 """
+
 from __future__ import annotations
 
 import orjson
@@ -20,6 +21,7 @@ TYPES = ("rating", "click", "dismiss")
 MAX_ID = 2**31 - 1  # user and movie ids: positive 32-bit integers
 COLUMNS = ("stream_id", "user_id", "movie_id", "type", "rating", "ts", "request_id")
 MAX_REQUEST_ID_CHARS = 64
+FUTURE_SLACK_S = 86_400  # an event or rating stamped more than a day ahead of now: a broken clock or a bad row
 FIELD = "event"  # the stream entry's one field (serving/versions.py's script writes it too)
 
 
@@ -44,10 +46,15 @@ def from_stream_entry(stream_id: bytes | str, fields: dict) -> dict:
     if not isinstance(event, dict):
         event = {}
     kind, request_id = event.get("type"), event.get("request_id")
-    return {"stream_id": stream_id.decode() if isinstance(stream_id, bytes) else stream_id,
-            "user_id": _int(event.get("user_id"), 31), "movie_id": _int(event.get("movie_id"), 31),
-            "type": kind if isinstance(kind, str) else None, "rating": _float(event.get("rating")),
-            "ts": _int(event.get("ts"), 63), "request_id": request_id if isinstance(request_id, str) else None}
+    return {
+        "stream_id": stream_id.decode() if isinstance(stream_id, bytes) else stream_id,
+        "user_id": _int(event.get("user_id"), 31),
+        "movie_id": _int(event.get("movie_id"), 31),
+        "type": kind if isinstance(kind, str) else None,
+        "rating": _float(event.get("rating")),
+        "ts": _int(event.get("ts"), 63),
+        "request_id": request_id if isinstance(request_id, str) else None,
+    }
 
 
 class MalformedEvent(ValueError):
@@ -78,18 +85,30 @@ def checked(event: dict) -> dict:
     kind, rating = event.get("type"), event.get("rating")
     if kind not in TYPES:
         raise MalformedEvent(f"type {kind!r} is not one of {', '.join(TYPES)}")
-    if kind == "rating" and (isinstance(rating, bool) or not isinstance(rating, (int, float))
-                             or not 0 < rating <= 10):
+    if kind == "rating" and (isinstance(rating, bool) or not isinstance(rating, (int, float)) or not 0 < rating <= 10):
         raise MalformedEvent(f"rating {rating!r} is not a rating")
-    return {"user_id": event["user_id"], "movie_id": event["movie_id"], "type": kind,
-            "rating": float(rating) if kind == "rating" else None}
+    return {
+        "user_id": event["user_id"],
+        "movie_id": event["movie_id"],
+        "type": kind,
+        "rating": float(rating) if kind == "rating" and rating is not None else None,
+    }
 
 
 def arrow_schema():
     import pyarrow as pa
-    return pa.schema([("stream_id", pa.string()), ("user_id", pa.int32()), ("movie_id", pa.int32()),
-                      ("type", pa.string()), ("rating", pa.float64()), ("ts", pa.int64()),
-                      ("request_id", pa.string())])
+
+    return pa.schema(
+        [
+            ("stream_id", pa.string()),
+            ("user_id", pa.int32()),
+            ("movie_id", pa.int32()),
+            ("type", pa.string()),
+            ("rating", pa.float64()),
+            ("ts", pa.int64()),
+            ("request_id", pa.string()),
+        ]
+    )
 
 
 def stream_id_key(stream_id: str) -> tuple[int, int]:
@@ -106,7 +125,7 @@ def next_stream_id(stream_id: str) -> str:
 
 def _int(value, bits: int) -> int | None:
     """An integer that fits a signed column of bits + 1 bits; anything else is null."""
-    if isinstance(value, bool) or not isinstance(value, int) or not -2**bits <= value < 2**bits:
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**bits) <= value < 2**bits:
         return None
     return value
 

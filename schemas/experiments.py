@@ -32,6 +32,7 @@ exposure in the Parquet exposure archive:
     latency_ms  the service's time for the answer (the latency guardrail)
     fallback    the fallback used, or null
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,20 @@ import orjson
 CONTROL, TREATMENT = "control", "treatment"
 ARMS = (CONTROL, TREATMENT)
 KINDS = ("ab", "canary")
-EXPOSURE_COLUMNS = ("stream_id", "request_id", "ts", "user_id", "experiment", "arm", "version", "endpoint",
-                    "items", "status", "latency_ms", "fallback")
+EXPOSURE_COLUMNS = (
+    "stream_id",
+    "request_id",
+    "ts",
+    "user_id",
+    "experiment",
+    "arm",
+    "version",
+    "endpoint",
+    "items",
+    "status",
+    "latency_ms",
+    "fallback",
+)
 
 
 def unit_hash(salt: str, user_id: int) -> float:
@@ -101,22 +114,34 @@ def _row(stream_id: str, entry) -> dict:
     if not isinstance(entry, dict):
         entry = {}
     items = entry.get("items")
-    row = {"stream_id": stream_id}
+    row: dict[str, object] = {"stream_id": stream_id}
     for column in ("request_id", "experiment", "arm", "version", "endpoint", "fallback"):
         row[column] = entry.get(column) if isinstance(entry.get(column), str) else None
     for column in ("ts", "user_id", "status"):
         value = entry.get(column)
         row[column] = value if isinstance(value, int) and not isinstance(value, bool) else None
     latency = entry.get("latency_ms")
-    row["latency_ms"] = float(latency) if isinstance(latency, (int, float)) and not isinstance(latency, bool) \
-        else None
+    row["latency_ms"] = float(latency) if isinstance(latency, (int, float)) and not isinstance(latency, bool) else None
     row["items"] = [m for m in items if isinstance(m, int)] if isinstance(items, list) else None
     return row
 
 
 def arrow_schema():
     import pyarrow as pa
-    return pa.schema([("stream_id", pa.string()), ("request_id", pa.string()), ("ts", pa.int64()),
-                      ("user_id", pa.int64()), ("experiment", pa.string()), ("arm", pa.string()),
-                      ("version", pa.string()), ("endpoint", pa.string()), ("items", pa.list_(pa.int64())),
-                      ("status", pa.int64()), ("latency_ms", pa.float64()), ("fallback", pa.string())])
+
+    return pa.schema(
+        [
+            ("stream_id", pa.string()),
+            ("request_id", pa.string()),
+            ("ts", pa.int64()),
+            ("user_id", pa.int64()),
+            ("experiment", pa.string()),
+            ("arm", pa.string()),
+            ("version", pa.string()),
+            ("endpoint", pa.string()),
+            ("items", pa.list_(pa.int64())),
+            ("status", pa.int64()),
+            ("latency_ms", pa.float64()),
+            ("fallback", pa.string()),
+        ]
+    )

@@ -13,6 +13,7 @@ returns them: `decode_json_list` reads it, so a rollback to one still answers.
 All little-endian: 12 bytes per item with `because`, 8 without, 4 for a list of ids (what a person has seen,
 a title word's movies).
 """
+
 from __future__ import annotations
 
 import struct
@@ -30,6 +31,7 @@ SCORE_DECIMALS = 5  # what the API shows of a score
 class Packed(NamedTuple):
     """A list as stored: movie ids in order, their scores (None for a list of ids), the movie each is `because`
     of (None: no reasons in this list; 0 in it: none for that movie), and the list's header fields."""
+
     movie_ids: tuple[int, ...]
     scores: tuple[float, ...] | None
     because: tuple[int, ...] | None
@@ -55,7 +57,7 @@ def unpack(raw: bytes) -> Packed:
     if magic != MAGIC:
         raise ValueError(f"not a packed list (first byte {magic:#x})")
     at = _HEAD.size
-    header = orjson.loads(raw[at:at + head_length]) if head_length else None
+    header = orjson.loads(raw[at : at + head_length]) if head_length else None
     at += head_length
     ids = struct.unpack_from(f"<{n}I", raw, at)
     at += 4 * n
@@ -71,8 +73,13 @@ def unpack(raw: bytes) -> Packed:
 def item(details: dict, score: float, because: dict | None = None) -> dict:
     """The API's item of a movie: its details as the version holds them (movie_id, title, year, genres), its
     score, and the movie it is `because` of ({movie_id, title}), when there is one."""
-    shown = {"movie_id": details["movie_id"], "title": details["title"], "year": details.get("year"),
-             "genres": details.get("genres") or (), "score": round(score, SCORE_DECIMALS)}
+    shown = {
+        "movie_id": details["movie_id"],
+        "title": details["title"],
+        "year": details.get("year"),
+        "genres": details.get("genres") or (),
+        "score": round(score, SCORE_DECIMALS),
+    }
     if because is not None:
         shown["because"] = {"movie_id": because["movie_id"], "title": because["title"]}
     return shown
@@ -87,8 +94,9 @@ def items_of(packed: Packed, details: dict) -> tuple[dict, ...]:
         if movie_details is None:
             continue
         reason = packed.because[at] if packed.because else 0
-        shown.append(item(movie_details, packed.scores[at] if packed.scores else 0.0,
-                          details.get(reason) if reason else None))
+        shown.append(
+            item(movie_details, packed.scores[at] if packed.scores else 0.0, details.get(reason) if reason else None)
+        )
     return tuple(shown)
 
 

@@ -3,6 +3,7 @@
 Plain Python (no Spark import), so the config loader, the DAG file and the service can use it cheaply; the
 Spark schemas built from these names are in `schemas/tables.py`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from pathlib import Path
 
 # The three published layouts: which files hold the ratings and the movies.
 LAYOUT_FILES = {
-    "100k": ("u.data", "u.item"),        # tab-separated ratings; `|`-separated movies with 19 genre flags
+    "100k": ("u.data", "u.item"),  # tab-separated ratings; `|`-separated movies with 19 genre flags
     "dat": ("ratings.dat", "movies.dat"),  # `::`-separated
     "csv": ("ratings.csv", "movies.csv"),  # CSV with a header, half stars
 }
@@ -58,7 +59,9 @@ DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
         DatasetSpec(
-            "ml-100k", "100k", WHOLE_STARS,
+            "ml-100k",
+            "100k",
+            WHOLE_STARS,
             ratings_sha256="06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
             zip_md5="0e33842e24a9c977be4e0107933c0723",
         ),
@@ -97,7 +100,8 @@ def detect_dataset(folder: Path, configured: str | None = None) -> DatasetSpec:
             raise AmbiguousFolder(
                 f"{folder} holds {' and '.join(LAYOUT_FILES[layouts[0]])} (the layout of "
                 f"{', '.join(c.name for c in candidates)}), but the dataset is set to {configured}, whose layout is "
-                f"{' and '.join(LAYOUT_FILES[spec.layout])}: unset RECO_DATASET or set it to match")
+                f"{' and '.join(LAYOUT_FILES[spec.layout])}: unset RECO_DATASET or set it to match"
+            )
         return spec
     if len(candidates) == 1:
         return candidates[0]
@@ -108,13 +112,31 @@ def detect_dataset(folder: Path, configured: str | None = None) -> DatasetSpec:
         return named[0]
     raise AmbiguousFolder(
         f"{folder} holds {' and '.join(LAYOUT_FILES[candidates[0].layout])}, the layout of "
-        f"{', '.join(c.name for c in candidates)}; nothing in it says which: set RECO_DATASET to one of them")
+        f"{', '.join(c.name for c in candidates)}; nothing in it says which: set RECO_DATASET to one of them"
+    )
 
 
 # The 19 genre flags of u.item, in column order (u.genre lists the same).
 GENRES_100K = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 # Genre names as published across all layouts (validation vocabulary for raw data).
 RAW_GENRES = frozenset(GENRES_100K) | {"Children", "IMAX", "(no genres listed)"}

@@ -10,6 +10,7 @@ and the service).
   their events amount to, as train reads them (schemas/preferences.py): their latest rating per movie, their
   clicks on movies they have not rated, what they dismissed.
 """
+
 from __future__ import annotations
 
 EVENT_TYPES = ("rating", "click", "dismiss")
@@ -26,6 +27,7 @@ class Person:
     """What one person did since their version, folded in stream order: their latest rating per movie, their
     clicks on movies they have not rated (a later rating replaces the clicks, a click after a rating counts for
     nothing, as in train), what they dismissed, and how many ratings and clicks they sent."""
+
     __slots__ = ("ratings", "clicks", "dismissed", "events")
 
     def __init__(self):

@@ -11,16 +11,24 @@ their training data gets back their trained vector (tests/jobs/test_fold_in.py).
 - Scaling: a value times (n_u / mean n_u) ** user_activity_exponent and (n_i / mean n_i) **
   item_popularity_exponent, where n counts the person's (the movie's) preferences.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 # The settings these rules read, as a version's metadata records them (`fold_in`) for the speed layer.
-SETTINGS = ("alpha", "reg_param", "confidence", "threshold", "user_activity_exponent", "item_popularity_exponent",
-            "click_weight")
+SETTINGS = (
+    "alpha",
+    "reg_param",
+    "confidence",
+    "threshold",
+    "user_activity_exponent",
+    "item_popularity_exponent",
+    "click_weight",
+)
 
 
-def rating_values(ratings: np.ndarray, confidence: str, threshold: float) -> np.ndarray:
+def rating_values(ratings, confidence: str, threshold: float) -> np.ndarray:
     """Each rating's implicit value (NaN: no preference, the pair is dropped)."""
     ratings = np.asarray(ratings, dtype=np.float64)
     if confidence == "linear":
@@ -34,21 +42,23 @@ def rating_values(ratings: np.ndarray, confidence: str, threshold: float) -> np.
     raise ValueError(f"unknown confidence {confidence!r}")
 
 
-def scaling(counts: np.ndarray, mean: float, exponent: float) -> np.ndarray:
+def scaling(counts, mean: float, exponent: float):
     """The factor a preference is scaled by for its person's (or movie's) number of preferences."""
     return (np.asarray(counts, dtype=np.float64) / mean) ** exponent
 
 
-def person_values(training: dict[int, float], trained: set[int], ratings: dict[int, float],
-                  clicks: dict[int, int], settings: dict) -> dict[int, float]:
+def person_values(
+    training: dict[int, float], trained: set[int], ratings: dict[int, float], clicks: dict[int, int], settings: dict
+) -> dict[int, float]:
     """A person's preferences (movie -> value, before scaling): their training ones (`trained`: the movies among
     them), then their ratings since (each replaces the training value, or removes it when it is no preference),
     then their clicks since on movies they never rated (neither in training nor since)."""
     values = dict(training)
     if ratings:
         movies = list(ratings)
-        for movie, value in zip(movies, rating_values([ratings[m] for m in movies], settings["confidence"],
-                                                      settings["threshold"]).tolist()):
+        for movie, value in zip(
+            movies, rating_values([ratings[m] for m in movies], settings["confidence"], settings["threshold"]).tolist()
+        ):
             if value == value:  # not NaN
                 values[movie] = value
             else:
@@ -60,9 +70,15 @@ def person_values(training: dict[int, float], trained: set[int], ratings: dict[i
     return values
 
 
-def training_pairs(rating_users: np.ndarray, rating_movies: np.ndarray, ratings: np.ndarray,
-                   click_users: np.ndarray, click_movies: np.ndarray, clicks: np.ndarray,
-                   settings: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def training_pairs(
+    rating_users: np.ndarray,
+    rating_movies: np.ndarray,
+    ratings: np.ndarray,
+    click_users: np.ndarray,
+    click_movies: np.ndarray,
+    clicks: np.ndarray,
+    settings: dict,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(users, movies, values before scaling, rated) of every training preference, by the rules above: what a
     person's ratings and clicks were worth to the model that was trained on them."""
     values = rating_values(ratings, settings["confidence"], settings["threshold"])
@@ -89,23 +105,43 @@ class TrainingPreferences:
     nothing measurable). Arrays sorted by user; memory-mapped from the version's bundle (schemas/bundle.py), so
     holding them costs the pages of the people folded in."""
 
-    def __init__(self, users: np.ndarray, starts: np.ndarray, movie_ids: np.ndarray, values: np.ndarray,
-                 rated: np.ndarray, counted_movies: np.ndarray, movie_counts: np.ndarray, mean_user: float,
-                 mean_item: float, settings: dict):
+    def __init__(
+        self,
+        users: np.ndarray,
+        starts: np.ndarray,
+        movie_ids: np.ndarray,
+        values: np.ndarray,
+        rated: np.ndarray,
+        counted_movies: np.ndarray,
+        movie_counts: np.ndarray,
+        mean_user: float,
+        mean_item: float,
+        settings: dict,
+    ):
         self.users, self.starts, self.movie_ids, self.values, self.rated = users, starts, movie_ids, values, rated
         self.counted_movies, self.movie_counts = counted_movies, movie_counts
         self.mean_user, self.mean_item, self.settings = mean_user, mean_item, settings
 
     @classmethod
-    def from_pairs(cls, users: np.ndarray, movies: np.ndarray, values: np.ndarray, rated: np.ndarray,
-                   settings: dict) -> "TrainingPreferences":
+    def from_pairs(
+        cls, users: np.ndarray, movies: np.ndarray, values: np.ndarray, rated: np.ndarray, settings: dict
+    ) -> TrainingPreferences:
         order = np.argsort(users, kind="stable")
         users, movies, values, rated = users[order], movies[order], values[order], rated[order]
         distinct, starts = np.unique(users, return_index=True)
         counted, per_movie = np.unique(movies, return_counts=True)
-        return cls(distinct, starts, movies, values, rated, counted, per_movie,
-                   float(len(users) / len(distinct)) if len(distinct) else 1.0,
-                   float(per_movie.mean()) if len(per_movie) else 1.0, settings)
+        return cls(
+            distinct,
+            starts,
+            movies,
+            values,
+            rated,
+            counted,
+            per_movie,
+            float(len(users) / len(distinct)) if len(distinct) else 1.0,
+            float(per_movie.mean()) if len(per_movie) else 1.0,
+            settings,
+        )
 
     def _span(self, user_id: int) -> slice:
         at = int(np.searchsorted(self.users, user_id))

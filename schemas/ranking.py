@@ -1,7 +1,8 @@
-"""How a list is ranked, wherever it is computed: the top N of scores (with its tie rule), and fold-in with
-`because` (numpy only). The batch job scores every user in blocks (jobs/lib/model/scoring.py) and names the
-reasons per user (jobs/lib/model/explain.py), the speed layer folds in one person per event
-(serving/speed/): both call these functions, so a list and its reasons come out the same wherever they are made
+"""How a list is ranked, wherever it is computed: the top N of scores (with its tie rule), fold-in with
+`because` (numpy only), and the diversity re-ranking the service applies (the quality benchmark measures it).
+The batch job scores every user in blocks (jobs/lib/model/scoring.py) and names the reasons per user
+(jobs/lib/model/explain.py), the speed layer folds in one person per event (serving/speed/): both call these
+functions, so a list and its reasons come out the same wherever they are made
 (tests/jobs/test_fold_in.py holds the Spark wrappers to them).
 
 Fold-in is the exact implicit-ALS least-squares step Spark MLlib takes for each user (ALS.scala, computeFactors).
@@ -14,6 +15,7 @@ to float32 precision. `because`: a recommended movie's score is linear in the pr
 Volinsky 2008, section 5): y_i . x = sum_j (1 + c_j) y_i^T A^-1 y_j over the positives j, each term that movie's
 share; the movie named is the one with the largest positive share.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -64,15 +66,17 @@ class ItemFactors:
 
 class Folded(NamedTuple):
     """A person's fold-in: their vector, and what `because` needs of the system it came from."""
-    vector: np.ndarray        # float32, rank f
-    movie_ids: np.ndarray     # their preferences' movies
-    weights: np.ndarray       # 1 + c_j for each preference
-    positive: np.ndarray      # r_j > 0
-    solved: np.ndarray        # A^-1 y_j for each positive preference (f x positives)
+
+    vector: np.ndarray  # float32, rank f
+    movie_ids: np.ndarray  # their preferences' movies
+    weights: np.ndarray  # 1 + c_j for each preference
+    positive: np.ndarray  # r_j > 0
+    solved: np.ndarray  # A^-1 y_j for each positive preference (f x positives)
 
 
-def fold_in(items: ItemFactors, movie_ids: np.ndarray, preferences: np.ndarray, alpha: float,
-            reg: float, explain: bool = False) -> Folded:
+def fold_in(
+    items: ItemFactors, movie_ids: np.ndarray, preferences: np.ndarray, alpha: float, reg: float, explain: bool = False
+) -> Folded:
     """The user's vector from their implicit preferences on `movie_ids` (one solve of the system A); with
     `explain`, A^-1 y_j of each positive preference too, from the same solve, for `because`."""
     movie_ids, preferences = np.asarray(movie_ids), np.asarray(preferences, dtype=np.float64)
@@ -88,8 +92,9 @@ def fold_in(items: ItemFactors, movie_ids: np.ndarray, preferences: np.ndarray, 
     return Folded(solution[:, 0].astype(np.float32), movie_ids, weights, positive, solution[:, 1:])
 
 
-def because(items: ItemFactors, folded: Folded, recommended: np.ndarray,
-            eligible: np.ndarray | None = None) -> list[int | None]:
+def because(
+    items: ItemFactors, folded: Folded, recommended: np.ndarray, eligible: np.ndarray | list | None = None
+) -> list[int | None]:
     """For each recommended movie, the movie of the person's preferences that contributed most to its score, or
     None when none contributed positively. `eligible`: which preferences may be named (e.g. ratings, not clicks);
     all by default. `folded` must come from fold_in(..., explain=True)."""
@@ -102,3 +107,35 @@ def because(items: ItemFactors, folded: Folded, recommended: np.ndarray,
     names = folded.movie_ids[named]
     best = shares.argmax(axis=1)
     return [int(names[j]) if shares[i, j] > 0 else None for i, j in enumerate(best)]
+
+
+def genre_similarity(a: frozenset, b: frozenset) -> float:
+    """Jaccard similarity of two movies' genres (0 for two movies without any)."""
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def diversify(items: list[dict], k: int, diversity: float) -> list[dict]:
+    """The first k of `items` re-ranked by maximal marginal relevance: each next item maximises
+    (1 - diversity) * relevance - diversity * (its largest genre similarity to the items already chosen), with
+    relevance falling linearly with the published rank (1 for the first). diversity 0 keeps the order."""
+    if diversity <= 0 or len(items) <= 1:
+        return items[:k]
+    n = len(items)
+    genres = [frozenset(item.get("genres") or ()) for item in items]
+    closest = [0.0] * n
+    left, chosen = list(range(n)), list[int]()
+    while left and len(chosen) < k:
+        best = max(left, key=lambda i: ((1 - diversity) * (1 - i / n) - diversity * closest[i], -i))
+        chosen.append(best)
+        left.remove(best)
+        for i in left:
+            closest[i] = max(closest[i], genre_similarity(genres[i], genres[best]))
+    return [items[i] for i in chosen]
+
+
+def intra_list_diversity(items: list[dict]) -> float:
+    """1 - the mean genre similarity over the list's pairs (0: all alike; the quality benchmark's measure)."""
+    genres = [frozenset(item.get("genres") or ()) for item in items]
+    pairs = [(a, b) for i, a in enumerate(genres) for b in genres[i + 1 :]]
+    return 1 - sum(genre_similarity(a, b) for a, b in pairs) / len(pairs) if pairs else 0.0

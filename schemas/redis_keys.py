@@ -55,10 +55,12 @@ the rated movie that contributed most, jobs/lib/model/explain.py): values are se
 exactly the shape the API returns, so a request does a lookup, a slice and no joins. A version's keys never
 change once the pointer names it, which is what lets the service cache them (serving/versions.py).
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 import orjson
 
@@ -80,6 +82,7 @@ def speed_group(shard: int, shards: int) -> str:
     """The consumer group of one of `shards` speed layers (1-based `shard`): each reads the whole stream and folds
     in its own share of the people; one speed layer alone keeps the plain name."""
     return SPEED_GROUP if shards == 1 else f"{SPEED_GROUP}-{shard}-of-{shards}"
+
 
 KINDS = ("meta", "user", "similar", "popular", "movie", "title", "seen", "content", "new", "new_movies")
 
@@ -113,11 +116,11 @@ def suffix(kind: str, ident: object = None) -> str:
     return kind if ident is None else f"{kind}:{ident}"
 
 
-def recent(user_id: int) -> str:
+def recent(user_id: int | str) -> str:
     return f"{EVENTS}:recent:{user_id}"
 
 
-def excluded(user_id: int) -> str:
+def excluded(user_id: int | str) -> str:
     """The movies a person rated or dismissed since the version was built: no answer for them shows these."""
     return f"{EVENTS}:excluded:{user_id}"
 
@@ -126,7 +129,7 @@ def idempotency(key: str) -> str:
     return f"{EVENTS}:once:{key}"
 
 
-def fresh(user_id: int) -> str:
+def fresh(user_id: int | str) -> str:
     """The person's list as the speed layer last folded it in (served only with the version it names)."""
     return f"{EVENTS}:fresh:{user_id}"
 
@@ -158,7 +161,7 @@ def encode(value: object) -> bytes:
     return orjson.dumps(value)
 
 
-def decode(raw: bytes | None) -> object:
+def decode(raw: bytes | str | None) -> Any:
     return None if raw is None else orjson.loads(raw)
 
 

@@ -1,6 +1,7 @@
 """Files under the data root, on local disk or an object store (s3a://), through pyarrow's filesystems: small
 JSON and text files (manifests, reports, metrics), Parquet files read and written outside Spark, and arrays
 (schemas/bundle.py). Spark reads and writes its tables itself."""
+
 from __future__ import annotations
 
 import json
@@ -87,8 +88,11 @@ def list_files(folder: str, suffix: str, contains: bool = False) -> list[str]:
     sorted; [] when the folder is missing."""
     filesystem, inner = _filesystem(folder)
     infos = filesystem.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
-    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.File
-                   and (suffix in i.base_name if contains else i.base_name.endswith(suffix)))
+    names = sorted(
+        i.base_name
+        for i in infos
+        if i.type == pafs.FileType.File and (suffix in i.base_name if contains else i.base_name.endswith(suffix))
+    )
     return [join(folder, name) for name in names]
 
 

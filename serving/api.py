@@ -13,6 +13,7 @@ Why a movie is in a person's answer, or not, step by step (each step is one modu
 4. filters (genres, years) and the fill-up that keeps k, the diversity re-ranking, the places given to new
    movies (serving/lists.py).
 A handler does key lookups (mostly from the worker's caches) and a pass over at most a few lists."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from flask import Blueprint, current_app, request
 from schemas import redis_keys as rk
 from schemas.experiments import arm_of, public_view
 from schemas.movielens import DATASETS
+from schemas.ranking import diversify
 from serving.experiments import experiment_fields
 from serving.http import (
     MAX_QUERY_CHARS,
@@ -35,7 +37,13 @@ from serving.http import (
     parse_id,
     parse_k,
 )
-from serving.lists import Filters, candidates, diversify, fill, merge_neighbours, with_new
+from serving.lists import (
+    Filters,
+    candidates,
+    fill,
+    merge_neighbours,
+    with_new,
+)
 from serving.observability import EXPERIMENT_FALLBACKS, FALLBACKS, SHORTENED
 from serving.people import People
 from serving.versions import Versions
@@ -58,14 +66,16 @@ def limits() -> dict:
 @dataclass(frozen=True)
 class Asked:
     """What a request asks of a list: k items passing the filters, none excluded, re-ranked for diversity."""
+
     k: int
     filters: Filters
     excluded: frozenset[int]
     diversity: float = 0.0
 
 
-def items_to_show(version: str, items, asked: Asked, endpoint: str, seen_by: int | None = None,
-                  fill_up: bool = True) -> list[dict]:
+def items_to_show(
+    version: str, items, asked: Asked, endpoint: str, seen_by: int | None = None, fill_up: bool = True
+) -> list[dict]:
     """The first k items of a list that pass the filters and are not excluded (re-ranked for diversity), topped
     up to k from the popular lists of the genres asked for when fewer are left (`fill_up`), without what
     `seen_by`, a person the version knows, had seen. Counted when the answer still falls short of k."""
@@ -115,8 +125,9 @@ def user_recommendations(user_id: str):
     if known is not None and k > 1 and slots:  # a person the version knows: new movies near their taste
         picks = versions().get_in_version(version, [rk.suffix("new", uid)])[0]
         items = with_new(items, picks, asked.excluded, filters, k, min(slots, k - 1))
-    payload.update(**_filter_fields(filters), diversity=diversity, filled=sum("filled" in i for i in items),
-                   items=items)
+    payload.update(
+        **_filter_fields(filters), diversity=diversity, filled=sum("filled" in i for i in items), items=items
+    )
     if exposure is not None:
         exposure["items"], exposure["fallback"] = [item["movie_id"] for item in items], fallback
     return answer(payload)
@@ -128,27 +139,39 @@ def fallback_items(version: str, asked: Asked, latest: tuple[tuple[int, float], 
     lists); otherwise the version's popular lists. Neither holds what they have seen."""
     if latest:
         seeds = sorted(latest, key=lambda pair: -pair[1])  # highest rated first; stable: newest first among equals
-        meta, *lists = versions().get_in_version(version, [rk.suffix("meta"), *[rk.suffix("similar", m)
-                                                                                for m, _ in seeds]])
-        spec = DATASETS.get((meta or {}).get("dataset"))
+        meta, *lists = versions().get_in_version(
+            version, [rk.suffix("meta"), *[rk.suffix("similar", m) for m, _ in seeds]]
+        )
+        spec = DATASETS.get((meta or {}).get("dataset") or "")
         middle = sum(spec.rating_scale) / 2 if spec else 3.0
         # A movie like one they loved rises, one like a movie they disliked sinks.
         weights = [rating - middle for _, rating in seeds]
         left_out = asked.excluded | {m for m, _ in seeds}
         merged = merge_neighbours(lists, weights, left_out)
         if candidates(merged, set(), asked.filters):
-            items = items_to_show(version, merged, Asked(asked.k, asked.filters, left_out, asked.diversity),
-                                  "recommendations")
-            return items, "similar_to_recent", (f"not in version {version} yet: movies like the ones you "
-                                                f"rated since (your {len(seeds)} latest ratings)")
+            items = items_to_show(
+                version, merged, Asked(asked.k, asked.filters, left_out, asked.diversity), "recommendations"
+            )
+            return (
+                items,
+                "similar_to_recent",
+                (
+                    f"not in version {version} yet: movies like the ones you "
+                    f"rated since (your {len(seeds)} latest ratings)"
+                ),
+            )
     # With diversity, re-ranked from as many as a published list holds.
     room = max(asked.k, limits()["top_n"]) if asked.diversity else asked.k
-    popular = fill([], versions().get_in_version(version, asked.filters.pools()), asked.excluded, asked.filters,
-                   room, mark=False)
+    popular = fill(
+        [], versions().get_in_version(version, asked.filters.pools()), asked.excluded, asked.filters, room, mark=False
+    )
     if len(popular) < asked.k:
         SHORTENED.labels(endpoint="recommendations").inc()
-    return (diversify(popular, asked.k, asked.diversity), "popular",
-            "no recommendations for this user (unknown or new user)")
+    return (
+        diversify(popular, asked.k, asked.diversity),
+        "popular",
+        "no recommendations for this user (unknown or new user)",
+    )
 
 
 @api.get("/v1/movies/<movie_id>/similar")
@@ -171,12 +194,20 @@ def similar_movies(movie_id: str):
     excluded = (people().excluded(uid) if uid is not None else frozenset()) | asked_out | {mid}
     # Topped up from the popular lists only when genres or years were asked for: "ten westerns like this one";
     # without them a similar list holds only similar movies.
-    items = items_to_show(version, similar or [], Asked(k, filters, excluded), "similar", uid,
-                          fill_up=filters.active)
+    items = items_to_show(version, similar or [], Asked(k, filters, excluded), "similar", uid, fill_up=filters.active)
     if exposure is not None:
         exposure["items"] = [item["movie_id"] for item in items]
-    return answer({"movie_id": mid, "version": version, **fields, "source": source, **_filter_fields(filters),
-                   "filled": sum("filled" in i for i in items), "items": items})
+    return answer(
+        {
+            "movie_id": mid,
+            "version": version,
+            **fields,
+            "source": source,
+            **_filter_fields(filters),
+            "filled": sum("filled" in i for i in items),
+            "items": items,
+        }
+    )
 
 
 @api.get("/v1/popular")
@@ -193,8 +224,7 @@ def new_movies():
     genres asked for (of the whole catalogue without one), best first."""
     k, filters, asked_out = parse_k(limits()["popular_n"]), parse_filters(), parse_exclude()
     version, _ = versions().lookup(rk.suffix("meta"))
-    items = fill([], versions().get_in_version(version, filters.pools("new_movies")), asked_out, filters, k,
-                 mark=False)
+    items = fill([], versions().get_in_version(version, filters.pools("new_movies")), asked_out, filters, k, mark=False)
     return answer({"version": version, **_filter_fields(filters), "items": [{**item, "new": True} for item in items]})
 
 
@@ -229,7 +259,7 @@ def live_version():
     version, (meta,) = versions().lookup(rk.suffix("meta"))
     experiment = versions().state()[1]
     running = public_view(experiment)
-    if running and uid is not None:
+    if running and experiment and uid is not None:
         arm = arm_of(experiment, uid)
         running.update(arm=arm, arm_version=experiment[arm])
     return answer({**(meta or {"version": version}), "experiment": running})

@@ -1,4 +1,5 @@
 """The lookup service's app factory: `create_app(config)`; gunicorn runs `serving.wsgi:app`."""
+
 from __future__ import annotations
 
 import json
@@ -44,30 +45,40 @@ def load_openapi(limits: dict[str, int] | None = None) -> dict:
 def create_app(config: Config | None = None) -> Flask:
     config = config or load_config()
     app = Flask(__name__, static_folder=None)  # static files belong to the web blueprint
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask's default provider has it
     app.config.update(
-        RECO_LIMITS={"top_n": config.recommend.top_n, "neighbors": config.recommend.neighbors,
-                     "popular_n": config.recommend.popular_n,
-                     "max_events_per_request": config.events.max_events_per_request},
-        RECO_EVENTS=config.events, RECO_NEW_SLOTS=config.serving.new_slots,
+        RECO_LIMITS={
+            "top_n": config.recommend.top_n,
+            "neighbors": config.recommend.neighbors,
+            "popular_n": config.recommend.popular_n,
+            "max_events_per_request": config.events.max_events_per_request,
+        },
+        RECO_EVENTS=config.events,
+        RECO_NEW_SLOTS=config.serving.new_slots,
         RECO_PAGE_EVENTS=config.serving.page_events,
         RECO_TS_MIN=config.validation.ts_min_epoch,  # an event's earliest time (parsed once)
-        MAX_CONTENT_LENGTH=config.events.max_body_bytes)  # larger bodies: 413 before they are read
+        MAX_CONTENT_LENGTH=config.events.max_body_bytes,
+    )  # larger bodies: 413 before they are read
     # No connection is opened here: the pool connects on first use, in each worker after the fork.
     client = redis_client.reader(config.redis)
     versions = Versions(client, config.serving.pointer_ttl, config.serving.cache_mb)
     event_log = EventLog(client)
     exposures = ExposureLog(client, config.experiments.exposure_backlog_mb, config.experiments.exposure_flush_s)
-    app.extensions.update(reco_versions=versions, reco_people=People(client, config.serving.people_cache_mb),
-                          reco_event_log=event_log, reco_exposures=exposures)
+    app.extensions.update(
+        reco_versions=versions,
+        reco_people=People(client, config.serving.people_cache_mb),
+        reco_event_log=event_log,
+        reco_exposures=exposures,
+    )
     for blueprint in (api, events, web):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     log_exposures(app, exposures)
 
     openapi = json.dumps(load_openapi(app.config["RECO_LIMITS"])).encode()
-    app.add_url_rule("/openapi.json", "openapi_document",
-                     lambda: Response(openapi, mimetype="application/json"), methods=["GET"])
+    app.add_url_rule(
+        "/openapi.json", "openapi_document", lambda: Response(openapi, mimetype="application/json"), methods=["GET"]
+    )
     live = LiveCollector(versions, event_log, config.events.backlog)
 
     @app.get("/metrics")

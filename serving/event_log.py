@@ -3,6 +3,7 @@ with what each person's answers need at once (their latest ratings; what they ha
 the per-minute caps and the idempotency record checked and written in the same step (serving/append_events.lua:
 redis-py packing a MULTI of 100 XADDs and the per-person commands cost the worker about 5 times the one
 EVALSHA). Every key carries the {events} hash tag (one cluster slot)."""
+
 from __future__ import annotations
 
 import logging
@@ -39,12 +40,13 @@ class OverCap(ValueError):
 class AppendRequest:
     """One request's events (checked, as the stream stores them) and what the script needs to store them: the
     keys and arguments in the layout append_events.lua reads."""
+
     events: list[dict]
     recent_max: int
     recent_ttl_s: int
     minute: int
-    once: tuple[str, str, int] | None = None   # (idempotency key, the request's fingerprint, seconds kept)
-    caps: tuple[int, int] = (2**53, 2**53)     # events per minute: the intake's, one person's
+    once: tuple[str, str, int] | None = None  # (idempotency key, the request's fingerprint, seconds kept)
+    caps: tuple[int, int] = (2**53, 2**53)  # events per minute: the intake's, one person's
 
     def people(self) -> dict[int, list[dict]]:
         by_person: dict[int, list[dict]] = {}
@@ -60,8 +62,15 @@ class AppendRequest:
 
     def args(self) -> list:
         once = [self.once[2], self.once[1]] if self.once else [0, ""]
-        args = [FIELD, self.recent_max, self.recent_ttl_s, len(self.events), *once, *self.caps,
-                *(to_stream_value(e) for e in self.events)]
+        args = [
+            FIELD,
+            self.recent_max,
+            self.recent_ttl_s,
+            len(self.events),
+            *once,
+            *self.caps,
+            *(to_stream_value(e) for e in self.events),
+        ]
         for theirs in self.people().values():
             recent = [f"{e['movie_id']}:{e['rating']:g}" for e in theirs if e["type"] == "rating"]
             seen = [e["movie_id"] for e in theirs if marks_seen(e["type"])]
@@ -69,9 +78,9 @@ class AppendRequest:
         return args
 
 
-def _recorded(value: bytes) -> tuple[str, list[str]]:
+def _recorded(value: bytes | str) -> tuple[str, list[str]]:
     """An idempotency key's record, as the script writes it: (fingerprint, stream ids)."""
-    fingerprint, *ids = value.decode().split(" ")
+    fingerprint, *ids = (value.decode() if isinstance(value, bytes) else value).split(" ")
     return fingerprint, ids
 
 
@@ -97,6 +106,7 @@ class EventLog:
             who = "intake" if replies[1] == b"intake" else list(request.people())[replies[2]]
             raise OverCap(who, 60 - int(time.time() % 60))
         if replies[0] == 1:
+            assert request.once is not None  # the script answers 1 only for a request with an idempotency key
             fingerprint, ids = _recorded(replies[1])
             if fingerprint != request.once[1]:
                 raise KeyReused(request.once[0])

@@ -2,6 +2,7 @@
 (schemas/experiments.py chooses), the answer's experiment fields, and the exposure each answer adds to the log
 once it has been sent (serving/exposures.py writes it), so that the experiment's bookkeeping stays off the
 latency people see."""
+
 from __future__ import annotations
 
 import logging
@@ -18,14 +19,23 @@ log = logging.getLogger("reco.experiments")
 NO_EXPERIMENT = {"experiment": None, "arm": None}
 
 
-def experiment_fields(experiment: dict | None, arm: str | None, version: str, user_id: int | None,
-                      endpoint: str) -> tuple[dict, dict | None]:
+def experiment_fields(
+    experiment: dict | None, arm: str | None, version: str, user_id: int | None, endpoint: str
+) -> tuple[dict, dict | None]:
     """(the answer's experiment fields, the exposure the handler fills with what it showed, or None outside an
     experiment). The exposure is noted for the request's end, which logs it once the answer is sent."""
     if not experiment:
         return NO_EXPERIMENT, None
-    exposure = {"request_id": g.request_id, "user_id": user_id, "experiment": experiment["id"], "arm": arm,
-                "version": version, "endpoint": endpoint, "items": [], "fallback": None}
+    exposure = {
+        "request_id": g.request_id,
+        "user_id": user_id,
+        "experiment": experiment["id"],
+        "arm": arm,
+        "version": version,
+        "endpoint": endpoint,
+        "items": [],
+        "fallback": None,
+    }
     g.exposure = (exposure, experiment)
     return {"experiment": experiment["id"], "arm": arm}, exposure
 
@@ -38,9 +48,10 @@ def log_exposures(app: Flask, exposures: ExposureLog) -> None:
     def note(response: Response):
         noted = g.pop("exposure", None)
         if noted is not None:
+            exposure, experiment = noted
             endpoint = request.url_rule.rule if request.url_rule else "unmatched"
             seconds = time.perf_counter() - g.started
-            response.call_on_close(partial(record, *noted, endpoint, response.status_code, seconds))
+            response.call_on_close(partial(record, exposure, experiment, endpoint, response.status_code, seconds))
         return response
 
     def record(exposure: dict, experiment: dict, endpoint: str, status: int, seconds: float) -> None:

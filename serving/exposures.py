@@ -20,6 +20,7 @@ Both bounds are in bytes, not exposures: an answer's exposure grows with k.
 Every exposure is counted in `reco_exposures_total{experiment, arm, outcome}`: logged, sampled_out (the
 user is outside `sample_rate`) or dropped.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -38,7 +39,7 @@ from serving.observability import EXPOSURES
 log = logging.getLogger("reco.exposures")
 
 MAX_BUFFER_BYTES = 16 * 2**20  # encoded exposures a worker holds while Redis is unreachable
-BATCH_BYTES = 256 * 2**10      # the most one stream entry holds (one XADD)
+BATCH_BYTES = 256 * 2**10  # the most one stream entry holds (one XADD)
 
 
 class ExposureLog:
@@ -52,7 +53,7 @@ class ExposureLog:
         self._buffer_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._owner: int | None = None  # the process whose thread writes (gunicorn forks after create_app)
-        self._length = 0               # the stream's length after this worker's last write
+        self._length = 0  # the stream's length after this worker's last write
 
     def add(self, exposure: dict, experiment: dict) -> None:
         if not is_sampled(experiment, exposure["user_id"]):
@@ -98,7 +99,7 @@ class ExposureLog:
                     continue
                 try:
                     with self.client.pipeline(transaction=False) as pipe:
-                        pipe.xadd(rk.EXPOSURES, to_stream_fields([encoded for _, encoded in batch]))
+                        pipe.xadd(rk.EXPOSURES, to_stream_fields([encoded for _, encoded in batch]))  # type: ignore[arg-type]
                         pipe.xlen(rk.EXPOSURES)
                         self._length = pipe.execute()[-1]
                 except redis.RedisError as exc:

@@ -5,6 +5,7 @@ anything else on the machine.
     python -m serving.front --listen 127.0.0.1:8000 --upstream 127.0.0.1:8001 --dir .nginx   # starts nginx
     python -m serving.front --dir .nginx --stop
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,22 +38,28 @@ http {{
 """
 
 
-RATE_PER_S = 200          # requests per second per client address (a burst of twice that passes at once)
+RATE_PER_S = 200  # requests per second per client address (a burst of twice that passes at once)
 TRUSTED_PROXY = "127.0.0.1"  # whose X-Forwarded-For names the client
 
 
 def server_block(listen: str, upstream: str, rate_per_s: int = RATE_PER_S, trusted_proxy: str = TRUSTED_PROXY) -> str:
     """The template with its placeholders filled, as the official image's envsubst does (compose sets them)."""
-    values = {"RECO_LISTEN": listen, "RECO_UPSTREAM": upstream, "RECO_RATE_PER_S": str(rate_per_s),
-              "RECO_RATE_BURST": str(2 * rate_per_s), "RECO_TRUSTED_PROXY": trusted_proxy}
+    values = {
+        "RECO_LISTEN": listen,
+        "RECO_UPSTREAM": upstream,
+        "RECO_RATE_PER_S": str(rate_per_s),
+        "RECO_RATE_BURST": str(2 * rate_per_s),
+        "RECO_TRUSTED_PROXY": trusted_proxy,
+    }
     return re.sub(r"\$\{(RECO_\w+)\}", lambda m: values[m.group(1)], TEMPLATE.read_text())
 
 
 def write_config(directory: Path, listen: str, upstream: str, rate_per_s: int = RATE_PER_S) -> Path:
     directory = directory.resolve()
     (directory / "tmp").mkdir(parents=True, exist_ok=True)
-    server = "\n".join("    " + line if line else line
-                       for line in server_block(listen, upstream, rate_per_s).splitlines())
+    server = "\n".join(
+        "    " + line if line else line for line in server_block(listen, upstream, rate_per_s).splitlines()
+    )
     path = directory / "nginx.conf"
     path.write_text(MAIN.format(dir=directory, server=server))
     return path
@@ -69,8 +76,9 @@ def start(directory: Path, listen: str, upstream: str, rate_per_s: int = RATE_PE
     """Starts nginx in the background (its pid in <dir>/nginx.pid); returns the pid."""
     config = write_config(directory, listen, upstream, rate_per_s)
     directory = config.parent
-    subprocess.run([nginx_binary(), "-p", str(directory), "-e", str(directory / "error.log"), "-c", str(config)],
-                   check=True)
+    subprocess.run(
+        [nginx_binary(), "-p", str(directory), "-e", str(directory / "error.log"), "-c", str(config)], check=True
+    )
     pid_file = directory / "nginx.pid"
     for _ in range(50):
         if pid_file.exists() and pid_file.read_text().strip():

@@ -3,6 +3,7 @@
 Chosen by measurement on 2 cores (`make bench-serving`): README "Performance", "Serving" has the figures
 behind these defaults.
 """
+
 import json
 import multiprocessing
 import os
@@ -27,6 +28,7 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 
 def child_exit(server, worker):
     from prometheus_client import multiprocess
+
     multiprocess.mark_process_dead(worker.pid)
 
 
@@ -40,8 +42,10 @@ def on_starting(server):
     def write_json_error(sock, status_int, reason, mesg):
         error = {"error": reason.lower().replace(" ", "_"), "detail": mesg}
         body = json.dumps(error, separators=(",", ":")).encode()
-        head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n")
+        head = (
+            f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
         util.write_nonblock(sock, head.encode("latin1") + body)
 
     util.write_error = write_json_error

@@ -1,6 +1,7 @@
 """HTTP plumbing every blueprint shares: parsing and bounding parameters (the OpenAPI document states the same
 bounds), the JSON answer and error shapes, and the error handlers: bad input is a 4xx JSON error, Redis
 unavailable a 503 with Retry-After, never a 500 for anything a client sent."""
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,14 @@ GENRE_NAMES = {**{g: g for g in GENRES}, **{g.lower(): g for g in GENRES}}
 class BadRequest(Exception):
     """A request the service refuses: `status`, `{"error", "detail", **extra}` and any `headers`."""
 
-    def __init__(self, detail: str, status: int = 400, error: str = "bad_request", extra: dict | None = None,
-                 headers: dict | None = None):
+    def __init__(
+        self,
+        detail: str,
+        status: int = 400,
+        error: str = "bad_request",
+        extra: dict | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(detail)
         self.detail, self.status, self.error = detail, status, error
         self.extra, self.headers = extra or {}, headers or {}
@@ -58,8 +65,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StoreUnavailable)
     def store_unavailable(exc: StoreUnavailable):
         REDIS_ERRORS.inc()
-        response = error_response(503, "unavailable", "the recommendation store is unreachable, or refuses writes "
-                                  "(out of memory); retry shortly")
+        response = error_response(
+            503,
+            "unavailable",
+            "the recommendation store is unreachable, or refuses writes (out of memory); retry shortly",
+        )
         response.headers["Retry-After"] = "1"  # each request tries Redis again; the pool reconnects by itself
         return response
 
@@ -108,8 +118,10 @@ def parse_filters() -> Filters:
         names = raw.split(",")
         unknown = [name for name in names if name not in GENRE_NAMES]
         if unknown or len(names) > len(GENRES):
-            raise BadRequest(f"unknown genre {(unknown or [raw])[0][:40]!r}; up to {len(GENRES)} of: "
-                             f"{', '.join(GENRES)} (or in lower case), comma-separated")
+            raise BadRequest(
+                f"unknown genre {(unknown or [raw])[0][:40]!r}; up to {len(GENRES)} of: "
+                f"{', '.join(GENRES)} (or in lower case), comma-separated"
+            )
         genres = tuple(dict.fromkeys(GENRE_NAMES[name] for name in names))
     # A year_min after year_max is an empty range, answered with no movies (the OpenAPI document cannot state
     # a bound between two parameters, so a 400 would refuse a request the document allows).
@@ -131,8 +143,12 @@ def parse_diversity() -> float:
     if raw is None:
         return 0.0
     whole, dot, decimals = raw.partition(".")
-    if not (raw.isascii() and whole in ("0", "1") and (not dot or (decimals.isdigit()
-            and len(decimals) <= DIVERSITY_DECIMALS)) and float(raw) <= 1):
+    if not (
+        raw.isascii()
+        and whole in ("0", "1")
+        and (not dot or (decimals.isdigit() and len(decimals) <= DIVERSITY_DECIMALS))
+        and float(raw) <= 1
+    ):
         raise BadRequest(f"diversity must be a number from 0 to 1 (e.g. 0.3), got {raw[:40]!r}")
     return float(raw)
 

@@ -16,6 +16,7 @@ What the public can add is bounded: `events.max_per_minute` for the token's send
 `events.max_per_user_per_minute` for one user id (429 with Retry-After beyond, checked in the same script, so a
 refused request writes nothing), and `events.backlog` events waiting in all.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,7 @@ from flask import Blueprint, current_app, request
 
 from conf.settings import EventSettings
 from schemas import redis_keys as rk
-from schemas.events import MAX_ID, MAX_REQUEST_ID_CHARS, TYPES
+from schemas.events import FUTURE_SLACK_S, MAX_ID, MAX_REQUEST_ID_CHARS, TYPES
 from schemas.movielens import DATASETS
 from serving.event_log import AppendRequest, EventLog, KeyReused, OverCap
 from serving.http import BadRequest, json_response
@@ -39,7 +40,6 @@ events = Blueprint("events", __name__)
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,%d}$" % MAX_REQUEST_ID_CHARS)  # also an Idempotency-Key's form
 FIELDS = {"user_id", "movie_id", "type", "rating", "ts", "request_id"}
-FUTURE_SLACK_S = 86_400  # like the validation suite: a timestamp after tomorrow is a broken clock
 
 
 class Unauthorized(BadRequest):
@@ -75,10 +75,14 @@ def _whole(value, low: int, high: int) -> bool:
 def check_event(index: int, event, rating_values: tuple[float, ...], ts_min: int, now: int) -> dict:
     """One event as the stream stores it, or BadRequest naming `events[index].field`: 400 where it breaks the
     OpenAPI document's schema, 422 where it is well-formed but the live version cannot take it."""
+
     def bad(field: str, why: str, status: int = 400):
-        raise BadRequest(f"events[{index}].{field}: {why}" if field else f"events[{index}]: {why}", status,
-                         "invalid_event" if status == 400 else "unprocessable_event",
-                         extra={"index": index, "field": field or None})
+        raise BadRequest(
+            f"events[{index}].{field}: {why}" if field else f"events[{index}]: {why}",
+            status,
+            "invalid_event" if status == 400 else "unprocessable_event",
+            extra={"index": index, "field": field or None},
+        )
 
     if not isinstance(event, dict):
         bad("", "must be an object")
@@ -93,13 +97,18 @@ def check_event(index: int, event, rating_values: tuple[float, ...], ts_min: int
         bad("type", f"must be one of {', '.join(TYPES)}")
     rating = event.get("rating")
     if kind == "rating":
-        if isinstance(rating, bool) or not isinstance(rating, (int, float)) or not 0.5 <= rating <= 5 \
-                or (rating * 2) % 1:
+        if (
+            isinstance(rating, bool)
+            or not isinstance(rating, (int, float))
+            or not 0.5 <= rating <= 5
+            or (rating * 2) % 1
+        ):
             bad("rating", "a rating event needs a rating from 0.5 to 5 in half stars")
         rating = float(rating)
         if rating not in rating_values:
-            bad("rating", f"must be one of {', '.join(f'{v:g}' for v in rating_values)} (the live dataset's scale)",
-                422)
+            bad(
+                "rating", f"must be one of {', '.join(f'{v:g}' for v in rating_values)} (the live dataset's scale)", 422
+            )
     elif "rating" in event:
         bad("rating", "only a rating event has a rating")
     ts = event.get("ts", now)
@@ -110,8 +119,14 @@ def check_event(index: int, event, rating_values: tuple[float, ...], ts_min: int
     request_id = event.get("request_id")
     if request_id is not None and (not isinstance(request_id, str) or not REQUEST_ID.match(request_id)):
         bad("request_id", f"must be 1 to {MAX_REQUEST_ID_CHARS} letters, digits, '-' or '_'")
-    return {"user_id": event["user_id"], "movie_id": event["movie_id"], "type": kind, "rating": rating,
-            "ts": ts, "request_id": request_id}
+    return {
+        "user_id": event["user_id"],
+        "movie_id": event["movie_id"],
+        "type": kind,
+        "rating": rating,
+        "ts": ts,
+        "request_id": request_id,
+    }
 
 
 def checked_against_live(raw: list, config: EventSettings) -> list[dict]:
@@ -119,7 +134,7 @@ def checked_against_live(raw: list, config: EventSettings) -> list[dict]:
     and the backlog limit; else BadRequest (400, 422 or 503) naming the first bad event (counted by the caller:
     a retry's refusal may still be answered by its idempotency key)."""
     version, (meta,) = versions().lookup(rk.suffix("meta"))
-    spec = DATASETS.get((meta or {}).get("dataset"))
+    spec = DATASETS.get((meta or {}).get("dataset") or "")
     rating_values = spec.rating_values if spec else ()
     now = int(time.time())
     checked = [check_event(i, e, rating_values, current_app.config["RECO_TS_MIN"], now) for i, e in enumerate(raw)]
@@ -127,13 +142,20 @@ def checked_against_live(raw: list, config: EventSettings) -> list[dict]:
     known = dict(zip(movie_ids, versions().get_in_version(version, [rk.suffix("movie", m) for m in movie_ids])))
     for index, event in enumerate(checked):
         if known[event["movie_id"]] is None:
-            raise BadRequest(f"events[{index}].movie_id: movie {event['movie_id']} is not in the catalogue of "
-                             f"version {version}", 422, "unprocessable_event",
-                             extra={"index": index, "field": "movie_id"})
+            raise BadRequest(
+                f"events[{index}].movie_id: movie {event['movie_id']} is not in the catalogue of version {version}",
+                422,
+                "unprocessable_event",
+                extra={"index": index, "field": "movie_id"},
+            )
 
     if event_log().backlog() >= config.backlog:
-        raise BadRequest(f"the event backlog is full ({config.backlog} events wait for the next run); retry later",
-                         503, "backlog_full", headers={"Retry-After": "60"})
+        raise BadRequest(
+            f"the event backlog is full ({config.backlog} events wait for the next run); retry later",
+            503,
+            "backlog_full",
+            headers={"Retry-After": "60"},
+        )
     return checked
 
 
@@ -175,8 +197,11 @@ def take_events(config: EventSettings):
     key = request.headers.get("Idempotency-Key")
     if key is not None and not REQUEST_ID.match(key):
         EVENTS_REJECTED.labels(reason="idempotency_key").inc()
-        raise BadRequest(f"Idempotency-Key: must be 1 to {MAX_REQUEST_ID_CHARS} letters, digits, '-' or '_'",
-                         error="bad_idempotency_key", extra={"field": "Idempotency-Key"})
+        raise BadRequest(
+            f"Idempotency-Key: must be 1 to {MAX_REQUEST_ID_CHARS} letters, digits, '-' or '_'",
+            error="bad_idempotency_key",
+            extra={"field": "Idempotency-Key"},
+        )
     try:
         body = orjson.loads(request.get_data(cache=False))
     except orjson.JSONDecodeError as exc:
@@ -188,12 +213,16 @@ def take_events(config: EventSettings):
         raise BadRequest('the body must be {"events": [event, ...]} with at least one event', error="bad_body")
     if len(raw) > config.max_events_per_request:
         EVENTS_REJECTED.labels(reason="too_many").inc()
-        raise BadRequest(f"{len(raw)} events; at most {config.max_events_per_request} per request",
-                         error="too_many_events")
+        raise BadRequest(
+            f"{len(raw)} events; at most {config.max_events_per_request} per request", error="too_many_events"
+        )
 
     # The fingerprint is of the events as sent (keys sorted): a retry's server-filled ts may differ.
-    once = (key, hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest(),
-            config.idempotency_ttl_s) if key else None
+    once = (
+        (key, hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest(), config.idempotency_ttl_s)
+        if key
+        else None
+    )
     try:
         checked = checked_against_live(raw, config)
     except BadRequest as refused:
@@ -203,20 +232,34 @@ def take_events(config: EventSettings):
         EVENTS_REJECTED.labels(reason=rejection_reason(refused)).inc()
         raise
     try:
-        ids, replayed = event_log().append(AppendRequest(
-            checked, config.recent_max, config.recent_ttl_days * 86_400, int(time.time() // 60), once,
-            (config.max_per_minute, config.max_per_user_per_minute)))
+        ids, replayed = event_log().append(
+            AppendRequest(
+                checked,
+                config.recent_max,
+                config.recent_ttl_days * 86_400,
+                int(time.time() // 60),
+                once,
+                (config.max_per_minute, config.max_per_user_per_minute),
+            )
+        )
     except OverCap as over:
         EVENTS_REJECTED.labels(reason="rate_intake" if over.who == "intake" else "rate_user").inc()
         whose = "the intake's" if over.who == "intake" else f"user {over.who}'s"
         cap = config.max_per_minute if over.who == "intake" else config.max_per_user_per_minute
-        raise BadRequest(f"this request would take {whose} events past {cap} a minute; retry after "
-                         f"{over.retry_after} s", 429, "too_many_events_per_minute",
-                         headers={"Retry-After": str(over.retry_after)}) from None
+        raise BadRequest(
+            f"this request would take {whose} events past {cap} a minute; retry after {over.retry_after} s",
+            429,
+            "too_many_events_per_minute",
+            headers={"Retry-After": str(over.retry_after)},
+        ) from None
     except KeyReused:
         EVENTS_REJECTED.labels(reason="idempotency_key").inc()
-        raise BadRequest("Idempotency-Key: already used for a different request; use a new key for new events",
-                         422, "idempotency_key_reused", extra={"field": "Idempotency-Key"}) from None
+        raise BadRequest(
+            "Idempotency-Key: already used for a different request; use a new key for new events",
+            422,
+            "idempotency_key_reused",
+            extra={"field": "Idempotency-Key"},
+        ) from None
     if replayed:
         return replayed_answer(ids)
     for kind in TYPES:

@@ -2,9 +2,11 @@
 that keeps an answer k long, the diversity re-ranking, and the merge of neighbour lists for a person the version
 does not know yet. Pure functions over the API's items (schemas/items.py): at most a few published lists per
 request, no I/O."""
+
 from __future__ import annotations
 
 import heapq
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from schemas import redis_keys as rk
@@ -13,6 +15,7 @@ from schemas import redis_keys as rk
 @dataclass(frozen=True)
 class Filters:
     """What an answer may hold: any of `genres` (none: every genre), a year within [year_min, year_max]."""
+
     genres: tuple[str, ...] = ()
     year_min: int | None = None
     year_max: int | None = None
@@ -31,8 +34,11 @@ class Filters:
         if self.year_min is None and self.year_max is None:
             return True
         year = item.get("year")
-        return year is not None and (self.year_min is None or year >= self.year_min) and \
-            (self.year_max is None or year <= self.year_max)
+        return (
+            year is not None
+            and (self.year_min is None or year >= self.year_min)
+            and (self.year_max is None or year <= self.year_max)
+        )
 
     def pools(self, kind: str = "popular") -> list[str]:
         """The lists a fill-up draws from (popular, or new_movies): one per genre asked for, else the whole
@@ -40,15 +46,16 @@ class Filters:
         return [rk.suffix(kind, genre) for genre in self.genres] or [rk.suffix(kind, rk.ALL_GENRES)]
 
 
-def candidates(items, excluded: set[int], filters: Filters) -> list[dict]:
+def candidates(items, excluded: AbstractSet[int], filters: Filters) -> list[dict]:
     """The items of a list that pass the filters and are not excluded, in order."""
     if not excluded and not filters.active:
         return list(items)
     return [item for item in items if item["movie_id"] not in excluded and filters.keeps(item)]
 
 
-def fill(chosen: list[dict], pools: list, excluded: set[int], filters: Filters, k: int,
-         mark: bool = True) -> list[dict]:
+def fill(
+    chosen: list[dict], pools: list, excluded: AbstractSet[int], filters: Filters, k: int, mark: bool = True
+) -> list[dict]:
     """`chosen` topped up to k from the popular lists `pools` (most rated first, merged when several genres were
     asked for), leaving out what is excluded or chosen already; the added items carry "filled": true when
     `mark`."""
@@ -70,48 +77,19 @@ def fill(chosen: list[dict], pools: list, excluded: set[int], filters: Filters, 
     return answer
 
 
-def with_new(items: list[dict], picks, excluded: set[int], filters: Filters, k: int, slots: int) -> list[dict]:
+def with_new(items: list[dict], picks, excluded: AbstractSet[int], filters: Filters, k: int, slots: int) -> list[dict]:
     """Up to `slots` of the k places given to new movies (nobody rated them when the version was built) from the
     person's `picks`, marked "new": true, after the first k - slots of `items`."""
     shown = {item["movie_id"] for item in items}
-    chosen = [{**pick, "new": True} for pick in picks or ()
-              if pick["movie_id"] not in excluded and pick["movie_id"] not in shown and filters.keeps(pick)][:slots]
-    return items[:k - len(chosen)] + chosen if chosen else items
+    chosen = [
+        {**pick, "new": True}
+        for pick in picks or ()
+        if pick["movie_id"] not in excluded and pick["movie_id"] not in shown and filters.keeps(pick)
+    ][:slots]
+    return items[: k - len(chosen)] + chosen if chosen else items
 
 
-def genre_similarity(a: frozenset, b: frozenset) -> float:
-    """Jaccard similarity of two movies' genres (0 for two movies without any)."""
-    union = len(a | b)
-    return len(a & b) / union if union else 0.0
-
-
-def diversify(items: list[dict], k: int, diversity: float) -> list[dict]:
-    """The first k of `items` re-ranked by maximal marginal relevance: each next item maximises
-    (1 - diversity) * relevance - diversity * (its largest genre similarity to the items already chosen), with
-    relevance falling linearly with the published rank (1 for the first). diversity 0 keeps the order."""
-    if diversity <= 0 or len(items) <= 1:
-        return items[:k]
-    n = len(items)
-    genres = [frozenset(item.get("genres") or ()) for item in items]
-    closest = [0.0] * n
-    left, chosen = list(range(n)), []
-    while left and len(chosen) < k:
-        best = max(left, key=lambda i: ((1 - diversity) * (1 - i / n) - diversity * closest[i], -i))
-        chosen.append(best)
-        left.remove(best)
-        for i in left:
-            closest[i] = max(closest[i], genre_similarity(genres[i], genres[best]))
-    return [items[i] for i in chosen]
-
-
-def intra_list_diversity(items: list[dict]) -> float:
-    """1 - the mean genre similarity over the list's pairs (0: all alike; the quality benchmark's measure)."""
-    genres = [frozenset(item.get("genres") or ()) for item in items]
-    pairs = [(a, b) for i, a in enumerate(genres) for b in genres[i + 1:]]
-    return 1 - sum(genre_similarity(a, b) for a, b in pairs) / len(pairs) if pairs else 0.0
-
-
-def merge_neighbours(lists: list, weights: list[float], exclude: set[int]) -> list[dict]:
+def merge_neighbours(lists: list, weights: list[float], exclude: AbstractSet[int]) -> list[dict]:
     """One list from several neighbour lists: a movie scores the sum of (its similarity to a seed x the seed's
     weight), best first, ties to the lower movie id; only movies with a positive score are kept, and none in
     `exclude`."""

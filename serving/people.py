@@ -29,6 +29,7 @@ Reads go to Redis, never to the copy, whenever it is not confirmed: before the c
 breaks, when Redis refuses tracking or the subscription (an ACL without them), and on Redis Cluster (the keys'
 slot can move to a node this connection does not watch: the Store never builds a copy there).
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,7 +38,8 @@ import select
 import threading
 import time
 import weakref
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import cachetools
 import redis
@@ -52,35 +54,46 @@ from serving.versions import StoreUnavailable
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 0.25  # a PING on the tracking connection this often
-MAX_STALE_S = 1.0   # the copy answers only while a PING sent less than this long ago has been answered
+MAX_STALE_S = 1.0  # the copy answers only while a PING sent less than this long ago has been answered
 # Subscribed, the tracking connection is a pub/sub client to Redis, with pub/sub's output-buffer limits. Nothing
 # is published there (it is the channel RESP2 clients receive invalidations on when they ask for a redirect).
 INVALIDATION_CHANNEL = "__redis__:invalidate"
 PING_PREFIX = b"reco-people-ping "
+
+
 def push_support() -> str | None:
     """None when this process's Redis client can tell pushes from replies, else why not."""
     if HIREDIS_AVAILABLE:
         import hiredis
+
         if not hasattr(hiredis, "PushNotification"):
             return f"hiredis {hiredis.__version__} hands Redis's pushes over as plain replies (3.2 or later needed)"
     return None
 
 
 class PeopleCache:
-    def __init__(self, client: redis.Redis, max_mb: float, retry_s: float = 1.0,
-                 heartbeat_s: float = HEARTBEAT_S, max_stale_s: float = MAX_STALE_S):
+    def __init__(
+        self,
+        client: redis.Redis,
+        max_mb: float,
+        retry_s: float = 1.0,
+        heartbeat_s: float = HEARTBEAT_S,
+        max_stale_s: float = MAX_STALE_S,
+    ):
         """`client`: the reader, whose pool's settings (address, user, password, TLS, timeouts) the tracking
         connection copies. `max_mb`: the bound, in bytes this process holds for the copy."""
         self._pool = client.connection_pool
-        self._entries = cachetools.LRUCache(maxsize=int(max_mb * 2**20), getsizeof=lambda entry: entry[1])
+        self._entries: cachetools.LRUCache = cachetools.LRUCache(
+            maxsize=int(max_mb * 2**20), getsizeof=lambda entry: entry[1]
+        )
         self._retry_s, self._heartbeat_s, self._max_stale_s = retry_s, heartbeat_s, max_stale_s
         self._unsupported = push_support()
         if self._unsupported:
             log.warning("people's keys are read on every request: %s", self._unsupported)
         self._conn: redis.Connection | None = None
-        self._confirmed_at = 0.0        # when the last PING that Redis answered was sent (monotonic)
+        self._confirmed_at = 0.0  # when the last PING that Redis answered was sent (monotonic)
         self._ping_sent_at: float | None = None  # the PING awaiting its answer
-        self._watcher_pid = 0           # the process whose thread watches the connection (gunicorn forks)
+        self._watcher_pid = 0  # the process whose thread watches the connection (gunicorn forks)
         self._next_attempt = 0.0
         self._warned = False
         # Bumped by every invalidation handled: a read that overlapped one (the watcher drained it) is not kept,
@@ -133,8 +146,9 @@ class PeopleCache:
             # After a fork the parent's connection and thread are not this process's: start afresh.
             self._conn, self._watcher_pid = None, os.getpid()
             self._entries.clear()
-            threading.Thread(target=_watch, args=(weakref.ref(self), os.getpid()), name="people-copy",
-                             daemon=True).start()
+            threading.Thread(
+                target=_watch, args=(weakref.ref(self), os.getpid()), name="people-copy", daemon=True
+            ).start()
 
     def _watch_once(self):
         """One round of the watcher: connect when due, else handle what came and keep the heartbeat. Returns the
@@ -154,11 +168,13 @@ class PeopleCache:
         now = time.monotonic()
         if self._ping_sent_at is not None:
             if now - self._ping_sent_at > self._max_stale_s:  # the path died without a word: start again
-                log.warning("the tracking connection did not answer a PING for %.1f s; people's keys are read "
-                            "until it is back", now - self._ping_sent_at)
+                log.warning(
+                    "the tracking connection did not answer a PING for %.1f s; people's keys are read until it is back",
+                    now - self._ping_sent_at,
+                )
                 self._close()
             return
-        if now - self._confirmed_at >= self._heartbeat_s:
+        if self._conn is not None and now - self._confirmed_at >= self._heartbeat_s:
             try:
                 self._conn.send_command("PING", PING_PREFIX + repr(now).encode(), check_health=False)
             except (redis.RedisError, OSError):
@@ -175,7 +191,7 @@ class PeopleCache:
             while conn.can_read(0):
                 reply = conn.read_response(push_request=True, timeout=0, disconnect_on_error=False)
                 if isinstance(reply, bytes) and reply.startswith(PING_PREFIX):
-                    self._confirmed_at = float(reply[len(PING_PREFIX):])
+                    self._confirmed_at = float(reply[len(PING_PREFIX) :])
                     self._ping_sent_at = None
         except redis.TimeoutError:  # the rest of a push is still on its way (Redis sends 64 KiB a pass)
             return False  # read through this time; the parser keeps the part, the next drain finishes it
@@ -189,8 +205,13 @@ class PeopleCache:
         conn = self._pool.connection_class(**{**self._pool.connection_kwargs, "protocol": 3})
         try:
             conn.connect()
-            conn.send_command("CLIENT", "TRACKING", "ON", "BCAST",
-                              *(part for prefix in rk.PERSON_PREFIXES for part in ("PREFIX", prefix)))
+            conn.send_command(
+                "CLIENT",
+                "TRACKING",
+                "ON",
+                "BCAST",
+                *(part for prefix in rk.PERSON_PREFIXES for part in ("PREFIX", prefix)),
+            )
             conn.read_response()
             conn.send_command("SUBSCRIBE", INVALIDATION_CHANNEL)
             conn.read_response(push_request=True)
@@ -236,7 +257,6 @@ class PeopleCache:
                 self._entries.clear()
 
 
-
 def _watch(ref: weakref.ref, pid: int) -> None:
     """The watcher's loop: holds the copy only weakly, so a copy nobody uses any more takes its thread along."""
     while True:
@@ -262,6 +282,7 @@ def _watch(ref: weakref.ref, pid: int) -> None:
 class Fresh(NamedTuple):
     """A person's list as the speed layer last folded it in: the version it was folded into, the ratings and
     clicks it counts, when, and the list (packed: schemas/items.py)."""
+
     version: str
     events: int
     updated_at: float
@@ -270,9 +291,10 @@ class Fresh(NamedTuple):
 
 class SinceVersion(NamedTuple):
     """What is known of a person since the version was built."""
-    excluded: frozenset[int]                  # what they rated or dismissed through the intake: never shown
-    fresh: Fresh | None                       # their fold-in, when the speed layer has one
-    latest: tuple[tuple[int, float], ...]     # their latest ratings (movie, rating), newest first
+
+    excluded: frozenset[int]  # what they rated or dismissed through the intake: never shown
+    fresh: Fresh | None  # their fold-in, when the speed layer has one
+    latest: tuple[tuple[int, float], ...]  # their latest ratings (movie, rating), newest first
 
 
 class People:
@@ -303,8 +325,9 @@ class People:
             raise StoreUnavailable(str(exc)) from None
         pairs = [entry.decode().split(":") for entry in latest]
         size = len(fresh or b"") + sum(map(len, excluded)) + sum(map(len, latest))
-        return SinceVersion(frozenset(int(m) for m in excluded), fresh_of(fresh),
-                            tuple((int(m), float(r)) for m, r in pairs)), size
+        return SinceVersion(
+            frozenset(int(m) for m in excluded), fresh_of(fresh), tuple((int(m), float(r)) for m, r in pairs)
+        ), size
 
 
 def fresh_of(raw: bytes | None) -> Fresh | None:

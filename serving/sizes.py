@@ -1,4 +1,5 @@
 """What a worker's caches count against their bounds: the memory a decoded value holds in this process."""
+
 from __future__ import annotations
 
 import sys

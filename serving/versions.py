@@ -15,6 +15,7 @@ values decoded into what the API shows, and a near cache that is safe because ve
 - Once the pointer's time is up it must be re-read: with Redis down that fails and the request gets a 503,
   so an outage shows within `pointer_ttl`, and the pool reconnects by itself when Redis is back.
 """
+
 from __future__ import annotations
 
 import threading
@@ -60,10 +61,11 @@ class Versions:
         self.pointer_ttl = pointer_ttl
         self._pointer: tuple[str, dict | None, float] | None = None  # (version, experiment, monotonic time read)
         self._lock = threading.Lock()
-        self._cache = cachetools.LRUCache(maxsize=int(cache_mb * 2**20), getsizeof=lambda entry: entry[1]) \
-            if cache_mb else None
+        self._cache: cachetools.LRUCache | None = (
+            cachetools.LRUCache(maxsize=int(cache_mb * 2**20), getsizeof=lambda entry: entry[1]) if cache_mb else None
+        )
         self._formats: dict[str, int] = {}  # version -> how its lists are stored
-        self._details: dict[str, dict[int, dict]] = {}  # version -> movie -> details, the newest versions last
+        self._details: dict[str, dict[int, dict | None]] = {}  # version -> movie -> details, the newest versions last
 
     # -- the live pointer
 
@@ -82,8 +84,8 @@ class Versions:
         if raw is None:
             raise NoLiveVersion("no version has been published yet")
         with self._lock:
-            self._pointer = (raw.decode(), rk.decode(experiment), time.monotonic())
-        return self._pointer[0], self._pointer[1]
+            self._pointer = pointer = (raw.decode(), rk.decode(experiment), time.monotonic())
+        return pointer[0], pointer[1]
 
     # -- values
 
@@ -123,7 +125,7 @@ class Versions:
         """A packed list's items, joined with the version's movie details."""
         return lists.items_of(packed, self.details(version, lists.movies_named(packed)))
 
-    def details(self, version: str, movies) -> dict[int, dict]:
+    def details(self, version: str, movies) -> dict[int, dict | None]:
         """The version's details of these movies (those it has), read once per worker and version."""
         known = self._details.get(version)
         if known is None:
@@ -160,6 +162,7 @@ class Versions:
 
     def _cached(self, version: str, suffix: str):
         """A value through the near cache (frozen: it lives as long as its cache entry)."""
+        assert self._cache is not None  # get_in_version reads around the cache when there is none
         key = (version, suffix)
         entry = self._cache.get(key)
         if entry is None:

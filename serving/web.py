@@ -1,4 +1,5 @@
 """The page for people (blueprint `web`): a static HTML page whose script calls the JSON API."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
@@ -10,8 +11,10 @@ web = Blueprint("web", __name__, template_folder="templates", static_folder="sta
 
 # The page loads only its own script and style sheet and calls only this service's API: anything else (an
 # injected script, a third-party frame around it) is refused by the browser.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-                           "img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 @web.get("/")

@@ -1,4 +1,5 @@
 """WSGI entry point for gunicorn: `gunicorn -c serving/gunicorn.conf.py serving.wsgi:app`."""
+
 import gc
 
 from serving.app import create_app

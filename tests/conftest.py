@@ -44,8 +44,8 @@ XDIST_GROUPS = {"test_dag_under_scheduler": "processes", "test_spark_cluster": "
                 **{name: "pipeline" for name in (
                     "test_openapi_contract", "test_drift_gate", "test_intake", "test_experiment", "test_loop",
                     "test_monitoring", "test_pipeline", "test_publish", "test_redis_cluster", "test_api",
-                    "test_web_page", "test_publication_faults", "test_front", "test_flood", "test_fold_in", "test_speed_layer",
-                    "test_filters", "test_new_movies")}}
+                    "test_web_page", "test_publication_faults", "test_front", "test_flood", "test_fold_in",
+                    "test_speed_layer", "test_filters", "test_new_movies")}}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks to group the tests

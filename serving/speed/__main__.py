@@ -1,4 +1,5 @@
 """`python -m serving.speed`: the speed layer (serving/speed/consumer.py)."""
+
 from serving.speed.consumer import main
 
 main()

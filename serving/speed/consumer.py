@@ -23,6 +23,7 @@ version they are served (their arm's during an experiment), and writes their fre
   its own consumer group (`speed-k-of-n`: each reads the whole stream and acknowledges every entry); one alone is
   `--shard 1/1`, group `speed`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,6 +31,7 @@ import logging
 import signal
 import time
 from collections import OrderedDict
+from typing import cast
 
 import redis
 from prometheus_client import start_http_server
@@ -41,7 +43,17 @@ from schemas import redis_keys as rk
 from schemas.events import MalformedEvent, checked, event_of, stream_id_key
 from schemas.experiments import arm_of
 from schemas.people import Person
-from serving.speed.metrics import DROPPED, ERRORS, EVENTS_READ, FOLD_INS, FRESHNESS, LAG, PEOPLE, SET_ASIDE, VERSION
+from serving.speed.metrics import (
+    DROPPED,
+    ERRORS,
+    EVENTS_READ,
+    FOLD_INS,
+    FRESHNESS,
+    LAG,
+    PEOPLE,
+    SET_ASIDE,
+    VERSION,
+)
 from serving.speed.model import NoBundle, VersionModel
 
 log = logging.getLogger("reco.speed")
@@ -71,6 +83,7 @@ class SpeedLayer:
     def model_for(self, user: int) -> VersionModel | None:
         """The model of the version this person is served: their experiment arm's, else the live one (None when
         that version has no fold-in bundle)."""
+        assert self.state is not None  # follow_live ran
         live, experiment = self.state
         return self.models[experiment[arm_of(experiment, user)] if experiment else live]
 
@@ -78,7 +91,7 @@ class SpeedLayer:
         """Load the live version (and a running experiment's treatment) when they changed; True when they did
         (every person is folded in again)."""
         raw_live, raw_experiment = redis_client.mget(self.client, [rk.LIVE, rk.EXPERIMENT])
-        live, experiment = (raw_live or b"").decode(), rk.decode(raw_experiment)
+        live, experiment = _text(raw_live or b""), rk.decode(raw_experiment)
         if not live or self.state == (live, experiment):
             return False
         wanted = {live} | ({experiment["control"], experiment["treatment"]} if experiment else set())
@@ -107,15 +120,17 @@ class SpeedLayer:
         if not marks:
             return
         oldest = min(marks)
-        self.take((row["stream_id"], row) for row in archive.rows_after(
-            self.config.data_root, oldest, ["user_id", "movie_id", "type", "rating"]))
+        self.take(
+            (row["stream_id"], row)
+            for row in archive.rows_after(self.config.data_root, oldest, ["user_id", "movie_id", "type", "rating"])
+        )
         start = f"({oldest[0]}-{oldest[1]}"
         while True:
             page = self.client.xrange(rk.EVENTS, min=start, count=self.config.events.archive_page)
             if not page:
                 break
-            self.take((sid.decode(), fields) for sid, fields in page)
-            start = f"({page[-1][0].decode()}"
+            self.take((_text(sid), fields) for sid, fields in page)
+            start = f"({_text(page[-1][0])}"
         self.write(list(self.people), time.time())
 
     def take(self, entries) -> set[int]:
@@ -169,12 +184,15 @@ class SpeedLayer:
         users = list(users)
         for start in range(0, len(users), self.config.speed.write_batch):
             with self.client.pipeline(transaction=False) as pipe:
-                for user in users[start:start + self.config.speed.write_batch]:
+                for user in users[start : start + self.config.speed.write_batch]:
                     person = self.people.get(user)
                     if person is None:
                         continue
+                    model = self.model_for(user)
+                    if model is None:  # its version has no bundle: nobody of it is held
+                        continue
                     try:
-                        fresh = self.model_for(user).fresh_list(user, person)  # people only of models in use
+                        fresh = model.fresh_list(user, person)
                     except Exception:  # noqa: BLE001 - one person's numbers must not stop everyone's
                         ERRORS.labels(kind="fold_in").inc()
                         log.exception("fold-in of user %s failed; skipped", user)
@@ -194,15 +212,17 @@ class SpeedLayer:
             return 0
         handled = 0
         for start in ("0", "claim", ">"):
+            entries: list
             if start == "claim":
                 entries = self.claim()
             else:
-                reply = self.client.xreadgroup(self.group, self.consumer, {rk.EVENTS: start}, count=500,
-                                               block=None if start == "0" else block_ms)
-                entries = reply[0][1] if reply else []
+                reply = self.client.xreadgroup(
+                    self.group, self.consumer, {rk.EVENTS: start}, count=500, block=None if start == "0" else block_ms
+                )
+                entries = cast(list, reply)[0][1] if reply else []
             if not entries:
                 continue
-            present = [(sid.decode(), fields) for sid, fields in entries if fields]  # trimmed: nil fields
+            present = [(_text(sid), fields) for sid, fields in entries if fields]  # trimmed: nil fields
             touched = self.take(present)
             if touched:
                 oldest = min(stream_id_key(sid)[0] for sid, _ in present) / 1000
@@ -221,8 +241,7 @@ class SpeedLayer:
         self.next_claim = time.monotonic() + idle_s
         claimed, cursor = [], "0-0"
         while True:
-            reply = self.client.xautoclaim(rk.EVENTS, self.group, self.consumer, int(idle_s * 1000), cursor,
-                                           count=500)
+            reply = self.client.xautoclaim(rk.EVENTS, self.group, self.consumer, int(idle_s * 1000), cursor, count=500)
             cursor, entries = reply[0], reply[1]
             claimed += entries
             if cursor in (b"0-0", "0-0"):
@@ -257,8 +276,12 @@ class SpeedLayer:
                 time.sleep(1)
 
 
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def shard_of(text: str) -> tuple[int, int]:
-    """"k/n" -> (k, n), 1 <= k <= n."""
+    """ "k/n" -> (k, n), 1 <= k <= n."""
     try:
         k, n = (int(part) for part in text.split("/"))
     except ValueError:
@@ -272,8 +295,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m serving.speed", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="YAML config file (default: $RECO_CONFIG or conf/local.yaml)")
     parser.add_argument("--consumer", default="speed-1", help="this process's name in the consumer group")
-    parser.add_argument("--shard", default="1/1", type=shard_of,
-                        help="k/n: fold in the people with user_id %% n == k - 1 (n speed layers share them)")
+    parser.add_argument(
+        "--shard",
+        default="1/1",
+        type=shard_of,
+        help="k/n: fold in the people with user_id %% n == k - 1 (n speed layers share them)",
+    )
     parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)")
     parser.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics endpoint")
     args = parser.parse_args()
@@ -283,4 +310,3 @@ def main() -> None:
     layer = SpeedLayer(load_config(args.config), args.consumer, args.shard)
     signal.signal(signal.SIGTERM, lambda *_: setattr(layer, "stopping", True))
     layer.run()
-

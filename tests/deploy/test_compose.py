@@ -95,8 +95,8 @@ def test_commands_point_at_real_files():
 def test_no_secret_has_a_default_compose_refuses_to_start_without_it():
     text = (REPO / "docker-compose.yml").read_text()
     secrets = set(re.findall(r"\$\{(\w*(?:PASSWORD|SECRET)\w*)", text))
-    assert {"REDIS_PASSWORD", "REDIS_SERVICE_PASSWORD", "REDIS_SPEED_PASSWORD", "AIRFLOW_DB_PASSWORD", "AIRFLOW_JWT_SECRET",
-            "SPARK_AUTH_SECRET", "GRAFANA_ADMIN_PASSWORD"} <= secrets
+    assert {"REDIS_PASSWORD", "REDIS_SERVICE_PASSWORD", "REDIS_SPEED_PASSWORD", "AIRFLOW_DB_PASSWORD",
+            "AIRFLOW_JWT_SECRET", "SPARK_AUTH_SECRET", "GRAFANA_ADMIN_PASSWORD"} <= secrets
     for name in secrets:
         uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
         assert uses and all(use.startswith(":?") for use in uses), f"{name} has a fallback: {uses}"

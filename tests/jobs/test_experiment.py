@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import requests
 
+from benchmarks.simulated_people import SimulatedPeople, held_out_run, hidden_tastes
 from jobs import experiment, ingest, publish
 from jobs.lib.loop import experiment_control as experiments
 from jobs.lib.publication.versions import check_published_run, prune
@@ -16,7 +17,6 @@ from jobs.lib.runtime.run_layout import run_paths
 from schemas import redis_keys as rk
 from schemas.experiments import CONTROL, TREATMENT, arm_of, logged, public_view
 from schemas.storage import exists, read_json
-from tests.simulated_people import SimulatedPeople, held_out_run, hidden_tastes
 from tests.support import GunicornService, RedisServer, wait_until
 
 TOKEN = "experiment-token"
@@ -87,7 +87,10 @@ def test_each_user_sees_one_arm_and_its_version(ab):
 
 
 def test_the_page_shows_the_experiment_and_the_viewers_arm(ab):
-    from playwright.sync_api import expect, sync_playwright  # expect's waits work under the page's policy
+    from playwright.sync_api import (  # expect's waits work under the page's policy
+        expect,
+        sync_playwright,
+    )
 
     from tests.serving.test_web_page import ARGS, CHROMIUM
     config, url, server, control, treatment, running = ab

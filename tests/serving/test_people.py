@@ -92,7 +92,8 @@ def test_the_speed_layers_list_an_expiry_and_a_flush_reach_the_copy(stores):
     # A flush of the whole database is pushed as it runs, not with the replies: it reaches the copy a moment
     # after the flusher's OK rather than before it.
     admin.flushall()
-    wait_until(lambda: tuple(reader.since_version(USER)) == (frozenset(), None, ()), 5, what="the flush empties the copy")
+    wait_until(lambda: tuple(reader.since_version(USER)) == (frozenset(), None, ()), 5,
+               what="the flush empties the copy")
 
 
 def test_a_change_landing_between_a_read_and_its_keeping_is_not_missed(redis_server):

@@ -110,7 +110,10 @@ def test_a_malformed_user_id_is_explained_not_crashed(page):
 def test_the_page_runs_under_its_content_security_policy(page, service):
     """Everything the page does works with the policy on, the browser reports no violation of it, and a script
     the page did not ship (what an injected one would be) is refused."""
-    from playwright.sync_api import Error, expect  # expect's waits run outside the page's scripts
+    from playwright.sync_api import (  # expect's waits run outside the page's scripts
+        Error,
+        expect,
+    )
     tab = page.context.browser.new_page()
     refused = []
     tab.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text

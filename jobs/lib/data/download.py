@@ -22,7 +22,13 @@ import urllib3
 
 from conf.settings import Config, DataSettings, resolve_path
 from jobs.lib.runtime.errors import JobError
-from schemas.movielens import DATASETS, DEFAULT_DOWNLOAD, AmbiguousFolder, DatasetSpec, detect_dataset
+from schemas.movielens import (
+    DATASETS,
+    DEFAULT_DOWNLOAD,
+    AmbiguousFolder,
+    DatasetSpec,
+    detect_dataset,
+)
 from schemas.storage import is_local, join
 
 log = logging.getLogger("reco.sources")

@@ -1,14 +1,18 @@
 """The Great Expectations run over a run's raw tables: the frames the suites check (schemas/expectations.py),
-one checkpoint per suite, Data Docs, and a readable line per failed expectation."""
+the suites built from their definitions, one checkpoint per suite, Data Docs, and a readable line per failed
+expectation."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from schemas.expectations import SUITE_NAMES, describe
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no phoning home from batch jobs
 
 log = logging.getLogger("reco.validation")
 
@@ -32,6 +36,14 @@ def validation_frames(ratings: DataFrame, movies: DataFrame, events: DataFrame |
     for kind, frame in (content or {}).items():
         frames[kind] = in_catalog(frame)
     return frames
+
+
+def build_suites(definitions: dict[str, list[tuple[str, dict]]]) -> dict:
+    """Great Expectations suites from their definitions (schemas/expectations.py suites)."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    return {name: gx.ExpectationSuite(name=name, expectations=[getattr(gxe, kind)(**kwargs) for kind, kwargs in exp])
+            for name, exp in definitions.items()}
 
 
 def run_suites(frames: dict[str, DataFrame], suites, docs_dir: str | None) -> list[dict]:

@@ -34,8 +34,8 @@ record, and `EventsLost` stops the run before anything learns from the data; a r
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import redis
 

@@ -74,14 +74,16 @@ def render(report: dict) -> str:
                     f"<code>{html.escape(json.dumps({k: v for k, v in c.items() if k != 'passed'}))}</code></li>"
                     for name, c in (report.get("guardrails") or {}).items())
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in report.get("reasons", []))
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Experiment {html.escape(experiment['id'])}</title>
+    title = html.escape(experiment["id"])
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Experiment {title}</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}
 .decision{{font-size:1.4em;font-weight:bold}}</style></head><body>
 <h1>Experiment {html.escape(experiment['id'])}</h1>
 <p>{html.escape(experiment['kind'])}: control <code>{html.escape(experiment['control'])}</code>, treatment
 <code>{html.escape(experiment['treatment'])}</code> for {experiment['share']:.0%} of users, since
-{html.escape(experiment['started_at'])}. Judged {html.escape(report['judged_at'])} (run {html.escape(report['run_id'])}).</p>
+{html.escape(experiment['started_at'])}. Judged {html.escape(report['judged_at'])}
+(run {html.escape(report['run_id'])}).</p>
 <p class="decision">Decision: {html.escape(str(report['decision']))}</p><ul>{reasons}</ul>
 <p>Users {report.get('users')}, exposures {report.get('exposures')}; sample-ratio check:
 {'passed' if srm.get('passed') else 'FAILED'} (p = {srm.get('p_value', float('nan')):.3g}).</p>

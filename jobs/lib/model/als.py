@@ -128,7 +128,7 @@ class ExplicitModel:
 
     @classmethod
     def fit(cls, ratings: DataFrame, settings: ALSSettings, scale: tuple[float, float],
-            implicit_model: ALSModel | None = None) -> "ExplicitModel":
+            implicit_model: ALSModel | None = None) -> ExplicitModel:
         """`implicit_model`, when given, is the implicit ALS already fit on these ratings (else it is fit here)."""
         explicit = settings.explicit
         if not explicit.implicit_feature:
@@ -142,7 +142,7 @@ class ExplicitModel:
 
     @classmethod
     def _fit_parts(cls, ratings: DataFrame, settings: ALSSettings, scale: tuple[float, float],
-                   implicit_model: ALSModel | None, weights: list[float]) -> "ExplicitModel":
+                   implicit_model: ALSModel | None, weights: list[float]) -> ExplicitModel:
         explicit = settings.explicit
         if explicit.bias_reg > 0:
             mu, user_bias, item_bias = bias_model(ratings, explicit.bias_reg)
@@ -207,7 +207,7 @@ class ExplicitModel:
         ).write.mode("overwrite").parquet(join(path, "params.parquet"))
 
     @classmethod
-    def load(cls, spark: SparkSession, path: str) -> "ExplicitModel":
+    def load(cls, spark: SparkSession, path: str) -> ExplicitModel:
         params = spark.read.parquet(join(path, "params.parquet")).first()
         return cls(params["mu"], spark.read.parquet(join(path, "user_bias.parquet")),
                    spark.read.parquet(join(path, "item_bias.parquet")),

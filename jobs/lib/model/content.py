@@ -30,7 +30,13 @@ from pyspark.sql import functions as F
 from scipy import sparse
 
 from conf.settings import ContentSettings
-from jobs.lib.model.scoring import Factors, _schema, _unit_rows, neighbors_on_driver, top_n_on_driver
+from jobs.lib.model.scoring import (
+    Factors,
+    _schema,
+    _unit_rows,
+    neighbors_on_driver,
+    top_n_on_driver,
+)
 
 
 def content_vectors(movies: DataFrame, settings: ContentSettings, tags: DataFrame | None = None,
@@ -142,7 +148,7 @@ def new_by_genre(ids: np.ndarray, vectors: np.ndarray, known: set[int], genres: 
     by_likes = liked_ids[np.argsort(-likes, kind="stable")]
     genre_names = sorted({g for movie in ids.tolist() for g in genres.get(movie, ())})
     for genre in ["_all", *genre_names]:
-        def of_genre(movie: int) -> bool:
+        def of_genre(movie: int, genre: str = genre) -> bool:
             return genre == "_all" or genre in genres.get(movie, ())
         candidates = np.array([i for i in new if of_genre(int(ids[i]))], dtype=np.int64)
         favourites = [m for m in by_likes.tolist() if of_genre(m)][:most_liked]

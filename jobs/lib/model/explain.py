@@ -2,8 +2,9 @@
 
 Taken from the ALS factors rather than the neighbour similarities: a recommended movie's score is exactly a sum
 of one term per movie the person has a preference for (schemas/ranking.py's `because`, which the speed layer
-calls too), so the movie named is the one the model itself leaned on most, not a look-alike it may have ignored. Only rated movies are
-named (a click is a weaker reason to show); a movie whose score no rated movie pushed up gets none.
+calls too), so the movie named is the one the model itself leaned on most, not a look-alike it may have ignored.
+Only rated movies are named (a click is a weaker reason to show); a movie whose score no rated movie pushed up gets
+none.
 """
 from __future__ import annotations
 
@@ -48,8 +49,8 @@ def with_rated_flag(preferences: DataFrame, rated: DataFrame) -> DataFrame:
 
 
 def with_because(recs: DataFrame, preferences: DataFrame, items: Factors, alpha: float, reg: float) -> DataFrame:
-    """user_recs with `because_id`, on the executors; `preferences` from `with_rated_flag`. People go in buckets (as many
-    as shuffle partitions), one Python call per bucket: a call per person cost about 6 ms of Spark's per-group
+    """user_recs with `because_id`, on the executors; `preferences` from `with_rated_flag`. People go in buckets
+    (as many as shuffle partitions), one Python call per bucket: a call per person cost about 6 ms of Spark's per-group
     overhead, more than the maths."""
     catalogue = ItemFactors(items.ids, items.matrix)  # shipped to the executors with the function
     buckets = int(recs.sparkSession.conf.get("spark.sql.shuffle.partitions"))

@@ -106,8 +106,8 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
         # settings, and the bundle the recommend job wrote (schemas/bundle.py).
         fold_in={**fold_in_settings(config), "bundle": paths.fold_in_bundle},
         forced=bool(force and not metrics.get("publishable")))
-    seconds = versions.publish_version(client, config.redis, version, paths.publish_values, expected, meta.to_json(), lease,
-                                       make_live=not candidate or not previous)
+    seconds = versions.publish_version(client, config.redis, version, paths.publish_values, expected, meta.to_json(),
+                                       lease, make_live=not candidate or not previous)
     experiment = None
     if candidate and previous:  # with nothing live yet, the first version simply goes live
         try:

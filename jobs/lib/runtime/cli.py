@@ -8,8 +8,9 @@ import os
 import re
 import sys
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from conf.settings import ConfigError, load_config
 from jobs.lib.runtime.errors import JobError, TransientJobError
@@ -27,7 +28,8 @@ def job_main(name: str, description: str, run: Callable[..., Any],
     took, and the job's own seconds (Spark session included), so a DAG run's time can be taken apart."""
     entered = time.time()
     parser = argparse.ArgumentParser(prog=f"spark-submit jobs/{name}.py", description=description)
-    parser.add_argument("--run-id", required=run_id_required, help="run identifier; outputs go to <data root>/runs/<run id>/")
+    parser.add_argument("--run-id", required=run_id_required,
+                        help="run identifier; outputs go to <data root>/runs/<run id>/")
     parser.add_argument("--config", help="YAML config file (default: $RECO_CONFIG or conf/local.yaml)")
     if add_arguments:
         add_arguments(parser)
@@ -95,7 +97,7 @@ def _process_start_time() -> float | None:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
 def _stop_spark() -> None:

@@ -116,7 +116,7 @@ class Lease:
             except redis.RedisError as exc:  # a blip: the next beat tries again before the lease runs out
                 log.warning("lease %s not renewed: %s", self.name, exc)
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         self.acquire()
         self._thread = threading.Thread(target=self._keep_alive, name=f"lease-{self.name}", daemon=True)
         self._thread.start()

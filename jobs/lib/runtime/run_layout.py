@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from conf.settings import Config
@@ -92,7 +92,7 @@ def sanitize_run_id(raw: str) -> str:
 
 def new_version_id(run_id: str) -> str:
     """A publication's version: UTC time to the millisecond, then the run id (sorts by time, names its run)."""
-    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')[:-3]}-{run_id}"
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')[:-3]}-{run_id}"
 
 
 def mark_latest(config: Config, run_id: str) -> None:
@@ -108,4 +108,4 @@ def mark_latest(config: Config, run_id: str) -> None:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -2,7 +2,12 @@
 holds train's Spark version of them to these."""
 import numpy as np
 
-from schemas.preferences import TrainingPreferences, person_values, rating_values, training_pairs
+from schemas.preferences import (
+    TrainingPreferences,
+    person_values,
+    rating_values,
+    training_pairs,
+)
 
 SETTINGS = {"confidence": "linear", "threshold": 3.5, "click_weight": 2.0, "user_activity_exponent": 0.0,
             "item_popularity_exponent": 1.0}

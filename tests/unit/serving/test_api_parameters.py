@@ -1,7 +1,15 @@
 """Every query parameter the API parses, fed what hostile clients send: a 400 with a JSON reason, never a 500."""
 import pytest
 
-from serving.http import BadRequest, parse_diversity, parse_exclude, parse_filters, parse_for_user, parse_id, parse_k
+from serving.http import (
+    BadRequest,
+    parse_diversity,
+    parse_exclude,
+    parse_filters,
+    parse_for_user,
+    parse_id,
+    parse_k,
+)
 from serving.lists import Filters
 
 HOSTILE = ["--5", "-5", "+5", " 5", "5 ", "5\x00", "٥", "５", "²", "1e3", "0x10", "5.0", "", " ", "-0", "0",

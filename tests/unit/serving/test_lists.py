@@ -1,5 +1,6 @@
 """The list shaping a handler does: filters, the fill-up to k, diversity."""
-from serving.lists import Filters, candidates, diversify, fill, intra_list_diversity, with_new
+from schemas.ranking import diversify, intra_list_diversity
+from serving.lists import Filters, candidates, fill, with_new
 
 
 def movie(movie_id, genres, year=1990, score=1.0):

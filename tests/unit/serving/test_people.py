@@ -46,7 +46,7 @@ class ScriptedConnection:
     def can_read(self, timeout=0):
         return bool(self.queue)
 
-    class _parser:
+    class _parser:  # noqa: N801 - the attribute redis-py's connection has
         @classmethod
         def set_invalidation_push_handler(cls, handler):
             cls.handler = staticmethod(handler)

@@ -5,6 +5,7 @@ import numpy as np
 import orjson
 import pytest
 
+from benchmarks.simulated_people import simulated_totals
 from conf.settings import ExperimentSettings
 from jobs.lib.loop import experiment_stats as es
 from schemas.experiments import (
@@ -17,7 +18,6 @@ from schemas.experiments import (
     to_stream_fields,
     to_stream_value,
 )
-from tests.simulated_people import simulated_totals
 
 SETTINGS = ExperimentSettings()
 NO_GUARDRAILS: dict = {}

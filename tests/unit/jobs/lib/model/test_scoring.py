@@ -104,8 +104,8 @@ def test_popular_lists_overall_and_per_genre(spark):
 
 def test_item_neighbors_are_cosine_and_skip_self(spark):
     class Model:  # the only thing item_neighbors reads of an ALSModel
-        itemFactors = spark.createDataFrame([(1, [1.0, 0.0]), (2, [10.0, 1.0]), (3, [0.0, 1.0])],
-                                            "id int, features array<float>")
+        itemFactors = spark.createDataFrame(  # noqa: N815 - the attribute's name in ALSModel
+            [(1, [1.0, 0.0]), (2, [10.0, 1.0]), (3, [0.0, 1.0])], "id int, features array<float>")
     got = {(r["movie_id"], r["rank"]): (r["neighbor_id"], r["score"]) for r in item_neighbors(Model, 1).collect()}
     assert got[(1, 1)][0] == 2 and got[(3, 1)][0] == 2
     assert got[(1, 1)][1] == pytest.approx(10 / math.sqrt(101), rel=1e-5)

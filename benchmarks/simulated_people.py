@@ -112,7 +112,7 @@ def simulated_totals(seed: int, users: int, share: float, treatment_lift: float 
 
 
 def main() -> None:
-    """Play the people of a run against a running service: `python -m tests.simulated_people --run-id
+    """Play the people of a run against a running service: `python -m benchmarks.simulated_people --run-id
     RUN` (their hidden tastes: that run's held-out ratings; the service's token: RECO_EVENTS_TOKEN)."""
     import argparse
     import os
