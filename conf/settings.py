@@ -124,7 +124,7 @@ class SplitSettings(_Section):
 
 class ImplicitALSSettings(_Section):
     """The ranking model. Defaults chosen by `make tune` on ML-100K (10-fold cross-validation within the training
-    part; benchmarks/results/tune_leaderboard.md): item_popularity_exponent 0.25 led 0.5 by 0.0010 +- 0.0005."""
+    part; the leaderboard in benchmarks/results/tune_leaderboard.md)."""
     rank: int = Field(128, gt=0, description="latent factors")
     reg_param: float = Field(0.5, ge=0.0, description="regularisation (scaled by each factor's rating count)")
     alpha: float = Field(1.0, gt=0.0, description="confidence = 1 + alpha * preference")
@@ -141,8 +141,8 @@ class ImplicitALSSettings(_Section):
 
 
 class ExplicitALSSettings(_Section):
-    """The rating model (evaluation only: RMSE and MAE). Rank 30 / reg 0.15 / bias shrinkage 3 reached validation
-    RMSE 0.930 (rank 10 / 0.1 / 10: 0.956); the implicit-score blend took the test MAE from 0.723 to 0.719."""
+    """The rating model (evaluation only: RMSE and MAE). Rank 30 / reg 0.15 / bias shrinkage 3 and the
+    implicit-score blend by measurement (the explicit model's rows of benchmarks/results/quality.md)."""
     rank: int = Field(30, gt=0, description="latent factors of the residual model")
     reg_param: float = Field(0.15, ge=0.0, description="regularisation")
     max_iter: int = Field(20, gt=0, description="ALS iterations")
@@ -201,8 +201,8 @@ class RecommendSettings(_Section):
                              "filtered answers from (genres, years, exclusions)")
     new_picks: int = Field(10, ge=0, description="new movies (no ALS factors yet) published per user, those their "
                            "ALS vector scores highest (factors mapped from content), for serving.new_slots")
-    # Below it Spark's stages (Python workers, a shuffle) cost more than the numpy work: at 10M ratings the driver
-    # took 7.6-8.5 s against 15.9-16.7 s; at 25M (above it) the executors were faster.
+    # Below it Spark's stages (Python workers, a shuffle) cost more than the numpy work; above it the executors
+    # are faster (bench-scale: benchmarks/results/scale.md).
     driver_max_scores: int = Field(1 << 31, ge=0, description="users x movies (movies x movies for neighbours) "
                                                               "up to which lists are scored in the driver; 0: "
                                                               "always on the executors")
@@ -212,16 +212,16 @@ class ContentSettings(_Section):
     """A movie's content vector (jobs/lib/model/content.py): the weight of each block, each block unit-length."""
     genre_weight: float = Field(1.0, ge=0.0, description="weight of the genres in a movie's content vector")
     decade_weight: float = Field(0.5, ge=0.0, description="weight of the decade of its year")
-    # 0.5 by measurement: the year says how many people saw a movie (ML-100K's 1998 films: a quarter of the
-    # ratings of 1997's); with it the cold-movie NDCG@10 rose from 0.127 to 0.173 (`make bench-quality`).
+    # By measurement: the year says how many people saw a movie, which the decade blurs (the cold-movie protocol,
+    # benchmarks/results/quality.md).
     year_weight: float = Field(0.5, ge=0.0, description="weight of its year itself")
-    # 0 by measurement: title words add nothing to the cold-movie NDCG@10 on ML-100K (0.172 with, 0.173 without).
+    # By measurement: title words add nothing to the cold-movie protocol (benchmarks/results/quality.md).
     title_weight: float = Field(0.0, ge=0.0, description="weight of its title words (TF-IDF)")
     # Where the release has them (ML-100K and ML-1M do not): not yet chosen by measurement, no tagged release here.
     tag_weight: float = Field(1.0, ge=0.0, description="weight of its user tags (TF-IDF, people per tag as counts)")
     genome_weight: float = Field(1.0, ge=0.0, description="weight of its tag genome scores (centred per tag)")
     vocabulary: int = Field(1000, ge=1, description="most frequent title words and tags kept as columns")
-    # 10 by measurement: the best of 1, 10 and 100 on ML-100K's cold-movie protocol (`make bench-quality`).
+    # By measurement: the best of 1, 10 and 100 on the cold-movie protocol (benchmarks/results/quality.md).
     factor_reg: float = Field(10.0, gt=0.0, description="ridge penalty of the content -> ALS factors mapping that "
                                                         "places new movies among rated ones")
 
@@ -254,8 +254,8 @@ class ServingSettings(_Section):
     page_events: bool = Field(False, description="demo only: the page may post ratings and dismissals for the user "
                                                  "on display through POST /demo/events, without the events token "
                                                  "(whoever reaches the page can then post them)")
-    cache_mb: float = Field(32, ge=0, description="per-worker LRU of immutable (version, key) values, in MB of "
-                                                   "their JSON (decoded about 4.6x that; 0: off)")
+    cache_mb: float = Field(32, ge=0, description="per-worker LRU of immutable (version, key) values, in MB they "
+                                                   "hold decoded (0: off)")
     people_cache_mb: float = Field(8, ge=0, description="per-worker LRU of what people did since the version "
                                    "(rated, dismissed, fold-in list), kept right by Redis's invalidation pushes, in "
                                    "MB as Redis holds them (0: read on every request; Redis Cluster: always read)")

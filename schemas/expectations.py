@@ -45,89 +45,70 @@ def expect(name: str, **kwargs) -> tuple[str, dict]:
 
 
 def suites(spec: DatasetSpec, settings: Limits) -> dict[str, list[tuple[str, dict]]]:
-    mostly = 1.0 - settings.max_bad_fraction
+    strict = 1.0 - settings.max_bad_fraction
+    tolerated = 1.0 - settings.max_bad_event_fraction
     ts_max = int(time.time()) + FUTURE_SLACK_S  # a timestamp from the future is a broken clock or a bad row
-    ratings = [
-        expect("ExpectTableRowCountToBeBetween", min_value=settings.min_ratings),
-        expect("ExpectColumnValuesToNotBeNull", column="user_id", mostly=mostly),
-        expect("ExpectColumnValuesToNotBeNull", column="movie_id", mostly=mostly),
-        expect("ExpectColumnValuesToNotBeNull", column="rating", mostly=mostly),
-        expect("ExpectColumnValuesToNotBeNull", column="ts", mostly=mostly),
-        expect("ExpectColumnValuesToBeBetween", column="user_id", min_value=1, mostly=mostly),
-        expect("ExpectColumnValuesToBeInSet", column="rating", value_set=list(spec.rating_values), mostly=mostly),
-        expect(
+
+    def present(*columns: str, mostly: float) -> list[tuple[str, dict]]:
+        return [expect("ExpectColumnValuesToNotBeNull", column=c, mostly=mostly) for c in columns]
+
+    def timely(mostly: float) -> tuple[str, dict]:
+        return expect(
             "ExpectColumnValuesToBeBetween",
             column="ts",
             min_value=settings.ts_min_epoch,
             max_value=ts_max,
             mostly=mostly,
-        ),
-        expect("ExpectColumnValuesToBeInSet", column="movie_in_catalog", value_set=[True], mostly=mostly),
-    ]
-    movies = [
-        expect("ExpectTableRowCountToBeBetween", min_value=settings.min_movies),
-        expect("ExpectColumnValuesToNotBeNull", column="movie_id"),
-        expect("ExpectColumnValuesToBeUnique", column="movie_id"),
-        expect("ExpectColumnValuesToNotBeNull", column="title", mostly=mostly),
-        expect("ExpectColumnValueLengthsToBeBetween", column="title", min_value=1, mostly=mostly),
-    ]
-    movie_genres = [
-        expect("ExpectColumnValuesToBeInSet", column="genre", value_set=sorted(RAW_GENRES), mostly=mostly),
-    ]
-    tolerated = 1.0 - settings.max_bad_event_fraction
-    events = [
-        expect("ExpectColumnValuesToBeUnique", column="stream_id"),  # the archive holds each stream entry once
-        expect("ExpectColumnValuesToNotBeNull", column="user_id", mostly=tolerated),
-        expect("ExpectColumnValuesToNotBeNull", column="movie_id", mostly=tolerated),
-        expect("ExpectColumnValuesToNotBeNull", column="ts", mostly=tolerated),
-        expect("ExpectColumnValuesToBeInSet", column="type", value_set=list(EVENT_TYPES), mostly=tolerated),
-        expect("ExpectColumnValuesToBeInSet", column="rating_on_scale", value_set=[True], mostly=tolerated),
-        expect(
-            "ExpectColumnValuesToBeBetween",
-            column="ts",
-            min_value=settings.ts_min_epoch,
-            max_value=ts_max,
-            mostly=tolerated,
-        ),
-        expect("ExpectColumnValuesToBeInSet", column="movie_in_catalog", value_set=[True], mostly=tolerated),
-    ]
-    tags = [
-        *(
-            expect("ExpectColumnValuesToNotBeNull", column=c, mostly=tolerated)
-            for c in ("user_id", "movie_id", "tag", "ts")
-        ),
-        expect(
-            "ExpectColumnValueLengthsToBeBetween",
-            column="tag",
-            min_value=1,
-            max_value=settings.max_tag_length,
-            mostly=tolerated,
-        ),
-        expect(
-            "ExpectColumnValuesToBeBetween",
-            column="ts",
-            min_value=settings.ts_min_epoch,
-            max_value=ts_max,
-            mostly=tolerated,
-        ),
-        expect("ExpectColumnValuesToBeInSet", column="movie_in_catalog", value_set=[True], mostly=tolerated),
-    ]
-    genome = [
-        *(
-            expect("ExpectColumnValuesToNotBeNull", column=c, mostly=mostly)
-            for c in ("movie_id", "tag_id", "relevance")
-        ),
-        expect("ExpectColumnValuesToBeBetween", column="relevance", min_value=0.0, max_value=1.0, mostly=mostly),
-        expect("ExpectCompoundColumnsToBeUnique", column_list=["movie_id", "tag_id"], mostly=mostly),
-        expect("ExpectColumnValuesToBeInSet", column="movie_in_catalog", value_set=[True], mostly=mostly),
-    ]
+        )
+
+    def in_catalog(mostly: float) -> tuple[str, dict]:
+        return expect("ExpectColumnValuesToBeInSet", column="movie_in_catalog", value_set=[True], mostly=mostly)
+
     return {
-        "ratings": ratings,
-        "movies": movies,
-        "movie_genres": movie_genres,
-        "events": events,
-        "tags": tags,
-        "genome": genome,
+        "ratings": [
+            expect("ExpectTableRowCountToBeBetween", min_value=settings.min_ratings),
+            *present("user_id", "movie_id", "rating", "ts", mostly=strict),
+            expect("ExpectColumnValuesToBeBetween", column="user_id", min_value=1, mostly=strict),
+            expect("ExpectColumnValuesToBeInSet", column="rating", value_set=list(spec.rating_values), mostly=strict),
+            timely(strict),
+            in_catalog(strict),
+        ],
+        "movies": [
+            expect("ExpectTableRowCountToBeBetween", min_value=settings.min_movies),
+            expect("ExpectColumnValuesToNotBeNull", column="movie_id"),
+            expect("ExpectColumnValuesToBeUnique", column="movie_id"),
+            *present("title", mostly=strict),
+            expect("ExpectColumnValueLengthsToBeBetween", column="title", min_value=1, mostly=strict),
+        ],
+        "movie_genres": [
+            expect("ExpectColumnValuesToBeInSet", column="genre", value_set=sorted(RAW_GENRES), mostly=strict),
+        ],
+        "events": [
+            expect("ExpectColumnValuesToBeUnique", column="stream_id"),  # the archive holds each stream entry once
+            *present("user_id", "movie_id", "ts", mostly=tolerated),
+            expect("ExpectColumnValuesToBeInSet", column="type", value_set=list(EVENT_TYPES), mostly=tolerated),
+            expect("ExpectColumnValuesToBeInSet", column="rating_on_scale", value_set=[True], mostly=tolerated),
+            timely(tolerated),
+            in_catalog(tolerated),
+        ],
+        "tags": [
+            *present("user_id", "movie_id", "tag", "ts", mostly=tolerated),
+            expect(
+                "ExpectColumnValueLengthsToBeBetween",
+                column="tag",
+                min_value=1,
+                max_value=settings.max_tag_length,
+                mostly=tolerated,
+            ),
+            timely(tolerated),
+            in_catalog(tolerated),
+        ],
+        "genome": [
+            *present("movie_id", "tag_id", "relevance", mostly=strict),
+            expect("ExpectColumnValuesToBeBetween", column="relevance", min_value=0.0, max_value=1.0, mostly=strict),
+            expect("ExpectCompoundColumnsToBeUnique", column_list=["movie_id", "tag_id"], mostly=strict),
+            in_catalog(strict),
+        ],
     }
 
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from flask import Blueprint, current_app, request
 
 from schemas import redis_keys as rk
+from schemas.diversity import diversify
 from schemas.experiments import arm_of, public_view
 from schemas.movielens import DATASETS
-from schemas.ranking import diversify
 from serving.experiments import experiment_fields
 from serving.http import (
     MAX_QUERY_CHARS,

@@ -1,6 +1,6 @@
 """gunicorn settings for the lookup service; each can be overridden by environment (GUNICORN_*, RECO_*).
 
-Chosen by measurement on 2 cores (`make bench-serving`): README "Performance", "Serving" has the figures
+Chosen by measurement on 2 cores (`make bench-serving`): benchmarks/results/serving.md has the figures
 behind these defaults.
 """
 

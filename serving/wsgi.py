@@ -6,7 +6,7 @@ from serving.app import create_app
 
 app = create_app()
 # Everything imported and built so far lives as long as the worker: out of the collector's sight, a full
-# collection walks only what requests leave behind (in process, 94 ms -> 15-18 ms per full collection with
+# collection walks only what requests leave behind (a fraction of the time a full collection takes with
 # the near cache's values kept as tuples, serving/versions.py).
 gc.collect()
 gc.freeze()

@@ -23,7 +23,7 @@ FAST_ALS = {
 
 # The suite's JVMs live for seconds to a minute on 100K ratings, where C2's compile threads cost more than they
 # return: with C1 alone each job used 20-40% less CPU and no more wall time (ingest, train, evaluate and
-# recommend measured; README "Tests"). spark-submit, and so every driver the suite starts, reads this variable.
+# recommend measured). spark-submit, and so every driver the suite starts, reads this variable.
 # Production JVMs keep the default tiered compilation.
 JIT_OPTIONS = "-XX:TieredStopAtLevel=1"
 os.environ.setdefault("SPARK_SUBMIT_OPTS", JIT_OPTIONS)

@@ -4,7 +4,7 @@ import pytest
 import requests
 from pyspark.sql import functions as F
 
-from schemas.ranking import intra_list_diversity
+from schemas.diversity import intra_list_diversity
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 
-from schemas.ranking import diversify, intra_list_diversity
+from schemas.diversity import diversify, intra_list_diversity
 
 DIVERSITY = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 

@@ -50,8 +50,8 @@ def with_rated_flag(preferences: DataFrame, rated: DataFrame) -> DataFrame:
 
 def with_because(recs: DataFrame, preferences: DataFrame, items: Factors, alpha: float, reg: float) -> DataFrame:
     """user_recs with `because_id`, on the executors; `preferences` from `with_rated_flag`. People go in buckets
-    (as many as shuffle partitions), one Python call per bucket: a call per person cost about 6 ms of Spark's per-group
-    overhead, more than the maths."""
+    (as many as shuffle partitions), one Python call per bucket: a call per person would cost more in Spark's per-group
+    overhead than the maths."""
     catalogue = ItemFactors(items.ids, items.matrix)  # shipped to the executors with the function
     buckets = int(recs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
 

@@ -35,13 +35,13 @@ log = logging.getLogger("reco.publication")
 
 FILE_KEYS = 10_000     # keys per Parquet file of a version's values: many files share evenly between the WRITERS
 FILE_OPTIONS = {"maxRecordsPerFile": FILE_KEYS,
-                # LZ4 reads back 2.5x faster than Snappy and is smaller on these JSON lists (measured at 25M)
+                # LZ4 reads back faster than Snappy (bench-scale's publication column: benchmarks/results/scale.md)
                 "compression": "lz4_raw"}
 WRITERS = 2            # threads, one connection each: one reads and packs while Redis parses the other's MSETs
 BATCH_KEYS = 500       # keys per MSET (single Redis)
 PIPELINE_KEYS = 5000   # keys in flight before reading the replies
 DELETE_BATCH = 1000    # keys per UNLINK when pruning
-# RESP's separators as Arrow scalars, made once: pyarrow imports pandas (0.4 s here) at its first conversion of a
+# RESP's separators as Arrow scalars, made once: pyarrow imports pandas (slow) at its first conversion of a
 # Python value, a cost of starting the job rather than of writing keys.
 DOLLAR, CRLF, CRLF_DOLLAR, EMPTY = (pa.scalar(text.encode(), pa.binary()) for text in ("$", "\r\n", "\r\n$", ""))
 
@@ -77,7 +77,8 @@ def write_files(folder: str, settings: RedisSettings) -> int:
     never pass through the JVM or become Python objects. On a single Redis each batch is one MSET whose framing
     Arrow's string kernels add in one copy, pipelined; on a cluster, redis-py's cluster pipeline sends each node
     its keys. The writes run in the job's driver, not in Spark tasks: one Redis takes no more than about one
-    writer core, and a job's first Python tasks cost about 2 s to start (measurements in README "Scale")."""
+    writer core, and a job's first Python tasks take seconds to start (bench-scale measures the writer against
+    redis-benchmark: benchmarks/results/scale.md)."""
     paths = list_files(folder, ".parquet")
     if not paths:
         raise JobError(f"no values to publish in {folder}")

@@ -1,5 +1,5 @@
 """The list shaping a handler does: filters, the fill-up to k, diversity."""
-from schemas.ranking import diversify, intra_list_diversity
+from schemas.diversity import diversify, intra_list_diversity
 from serving.lists import Filters, candidates, fill, with_new
 
 
