@@ -42,7 +42,7 @@ AIRFLOW_ENV = export AIRFLOW_HOME=$(abspath .airflow) AIRFLOW__CORE__LOAD_EXAMPL
 	AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
 	AIRFLOW_CONN_SPARK_DEFAULT="$${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[2]\"}}"
 
-.PHONY: help setup system-deps test-deps load-deps test test-fast pipeline demo serve speed-layer airflow redis-up redis-down bench bench-demo bench-pipeline bench-scale bench-serving bench-fresh bench-quality bench-experiment tune clean
+.PHONY: help setup system-deps test-deps load-deps test test-fast pipeline demo serve speed-layer airflow redis-up redis-down bench bench-deployables bench-demo bench-pipeline bench-scale bench-serving bench-fresh bench-quality bench-experiment tune clean
 
 help:
 	@echo "make demo            set up, run the DAG once on MovieLens 100K, then serve on 127.0.0.1:$${RECO_PORT:-8000}"
@@ -53,7 +53,8 @@ help:
 	@echo "make serve           the lookup service: nginx on RECO_PORT in front of gunicorn (RECO_REDIS_URL)"
 	@echo "make speed-layer     the speed layer: folds new events into the live model (RECO_REDIS_URL)"
 	@echo "make airflow         airflow standalone with the project's DAG (UI on 127.0.0.1:8080)"
-	@echo "make bench           all seven benchmarks below, bench-scale (an hour or more) included; JSON + markdown in benchmarks/results"
+	@echo "make bench           every benchmark below, bench-scale (an hour or more) included; JSON + markdown in benchmarks/results"
+	@echo "make bench-deployables  each deployable's venv from its dependency extra: size, import time"
 	@echo "make bench-demo      make demo taken apart: setup, Airflow, each task's JVM start, imports and work"
 	@echo "make bench-pipeline  every job on ML-100K: seconds and peak memory"
 	@echo "make bench-serving   lookups and intake under wrk, as ratios to floors measured in the same run"
@@ -204,7 +205,10 @@ airflow: setup redis-up
 	@export RECO_REDIS_URL="$${RECO_REDIS_URL:-$(REDIS_URL)}"; $(AIRFLOW_ENV); \
 	export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080; exec airflow standalone
 
-bench: bench-demo bench-pipeline bench-scale bench-serving bench-fresh bench-quality bench-experiment
+bench: bench-deployables bench-demo bench-pipeline bench-scale bench-serving bench-fresh bench-quality bench-experiment
+
+bench-deployables: setup
+	$(PY) -m benchmarks.bench_deployables
 
 bench-demo: setup
 	$(PY) -m benchmarks.bench_demo
