@@ -62,20 +62,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
     work = scratch_folder("bench-deployables")
-    before_tree = work / "before"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-f", "--detach", str(before_tree), BEFORE],
-                   check=True, capture_output=True)
+    before_tree, now_tree = work / "before", work / "now"
+    # Installed from copies (git archive): a build writes into the project's folder.
+    for tree, commit in ((before_tree, BEFORE), (now_tree, "HEAD")):
+        tree.mkdir()
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     try:
         everything = venv(work / "venv-before", str(before_tree))
         result = {"before": {"commit": BEFORE, **everything, "import_s": {
             name: import_seconds(work / "venv-before", old) for name, (_, old) in DEPLOYABLES.items()}}}
         for name, (module, _) in DEPLOYABLES.items():
-            built = venv(work / f"venv-{name}", f"{REPO}[{name}]")
+            built = venv(work / f"venv-{name}", f"{now_tree}[{name}]")
             built["import_s"] = import_seconds(work / f"venv-{name}", module)
             result[name] = built
             shutil.rmtree(work / f"venv-{name}")
     finally:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(before_tree)], check=False)
+        shutil.rmtree(before_tree, ignore_errors=True)
+        shutil.rmtree(now_tree, ignore_errors=True)
     rows = [(name, result[name]["packages"], f"{result[name]['mib']:,}", f"{result[name]['import_s']:.2f}",
              f"{result['before']['mib']:,}", f"{result['before']['import_s'][name]:.2f}",
              f"{result[name]['mib'] / result['before']['mib']:.2f}") for name in DEPLOYABLES]
