@@ -254,8 +254,8 @@ class ServingSettings(_Section):
     page_events: bool = Field(False, description="demo only: the page may post ratings and dismissals for the user "
                                                  "on display through POST /demo/events, without the events token "
                                                  "(whoever reaches the page can then post them)")
-    cache_mb: float = Field(32, ge=0, description="per-worker LRU of immutable (version, key) values, in MB they "
-                                                   "hold decoded (0: off)")
+    cache_mb: float = Field(128, ge=0, description="per-worker LRU of immutable (version, key) values, in MB they "
+                                                    "hold decoded (a list of 50 items about 40 KB; 0: off)")
     people_cache_mb: float = Field(8, ge=0, description="per-worker LRU of what people did since the version "
                                    "(rated, dismissed, fold-in list), kept right by Redis's invalidation pushes, in "
                                    "MB as Redis holds them (0: read on every request; Redis Cluster: always read)")
