@@ -61,7 +61,8 @@ class ItemFactors:
         if exclude:
             scores[0, np.isin(self.ids, list(exclude))] = -np.inf
         top, top_scores = best_of_rows(scores, self.ids, n)
-        return [(int(self.ids[i]), float(s)) for i, s in zip(top[0], top_scores[0]) if np.isfinite(s)]
+        kept = np.isfinite(top_scores[0])
+        return list(zip(self.ids[top[0][kept]].tolist(), top_scores[0][kept].tolist()))
 
 
 class Folded(NamedTuple):

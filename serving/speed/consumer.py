@@ -120,7 +120,7 @@ class SpeedLayer:
         if not marks:
             return
         oldest = min(marks)
-        self.take(
+        self.fold(
             (row["stream_id"], row)
             for row in archive.rows_after(self.config.data_root, oldest, ["user_id", "movie_id", "type", "rating"])
         )
@@ -129,11 +129,11 @@ class SpeedLayer:
             page = self.client.xrange(rk.EVENTS, min=start, count=self.config.events.archive_page)
             if not page:
                 break
-            self.take((_text(sid), fields) for sid, fields in page)
+            self.fold((_text(sid), fields) for sid, fields in page)
             start = f"({_text(page[-1][0])}"
         self.write(list(self.people), time.time())
 
-    def take(self, entries) -> set[int]:
+    def fold(self, entries) -> set[int]:
         """Folds (stream id, stream fields or archive row) pairs into the people they concern, in order, each entry
         once; returns those people. Entries that are not valid events are set aside."""
         touched = set()
@@ -223,7 +223,7 @@ class SpeedLayer:
             if not entries:
                 continue
             present = [(_text(sid), fields) for sid, fields in entries if fields]  # trimmed: nil fields
-            touched = self.take(present)
+            touched = self.fold(present)
             if touched:
                 oldest = min(stream_id_key(sid)[0] for sid, _ in present) / 1000
                 self.write(touched, oldest)
