@@ -37,8 +37,8 @@ from benchmarks.synthetic_movielens import write as write_release
 from schemas import redis_keys as rk
 
 SIZES = {"0.1m": ("ml-1m", 0.1), "1m": ("ml-1m", 1.0), "2.5m": ("ml-25m", 0.1), "10m": ("ml-10m", 1.0),
-         "25m": ("ml-25m", 1.0), "32m": ("ml-32m", 1.0)}
-DATASET_OF_PRESET = {"ml-1m": "ml-1m", "ml-10m": "ml-20m", "ml-25m": "ml-25m", "ml-32m": "ml-32m"}
+         "25m": ("ml-25m", 1.0), "32m": ("ml-32m", 1.0), "seed": ("seed", 1.0)}
+DATASET_OF_PRESET = {"ml-1m": "ml-1m", "ml-10m": "ml-20m", "ml-25m": "ml-25m", "ml-32m": "ml-32m", "seed": "ml-32m"}
 
 
 def run_size(size: str, work: Path, config_file: Path, threads: int) -> dict:
@@ -63,6 +63,13 @@ def run_size(size: str, work: Path, config_file: Path, threads: int) -> dict:
             jobs[job] = measure([str(BIN / "spark-submit"), "--master", "local[2]", "--driver-memory", "8g",
                                  str(REPO / "jobs" / f"{job}.py"), "--run-id", "scale", *force], env)
             print(size, job, jobs[job], flush=True)
+        # The DAG's smoke check, as its task runs it (no Spark).
+        jobs["smoke_check"] = measure([sys.executable, "-c", "from conf.settings import load_config; from "
+                                       "jobs.lib.publication.versions import check_published_run; "
+                                       "print(check_published_run(load_config(), 'scale'))"], env)
+        print(size, "smoke_check", jobs["smoke_check"], flush=True)
+        speed = speed_layer_start(env, work / size)
+        print(size, "speed layer", speed, flush=True)
         redis = floors(redis_server, work / size / "data" / "runs" / "scale", threads)
     finally:
         redis_server.stop()
@@ -78,7 +85,37 @@ def run_size(size: str, work: Path, config_file: Path, threads: int) -> dict:
             "recommend_seconds": recommend_report["seconds"], "content_shape": recommend_report["content_shape"],
             "new_movies": recommend_report["new_movies"],
             "publish": {"keys": publish_report["keys"], "keys_per_s": publish_report["keys_per_second"]},
-            **redis}
+            "speed_layer": speed, **redis}
+
+
+def speed_layer_start(env: dict, folder: Path) -> dict:
+    """The speed layer started on the published version (`python -m serving.speed`): seconds until it folds in
+    (its version loaded), then one rating of a person the version knows folded in, and what it holds (RSS)."""
+    import psutil
+    import requests
+
+    from benchmarks.harness import free_port, wait_until
+    from schemas.events import to_stream_fields
+    port = free_port()
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "serving.speed", "--metrics-port", str(port)], env=env,
+                               cwd=REPO, stdout=open(folder / "speed.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: "reco_speed_version_info{" in requests.get(f"http://127.0.0.1:{port}/metrics",
+                                                                       timeout=1).text, 600, 0.1, "the speed layer")
+        ready_s = time.perf_counter() - started
+        import redis as redis_py
+        client = redis_py.Redis.from_url(env["RECO_REDIS_URL"])
+        client.xadd(rk.EVENTS, to_stream_fields({"user_id": 1, "movie_id": 1, "type": "rating", "rating": 5.0,
+                                                  "ts": int(time.time())}))
+        posted = time.perf_counter()
+        wait_until(lambda: client.exists(rk.fresh(1)), 120, 0.01, "user 1's fold-in")
+        first_s = time.perf_counter() - posted
+        rss = psutil.Process(process.pid).memory_info().rss
+    finally:
+        process.terminate()
+        process.wait(30)
+    return {"ready_s": round(ready_s, 1), "first_fold_in_s": round(first_s, 2), "rss_mib": round(rss / 2**20)}
 
 
 def floors(redis_server: RedisServer, run: Path, threads: int) -> dict:
@@ -222,10 +259,11 @@ def tables(results: dict) -> tuple[list, tuple, str]:
 
     def ratio(a, b):
         return f"{a / b:.3g}" if a is not None and b else "n/a"
-    rows, growth, against = [], [], []
+    rows, growth, against, serving = [], [], [], []
     for size, r in results.items():
         times = r["shape"]["ratings"] / base["shape"]["ratings"]
         rows.append((size, f"{r['shape']['ratings']:,}", *(f"{r['jobs'][j]['seconds']:.0f}" for j in JOBS),
+                     f"{r['jobs']['smoke_check']['seconds']:.0f}" if "smoke_check" in r["jobs"] else "n/a",
                      f"{r['total_s']:.0f}", f"{r['peak_rss_mib'] / 1024:.1f}"))
         growth.append((size, f"{times:.0f}x",
                        *(ratio(r["jobs"][j]["seconds"], base["jobs"][j]["seconds"]) for j in JOBS),
@@ -245,7 +283,10 @@ def tables(results: dict) -> tuple[list, tuple, str]:
                         ratio(r["publish"]["keys_per_s"], r["redis_set_pipelined_rps"]),
                         ratio(r["publish"]["keys_per_s"], r.get("redis_set_overwrite_rps")),
                         f"{r['redis_used_memory_mib']:.0f}", r["bytes_per_user_key"], r["bytes_per_similar_key"]))
-    header = ("size", "ratings", *(f"{j} s" for j in JOBS), "total s", "peak RSS GiB")
+        speed = r.get("speed_layer") or {}
+        serving.append((size, f"{r['jobs']['smoke_check']['seconds']:.0f}" if "smoke_check" in r["jobs"] else "n/a",
+                        speed.get("ready_s", "n/a"), speed.get("first_fold_in_s", "n/a"), speed.get("rss_mib", "n/a")))
+    header = ("size", "ratings", *(f"{j} s" for j in JOBS), "smoke check s", "total s", "peak RSS GiB")
     notes = (f"Growth: time at each size / time at {base_size}\n\n"
              + markdown_table(("size", "ratings", *JOBS, "total"), growth)
              + "\nAgainst same-run floors (lower is better, except publish). MLlib fit: the eval implicit model on "
@@ -259,7 +300,11 @@ def tables(results: dict) -> tuple[list, tuple, str]:
                                "publish / SET of new keys",
                                "publish / SET overwriting 100k keys",
                                "Redis MiB (one version)", "bytes per user list", "bytes per neighbour list"),
-                              against))
+                              against)
+             + "\nAfter publication: the smoke check as the DAG runs it, and the speed layer started on the version "
+             "(until it folds in, then one rating of a known person folded in, and its resident memory):\n\n"
+             + markdown_table(("size", "smoke check s", "speed layer ready s", "first fold-in s",
+                               "speed layer RSS MiB"), serving))
     return rows, header, notes
 
 
