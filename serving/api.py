@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 
 from schemas import redis_keys as rk
 from schemas.diversity import diversify
@@ -36,6 +36,7 @@ from serving.http import (
     parse_for_user,
     parse_id,
     parse_k,
+    query_args,
 )
 from serving.lists import (
     Filters,
@@ -100,7 +101,9 @@ def _filter_fields(filters: Filters) -> dict:
 @api.get("/v1/users/<user_id>/recommendations")
 def user_recommendations(user_id: str):
     uid = parse_id(user_id, "user_id")
-    k, filters, asked_out, diversity = parse_k(limits()["top_n"]), parse_filters(), parse_exclude(), parse_diversity()
+    query = query_args()
+    k, filters = parse_k(query, limits()["top_n"]), parse_filters(query)
+    asked_out, diversity = parse_exclude(query), parse_diversity(query)
     version, (published,), experiment, arm = versions().lookup_for(uid, rk.suffix("user", uid))
     fields, exposure = experiment_fields(experiment, arm, version, uid, "recommendations")
     payload = {"user_id": uid, "version": version, **fields}
@@ -177,8 +180,9 @@ def fallback_items(version: str, asked: Asked, latest: tuple[tuple[int, float], 
 @api.get("/v1/movies/<movie_id>/similar")
 def similar_movies(movie_id: str):
     mid = parse_id(movie_id, "movie_id")
-    k, uid, asked_out = parse_k(limits()["neighbors"]), parse_for_user(), parse_exclude()
-    filters = parse_filters()
+    query = query_args()
+    k, uid, asked_out = parse_k(query, limits()["neighbors"]), parse_for_user(query), parse_exclude(query)
+    filters = parse_filters(query)
     if uid is None:
         version, (similar,) = versions().lookup(rk.suffix("similar", mid))
         experiment, arm = None, None
@@ -212,7 +216,8 @@ def similar_movies(movie_id: str):
 
 @api.get("/v1/popular")
 def popular_movies():
-    k, filters, asked_out = parse_k(limits()["popular_n"]), parse_filters(), parse_exclude()
+    query = query_args()
+    k, filters, asked_out = parse_k(query, limits()["popular_n"]), parse_filters(query), parse_exclude(query)
     version, _ = versions().lookup(rk.suffix("meta"))  # the meta's presence proves the version is whole
     items = fill([], versions().get_in_version(version, filters.pools()), asked_out, filters, k, mark=False)
     return answer({"version": version, **_filter_fields(filters), "items": items})
@@ -222,7 +227,8 @@ def popular_movies():
 def new_movies():
     """Movies nobody had rated when the version was built, nearest by content to the most liked movies of the
     genres asked for (of the whole catalogue without one), best first."""
-    k, filters, asked_out = parse_k(limits()["popular_n"]), parse_filters(), parse_exclude()
+    query = query_args()
+    k, filters, asked_out = parse_k(query, limits()["popular_n"]), parse_filters(query), parse_exclude(query)
     version, _ = versions().lookup(rk.suffix("meta"))
     items = fill([], versions().get_in_version(version, filters.pools("new_movies")), asked_out, filters, k, mark=False)
     return answer({"version": version, **_filter_fields(filters), "items": [{**item, "new": True} for item in items]})
@@ -239,8 +245,9 @@ def movie_details(movie_id: str):
 
 @api.get("/v1/movies")
 def search_movies():
-    query = request.args.get("q", "")
-    k = parse_k(limits()["popular_n"])
+    args = query_args()
+    query = args.get("q", "")
+    k = parse_k(args, limits()["popular_n"])
     if not 1 <= len(query) <= MAX_QUERY_CHARS:
         raise BadRequest(f"q must have 1 to {MAX_QUERY_CHARS} characters")
     words = list(dict.fromkeys(rk.title_tokens(query)))  # at most 50 in 100 characters
@@ -255,7 +262,7 @@ def search_movies():
 
 @api.get("/v1/version")
 def live_version():
-    uid = parse_for_user()
+    uid = parse_for_user(query_args())
     version, (meta,) = versions().lookup(rk.suffix("meta"))
     experiment = versions().state()[1]
     running = public_view(experiment)

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from schemas.events import MAX_ID
 from schemas.movielens import GENRES
-from serving.lists import Filters
+from serving.lists import NO_FILTERS, Filters
 from serving.observability import REDIS_ERRORS
 from serving.versions import NoLiveVersion, StoreUnavailable
 
@@ -101,8 +101,15 @@ def parse_id(raw: str, name: str) -> int:
     return int(raw)
 
 
-def parse_k(limit: int, default: int = 10) -> int:
-    raw = request.args.get("k")
+def query_args() -> dict[str, str]:
+    """The request's query parameters (the first value of each) as a plain dict, read once by a handler and
+    passed to the parsers below: a missing name costs a dict lookup, not the KeyError MultiDict.get raises and
+    catches (a fifth of a lookup's handler time, measured)."""
+    return request.args.to_dict() if request.query_string else {}
+
+
+def parse_k(query: dict[str, str], limit: int, default: int = 10) -> int:
+    raw = query.get("k")
     if raw is None:
         return min(default, limit)
     if not raw.isascii() or not raw.isdigit() or len(raw) > 6 or not 1 <= int(raw) <= limit:
@@ -110,10 +117,12 @@ def parse_k(limit: int, default: int = 10) -> int:
     return int(raw)
 
 
-def parse_filters() -> Filters:
+def parse_filters(query: dict[str, str]) -> Filters:
     """`genre=Western,Comedy` (any of them; as written or in lower case), `year_min`, `year_max` (inclusive)."""
+    if not query:
+        return NO_FILTERS
     genres: tuple[str, ...] = ()
-    raw = request.args.get("genre")
+    raw = query.get("genre")
     if raw is not None:
         names = raw.split(",")
         unknown = [name for name in names if name not in GENRE_NAMES]
@@ -125,11 +134,11 @@ def parse_filters() -> Filters:
         genres = tuple(dict.fromkeys(GENRE_NAMES[name] for name in names))
     # A year_min after year_max is an empty range, answered with no movies (the OpenAPI document cannot state
     # a bound between two parameters, so a 400 would refuse a request the document allows).
-    return Filters(genres, parse_year("year_min"), parse_year("year_max"))
+    return Filters(genres, parse_year(query, "year_min"), parse_year(query, "year_max"))
 
 
-def parse_year(name: str) -> int | None:
-    raw = request.args.get(name)
+def parse_year(query: dict[str, str], name: str) -> int | None:
+    raw = query.get(name)
     if raw is None:
         return None
     if not raw.isascii() or not raw.isdigit() or len(raw) != 4 or not YEARS[0] <= int(raw) <= YEARS[1]:
@@ -137,9 +146,9 @@ def parse_year(name: str) -> int | None:
     return int(raw)
 
 
-def parse_diversity() -> float:
+def parse_diversity(query: dict[str, str]) -> float:
     """`diversity`: 0 (the published order) to 1, at most DIVERSITY_DECIMALS decimals."""
-    raw = request.args.get("diversity")
+    raw = query.get("diversity")
     if raw is None:
         return 0.0
     whole, dot, decimals = raw.partition(".")
@@ -153,9 +162,9 @@ def parse_diversity() -> float:
     return float(raw)
 
 
-def parse_exclude() -> set[int]:
+def parse_exclude(query: dict[str, str]) -> set[int]:
     """`exclude=1,2,3`: at most MAX_EXCLUDE movie ids, each as parse_id takes it."""
-    raw = request.args.get("exclude")
+    raw = query.get("exclude")
     if raw is None:
         return set()
     parts = raw.split(",")
@@ -167,6 +176,6 @@ def parse_exclude() -> set[int]:
     return {int(part) for part in parts}
 
 
-def parse_for_user() -> int | None:
-    raw = request.args.get("user_id")
+def parse_for_user(query: dict[str, str]) -> int | None:
+    raw = query.get("user_id")
     return None if raw is None else parse_id(raw, "user_id")

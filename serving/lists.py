@@ -46,6 +46,9 @@ class Filters:
         return [rk.suffix(kind, genre) for genre in self.genres] or [rk.suffix(kind, rk.ALL_GENRES)]
 
 
+NO_FILTERS = Filters()
+
+
 def candidates(items, excluded: AbstractSet[int], filters: Filters) -> list[dict]:
     """The items of a list that pass the filters and are not excluded, in order."""
     if not excluded and not filters.active:
