@@ -1,8 +1,8 @@
 """How a list is ranked, wherever it is computed: the top N of scores (with its tie rule), fold-in with
 `because` (numpy only).
-The batch job scores every user in blocks (jobs/lib/model/scoring.py) and names the reasons per user
-(jobs/lib/model/explain.py), the speed layer folds in one person per event (serving/speed/): both call these
-functions, so a list and its reasons come out the same wherever they are made
+The batch job scores every user in blocks (jobs/lib/model/scoring.py) and names the reasons for stacks of
+people at once (jobs/lib/model/explain.py), the speed layer folds in one person per event (serving/speed/): both
+call these functions (one person is a stack of one), so a list and its reasons come out the same wherever they are made
 (tests/jobs/test_fold_in.py holds the Spark wrappers to them).
 
 Fold-in is the exact implicit-ALS least-squares step Spark MLlib takes for each user (ALS.scala, computeFactors).
@@ -31,6 +31,13 @@ def best_of_rows(scores: np.ndarray, ids: np.ndarray, n: int) -> tuple[np.ndarra
     # The k largest at the end (not the k smallest of -scores: that copies the block)
     top = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:] if k else np.zeros((rows, 0), np.int64)
     top_scores = np.take_along_axis(scores, top, axis=1)
+    if 0 < k < scores.shape[1]:
+        # The partition cuts ties at the k-th score anyhow: a row holding more items at or above its k-th score
+        # than k (exact ties, or fewer than k finite scores) is ranked in full, so the lower ids win the cut.
+        tied = np.count_nonzero(scores >= top_scores.min(axis=1)[:, None], axis=1) > k
+        for row in np.flatnonzero(tied):
+            top[row] = np.lexsort((ids, -scores[row]))[:k]
+            top_scores[row] = scores[row, top[row]]
     order = np.lexsort((ids[top], -top_scores), axis=1)  # best score first, then the lower id
     return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
 
@@ -66,31 +73,63 @@ class ItemFactors:
 
 
 class Folded(NamedTuple):
-    """A person's fold-in: their vector, and what `because` needs of the system it came from."""
+    """Fold-ins of a stack of people with as many preferences each (one row a person): their vectors, and what
+    `because` needs of the systems they came from."""
 
-    vector: np.ndarray  # float32, rank f
-    movie_ids: np.ndarray  # their preferences' movies
-    weights: np.ndarray  # 1 + c_j for each preference
-    positive: np.ndarray  # r_j > 0
-    solved: np.ndarray  # A^-1 y_j for each positive preference (f x positives)
+    vectors: np.ndarray  # float32, people x f
+    movie_ids: np.ndarray  # people x n: their preferences' movies
+    weights: np.ndarray  # people x n: 1 + c_j of each preference
+    positive: np.ndarray  # people x n: r_j > 0
+    solved: np.ndarray  # people x f x n: A^-1 y_j of each preference (explain only)
+
+    @property
+    def vector(self) -> np.ndarray:
+        """The first (for `fold_in`, the only) person's vector."""
+        return self.vectors[0]
+
+
+def fold_in_many(
+    items: ItemFactors, movie_ids: np.ndarray, preferences: np.ndarray, alpha: float, reg: float, explain: bool = False
+) -> Folded:
+    """`fold_in` for a stack of people (people x n arrays: as many preferences each), one system each, solved
+    together: each person's numbers are those of their own `fold_in` (the same products, slice by slice)."""
+    movie_ids, preferences = np.asarray(movie_ids), np.asarray(preferences, dtype=np.float64)
+    y = items.factors[items.rows(movie_ids)].astype(np.float64)  # people x n x f
+    y_t = y.transpose(0, 2, 1)
+    confidence = alpha * np.abs(preferences)
+    positive = preferences > 0
+    a = items.gram + (y_t * confidence[:, None, :]) @ y
+    diagonal = np.arange(a.shape[-1])
+    a[:, diagonal, diagonal] += reg * positive.sum(axis=1)[:, None]
+    weights = 1.0 + confidence
+    b = ((weights * positive)[:, None, :] @ y)[:, 0, :]
+    right = np.concatenate([b[:, :, None], y_t], axis=2) if explain else b[:, :, None]
+    solution = np.linalg.solve(a, right)
+    return Folded(solution[:, :, 0].astype(np.float32), movie_ids, weights, positive, solution[:, :, 1:])
 
 
 def fold_in(
     items: ItemFactors, movie_ids: np.ndarray, preferences: np.ndarray, alpha: float, reg: float, explain: bool = False
 ) -> Folded:
     """The user's vector from their implicit preferences on `movie_ids` (one solve of the system A); with
-    `explain`, A^-1 y_j of each positive preference too, from the same solve, for `because`."""
-    movie_ids, preferences = np.asarray(movie_ids), np.asarray(preferences, dtype=np.float64)
-    y = items.factors[items.rows(movie_ids)].astype(np.float64)
-    confidence = alpha * np.abs(preferences)
-    positive = preferences > 0
-    a = items.gram + (y.T * confidence) @ y
-    a[np.diag_indices_from(a)] += reg * positive.sum()
-    weights = 1.0 + confidence
-    b = (weights[positive][:, None] * y[positive]).sum(axis=0)
-    right = np.column_stack([b, y[positive].T]) if explain else b[:, None]
-    solution = np.linalg.solve(a, right)
-    return Folded(solution[:, 0].astype(np.float32), movie_ids, weights, positive, solution[:, 1:])
+    `explain`, A^-1 y_j of each preference too, from the same solve, for `because`."""
+    return fold_in_many(items, np.asarray(movie_ids)[None], np.asarray(preferences)[None], alpha, reg, explain)
+
+
+def because_many(
+    items: ItemFactors, folded: Folded, recommended: np.ndarray, eligible: np.ndarray | None = None
+) -> np.ndarray:
+    """`because` for a stack of people (`folded` from fold_in_many(..., explain=True); recommended: people x k
+    movie ids): people x k movie ids, -1 where no preference contributed positively."""
+    recommended = np.asarray(recommended)
+    named = folded.positive if eligible is None else folded.positive & np.asarray(eligible, dtype=bool)
+    if not recommended.size or not named.shape[1]:
+        return np.full(recommended.shape, -1, dtype=np.int64)
+    shares = items.factors[items.rows(recommended)].astype(np.float64) @ (folded.solved * folded.weights[:, None, :])
+    shares[~np.broadcast_to(named[:, None, :], shares.shape)] = -np.inf  # people x k x n
+    best = shares.argmax(axis=2)  # the first of equal shares, in the preferences' order
+    top = np.take_along_axis(shares, best[:, :, None], axis=2)[:, :, 0]
+    return np.where(top > 0, np.take_along_axis(folded.movie_ids, best, axis=1), -1).astype(np.int64)
 
 
 def because(
@@ -99,12 +138,6 @@ def because(
     """For each recommended movie, the movie of the person's preferences that contributed most to its score, or
     None when none contributed positively. `eligible`: which preferences may be named (e.g. ratings, not clicks);
     all by default. `folded` must come from fold_in(..., explain=True)."""
-    named = folded.positive.copy() if eligible is None else folded.positive & np.asarray(eligible, dtype=bool)
-    if not named.any() or not len(recommended):
-        return [None] * len(recommended)
-    columns = named[folded.positive]  # which of the solved positives may be named
-    weighted = folded.solved[:, columns] * folded.weights[named]  # f x named
-    shares = items.factors[items.rows(np.asarray(recommended))].astype(np.float64) @ weighted  # k x named
-    names = folded.movie_ids[named]
-    best = shares.argmax(axis=1)
-    return [int(names[j]) if shares[i, j] > 0 else None for i, j in enumerate(best)]
+    stacked = None if eligible is None else np.asarray(eligible, dtype=bool)[None]
+    named = because_many(items, folded, np.asarray(recommended)[None], stacked)[0]
+    return [None if movie < 0 else int(movie) for movie in named.tolist()]

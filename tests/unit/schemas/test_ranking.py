@@ -49,3 +49,17 @@ def test_because_names_the_preference_whose_share_of_the_score_is_largest():
         assert name == (best if shares[best] > 0 else None)
     # Only eligible preferences are named (e.g. ratings, not clicks).
     assert set(because(items, folded, recommended, np.array([0, 1, 0, 0]))) <= {7, None}
+
+
+def test_ties_at_the_cut_go_to_the_lower_id():
+    """The k-th place, tied among items the partition may split anyhow, goes to the lowest ids, in every row."""
+    rng = np.random.default_rng(2)
+    ids = np.arange(100, 140)
+    scores = rng.integers(0, 4, size=(300, 40)).astype(np.float32)  # many ties at every cut
+    scores[5, :35] = -np.inf  # fewer finite scores than k
+    for k in (1, 3, 7):
+        top, top_scores = best_of_rows(scores, ids, k)
+        for row in range(len(scores)):
+            expected = np.lexsort((ids, -scores[row]))[:k]
+            assert top[row].tolist() == expected.tolist()
+            assert top_scores[row].tolist() == scores[row, expected].tolist()
