@@ -164,13 +164,29 @@ class TrainingPreferences:
         """(movie ids, preferences) with the activity and popularity scaling applied, float32 like train."""
         movies = np.fromiter(values, dtype=np.int64, count=len(values))
         prefs = np.fromiter(values.values(), dtype=np.float64, count=len(values))
+        return movies, self._scale(movies, prefs, len(values))
+
+    def users_of_pairs(self) -> np.ndarray:
+        """The person of each training preference, in the arrays' order (beside movie_ids, values, rated)."""
+        return np.repeat(self.users, self._per_person())
+
+    def scaled_all(self) -> np.ndarray:
+        """Every training preference's value with the scaling applied (float32, in the arrays' order): what
+        train fitted the version's model on."""
+        per_person = self._per_person()
+        return self._scale(np.asarray(self.movie_ids), np.asarray(self.values), np.repeat(per_person, per_person))
+
+    def _per_person(self) -> np.ndarray:
+        return np.diff(self.starts, append=len(self.movie_ids))
+
+    def _scale(self, movies: np.ndarray, prefs: np.ndarray, person_counts) -> np.ndarray:
         user_exponent = self.settings["user_activity_exponent"]
         item_exponent = self.settings["item_popularity_exponent"]
         if user_exponent:
-            prefs = prefs * scaling(len(values), self.mean_user, user_exponent)
+            prefs = prefs * scaling(person_counts, self.mean_user, user_exponent)
         if item_exponent:
             at = np.minimum(np.searchsorted(self.counted_movies, movies), max(len(self.counted_movies) - 1, 0))
             known = self.counted_movies[at] == movies if len(self.counted_movies) else np.zeros(len(movies), bool)
             counts = np.where(known, self.movie_counts[at] if len(self.counted_movies) else 1, 1)
             prefs = prefs * scaling(counts, self.mean_item, item_exponent)
-        return movies, prefs.astype(np.float32)
+        return prefs.astype(np.float32)

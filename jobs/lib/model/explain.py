@@ -5,66 +5,55 @@ of one term per movie the person has a preference for (schemas/ranking.py's `bec
 calls too), so the movie named is the one the model itself leaned on most, not a look-alike it may have ignored.
 Only rated movies are named (a click is a weaker reason to show); a movie whose score no rated movie pushed up gets
 none.
+
+Computed in the driver from numpy arrays for every person at once: people with as many preferences and as many
+recommendations go through the core's fold_in_many / because_many together, in stacks (fold_in.py; one Python
+call per person cost more than the maths: 97 s for 162,541 people at 25M ratings that way).
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-import pandas as pd
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+import pyarrow as pa
 
-from jobs.lib.model.scoring import Factors
-from schemas.ranking import ItemFactors, because, fold_in
-
-RECS_WITH_BECAUSE = "user_id int, rank int, movie_id int, score float, because_id int"
+from jobs.lib.model.fold_in import stacks
+from schemas.ranking import ItemFactors, because_many, fold_in_many
 
 
-def because_of_users(recs: pd.DataFrame, preferences: pd.DataFrame, items: ItemFactors, alpha: float,
-                     reg: float) -> pd.DataFrame:
-    """recs (user_id, rank, movie_id, score) with `because_id`, from the users' preferences (user_id, movie_id,
-    rating = the implicit value as train built it, rated = a rating rather than a click). Arrays sorted by user
-    and sliced per person (pandas' per-group work cost more than the maths)."""
-    prefs = preferences[np.isin(preferences.movie_id.to_numpy(), items.ids)].sort_values("user_id", kind="stable")
-    p_users, p_movies = prefs.user_id.to_numpy(), prefs.movie_id.to_numpy()
-    p_values, p_rated = prefs.rating.to_numpy(np.float64), prefs.rated.to_numpy(bool)
-    order = np.argsort(recs.user_id.to_numpy(), kind="stable")
-    r_users, r_movies = recs.user_id.to_numpy()[order], recs.movie_id.to_numpy()[order]
-    named = np.full(len(recs), -1, dtype=np.int64)
-    users, starts = np.unique(r_users, return_index=True)
-    ends = np.append(starts[1:], len(r_users))
-    first, last = np.searchsorted(p_users, users, "left"), np.searchsorted(p_users, users, "right")
-    for start, end, a, b in zip(starts, ends, first, last):
-        if a < b:
-            folded = fold_in(items, p_movies[a:b], p_values[a:b], alpha, reg, explain=True)
-            answers = because(items, folded, r_movies[start:end], p_rated[a:b])
-            named[order[start:end]] = [-1 if movie is None else movie for movie in answers]
-    return recs.assign(because_id=pd.arrays.IntegerArray(np.maximum(named, 0).astype(np.int32), named < 0))
+def because_of_users(rec_users: np.ndarray, rec_movies: np.ndarray, pref_users: np.ndarray,
+                     pref_movies: np.ndarray, pref_values: np.ndarray, pref_rated: np.ndarray, items: ItemFactors,
+                     alpha: float, reg: float, threads: int = 1) -> np.ndarray:
+    """The `because` movie of each recommendation (rec_users[i], rec_movies[i]), -1 for none, from the people's
+    preferences (pref_*: one row per (person, movie), value = the implicit value as train fitted it, rated = a
+    rating rather than a click). `threads` stacks at a time (numpy's products and solves run without the GIL)."""
+    known = np.isin(pref_movies, items.ids)
+    by_user = np.argsort(pref_users[known], kind="stable")
+    p_users, p_movies = pref_users[known][by_user], pref_movies[known][by_user]
+    p_values, p_rated = pref_values[known][by_user], pref_rated[known][by_user]
+    order = np.argsort(rec_users, kind="stable")
+    r_movies = np.asarray(rec_movies)[order]
+    users, r_first, k = np.unique(np.asarray(rec_users)[order], return_index=True, return_counts=True)
+    p_first = np.searchsorted(p_users, users, "left")
+    n = np.searchsorted(p_users, users, "right") - p_first
+    named = np.full(len(order), -1, dtype=np.int64)
+
+    def explain(people: np.ndarray) -> None:
+        """One stack: people with as many preferences (n) and recommendations (k) as each other."""
+        prefs = p_first[people][:, None] + np.arange(n[people[0]])
+        recs = r_first[people][:, None] + np.arange(k[people[0]])
+        folded = fold_in_many(items, p_movies[prefs], p_values[prefs], alpha, reg, explain=True)
+        named[order[recs]] = because_many(items, folded, r_movies[recs], p_rated[prefs])
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        list(pool.map(explain, stacks(n, k)))
+    return named
 
 
-def with_rated_flag(preferences: DataFrame, rated: DataFrame) -> DataFrame:
-    """`preferences` as train's implicit_preferences built them, with `rated`: whether the pair is among the
-    (user_id, movie_id) pairs of `rated` (a rating) rather than a click."""
-    return preferences.join(rated.select("user_id", "movie_id", F.lit(True).alias("rated")),
-                            ["user_id", "movie_id"], "left").fillna(False, ["rated"])
-
-
-def with_because(recs: DataFrame, preferences: DataFrame, items: Factors, alpha: float, reg: float) -> DataFrame:
-    """user_recs with `because_id`, on the executors; `preferences` from `with_rated_flag`. People go in buckets
-    (as many as shuffle partitions), one Python call per bucket: a call per person would cost more in Spark's per-group
-    overhead than the maths."""
-    catalogue = ItemFactors(items.ids, items.matrix)  # shipped to the executors with the function
-    buckets = int(recs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-
-    def explain(theirs: pd.DataFrame, prefs: pd.DataFrame) -> pd.DataFrame:
-        return because_of_users(theirs.drop(columns="bucket"), prefs, catalogue, alpha, reg)
-
-    def bucketed(frame: DataFrame):
-        return frame.withColumn("bucket", F.pmod("user_id", F.lit(buckets))).groupBy("bucket")
-    return bucketed(recs).cogroup(bucketed(preferences)).applyInPandas(explain, RECS_WITH_BECAUSE)
-
-
-def with_because_on_driver(recs: pd.DataFrame, preferences: pd.DataFrame, items: Factors, alpha: float,
-                           reg: float) -> pd.DataFrame:
-    """`with_because` in this process, for a model small enough to score here."""
-    return because_of_users(recs, preferences, ItemFactors(items.ids, items.matrix), alpha, reg)
-
+def with_because(recs: pa.Table, users: np.ndarray, movies: np.ndarray, values: np.ndarray, rated: np.ndarray,
+                 items: ItemFactors, alpha: float, reg: float, threads: int = 1) -> pa.Table:
+    """user_recs (user_id, rank, movie_id, score) with `because_id` (null for none); the preferences as in
+    `because_of_users`."""
+    named = because_of_users(recs.column("user_id").to_numpy(), recs.column("movie_id").to_numpy(), users, movies,
+                             values, rated, items, alpha, reg, threads)
+    return recs.append_column("because_id", pa.array(named.astype(np.int32), pa.int32(), mask=named < 0))
