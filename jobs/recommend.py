@@ -6,9 +6,9 @@
 - item_neighbors: the recommend.neighbors nearest movies per movie, cosine similarity of ALS item factors
   (these two are scored in this process, not on the executors, while users x movies, resp. movies x movies,
   stay within recommend.driver_max_scores: the same lists without Spark's stage costs);
-- content_neighbors: the recommend.neighbors nearest movies per catalogue movie, rated or not, by content
-  (genres, decade, title words, tags and genome where the release has them: jobs/lib/model/content.py), for the
-  movies ALS does not know yet;
+- content_neighbors: for each catalogue movie ALS does not know yet, its recommend.neighbors nearest movies
+  (rated or not) by content (genres, decade, title words, tags and genome where the release has them:
+  jobs/lib/model/content.py): the others' neighbours come from ALS;
 - new_picks: per user, the recommend.new_picks movies ALS does not know yet that their ALS vector scores highest,
   the new movies' factors mapped from their content (content.factor_reg), for the slots serving.new_slots gives
   them;
@@ -35,9 +35,6 @@ from pyspark.sql import functions as F
 
 from conf.settings import Config
 from jobs.lib.model.als import (
-    click_preferences,
-    fold_in_settings,
-    implicit_preferences,
     seen_pairs,
 )
 from jobs.lib.model.content import (
@@ -47,8 +44,10 @@ from jobs.lib.model.content import (
     new_by_genre,
     new_movie_picks,
 )
-from jobs.lib.model.explain import with_because, with_because_on_driver, with_rated_flag
+from jobs.lib.model.explain import with_because
+from jobs.lib.model.fold_in import columns, training_preferences
 from jobs.lib.model.scoring import (
+    DRIVER_THREADS,
     als_top_n,
     factors_of,
     item_neighbors,
@@ -62,7 +61,7 @@ from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.run_layout import mark_latest, run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
 from schemas import bundle
-from schemas.preferences import TrainingPreferences, training_pairs
+from schemas.ranking import ItemFactors
 from schemas.storage import (
     exists,
     join,
@@ -100,20 +99,15 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
             return top_n_on_driver(users, items, seen_table(paths), settings.top_n)
         return als_top_n(model, excluded, settings.top_n)
 
-    def explained(lists):
-        """The lists with `because_id` (ALS only: popularity lists have no reason beyond popularity)."""
+    def explained(lists: pa.Table) -> pa.Table:
+        """The lists with `because_id` (ALS only: popularity lists have no reason beyond popularity), from the
+        preferences the production model was fitted on."""
         if settings.model != "als":
             return lists
-        clicks = None
-        if exists(paths.clean_clicks) and config.events.click_weight > 0:
-            clicks = click_preferences(spark.read.parquet(paths.clean_clicks), ratings, config.events.click_weight)
         implicit = config.als.implicit
-        preferences = with_rated_flag(implicit_preferences(ratings, implicit, clicks), ratings)
-        if isinstance(lists, pa.Table):
-            explained_ = with_because_on_driver(lists.to_pandas(), preferences.toPandas(), items, implicit.alpha,
-                                                implicit.reg_param)
-            return pa.Table.from_pandas(explained_, preserve_index=False)
-        return with_because(lists, preferences, items, implicit.alpha, implicit.reg_param)
+        return with_because(lists, training.users_of_pairs(), training.movie_ids, training.scaled_all(),
+                            training.rated, ItemFactors(items.ids, items.matrix), implicit.alpha, implicit.reg_param,
+                            DRIVER_THREADS)
 
     def new_lists():
         genres = {row["movie_id"]: row["genres"] or [] for row in read_table(
@@ -130,21 +124,25 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     seconds = {}  # per step, for the scale benchmark's comparison with a numpy floor
     started = time.perf_counter()
     recs = user_lists()
-    if isinstance(recs, DataFrame):  # scored before `because` starts its clock
-        recs = recs.cache()
-        recs.count()
+    if isinstance(recs, DataFrame):  # scored on the executors: the lists come to the driver for `because`
+        save(recs, paths.user_recs)
+        recs = read_table(paths.user_recs)
     seconds["user_recs_s"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
+    training = training_preferences(config, paths)
     save(explained(recs), paths.user_recs)
     seconds["because_s"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
     tags, genome = (spark.read.parquet(path) if exists(path) else None
                     for path in (paths.clean_tags, paths.clean_genome))
     content = content_vectors(movies, config.content, tags, genome)
+    new_movies = np.sort(content[0][~np.isin(content[0], items.ids)])
     seconds["content_vectors_s"] = round(time.perf_counter() - started, 2)
     for name, lists, path in (
             ("item_neighbors", neighbour_lists, paths.item_neighbors),
-            ("content_neighbors", lambda: content_neighbors(*content, settings.neighbors), paths.content_neighbors),
+            # By content for the movies ALS does not know: the others' neighbours come from ALS.
+            ("content_neighbors", lambda: content_neighbors(*content, settings.neighbors, new_movies),
+             paths.content_neighbors),
             ("new_picks", lambda: new_movie_picks(
                 users, factors_from_content(*content, items, config.content.factor_reg), settings.new_picks),
              paths.new_picks),
@@ -159,7 +157,8 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         seconds[f"{name}_s"] = round(time.perf_counter() - started, 2)
 
     started = time.perf_counter()
-    write_fold_in_bundle(config, paths, items)
+    bundle.write(paths.fold_in_bundle, items.ids, items.matrix, training, *dismissed_pairs(paths),
+                 config.recommend.top_n)
     seconds["fold_in_bundle_s"] = round(time.perf_counter() - started, 2)
 
     counts = {name: spark.read.parquet(getattr(paths, name)).count()
@@ -170,7 +169,7 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
     report = {"run_id": run_id, "model": settings.model, "counts": counts, "top_n": settings.top_n,
               "neighbors": settings.neighbors, "popular_n": settings.popular_n, "seconds": seconds,
               "on_driver": on_driver, "content_shape": list(content[1].shape),
-              "new_movies": int((~np.isin(content[0], items.ids)).sum()),
+              "new_movies": len(new_movies),
               "recommended_at": utc_now()}
     write_json(paths.recommend_report, report)
     mark_latest(config, run_id)
@@ -186,18 +185,10 @@ def seen_table(paths) -> pa.Table:
     return pairs
 
 
-def write_fold_in_bundle(config: Config, paths, items) -> None:
-    """What the speed layer folds into (schemas/bundle.py): the production model's item factors, the training
-    preferences by the rules train applied (schemas/preferences.py) before scaling, what people dismissed."""
-    settings = fold_in_settings(config)
-    ratings = read_table(paths.clean_ratings, ["user_id", "movie_id", "rating"])
-    clicks = read_table(paths.clean_clicks, ["user_id", "movie_id", "clicks"]) if exists(paths.clean_clicks) else None
-    column = lambda table, name: table.column(name).to_numpy() if table is not None else np.zeros(0)  # noqa: E731
-    pairs = training_pairs(column(ratings, "user_id"), column(ratings, "movie_id"), column(ratings, "rating"),
-                           column(clicks, "user_id"), column(clicks, "movie_id"), column(clicks, "clicks"), settings)
+def dismissed_pairs(paths) -> tuple[np.ndarray, np.ndarray]:
+    """(user ids, movie ids) of what people dismissed."""
     dismissed = read_table(paths.clean_dismissed, ["user_id", "movie_id"]) if exists(paths.clean_dismissed) else None
-    bundle.write(paths.fold_in_bundle, items.ids, items.matrix, TrainingPreferences.from_pairs(*pairs, settings),
-                 column(dismissed, "user_id"), column(dismissed, "movie_id"), config.recommend.top_n)
+    return columns(dismissed, "user_id", "movie_id")
 
 
 def save(lists: DataFrame | pa.Table, path: str) -> None:

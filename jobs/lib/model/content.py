@@ -101,10 +101,10 @@ def genome_block(genome: DataFrame, ids: np.ndarray) -> np.ndarray:
     return block
 
 
-def content_neighbors(ids: np.ndarray, vectors: np.ndarray, n: int) -> pa.Table:
-    """(movie_id, rank, neighbor_id, score): each movie's n nearest others by cosine, only those sharing
-    something (score > 0)."""
-    table = neighbors_on_driver(Factors(ids, vectors), n)
+def content_neighbors(ids: np.ndarray, vectors: np.ndarray, n: int, of: np.ndarray | None = None) -> pa.Table:
+    """(movie_id, rank, neighbor_id, score): each movie's (each of `of`'s, when given) n nearest others by
+    cosine, only those sharing something (score > 0)."""
+    table = neighbors_on_driver(Factors(ids, vectors), n, of)
     return table.filter(pc.greater(table.column("score"), 0))
 
 

@@ -32,6 +32,11 @@ def test_every_movie_gets_neighbours_by_genre_decade_and_title_words(spark):
     assert neighbours[3][0][0] == 1  # "alien" and Sci-Fi beat Aliens' extra genre
     assert 7 not in neighbours and all(m != n for m, ns in neighbours.items() for n, _ in ns)
     assert all(0 < score <= 1.0001 for ns in neighbours.values() for _, score in ns)
+    # Of some movies only (the ones ALS does not know): their same rows, among all the catalogue's movies.
+    some = content_neighbors(ids, vectors, 3, of=np.array([3, 6, 7])).to_pylist()
+    assert {row["movie_id"] for row in some} == {3, 6}
+    assert [(r["movie_id"], r["neighbor_id"], r["score"]) for r in some] == [
+        (m, n, s) for m in (3, 6) for n, s in neighbours[m]]
     # The title alone: weights decide what counts.
     _, titles_only = content_vectors(movies, ContentSettings(genre_weight=0, decade_weight=0, year_weight=0,
                                                              title_weight=1))

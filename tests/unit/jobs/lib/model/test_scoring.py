@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
+from pyspark.sql import functions as F
 
 from jobs.lib.evaluation.metrics import popularity_percentiles
 from jobs.lib.model.scoring import (
@@ -89,6 +90,26 @@ def test_popularity_baseline_excludes_rated_movies(spark):
     assert got == [(1, 1, 2), (1, 2, 3)]  # user 3 rated everything
     pct = {r["movie_id"]: r["pop_pct"] for r in popularity_percentiles(train).collect()}
     assert pct == {1: 1.0, 2: 0.5, 3: 0.0}
+
+
+def test_the_popularity_walk_gives_what_scoring_every_movie_gives(spark):
+    """Random ratings with many ties: each user's first n unseen of the one ranking are the rows scoring every
+    movie (top_n_by_dot with each movie's popularity as its vector) gives, rank by rank; a user who has seen
+    all but two gets two, one who has seen everything none, one the ratings do not know the top n."""
+    from jobs.lib.model.scoring import popularity
+    rng = np.random.default_rng(4)
+    pairs = {(int(u), int(m)) for u, m in zip(rng.integers(1, 60, 900), rng.integers(1, 40, 900))}
+    pairs |= {(70, m) for m in range(1, 40)} | {(71, m) for m in range(3, 40)}
+    train = spark.createDataFrame([(u, m, float(rng.choice([1.0, 3.0, 5.0])), 1) for u, m in sorted(pairs)],
+                                  RATINGS)
+    users = spark.createDataFrame([(u,) for u in [*range(1, 60), 70, 71, 99]], "user_id int")
+    items = popularity(train).select("movie_id", F.array(F.col("score").cast("float")).alias("features"))
+    queries = users.withColumn("features", F.array(F.lit(1.0).cast("float")))
+    for n in (1, 5, 12):
+        walked = rows(popularity_top_n(train, users, n), "user_id", "rank")
+        assert walked == rows(top_n_by_dot(queries, items, n, "user_id", exclude=train), "user_id", "rank")
+        per_user = {u: sum(1 for row in walked if row[0] == u) for u in (70, 71, 99, 5)}
+        assert per_user == {70: 0, 71: min(n, 2), 99: n, 5: n}
 
 
 def test_popular_lists_overall_and_per_genre(spark):
