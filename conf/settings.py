@@ -120,6 +120,11 @@ class SplitSettings(_Section):
     train_ratio: float = Field(0.75, gt=0.0, lt=1.0, description="share of each user's ratings in the "
                                                                  "evaluation split's training part")
     seed: int = Field(42, description="seed of the split's hash")
+    # One fit instead of two at scale: the evaluation model serves, the evaluated people folded in from all their
+    # ratings (jobs/lib/model/fold_in.py); what their held-out ratings would add to the item factors is small.
+    evaluation_people: int | None = Field(None, ge=1, description="people whose test part is held out (a seeded "
+                                          "random sample); null: everyone (the GUIDE's protocol) and a second fit "
+                                          "on every rating for production")
 
 
 class ImplicitALSSettings(_Section):

@@ -67,3 +67,52 @@ def test_trains_spark_preferences_are_the_cores(spark, confidence):
     got = {(u, m): p for u, m, p in spark_prefs.itertuples(index=False)}
     assert got.keys() == expected.keys()
     assert all(np.isclose(got[pair], expected[pair], rtol=1e-6) for pair in got)
+
+
+def test_one_fit_mode_serves_the_evaluation_model_with_the_evaluated_people_folded_in(pipeline_run, spark):
+    """split.evaluation_people: only that many people are split; the production model is the evaluation model
+    (everyone else's vectors as fitted) with the evaluated people's vectors folded in from all their ratings,
+    not only the training part the fit saw."""
+    import shutil
+    from pathlib import Path
+
+    from jobs import train
+    from jobs.lib.runtime.run_layout import run_paths
+    config, run_id, paths, _ = pipeline_run
+    als = config.als.model_copy(update={
+        "implicit": config.als.implicit.model_copy(update={"rank": 8, "max_iter": 3}),
+        "explicit": config.als.explicit.model_copy(update={"max_iter": 2, "implicit_feature": False})})
+    one_fit = config.model_copy(update={"als": als, "split": config.split.model_copy(
+        update={"evaluation_people": 200})})
+    mine = run_paths(one_fit, "one_fit")
+    for part in ("ingest", "clean"):
+        shutil.copytree(Path(paths.root) / part, Path(mine.root) / part)
+    report = train.run(one_fit, "one_fit", spark=spark)
+    assert 0.15 < report["evaluated_people_share"] < 0.25 and "prod_implicit_s" not in report["fit_seconds"]
+    test = spark.read.parquet(mine.split_test).toPandas()
+    evaluated = np.unique(test.user_id.to_numpy())
+    assert 150 <= len(evaluated) <= 250  # a seeded random sample of about 200 of 943
+    train_part = spark.read.parquet(mine.split_train).toPandas()
+    ratings = spark.read.parquet(mine.clean_ratings).toPandas()
+    assert len(train_part) + len(test) == len(ratings) == 100_000
+    others = ratings[~ratings.user_id.isin(evaluated)]
+    assert len(train_part[~train_part.user_id.isin(evaluated)]) == len(others)  # everyone else trains on all
+    eval_users = factors_of(read_table(join(mine.model("eval", "implicit"), "userFactors")))
+    prod_users = factors_of(read_table(join(mine.model("prod", "implicit"), "userFactors")))
+    assert (prod_users.ids == eval_users.ids).all() and len(prod_users.ids) == 943
+    unchanged = ~np.isin(prod_users.ids, evaluated)
+    assert (prod_users.matrix[unchanged] == eval_users.matrix[unchanged]).all()
+    assert np.abs(prod_users.matrix[~unchanged] - eval_users.matrix[~unchanged]).max() > 1e-3
+    # An evaluated person's production vector is their fold-in from every rating (the bundle's preferences).
+    items = factors_of(read_table(join(mine.model("prod", "implicit"), "itemFactors")))
+    from jobs.lib.model.fold_in import training_preferences
+    from schemas.ranking import ItemFactors
+    training = training_preferences(one_fit, mine)
+    catalogue = ItemFactors(items.ids, items.matrix)
+    implicit = one_fit.als.implicit
+    for person in evaluated[:5]:
+        movies, prefs = training.scaled(training.of(int(person)))
+        assert len(movies) == (ratings.user_id == person).sum()  # all of them, held-out part included
+        known = np.isin(movies, items.ids)  # a movie only evaluated people rated may be unknown to the fit
+        expected = fold_in(catalogue, movies[known], prefs[known], implicit.alpha, implicit.reg_param).vector
+        assert np.allclose(prod_users.matrix[np.searchsorted(prod_users.ids, person)], expected, atol=1e-6)

@@ -71,14 +71,15 @@ def bias_model(ratings: DataFrame, shrinkage: float) -> tuple[float, DataFrame, 
     mu = ratings.agg(F.avg("rating")).first()[0]
     item_bias = ratings.groupBy("movie_id").agg(
         (F.sum(F.col("rating") - mu) / (F.count("*") + shrinkage)).alias("item_bias"))
-    user_bias = ratings.join(item_bias, "movie_id").groupBy("user_id").agg(
+    user_bias = ratings.join(F.broadcast(item_bias), "movie_id").groupBy("user_id").agg(
         (F.sum(F.col("rating") - mu - F.col("item_bias")) / (F.count("*") + shrinkage)).alias("user_bias"))
     return mu, user_bias, item_bias
 
 
 def with_baseline(pairs: DataFrame, mu: float, user_bias: DataFrame, item_bias: DataFrame) -> DataFrame:
     """Add `baseline` = mu + b_u + b_i (unknown users or items get a 0 bias)."""
-    return pairs.join(user_bias, "user_id", "left").join(item_bias, "movie_id", "left").withColumn(
+    # The catalogue's biases go to every task (no shuffle of the ratings for them); people's are joined.
+    return pairs.join(user_bias, "user_id", "left").join(F.broadcast(item_bias), "movie_id", "left").withColumn(
         "baseline", F.lit(mu) + F.coalesce("user_bias", F.lit(0.0)) + F.coalesce("item_bias", F.lit(0.0))
     ).drop("user_bias", "item_bias")
 

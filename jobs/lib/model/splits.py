@@ -5,15 +5,22 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+SHARE_PRECISION = 1_000_000
 
-def stratified_split(ratings: DataFrame, train_ratio: float, seed: int) -> tuple[DataFrame, DataFrame]:
-    """Per user, a seeded random train_ratio of their ratings to train and the rest to test.
 
-    The shuffle is a hash of (seed, user, movie), so the split does not depend on partitioning. Every user
-    keeps at least one training rating.
+def stratified_split(ratings: DataFrame, train_ratio: float, seed: int,
+                     people_share: float = 1.0) -> tuple[DataFrame, DataFrame]:
+    """Per user, a seeded random train_ratio of their ratings to train and the rest to test; with
+    `people_share` < 1, only that seeded random share of the people is split, everyone else's ratings all train.
+
+    The shuffles are hashes of (seed, user, movie) and (seed, user), so the split does not depend on
+    partitioning. Every user keeps at least one training rating.
     """
     ranked = shuffled_per_user(ratings, seed)
     in_train = F.col("_r") <= F.greatest(F.lit(1), F.round(F.col("_n") * train_ratio))
+    if people_share < 1.0:
+        drawn = F.pmod(F.xxhash64(F.lit(seed), F.lit("evaluated"), "user_id"), F.lit(SHARE_PRECISION))
+        in_train = in_train | (drawn >= F.lit(round(people_share * SHARE_PRECISION)))
     train = ranked.where(in_train).drop("_r", "_n")
     test = ranked.where(~in_train).drop("_r", "_n")
     return train, test
