@@ -154,8 +154,11 @@ def read_table(path: str, columns: list[str] | None = None):
 
 def replace_folder_with_table(path: str, table) -> int:
     """Write an Arrow table as the only Parquet part file of folder `path`, which Spark reads as it reads its own
-    (what was there goes first, as Spark's overwrite). Returns the rows written."""
+    (what was there goes first, as Spark's overwrite). Returns the rows written. A table read from Spark's files
+    carries Spark's row schema in its metadata, which Spark would read back instead of the table's columns (a
+    column added since would vanish): it is dropped."""
     remove_folder(path)
+    table = table.replace_schema_metadata(None)
     return write_parquet_batches(join(path, "part-00000.parquet"), table.schema, table.to_batches())
 
 

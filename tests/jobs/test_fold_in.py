@@ -69,7 +69,8 @@ def test_trains_spark_preferences_are_the_cores(spark, confidence):
     assert all(np.isclose(got[pair], expected[pair], rtol=1e-6) for pair in got)
 
 
-def test_one_fit_mode_serves_the_evaluation_model_with_the_evaluated_people_folded_in(pipeline_run, spark):
+def test_one_fit_mode_serves_the_evaluation_model_with_the_evaluated_people_folded_in(pipeline_run, spark,
+                                                                                      tmp_path):
     """split.evaluation_people: only that many people are split; the production model is the evaluation model
     (everyone else's vectors as fitted) with the evaluated people's vectors folded in from all their ratings,
     not only the training part the fit saw."""
@@ -83,7 +84,7 @@ def test_one_fit_mode_serves_the_evaluation_model_with_the_evaluated_people_fold
         "implicit": config.als.implicit.model_copy(update={"rank": 8, "max_iter": 3}),
         "explicit": config.als.explicit.model_copy(update={"max_iter": 2, "implicit_feature": False})})
     one_fit = config.model_copy(update={"als": als, "split": config.split.model_copy(
-        update={"evaluation_people": 200})})
+        update={"evaluation_people": 200}), "data": config.data.model_copy(update={"root": str(tmp_path)})})
     mine = run_paths(one_fit, "one_fit")
     for part in ("ingest", "clean"):
         shutil.copytree(Path(paths.root) / part, Path(mine.root) / part)

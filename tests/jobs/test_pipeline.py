@@ -92,7 +92,7 @@ def test_rerun_of_a_job_overwrites_only_its_own_outputs(pipeline_run, spark):
     for name, ranked in on_driver.items():  # near-ties may swap: the two paths' BLAS kernels round differently
         assert_same_rankings(lists(name), ranked, name=name)
     assert sum(map(len, on_driver["user_recs"].values())) == 943 * 50
-    # `because` on the executors (people in buckets) names the same movies, near-ties apart.
+    # `because` of the lists scored on the executors names the same movies, near-ties apart.
     reasons_on_executors = reasons()
     common = reasons_on_driver.keys() & reasons_on_executors.keys()
     assert sum(reasons_on_driver[p] == reasons_on_executors[p] for p in common) >= 0.99 * len(common) > 0.9 * 943 * 50
