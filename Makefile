@@ -42,6 +42,16 @@ AIRFLOW_ENV = export AIRFLOW_HOME=$(abspath .airflow) AIRFLOW__CORE__LOAD_EXAMPL
 	AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
 	AIRFLOW_CONN_SPARK_DEFAULT="$${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[2]\"}}"
 
+# Settings a newcomer can get wrong, checked in a second before setup or anything slow starts (conf/preflight.py),
+# ending make with their one line: the machine's python3 before the virtualenv exists, the virtualenv's after (the
+# whole config through the loader then).
+ifneq ($(filter demo pipeline airflow,$(MAKECMDGOALS)),)
+PREFLIGHT := $(shell $$(test -x $(PY) && echo $(PY) || echo $(PYTHON_BOOT)) -m conf.preflight "make $(firstword $(filter demo pipeline airflow,$(MAKECMDGOALS)))" 2>&1)
+ifneq ($(PREFLIGHT),)
+$(error $(PREFLIGHT))
+endif
+endif
+
 .PHONY: help setup system-deps test-deps load-deps test test-fast pipeline demo serve speed-layer airflow redis-up redis-down bench bench-deployables bench-demo bench-pipeline bench-scale bench-serving bench-fresh bench-quality bench-experiment tune clean
 
 help:
@@ -152,7 +162,7 @@ redis-down:
 # The first command of the README: set up, run the DAG once on MovieLens 100K, serve it. Ctrl-C stops it all.
 demo: setup redis-up
 	@set -e; t0=$$(date +%s); step() { echo "[demo $$(( $$(date +%s) - t0 ))s] $$*"; }; \
-	export RECO_REDIS_URL="$(REDIS_URL)"; $(AIRFLOW_ENV); mkdir -p .airflow; \
+	user_redis="$${RECO_REDIS_URL:-}"; export RECO_REDIS_URL="$${user_redis:-$(REDIS_URL)}"; $(AIRFLOW_ENV); mkdir -p .airflow; \
 	step "preparing Airflow in .airflow/ (airflow db migrate)"; \
 	airflow db migrate > .airflow/db-migrate.log 2>&1; \
 	step "running the DAG once (airflow dags test) on $${RECO_MOVIELENS_DIR:-MovieLens 100K downloaded from GroupLens}; log: .airflow/demo-run.log"; \
@@ -165,7 +175,7 @@ demo: setup redis-up
 	  kill $$(cat $(REDIS_DIR)/redis.pid) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; exit 1; fi; \
 	step "starting the lookup service on http://127.0.0.1:$(RECO_PORT) (nginx in front of gunicorn on :$(RECO_UPSTREAM_PORT))"; \
 	$(FRONT); \
-	RECO_REDIS_URL="$(SPEED_REDIS_URL)" $(PY) -m serving.speed --metrics-port $(SPEED_METRICS_PORT) > .airflow/speed-layer.log 2>&1 & \
+	RECO_REDIS_URL="$${user_redis:-$(SPEED_REDIS_URL)}" $(PY) -m serving.speed --metrics-port $(SPEED_METRICS_PORT) > .airflow/speed-layer.log 2>&1 & \
 	speed=$$!; \
 	trap '$(FRONT) --stop; kill $$speed 2>/dev/null; kill $$(cat $(REDIS_DIR)/redis.pid 2>/dev/null) 2>/dev/null; rm -f $(REDIS_DIR)/redis.pid; echo "demo: stopped the service, its front, the speed layer and Redis"' EXIT; \
 	trap 'exit 130' INT TERM; \
@@ -181,7 +191,7 @@ demo: setup redis-up
 	  echo "Within a second, user 5000's recommendations are folded in from that rating (\"source\": \"fold_in\"; the speed"; \
 	  echo "layer's log: .airflow/speed-layer.log); \"type\": \"dismiss\" hides a movie from them for good."; \
 	  echo; step "ready. Web page: http://127.0.0.1:$(RECO_PORT)/   API: http://127.0.0.1:$(RECO_PORT)/openapi.json   (Ctrl-C stops the service and Redis)" ) & \
-	RECO_REDIS_URL="$(SERVICE_REDIS_URL)" RECO_PORT=$(RECO_UPSTREAM_PORT) RECO_PAGE_EVENTS=true \
+	RECO_REDIS_URL="$${user_redis:-$(SERVICE_REDIS_URL)}" RECO_PORT=$(RECO_UPSTREAM_PORT) RECO_PAGE_EVENTS=true \
 	  RECO_EVENTS_TOKEN="$${RECO_EVENTS_TOKEN:-$$(cat $(REDIS_DIR)/events_token)}" gunicorn -c serving/gunicorn.conf.py serving.wsgi:app 2> .airflow/serve.log
 
 # The lookup service alone, against RECO_REDIS_URL (default: the project-local Redis of `make demo`): nginx on

@@ -38,6 +38,9 @@ ENV_OVERRIDES = {
     "RECO_EXPERIMENTS_RELEASE": "experiments.release",
     "RECO_SPARK_DRIVER_MEMORY": "spark.driver_memory",
     "RECO_DAG_RETRY_DELAY_S": "dag.retry_delay_s",
+    # A folder a DAG run's conf names (the DAG passes it so): unlike the operator's own RECO_MOVIELENS_DIR, which
+    # the loader adds to data.movielens_roots, it must lie under those roots.
+    "RECO_RUN_MOVIELENS_DIR": "data.movielens_dir",
 }
 
 
@@ -67,7 +70,8 @@ class DataSettings(_Section):
     movielens_dir: str | None = Field(None, description="a local MovieLens folder instead of the download; "
                                                         "it must lie under one of movielens_roots")
     movielens_roots: list[str] = Field(["./data"], description="folders a movielens_dir may lie under (symlinks "
-                                                               "resolved; comma-separated in the environment)")
+                                                               "resolved; comma-separated in the environment); the "
+                                                               "operator's own RECO_MOVIELENS_DIR is added to them")
     download_base_url: str = Field("https://files.grouplens.org/datasets/movielens",
                                    description="where the release zips are downloaded from; it must be one of "
                                                "download_allowed or under it")
@@ -401,6 +405,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
     for env_name, dotted in ENV_OVERRIDES.items():
         if os.environ.get(env_name):  # set and not empty: an empty value means "not set"
             _set_dotted(tree, dotted, os.environ[env_name])
+    if os.environ.get("RECO_MOVIELENS_DIR"):  # the operator's own folder is their decision: a root of its own
+        data = tree.setdefault("data", {})
+        roots = DataSettings._comma_separated(data.get("movielens_roots", DataSettings().movielens_roots))
+        data["movielens_roots"] = [*roots, os.environ["RECO_MOVIELENS_DIR"]]
     for dotted, value in (overrides or {}).items():
         _set_dotted(tree, dotted, value)
     tree["source"] = str(config_path)

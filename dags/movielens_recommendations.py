@@ -36,7 +36,9 @@ SETTINGS = load_config()
 # Per-run choices reach the jobs as the same RECO_* variables the config loader reads.
 JOB_ENV = {
     "RECO_DATASET": "{{ params.dataset }}",
-    "RECO_MOVIELENS_DIR": "{{ params.movielens_dir or '' }}",
+    # Not RECO_MOVIELENS_DIR: the worker's own (the operator's folder, trusted) stays; a folder a run's conf names
+    # must lie under data.movielens_roots.
+    "RECO_RUN_MOVIELENS_DIR": "{{ params.movielens_dir or '' }}",
     "RECO_DOWNLOAD_BASE_URL": "{{ params.download_base_url or '' }}",
     "RECO_EXPERIMENTS_RELEASE": "{{ params.release or '' }}",
 }
@@ -91,7 +93,8 @@ with DAG(
         "dataset": Param(os.environ.get("RECO_DATASET", ""), enum=["", *DATASET_NAMES],
                          description="MovieLens release; empty: detected from movielens_dir, else ml-100k"),
         "movielens_dir": Param(os.environ.get("RECO_MOVIELENS_DIR", ""), type="string",
-                               description="local MovieLens folder; empty: download from GroupLens"),
+                               description="local MovieLens folder (under data.movielens_roots unless it is "
+                                           "the operator's RECO_MOVIELENS_DIR); empty: that one, else the download"),
         "download_base_url": Param(os.environ.get("RECO_DOWNLOAD_BASE_URL", ""), type="string",
                                    description="where the zips are; empty: GroupLens"),
         "force": Param(False, type="boolean", description="publish even when the quality gate fails"),

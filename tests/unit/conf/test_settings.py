@@ -35,6 +35,17 @@ def test_environment_overrides(monkeypatch, tmp_path):
     assert config.serving.port == 9001
 
 
+def test_the_operators_movielens_folder_is_a_root_and_a_runs_folder_is_not(monkeypatch):
+    """Roots fence paths that arrive with a DAG run's conf (RECO_RUN_MOVIELENS_DIR), not the operator's own."""
+    monkeypatch.setenv("RECO_MOVIELENS_ROOTS", "/srv/data,/srv/more")
+    monkeypatch.setenv("RECO_MOVIELENS_DIR", "/home/me/ml-25m")
+    config = load_config()
+    assert config.data.movielens_roots == ["/srv/data", "/srv/more", "/home/me/ml-25m"]
+    monkeypatch.setenv("RECO_RUN_MOVIELENS_DIR", "/elsewhere/ml-1m")
+    config = load_config()
+    assert config.movielens_dir == "/elsewhere/ml-1m" and "/elsewhere/ml-1m" not in config.data.movielens_roots
+
+
 def test_reco_config_names_the_file(monkeypatch, tmp_path):
     custom = tmp_path / "custom.yaml"
     custom.write_text("als:\n  implicit:\n    rank: 7\n")
