@@ -64,10 +64,12 @@ function render(list, items, withActions = false) {
     title.textContent = item.title + (item.year ? ` (${item.year})` : "");
     const meta = document.createElement("div");
     meta.className = "meta";
-    const score = item.score === undefined ? `${item.n_ratings} ratings`
-      : Number.isInteger(item.score) ? `${item.score} ratings` : `score ${Number(item.score).toFixed(3)}`;
-    meta.textContent = `${(item.genres || []).join(", ")} · ${score}` + (item.filled ? " · popular pick" : "")
-      + (item.new ? " · new: nobody has rated it yet" : "");
+    // What helps a person choose: genres, how many rated it where that is the list's reason; a model's score
+    // (an ALS dot product, a cosine) means nothing to them and is left to the API.
+    const ratings = item.score === undefined ? item.n_ratings : Number.isInteger(item.score) ? item.score : null;
+    meta.textContent = [(item.genres || []).join(", "), ratings === null ? null : `${ratings} ratings`,
+      item.filled ? "popular pick" : null, item.new ? "new: nobody has rated it yet" : null]
+      .filter(Boolean).join(" · ");
     li.append(title, meta);
     if (item.because) {
       const because = document.createElement("div");

@@ -176,6 +176,13 @@ def test_genre_years_different_ones_and_because_on_the_page(page, service):
     reads why each of their own is there."""
     show_user(page, service, 7)
     assert page.locator("#user-results li .because").count() >= 9
+    metas = page.locator("#user-results li .meta").all_inner_texts()
+    assert metas and not any("score" in meta or "0." in meta for meta in metas)  # no model score shown a person
+    # the "only new movies" box sits against its words (a 6rem-wide input once put it far from them)
+    gap = page.evaluate("""() => { const box = document.querySelector('#popular-new');
+        const range = document.createRange(); range.selectNodeContents(box.parentElement);
+        range.setStartAfter(box); return range.getBoundingClientRect().left - box.getBoundingClientRect().right; }""")
+    assert 0 <= gap < 12
     first_because = page.locator("#user-results li .because").first.inner_text()
     expected = api(service, "/v1/users/7/recommendations?k=10")["items"][0]["because"]["title"]
     assert first_because == f"Because you rated {expected}"
