@@ -238,8 +238,10 @@ bench-serving: setup load-deps
 bench-fresh: setup
 	$(PY) -m benchmarks.bench_fresh
 
+# ML-100K, then the tagged release beside it where there is one (RECO_QUALITY_TAGGED_DIR: any CSV-layout folder).
 bench-quality: setup
-	$(PY) -m benchmarks.bench_quality
+	RECO_QUALITY_TAGGED_DIR="$${RECO_QUALITY_TAGGED_DIR-$(wildcard $(abspath ../shared/data/ml-latest-small-2016))}" \
+	  $(PY) -m benchmarks.bench_quality
 
 bench-experiment: setup
 	$(PY) -m benchmarks.bench_experiment

@@ -34,19 +34,32 @@ def diversity_curve(spark, model, train, test, genres: dict[int, list[str]], k: 
 
 # Content weightings (genre, decade, year, title words) and mapping penalties the cold-movie protocol compares;
 # the shipped ones are conf's (content.*_weight, content.factor_reg).
-CONTENT_VARIANTS = {"genres only": (1.0, 0.0, 0.0, 0.0), "genres + decade": (1.0, 0.5, 0.0, 0.0),
-                    "genres + decade + year": (1.0, 0.5, 0.5, 0.0),
-                    "genres + decade + year + title words": (1.0, 0.5, 0.5, 0.5)}
+# Content weightings measured beside the shipped one (conf/settings.py ContentSettings); each names the weights it
+# sets, the rest as shipped.
+CONTENT_VARIANTS = {
+    "genres only": {"genre_weight": 1.0, "decade_weight": 0.0, "year_weight": 0.0, "title_weight": 0.0,
+                    "tag_weight": 0.0},
+    "genres + decade": {"genre_weight": 1.0, "decade_weight": 0.5, "year_weight": 0.0, "title_weight": 0.0,
+                        "tag_weight": 0.0},
+    "genres + decade + year + title words": {"genre_weight": 1.0, "decade_weight": 0.5, "year_weight": 0.5,
+                                             "title_weight": 0.5, "tag_weight": 0.0},
+}
+TAG_WEIGHTS = (0.25, 0.5, 2.0)  # beside the shipped tag weight, where the release has tags
+BLOCKS = {"genres": "genre_weight", "decade": "decade_weight", "year": "year_weight", "title words": "title_weight",
+          "tags": "tag_weight"}
+PRIOR_WEIGHTS = (0.25, 0.5, 1.0)  # of the popularity predicted from content, beside the person's ALS score
 FACTOR_REGS = (1.0, 10.0, 100.0)
 BLENDS = (1.0, 0.9, 0.7, 0.5, 0.0)  # weight of ALS in a neighbour list's score; the rest content's
 
 
-def cold_movies(spark, config, train, test, movies, seed: int, k: int) -> dict:
+def cold_movies(spark, config, train, test, movies, seed: int, k: int, tags=None) -> dict:
     """The cold-movie protocol on one split: NDCG@10 and recall@10 over the held-out movies, ranked for each user
     by (a) their ALS vector against factors mapped from content (jobs/lib/model/content.py, what the service's
-    new slots use), (b) their content profile (the sum of the content vectors of what they rated 4 or more),
-    (c) popularity by genre, (d) random order; and, for reference, (e) the held-out movies' own number of
-    training ratings, known only after the fact."""
+    new slots use), with each content block left out in turn (what it adds) and other weightings, (b) the same
+    plus a popularity prior predicted from content (ridge of log ratings on the content vectors of the rated
+    movies), (c) their content profile (the sum of the content vectors of what they rated 4 or more), (d)
+    popularity by genre, (e) random order; and, for reference, (f) the held-out movies' own number of training
+    ratings, known only after the fact. `tags`: the release's clean tags (people per tag and movie), if any."""
     import numpy as np
     import pyarrow as pa
     from pyspark.sql import functions as F
@@ -54,7 +67,7 @@ def cold_movies(spark, config, train, test, movies, seed: int, k: int) -> dict:
     from jobs.lib.evaluation.metrics import score_lists
     from jobs.lib.model.als import fit_implicit
     from jobs.lib.model.content import content_vectors, factors_from_content
-    from jobs.lib.model.scoring import factors_of
+    from jobs.lib.model.scoring import Factors, factors_of
 
     rng = np.random.default_rng(seed)
     catalogue = movies.select("movie_id", "genres").toPandas()
@@ -70,6 +83,7 @@ def cold_movies(spark, config, train, test, movies, seed: int, k: int) -> dict:
     model = fit_implicit(kept, config.als.implicit, config.als)
     person = factors_of(pa.Table.from_pandas(model.userFactors.toPandas()))
     items = factors_of(pa.Table.from_pandas(model.itemFactors.toPandas()))
+    counts = train_pd.movie_id.value_counts()
 
     def judged(ranked: dict[int, list[int]]) -> dict:
         recs = spark.createDataFrame([(u, r + 1, int(m)) for u, ms in ranked.items() for r, m in enumerate(ms[:k])],
@@ -79,6 +93,9 @@ def cold_movies(spark, config, train, test, movies, seed: int, k: int) -> dict:
 
     def best(scores: np.ndarray, among: np.ndarray) -> list[int]:
         return among[np.lexsort((among, -scores))[:k]].tolist()
+
+    def standard(scores: np.ndarray) -> np.ndarray:
+        return (scores - scores.mean()) / (scores.std() or 1.0)
 
     results = {"random": judged({u: rng.permutation(held_ids)[:k].tolist() for u in users})}
     per_genre = train_pd.merge(catalogue, on="movie_id").explode("genres").groupby("genres").size().to_dict()
@@ -90,12 +107,18 @@ def cold_movies(spark, config, train, test, movies, seed: int, k: int) -> dict:
     ratings_of = dict(zip(rated.movie_id, rated["count"]))
     after_the_fact = sorted(held_ids.tolist(), key=lambda m: (-ratings_of.get(m, 0), m))
     results["(their own number of ratings, known only after the fact)"] = judged({u: after_the_fact for u in users})
-    shipped = (config.content.genre_weight, config.content.decade_weight, config.content.year_weight,
-               config.content.title_weight)
-    weightings = {"shipped weights": shipped, **{n: w for n, w in CONTENT_VARIANTS.items() if w != shipped}}
-    for name, (genre, decade, year, title) in weightings.items():
-        ids, vectors = content_vectors(movies, config.content.model_copy(
-            update={"genre_weight": genre, "decade_weight": decade, "year_weight": year, "title_weight": title}))
+    shipped = {name: getattr(config.content, name) for name in BLOCKS.values()}
+    if tags is None:
+        shipped["tag_weight"] = 0.0  # nothing to weigh
+    weightings = {"shipped weights": shipped}
+    for block, name in BLOCKS.items():
+        if shipped[name] > 0:
+            weightings[f"shipped weights without {block}"] = {**shipped, name: 0.0}
+    weightings.update({variant: {**shipped, **changes} for variant, changes in CONTENT_VARIANTS.items()})
+    if tags is not None:
+        weightings.update({f"shipped weights, tags at {w:g}": {**shipped, "tag_weight": w} for w in TAG_WEIGHTS})
+    for name, weights in weightings.items():
+        ids, vectors = content_vectors(movies, config.content.model_copy(update=weights), tags)
         # The rated movies and the held-out ones: what else ALS lacks (all its ratings in a test part) is no
         # candidate here.
         rows = np.isin(ids, held_ids) | np.isin(ids, items.ids)
@@ -105,18 +128,37 @@ def cold_movies(spark, config, train, test, movies, seed: int, k: int) -> dict:
             ranked = {u: best(mapped.matrix @ person.matrix[np.searchsorted(person.ids, u)], mapped.ids)
                       for u in users}
             results[f"ALS vector x factors from content ({name}, reg {reg:g})"] = judged(ranked)
-        if name == "shipped weights":
-            row_of = {int(m): i for i, m in enumerate(ids)}
-            among = vectors[[row_of[m] for m in held_ids]]
-            ranked = {}
-            for user in users:
-                theirs = [row_of[m] for m in liked.get(user, ()) if m in row_of]
-                ranked[user] = best(among @ vectors[theirs].sum(axis=0), held_ids) if theirs else by_genre[:k]
-            results["content profile (shipped weights)"] = judged(ranked)
+        if name != "shipped weights":
+            continue
+        # A popularity prior from content: how many people rated movies like it (log), by ridge regression.
+        log_counts = np.log1p(counts.reindex(items.ids, fill_value=0).to_numpy(np.float32))[:, None]
+        prior = factors_from_content(ids[rows], vectors[rows], Factors(items.ids, log_counts),
+                                     config.content.factor_reg)
+        prior_scores = standard(prior.matrix[:, 0])
+        mapped = factors_from_content(ids[rows], vectors[rows], items, config.content.factor_reg)  # same ids
+        results["popularity predicted from content"] = judged({u: best(prior_scores, prior.ids) for u in users})
+        # The regression weighted toward the movies many people rated (their factors are the better estimated).
+        for power in (0.5, 1.0):
+            weighted = factors_from_content(ids[rows], vectors[rows], items, config.content.factor_reg,
+                                            weights=counts.reindex(items.ids, fill_value=0).to_numpy() ** power)
+            ranked = {u: best(weighted.matrix @ person.matrix[np.searchsorted(person.ids, u)], weighted.ids)
+                      for u in users}
+            results[f"ALS vector x factors from content, mapping weighted by ratings^{power:g}"] = judged(ranked)
+        for weight in PRIOR_WEIGHTS:
+            ranked = {u: best(standard(mapped.matrix @ person.matrix[np.searchsorted(person.ids, u)])
+                              + weight * prior_scores, mapped.ids) for u in users}
+            results[f"ALS vector x factors from content + {weight:g} x predicted popularity"] = judged(ranked)
+        row_of = {int(m): i for i, m in enumerate(ids)}
+        among = vectors[[row_of[m] for m in held_ids]]
+        ranked = {}
+        for user in users:
+            theirs = [row_of[m] for m in liked.get(user, ()) if m in row_of]
+            ranked[user] = best(among @ vectors[theirs].sum(axis=0), held_ids) if theirs else by_genre[:k]
+        results["content profile (shipped weights)"] = judged(ranked)
     return {"held_out_movies": len(held), "users": len(users), "results": results}
 
 
-def neighbour_blends(spark, config, model, train, test, movies, k: int) -> dict:
+def neighbour_blends(spark, config, model, train, test, movies, k: int, tags=None) -> dict:
     """Do content neighbours help movies ALS knows? Each person's 3 latest training ratings of 4 or more are
     seeds; every movie scores its summed similarity to them, BLENDS of ALS cosine and content cosine; NDCG@10 of
     the best movies they did not rate in training, on their test part."""
@@ -128,7 +170,7 @@ def neighbour_blends(spark, config, model, train, test, movies, k: int) -> dict:
     from jobs.lib.model.scoring import _unit_rows, factors_of
 
     items = factors_of(pa.Table.from_pandas(model.itemFactors.toPandas()))
-    ids, vectors = content_vectors(movies, config.content)
+    ids, vectors = content_vectors(movies, config.content, tags)
     als = _unit_rows(items.matrix)
     content = vectors[np.searchsorted(ids, items.ids)]
     train_pd = train.select("user_id", "movie_id", "rating", "ts").toPandas()

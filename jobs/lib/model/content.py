@@ -108,7 +108,8 @@ def content_neighbors(ids: np.ndarray, vectors: np.ndarray, n: int, of: np.ndarr
     return table.filter(pc.greater(table.column("score"), 0))
 
 
-def factors_from_content(ids: np.ndarray, vectors: np.ndarray, items: Factors, reg: float) -> Factors:
+def factors_from_content(ids: np.ndarray, vectors: np.ndarray, items: Factors, reg: float,
+                         weights: np.ndarray | None = None) -> Factors:
     """ALS-like factors for the catalogue movies ALS does not know (not in `items`), from their content: a ridge
     regression (penalty `reg`, the intercept unpenalised) of the known movies' ALS factors on their content
     vectors, applied to the others (an attribute-to-feature mapping: Gantner et al., ICDM 2010). A new movie then
@@ -118,12 +119,16 @@ def factors_from_content(ids: np.ndarray, vectors: np.ndarray, items: Factors, r
     if not len(items.ids) or known.all():
         return Factors(np.zeros(0, np.int64), np.zeros((0, items.matrix.shape[1]), np.float32))
     # The products in float32 (BLAS, half the memory of the 25M shape's 59k x 2k vectors), the solve in float64.
-    targets = items.matrix[np.searchsorted(items.ids, ids[known])].astype(np.float32)
-    content_mean = vectors[known].mean(axis=0, dtype=np.float64).astype(np.float32)
-    target_mean = targets.mean(axis=0, dtype=np.float64).astype(np.float32)
+    at = np.searchsorted(items.ids, ids[known])
+    targets = items.matrix[at].astype(np.float32)
+    # `weights`: each rated movie's weight in the regression, aligned with `items` (None: all alike).
+    weight = None if weights is None else np.asarray(weights, np.float64)[at]
+    content_mean = np.average(vectors[known], axis=0, weights=weight).astype(np.float32)
+    target_mean = np.average(targets, axis=0, weights=weight).astype(np.float32)
     rated = vectors[known] - content_mean
-    gram = (rated.T @ rated).astype(np.float64) + reg * np.eye(rated.shape[1])
-    mapping = np.linalg.solve(gram, (rated.T @ (targets - target_mean)).astype(np.float64)).astype(np.float32)
+    weighted = rated if weight is None else rated * (weight / weight.mean()).astype(np.float32)[:, None]
+    gram = (weighted.T @ rated).astype(np.float64) + reg * np.eye(rated.shape[1])
+    mapping = np.linalg.solve(gram, (weighted.T @ (targets - target_mean)).astype(np.float64)).astype(np.float32)
     return Factors(ids[~known], (vectors[~known] - content_mean) @ mapping + target_mean)
 
 

@@ -118,6 +118,23 @@ def test_new_movies_get_the_factors_rated_movies_with_their_content_have():
     np.testing.assert_allclose(shrunk.matrix, np.broadcast_to(factors[known].mean(axis=0), (20, 4)), atol=0.05)
 
 
+def test_weighted_mapping_follows_the_movies_that_weigh_most():
+    """Two groups of rated movies whose factors follow different rules from the same content: weighted, the
+    mapping is the rule of the group that weighs most."""
+    rng = np.random.default_rng(1)
+    ids = np.arange(1, 401)
+    vectors = rng.normal(size=(400, 5)).astype(np.float32)
+    heavy, light = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    factors = np.where((ids <= 190)[:, None], vectors @ heavy, vectors @ light).astype(np.float32)
+    known = ids <= 380
+    items = Factors(ids[known], factors[known])
+    weights = np.where(ids[known] <= 190, 1000.0, 1.0)
+    mapped = factors_from_content(ids, vectors, items, reg=1e-3, weights=weights)
+    np.testing.assert_allclose(mapped.matrix, vectors[~known] @ heavy, atol=0.1)
+    plain = factors_from_content(ids, vectors, items, reg=1e-3)
+    assert np.abs(plain.matrix - vectors[~known] @ heavy).max() > 0.5
+
+
 def test_new_picks_are_what_each_persons_vector_scores_above_zero():
     new_movies = Factors(np.array([7, 8, 9]), np.array([[1, 0], [0, 1], [-1, -1]], np.float32))
     users = Factors(np.array([1, 2, 3]), np.array([[2, 1], [0, 3], [-1, -1]], np.float32))
