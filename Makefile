@@ -12,6 +12,10 @@ ifneq ($(wildcard ../shared/data/ml-100k/u.data),)
 export RECO_MOVIELENS_DIR ?= $(abspath ../shared/data/ml-100k)
 export RECO_MOVIELENS_ROOTS ?= $(abspath ../shared/data),$(abspath data)
 endif
+# A tagged CSV release for the tests and bench-quality, when there is one beside the project.
+ifneq ($(wildcard ../shared/data/ml-latest-small-2016/tags.csv),)
+export RECO_TAGGED_MOVIELENS_DIR ?= $(abspath ../shared/data/ml-latest-small-2016)
+endif
 export PYSPARK_PYTHON := $(abspath $(PY))
 # Everything here runs on this machine: Spark binds its driver to loopback instead of scanning the network
 # interfaces for a routable address (about 5 s off every Spark session here). Unset it for a real cluster.
@@ -238,10 +242,9 @@ bench-serving: setup load-deps
 bench-fresh: setup
 	$(PY) -m benchmarks.bench_fresh
 
-# ML-100K, then the tagged release beside it where there is one (RECO_QUALITY_TAGGED_DIR: any CSV-layout folder).
+# ML-100K, then the tagged release where there is one (RECO_TAGGED_MOVIELENS_DIR: any CSV-layout folder).
 bench-quality: setup
-	RECO_QUALITY_TAGGED_DIR="$${RECO_QUALITY_TAGGED_DIR-$(wildcard $(abspath ../shared/data/ml-latest-small-2016))}" \
-	  $(PY) -m benchmarks.bench_quality
+	$(PY) -m benchmarks.bench_quality
 
 bench-experiment: setup
 	$(PY) -m benchmarks.bench_experiment

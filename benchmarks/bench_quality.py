@@ -6,7 +6,7 @@ several `diversity` settings; the cold-movie protocol: 10% of the movies held ou
 the users who rated held-out movies in their test part, the held-out movies ranked by their ALS vector against
 factors mapped from content (what new slots use), by their content profile, by popularity by genre (each
 genre's training ratings, no held-out movie's own) and at random (`cold_movies`); and whether blending content
-into ALS neighbour lists helps (`neighbour_blends`). Then, where RECO_QUALITY_TAGGED_DIR names one (make
+into ALS neighbour lists helps (`neighbour_blends`). Then, where RECO_TAGGED_MOVIELENS_DIR names one (make
 bench-quality: ../shared/data/ml-latest-small-2016), a tagged CSV release through the same protocol and seeds
 (models, cold movies with each content block left out in turn, tags included, and the blends). Parameters: the
 defaults of conf/settings.py. Writes benchmarks/results/quality.json and quality.md.
@@ -178,7 +178,7 @@ def main() -> None:
         raise SystemExit("set RECO_MOVIELENS_DIR to a MovieLens 100K folder (make bench-quality does)")
     _, config, runs = measure_release(os.environ["RECO_MOVIELENS_DIR"], full=True)
     # A tagged release beside it (make bench-quality: ../shared/data/ml-latest-small-2016 where it exists).
-    tagged = os.environ.get("RECO_QUALITY_TAGGED_DIR")
+    tagged = os.environ.get("RECO_TAGGED_MOVIELENS_DIR")
     other = measure_release(tagged, full=False) if tagged else None
 
     def stat(path):

@@ -66,6 +66,16 @@ def ml100k_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tagged_release_dir() -> Path:
+    """The tagged CSV release beside the project (ml-latest-small, 2016 edition): RECO_TAGGED_MOVIELENS_DIR."""
+    folder = os.environ.get("RECO_TAGGED_MOVIELENS_DIR")
+    if not folder or not (Path(folder) / "tags.csv").is_file():
+        pytest.exit("RECO_TAGGED_MOVIELENS_DIR must name a tagged MovieLens CSV release (make test sets it to "
+                    "../shared/data/ml-latest-small-2016)", returncode=2)
+    return Path(folder)
+
+
+@pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server

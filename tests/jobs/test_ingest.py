@@ -251,6 +251,24 @@ def test_csv_layout_with_half_star_ratings_tags_and_genome(spark, make_config, t
         validate.run(config, "bad-genome", spark=spark)
 
 
+def test_the_tagged_2016_release_as_grouplens_published_it(spark, make_config, tagged_release_dir, tmp_path):
+    """ml-latest-small (October 2016) taken as it is: release detected from its README, half stars, tags read,
+    validated and cleaned (the whole pipeline and the DAG run on it too: benchmarks/results/quality.md)."""
+    config = make_config(tmp_path / "data", data__movielens_dir=str(tagged_release_dir))
+    manifest = ingest.run(config, "tagged", spark=spark)
+    assert (manifest["dataset"], manifest["layout"]) == ("ml-latest-small", "csv")
+    assert manifest["rows"]["ratings"] == 100_004 and manifest["rows"]["movies"] == 9_125
+    assert manifest["rows"]["tags"] == 1_296 and manifest["content_files"] == {"tags": "tags.csv"}
+    assert validate.run(config, "tagged", spark=spark)["success"]
+    report = clean.run(config, "tagged", spark=spark)
+    paths = run_paths(config, "tagged")
+    ratings = spark.read.parquet(paths.clean_ratings)
+    assert ratings.count() == 100_004 and ratings.select("user_id").distinct().count() == 671
+    assert {r["rating"] for r in ratings.select("rating").distinct().collect()} == {x / 2 for x in range(1, 11)}
+    tags = spark.read.parquet(paths.clean_tags)
+    assert report["tags"]["rows_out"] == tags.count() > 1_000 and tags.agg({"people": "sum"}).first()[0] <= 1_296
+
+
 def test_dat_layout_latin1(spark, make_config, tmp_path):
     folder = tmp_path / "ml-1m"
     folder.mkdir()
