@@ -48,9 +48,9 @@ AIRFLOW_ENV = export AIRFLOW_HOME=$(abspath .airflow) AIRFLOW__CORE__LOAD_EXAMPL
 
 # Settings a newcomer can get wrong, checked in a second before setup or anything slow starts (conf/preflight.py),
 # ending make with their one line: the machine's python3 before the virtualenv exists, the virtualenv's after (the
-# whole config through the loader then).
+# whole config through the loader then). Any output stops make, so Python's warnings are silenced.
 ifneq ($(filter demo pipeline airflow,$(MAKECMDGOALS)),)
-PREFLIGHT := $(shell $$(test -x $(PY) && echo $(PY) || echo $(PYTHON_BOOT)) -m conf.preflight "make $(firstword $(filter demo pipeline airflow,$(MAKECMDGOALS)))" 2>&1)
+PREFLIGHT := $(shell $$(test -x $(PY) && echo $(PY) || echo $(PYTHON_BOOT)) -W ignore -m conf.preflight "make $(firstword $(filter demo pipeline airflow,$(MAKECMDGOALS)))" 2>&1)
 ifneq ($(PREFLIGHT),)
 $(error $(PREFLIGHT))
 endif

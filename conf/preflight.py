@@ -91,6 +91,7 @@ def check_loader() -> str | None:
 
 
 def problems(env: dict[str, str]) -> list[str]:
+    """Each setting of `env` that cannot work; when none, the loader's verdict (it reads the process's own)."""
     found = []
     if env.get("RECO_CONFIG"):
         found.append(check_config_file(env["RECO_CONFIG"]))

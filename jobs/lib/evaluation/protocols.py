@@ -122,25 +122,27 @@ def cold_movies(spark, config, train, test, movies, seed: int, k: int, tags=None
         # The rated movies and the held-out ones: what else ALS lacks (all its ratings in a test part) is no
         # candidate here.
         rows = np.isin(ids, held_ids) | np.isin(ids, items.ids)
-        regs = FACTOR_REGS if name == "shipped weights" else (config.content.factor_reg,)
+        regs = sorted({*FACTOR_REGS, config.content.factor_reg}) if name == "shipped weights" \
+            else (config.content.factor_reg,)
+        mapped_at = {}
         for reg in regs:
-            mapped = factors_from_content(ids[rows], vectors[rows], items, reg)
+            mapped_at[reg] = mapped = factors_from_content(ids[rows], vectors[rows], items, reg)
             ranked = {u: best(mapped.matrix @ person.matrix[np.searchsorted(person.ids, u)], mapped.ids)
                       for u in users}
             results[f"ALS vector x factors from content ({name}, reg {reg:g})"] = judged(ranked)
         if name != "shipped weights":
             continue
+        mapped = mapped_at[config.content.factor_reg]
+        rated_counts = counts.reindex(items.ids, fill_value=0).to_numpy(np.float32)
         # A popularity prior from content: how many people rated movies like it (log), by ridge regression.
-        log_counts = np.log1p(counts.reindex(items.ids, fill_value=0).to_numpy(np.float32))[:, None]
-        prior = factors_from_content(ids[rows], vectors[rows], Factors(items.ids, log_counts),
-                                     config.content.factor_reg)
+        prior = factors_from_content(ids[rows], vectors[rows], Factors(items.ids, np.log1p(rated_counts)[:, None]),
+                                     config.content.factor_reg)  # the same movies as `mapped`, in its order
         prior_scores = standard(prior.matrix[:, 0])
-        mapped = factors_from_content(ids[rows], vectors[rows], items, config.content.factor_reg)  # same ids
         results["popularity predicted from content"] = judged({u: best(prior_scores, prior.ids) for u in users})
         # The regression weighted toward the movies many people rated (their factors are the better estimated).
         for power in (0.5, 1.0):
             weighted = factors_from_content(ids[rows], vectors[rows], items, config.content.factor_reg,
-                                            weights=counts.reindex(items.ids, fill_value=0).to_numpy() ** power)
+                                            weights=rated_counts ** power)
             ranked = {u: best(weighted.matrix @ person.matrix[np.searchsorted(person.ids, u)], weighted.ids)
                       for u in users}
             results[f"ALS vector x factors from content, mapping weighted by ratings^{power:g}"] = judged(ranked)

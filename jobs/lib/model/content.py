@@ -123,9 +123,14 @@ def factors_from_content(ids: np.ndarray, vectors: np.ndarray, items: Factors, r
     targets = items.matrix[at].astype(np.float32)
     # `weights`: each rated movie's weight in the regression, aligned with `items` (None: all alike).
     weight = None if weights is None else np.asarray(weights, np.float64)[at]
-    content_mean = np.average(vectors[known], axis=0, weights=weight).astype(np.float32)
-    target_mean = np.average(targets, axis=0, weights=weight).astype(np.float32)
-    rated = vectors[known] - content_mean
+
+    def mean(rows: np.ndarray) -> np.ndarray:  # accumulated in float64 either way
+        return (rows.mean(axis=0, dtype=np.float64) if weight is None else np.average(rows, axis=0, weights=weight)
+                ).astype(np.float32)
+
+    rated = vectors[known]
+    content_mean, target_mean = mean(rated), mean(targets)
+    rated -= content_mean  # the fancy index above is already a copy
     weighted = rated if weight is None else rated * (weight / weight.mean()).astype(np.float32)[:, None]
     gram = (weighted.T @ rated).astype(np.float64) + reg * np.eye(rated.shape[1])
     mapping = np.linalg.solve(gram, (weighted.T @ (targets - target_mean)).astype(np.float64)).astype(np.float32)
