@@ -73,9 +73,9 @@ help:
 	@echo "make bench-pipeline  every job on ML-100K: seconds and peak memory"
 	@echo "make bench-serving   lookups and intake under wrk, as ratios to floors measured in the same run"
 	@echo "make bench-fresh     how soon an answer follows a rating (speed layer), and what fold-in costs"
-	@echo "make bench-quality   the GUIDE protocol over three split seeds, ALS variants and the popularity baseline"
+	@echo "make bench-quality   the GUIDE protocol over three split seeds on ML-100K and the tagged release"
 	@echo "make bench-experiment  A/B, A/A and sample-ratio checks with simulated people over HTTP"
-	@echo "make bench-scale     the pipeline on synthetic MovieLens-shaped data, SCALE=0.1m,1m (2.5m, 10m, 25m, 32m)"
+	@echo "make bench-scale     the pipeline on synthetic MovieLens-shaped data, SCALE=0.1m,1m (2.5m, 10m, 25m, 32m, seed)"
 	@echo "make tune            hyperparameter search for implicit ALS (leaderboard in data/runs/<run>/tune/)"
 
 setup: system-deps $(STAMP)
@@ -230,7 +230,7 @@ bench-demo: setup
 bench-pipeline: setup
 	$(PY) -m benchmarks.bench_pipeline
 
-# SCALE=0.1m,1m (default), 10m, 25m, 32m: MovieLens-shaped synthetic data through the whole pipeline.
+# SCALE=0.1m,1m (default), 10m, 25m, 32m, seed (1M people, 27,000 movies): synthetic data through the whole pipeline.
 bench-scale: setup
 	@$(PY) -m pip install -q "implicit==0.7.3" >/dev/null 2>&1 \
 	  || { echo "bench-scale: pip install implicit==0.7.3 failed (the ALS it is measured against)" >&2; exit 1; }
