@@ -7,6 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
+# The MLflow tracking server and its UI: a deployable of its own, in a virtualenv of its own (its pins differ from
+# the project's: conf/mlflow/constraints.txt). The jobs carry only the client (mlflow-skinny).
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
+MLFLOW_PORT ?= 5000
 # The MovieLens 100K copy beside the project (tests, demo), when there is one; otherwise the jobs download.
 ifneq ($(wildcard ../shared/data/ml-100k/u.data),)
 export RECO_MOVIELENS_DIR ?= $(abspath ../shared/data/ml-100k)
@@ -56,7 +61,7 @@ $(error $(PREFLIGHT))
 endif
 endif
 
-.PHONY: help setup system-deps test-deps load-deps test test-fast pipeline demo serve speed-layer airflow redis-up redis-down bench bench-deployables bench-demo bench-pipeline bench-scale bench-serving bench-fresh bench-quality bench-experiment tune clean
+.PHONY: help setup system-deps test-deps load-deps mlflow-deps mlflow test test-fast pipeline demo serve speed-layer airflow redis-up redis-down bench bench-deployables bench-demo bench-pipeline bench-scale bench-serving bench-fresh bench-quality bench-experiment tune clean
 
 help:
 	@echo "make demo            set up, run the DAG once on MovieLens 100K, then serve on 127.0.0.1:$${RECO_PORT:-8000}"
@@ -67,6 +72,7 @@ help:
 	@echo "make serve           the lookup service: nginx on RECO_PORT in front of gunicorn (RECO_REDIS_URL)"
 	@echo "make speed-layer     the speed layer: folds new events into the live model (RECO_REDIS_URL)"
 	@echo "make airflow         airflow standalone with the project's DAG (UI on 127.0.0.1:8080)"
+	@echo "make mlflow          the MLflow UI (runs, metrics, the registered model and its aliases) on 127.0.0.1:$(MLFLOW_PORT)"
 	@echo "make bench           every benchmark below, bench-scale (an hour or more) included; JSON + markdown in benchmarks/results"
 	@echo "make bench-deployables  each deployable's venv from its dependency extra: size, import time"
 	@echo "make bench-demo      make demo taken apart: setup, Airflow, each task's JVM start, imports and work"
@@ -125,8 +131,25 @@ $(STAMP): pyproject.toml constraints.txt
 	  > $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; echo "setup: pip install failed (log: $(VENV)/install.log)"; exit 1; }
 	@touch $@
 
+mlflow-deps: $(MLFLOW_STAMP)
+
+$(MLFLOW_STAMP): conf/mlflow/constraints.txt
+	@test -x $(MLFLOW_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(MLFLOW_VENV)
+	@echo "setup: installing the MLflow tracking server into $(MLFLOW_VENV) (conf/mlflow/constraints.txt)"
+	@$(MLFLOW_VENV)/bin/python -m pip install -c conf/mlflow/constraints.txt mlflow > $(MLFLOW_VENV)/install.log 2>&1 \
+	  || { tail -30 $(MLFLOW_VENV)/install.log; echo "setup: pip install mlflow failed (log: $(MLFLOW_VENV)/install.log)"; exit 1; }
+	@touch $@
+
+# The MLflow UI on 127.0.0.1:MLFLOW_PORT over the local store the runs record into (<data root>/mlflow).
+mlflow: setup mlflow-deps
+	@read -r uri artifacts <<< "$$($(PY) -m jobs.lib.tracking.connection)"; \
+	case "$$uri" in sqlite:*) ;; *) echo "mlflow: tracking.uri is $$uri: open that server's UI instead" >&2; exit 1;; esac; \
+	echo "mlflow: http://127.0.0.1:$(MLFLOW_PORT) over $$uri (Ctrl-C stops it)"; \
+	exec $(MLFLOW_VENV)/bin/mlflow server --backend-store-uri "$$uri" --artifacts-destination "$$artifacts" \
+	  --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
+
 # Two workers: one for the modules that start JVMs and Airflow runs, one for those sharing the pipeline run.
-test: setup test-deps
+test: setup test-deps mlflow-deps
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 test-fast: setup

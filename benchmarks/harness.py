@@ -155,3 +155,48 @@ class GunicornService:
             self.process.terminate()
             self.process.wait(15)
         self.log.close()
+
+
+class MlflowServer:
+    """A real MLflow tracking server (`mlflow server` from .venv-mlflow, `make mlflow-deps`) on a free loopback
+    port, over a SQLite store and an artifact folder of its own that outlive a restart; `kill()` is a SIGKILL."""
+
+    BINARY = REPO / ".venv-mlflow" / "bin" / "mlflow"
+
+    def __init__(self, folder: Path):
+        if not self.BINARY.exists():
+            raise RuntimeError(f"{self.BINARY} is missing: run `make mlflow-deps`")
+        self.folder, self.port = Path(folder), free_port()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MlflowServer:
+        command = [str(self.BINARY), "server", "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+                   "--artifacts-destination", str(self.folder / "artifacts"), "--host", "127.0.0.1",
+                   "--port", str(self.port), "--workers", "1"]
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        self.log = open(self.folder / "server.log", "ab")
+        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=self.log, start_new_session=True)
+        wait_until(lambda: requests.get(f"{self.url}/health", timeout=1).ok, 90, what="the MLflow server")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the server and everything it started (uvicorn's workers)."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, 9)
+            self.process.wait(10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process = None
+        self.log.close()

@@ -38,6 +38,7 @@ ENV_OVERRIDES = {
     "RECO_EXPERIMENTS_RELEASE": "experiments.release",
     "RECO_SPARK_DRIVER_MEMORY": "spark.driver_memory",
     "RECO_DAG_RETRY_DELAY_S": "dag.retry_delay_s",
+    "RECO_MLFLOW_TRACKING_URI": "tracking.uri",
     # A folder a DAG run's conf names (the DAG passes it so): unlike the operator's own RECO_MOVIELENS_DIR, which
     # the loader adds to data.movielens_roots, it must lie under those roots.
     "RECO_RUN_MOVIELENS_DIR": "data.movielens_dir",
@@ -343,6 +344,20 @@ class DagSettings(_Section):
                                                            "retry, at most 30 minutes")
 
 
+class TrackingSettings(_Section):
+    enabled: bool = Field(True, description="record each run, its model and the published versions in MLflow "
+                                            "(jobs/lib/tracking/); MLflow being down never stops a run")
+    uri: str | None = Field(None, description="MLflow tracking URI, e.g. http://mlflow:5000; null: a SQLite store "
+                                              "under the data root (<data root>/mlflow/mlflow.db), which "
+                                              "`make mlflow` serves")
+    experiment: str = Field("movielens-recommendations", description="the MLflow experiment every run goes into")
+    registered_model: str = Field("movielens-als", description="the registered model whose versions follow "
+                                                               "publication (aliases live, previous, control, "
+                                                               "treatment)")
+    timeout_s: float = Field(5.0, gt=0, description="each call to a tracking server gives up after this "
+                                                    "(no retries: the next run or publication catches up)")
+
+
 class Config(_Section):
     spark: SparkSettings = SparkSettings()
     data: DataSettings = DataSettings()
@@ -362,6 +377,7 @@ class Config(_Section):
     speed: SpeedSettings = SpeedSettings()
     experiments: ExperimentSettings = ExperimentSettings()
     dag: DagSettings = DagSettings()
+    tracking: TrackingSettings = TrackingSettings()
     source: str = ""  # which file this came from, for reports
 
     @property

@@ -162,14 +162,22 @@ with DAG(
           execution_timeout=minutes("report_run"))
     def report_run(reco_run: str, ti=None, dag_run=None) -> dict:
         """Whatever happened before: record the run's result, task seconds and row counts in Redis for the
-        service's /metrics (reco_batch_*, the RecoNightlyRunFailed alert); then fail if the run did."""
+        service's /metrics (reco_batch_*, the RecoNightlyRunFailed alert) and the run in MLflow; then fail if the
+        run did."""
         from conf.settings import load_config
         from jobs.lib.runtime.run_summary import record, summarize
         tasks = [dict(b) for b in ti.get_task_breadcrumbs(dag_run.dag_id, dag_run.run_id)
                  if b["task_id"] != "report_run"]
-        summary = summarize(load_config(), reco_run, tasks)
-        record(load_config(), summary)
+        from jobs.lib.tracking.runs import record_run
+        config = load_config()
+        summary = summarize(config, reco_run, tasks)
+        record(config, summary)
         print(f"run {reco_run}: {summary['result']}; rows {summary['rows']}")
+        # The run in MLflow (settings, data, metrics, gate, artifacts, model; aliases caught up): never fails it.
+        logical_date = dag_run.logical_date.isoformat() if dag_run.logical_date else ""
+        summary["tracking"] = record_run(config, reco_run, result=summary["result"], tags={
+            "airflow.dag_id": dag_run.dag_id, "airflow.run_id": dag_run.run_id, "airflow.logical_date": logical_date})
+        print(f"MLflow: {summary['tracking']}")
         if summary["result"] == "failed":
             raise AirflowFailException(f"run {reco_run} failed: {summary['task_states']}")
         return summary

@@ -28,6 +28,7 @@ from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.errors import JobError, TransientJobError
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
+from jobs.lib.tracking.registry import sync_registry
 from schemas.storage import write_json
 
 log = logging.getLogger("reco.experiment")
@@ -71,6 +72,8 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None, experime
               "settings": config.experiments.model_dump(),
               **judge_totals(totals, experiment, guardrails, config.experiments)}
     report["applied"] = carry_out(client, experiment, report["decision"], apply)
+    if report["applied"]:  # MLflow's aliases follow (best effort: the next call catches up if it is down)
+        report["tracking"] = sync_registry(config, client)
     write_json(paths.experiment_report, report)
     write_report(paths.experiment_html, report)
     log.info("experiment %s: %s (%s)%s", experiment["id"], report["decision"], "; ".join(report["reasons"]),

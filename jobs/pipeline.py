@@ -15,6 +15,7 @@ from jobs import clean, evaluate, experiment, graph, ingest, publish, recommend,
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.run_layout import run_paths
 from jobs.lib.runtime.spark import spark_session
+from jobs.lib.tracking.runs import record_run
 
 RUNS = {"ingest": ingest.run, "validate": validate.run, "clean": clean.run, "train": train.run,
         "evaluate": evaluate.run, "recommend": recommend.run, "publish": publish.run,
@@ -29,12 +30,17 @@ def run_pipeline(config, run_id: str, spark=None, publish_too: bool = False) -> 
     spark = spark or spark_session(config, "pipeline")
     seconds = {}
     steps = [step.name for step in graph.STEPS if step.in_pipeline and (publish_too or step.name not in PUBLISHING)]
-    for name in steps:
-        log.info("step %s ...", name)
-        started = time.perf_counter()
-        RUNS[name](config, run_id, spark=spark)
-        seconds[name] = round(time.perf_counter() - started, 2)
-        log.info("step %s done in %.1f s", name, seconds[name])
+    try:
+        for name in steps:
+            log.info("step %s ...", name)
+            started = time.perf_counter()
+            RUNS[name](config, run_id, spark=spark)
+            seconds[name] = round(time.perf_counter() - started, 2)
+            log.info("step %s done in %.1f s", name, seconds[name])
+    except JobError:
+        record_run(config, run_id, tags={"reco.runner": "pipeline"}, result="failed")
+        raise
+    record_run(config, run_id, tags={"reco.runner": "pipeline"}, result="success")
     return seconds
 
 

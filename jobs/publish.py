@@ -29,12 +29,27 @@ from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.errors import JobError
 from jobs.lib.runtime.leases import Lease, default_holder
 from jobs.lib.runtime.spark import spark_session
+from jobs.lib.tracking.registry import sync_registry
+from jobs.lib.tracking.runs import record_run
 
 
 def run(config: Config, run_id: str | None, spark: SparkSession | None = None, force: bool = False,
         rollback_to: str | bool | None = None, prune_only: bool = False, candidate: bool = False,
         share: float | None = None, salt: str | None = None, promote: bool = False, abort: bool = False,
         data_as_of: str | None = None) -> dict:
+    result = _move(config, run_id, spark, force, rollback_to, prune_only, candidate, share, salt, promote, abort,
+                   data_as_of)
+    # MLflow follows what Redis now says (best effort: the next call catches up if it is down).
+    if result.get("version") and not result.get("held"):
+        result["tracking"] = record_run(config, run_id)  # the run, its model, the registry and the aliases
+    else:
+        result["tracking"] = sync_registry(config)
+    return result
+
+
+def _move(config: Config, run_id: str | None, spark: SparkSession | None, force: bool,
+          rollback_to: str | bool | None, prune_only: bool, candidate: bool, share: float | None,
+          salt: str | None, promote: bool, abort: bool, data_as_of: str | None) -> dict:
     if promote or abort or rollback_to is not None or prune_only:
         client = redis_client.writer(config.redis)
         with Lease(client, "publish", default_holder(run_id), config.redis.lease_ttl_s,

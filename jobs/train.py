@@ -27,6 +27,7 @@ from jobs.lib.model.splits import stratified_split
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
+from jobs.lib.tracking.runs import save_spark_model
 from schemas.movielens import DATASETS
 from schemas.storage import read_json, write_json
 
@@ -81,6 +82,10 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None) -> dict:
         fit_implicit(ratings.cache(), config.als.implicit, config.als, clicks).write().overwrite() \
             .save(paths.model("prod", "implicit"))
         timings["prod_implicit_s"] = round(time.perf_counter() - started, 2)
+    if config.tracking.enabled:  # the serving model again in MLflow's Spark flavor, for the tracking step to log
+        started = time.perf_counter()
+        save_spark_model(paths.model("prod", "implicit"), paths.mlflow_model)
+        timings["mlflow_model_save_s"] = round(time.perf_counter() - started, 2)
     report = {
         "run_id": run_id,
         "params": {"implicit": config.als.implicit.model_dump(), "explicit": config.als.explicit.model_dump(),

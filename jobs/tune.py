@@ -9,7 +9,7 @@ Many small folds (10: 10% each) keep the fit part close in density to the traini
 (with a 25% hold-out, the best regularisation on validation was stronger than the best on the full training
 part). The leaderboard gives each candidate's paired difference to the leader with its standard error, which
 says how sure the data is of the order. Writes <run>/tune/leaderboard.json and leaderboard.md; copy the leader
-into conf/.
+into conf/. Each candidate is also a child run in MLflow (jobs/lib/tracking/runs.py).
 
     spark-submit jobs/tune.py --run-id RUN [--grid '{"rank": [64, 128], "reg_param": [0.5, 1.0]}']
 """
@@ -35,6 +35,7 @@ from jobs.lib.model.splits import kfold_splits, stratified_split
 from jobs.lib.runtime.cli import job_main
 from jobs.lib.runtime.run_layout import run_paths, utc_now
 from jobs.lib.runtime.spark import spark_session
+from jobs.lib.tracking.runs import record_tuning
 from schemas.storage import join, write_json, write_text
 
 log = logging.getLogger("reco.tune")
@@ -84,7 +85,8 @@ def run(config: Config, run_id: str, spark: SparkSession | None = None, grid: st
         "folds": config.tune.folds, "leaderboard": board, "tuned_at": utc_now()})
     write_text(join(folder, "leaderboard.md"), leaderboard_markdown(board))
     train.unpersist()
-    return {"best": board[0], "leaderboard": join(folder, "leaderboard.md")}
+    tracking = record_tuning(config, run_id, board, ndcg)  # one MLflow run, a child run per candidate
+    return {"best": board[0], "leaderboard": join(folder, "leaderboard.md"), "tracking": tracking}
 
 
 def _arguments(parser) -> None:

@@ -45,7 +45,7 @@ XDIST_GROUPS = {"test_dag_under_scheduler": "processes", "test_spark_cluster": "
                     "test_openapi_contract", "test_drift_gate", "test_intake", "test_experiment", "test_loop",
                     "test_monitoring", "test_pipeline", "test_publish", "test_redis_cluster", "test_api",
                     "test_web_page", "test_publication_faults", "test_front", "test_flood", "test_fold_in",
-                    "test_speed_layer", "test_filters", "test_new_movies")}}
+                    "test_speed_layer", "test_filters", "test_new_movies", "test_tracking")}}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks to group the tests
@@ -88,7 +88,9 @@ def make_config(tmp_path_factory, ml100k_dir):
     def build(data_root: Path | None = None, **overrides):
         # Event archiving reads Redis: on where a test gives a redis.url and asks for it.
         values = {"data.root": str(data_root or tmp_path_factory.mktemp("data")),
-                  "data.movielens_dir": str(ml100k_dir), "events.archive": False, **FAST_ALS}
+                  "data.movielens_dir": str(ml100k_dir), "events.archive": False,
+                  # MLflow on where a test asks for it (the shared run, tests/jobs/test_tracking.py, the DAGs)
+                  "tracking.enabled": False, **FAST_ALS}
         values.update({k.replace("__", "."): v for k, v in overrides.items()})
         return load_config(REPO / "conf" / "local.yaml", overrides=values)
     return build
@@ -111,9 +113,11 @@ def pipeline_run(spark, make_config, redis_server):
     """The whole batch pipeline once on MovieLens 100K: (config, run_id, paths)."""
     from jobs.lib.runtime.run_layout import run_paths
     from jobs.pipeline import run_pipeline
-    config = make_config(redis__url=redis_server.url, events__archive=True)
+    config = make_config(redis__url=redis_server.url, events__archive=True, tracking__enabled=True)
     run_id = "it_ml100k"
-    seconds = run_pipeline(config, run_id, spark=spark)
+    seconds = run_pipeline(config, run_id, spark=spark)  # recorded in MLflow's store under its data root
+    # The tests that publish it again do not record each publication (test_tracking.py turns it back on).
+    config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"enabled": False})})
     return config, run_id, run_paths(config, run_id), seconds
 
 

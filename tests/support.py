@@ -9,6 +9,7 @@ import threading
 from benchmarks.harness import (  # noqa: F401 - the tests' one place to import them from
     REPO,
     GunicornService,
+    MlflowServer,
     RedisClusterServers,
     RedisServer,
     free_port,

@@ -148,6 +148,19 @@ def task_instances(database, run_id: str) -> dict[str, tuple[str | None, int]]:
     return {task: (state, tries) for task, state, tries in rows.fetchall()}
 
 
+def mlflow_store(env):
+    from mlflow import MlflowClient
+    uri = f"sqlite:///{env['RECO_DATA_ROOT']}/mlflow/mlflow.db"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def mlflow_runs(env) -> dict:
+    """{Airflow run id: MLflow run} of the store the DAG's tasks recorded into."""
+    store = mlflow_store(env)
+    experiment = store.get_experiment_by_name("movielens-recommendations")
+    return {run.data.tags.get("airflow.run_id"): run for run in store.search_runs([experiment.experiment_id])}
+
+
 def _tail(env) -> str:
     return (Path(env["AIRFLOW_HOME"]) / "scheduler.log").read_text()[-3000:]
 
@@ -175,6 +188,12 @@ def test_the_nightly_run_publishes_and_a_corrupted_backfill_stops_at_validate(sc
     assert cleaned["events"]["ratings_kept"] == len(RATED)  # learnt from the events waiting in the stream
     assert last_run["result"] == "success" and last_run["rows"]["clean_ratings"] == cleaned["ratings_out"]
     assert rk.decode(client.get(rk.key(live, "meta")))["data_as_of"].startswith(nightly["logical_date"][:10])
+    # MLflow (the local store under the data root): the run under its Airflow ids, the live version's model
+    tracked = mlflow_runs(env)[nightly["run_id"]]
+    assert tracked.data.tags["reco.result"] == "success" and tracked.info.status == "FINISHED"
+    assert tracked.data.tags["airflow.logical_date"][:10] == nightly["logical_date"][:10]
+    assert tracked.data.tags["reco.version"] == live and "models.als.ndcg_at_10" in tracked.data.metrics
+    assert mlflow_store(env).get_model_version_by_alias("movielens-als", "live").tags["reco.version"] == live
 
     # A canary runs (no exposures yet: the judgement keeps it running); then a backfill of an older date whose
     # data names a movie the catalogue lacks.
@@ -198,6 +217,8 @@ def test_the_nightly_run_publishes_and_a_corrupted_backfill_stops_at_validate(sc
     assert experiments.current(client) == running  # judged "keep running": nothing applied
     assert tasks["report_run"][0] == "failed"  # it recorded the failure, then failed the run
     assert rk.decode(client.get(rk.LAST_RUN))["result"] == "failed"
+    failed_run = mlflow_runs(env)[older["run_id"]]
+    assert failed_run.data.tags["reco.result"] == "failed" and failed_run.info.status == "FAILED"
     assert client.get(rk.LIVE).decode() == live
     validate_log = "".join(p.read_text(errors="replace") for p in (Path(env["AIRFLOW_HOME"]) / "logs").rglob("*")
                            if p.is_file() and "backfill__" in str(p) and "task_id=validate" in str(p))

@@ -16,7 +16,21 @@ SERVICES = COMPOSE["services"]
 
 def test_the_whole_stack_is_described():
     assert {"redis", "spark-master", "spark-worker", "airflow-db", "airflow-api-server", "airflow-scheduler",
-            "airflow-dag-processor", "reco-service", "prometheus", "grafana"} <= set(SERVICES)
+            "airflow-dag-processor", "reco-service", "prometheus", "grafana", "mlflow"} <= set(SERVICES)
+
+
+def test_mlflow_keeps_its_store_on_the_postgresql_and_the_jobs_record_into_it():
+    """A database of its own (created on a new volume by the init script), artifacts on a volume, its own image
+    (the service's image has no MLflow), and every Airflow component pointing the runs at it."""
+    mlflow = SERVICES["mlflow"]
+    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"].endswith("@airflow-db/mlflow")
+    assert "CREATE DATABASE mlflow" in (REPO / "conf" / "mlflow" / "create-database.sql").read_text()
+    assert any(v.startswith("./conf/mlflow/create-database.sql:/docker-entrypoint-initdb.d/")
+               for v in SERVICES["airflow-db"]["volumes"])
+    assert "mlflow-artifacts:/mlflow-artifacts" in mlflow["volumes"] and "/mlflow-artifacts" in mlflow["command"]
+    assert mlflow["build"]["target"] == "mlflow" and SERVICES["reco-service"]["build"]["target"] == "service"
+    for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor"):
+        assert SERVICES[name]["environment"]["RECO_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
 def test_airflow_runs_on_postgresql_with_one_jwt_secret_for_every_component():

@@ -119,7 +119,7 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
     pruned += versions.prune(client, config.redis.retention, lease, keep=(previous,) if previous else ())
     report = {"version": version, "previous": previous, "keys": expected + 1, "counts": counts,
               "write_seconds": round(seconds, 3), "keys_per_second": round(expected / seconds),
-              "pruned": pruned, "published_at": meta.published_at, "candidate": bool(experiment),
+              "pruned": pruned, "published_at": meta.published_at, "forced": meta.forced, "candidate": bool(experiment),
               "experiment": public_view(experiment)}
     write_json(paths.publish_report, report)
     log.info("published version %s (%d keys, %.0f keys/s)%s; live: %s", version, expected + 1,

@@ -37,6 +37,7 @@ _LAYOUT = {
     "split_train": "train/split/train.parquet",
     "split_test": "train/split/test.parquet",
     "models": "train/models",
+    "mlflow_model": "train/mlflow_model",
     "train_report": "train/report.json",
     "metrics": "metrics.json",
     "evaluation_report": "report.html",
