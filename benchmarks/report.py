@@ -10,8 +10,6 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
-
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -42,7 +40,9 @@ def commit() -> str:
 
 
 def machine() -> dict:
-    return {"cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+    # stdlib only: bench-demo writes its results from a machine without the project's virtualenv
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"cpus": os.cpu_count(), "memory_gib": round(memory / 2**30, 1),
             "python": platform.python_version(), "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "commit": commit()}
 

@@ -47,8 +47,9 @@ def experiment_id(mlflow_client, config: Config) -> str:
     location = None
     if not config.tracking.uri:
         location = (local_store(config) / "artifacts").as_uri()
-    try:
-        return mlflow_client.create_experiment(config.tracking.experiment, artifact_location=location)
+    try:  # the kind tag opens the UI on its model-training view
+        return mlflow_client.create_experiment(config.tracking.experiment, artifact_location=location,
+                                               tags={"mlflow.experimentKind": "custom_model_development"})
     except Exception:  # created meanwhile by another process
         found = mlflow_client.get_experiment_by_name(config.tracking.experiment)
         if found is None:
