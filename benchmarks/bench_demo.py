@@ -140,6 +140,7 @@ def main() -> None:
     if not args.keep_apt and os.geteuid() == 0 and shutil.which("apt-get"):
         installed = [p for p in APT_PACKAGES if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode == 0]
         subprocess.run(["apt-get", "remove", "-y", "-qq", *installed], check=True, capture_output=True)
+        subprocess.run(["apt-get", "clean"], check=True)  # nor their downloaded packages
         removed = installed
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYSPARK_PYTHON"))}
     env.update({"PIP_CACHE_DIR": str(work / "pip-cache"), "UV_CACHE_DIR": str(work / "uv-cache"),

@@ -157,6 +157,56 @@ def test_one_address_gets_a_bounded_share_of_connections_and_a_dead_service_a_50
         front.stop(tmp_path / "dead")
 
 
+def connect_from(source: str, base_url: str) -> socket.socket:
+    host, port = base_url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.bind((source, 0))  # the whole of 127/8 is this machine: each source address a client of its own
+    sock.settimeout(5)
+    sock.connect((host, int(port)))
+    return sock
+
+
+def answered(sock: socket.socket) -> bool:
+    """One keep-alive request on `sock`: True when an HTTP answer comes back (the connection then stays open and
+    idle), False when the front closed the connection instead."""
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        return sock.recv(4096).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def test_idle_keep_alive_connections_are_capped_per_address_but_not_for_the_trusted_proxy(service, tmp_path):
+    """Each connection answered once, then left open and idle, as a browser's keep-alive or a slow attacker's:
+    the http server's limit_conn never counts those, so one address could hold every connection nginx has. The
+    public listener caps them per address (here 8); another address and the trusted proxy (whose connections
+    are its clients') still get through."""
+    folder = tmp_path / "capped"
+    port = free_port()
+    front.start(folder, f"127.0.0.1:{port}", service[0].removeprefix("http://"), max_connections=8)
+    base_url = f"http://127.0.0.1:{port}"
+    held: list[socket.socket] = []
+    try:
+        wait_until(lambda: requests.get(f"{base_url}/healthz", timeout=1).ok, 10, what="nginx")
+        for _ in range(8):
+            held.append(connect_from("127.0.0.2", base_url))
+            assert answered(held[-1])
+        held.append(connect_from("127.0.0.2", base_url))
+        assert not answered(held[-1])  # the ninth from that address is closed unanswered
+        held.append(connect_from("127.0.0.3", base_url))
+        assert answered(held[-1])  # another client is not held back
+        for _ in range(12):  # the balancer's connections carry many clients: never capped here
+            held.append(connect_from("127.0.0.1", base_url))
+            assert answered(held[-1])
+        for sock in held[:8]:
+            sock.close()
+        wait_until(lambda: answered(connect_from("127.0.0.2", base_url)), 5, what="a freed place")
+    finally:
+        for sock in held:
+            sock.close()
+        front.stop(folder)
+
+
 def test_one_address_gets_a_bounded_rate_each_client_its_own(service, tmp_path):
     """limit_req per client address: a burst of twice the rate passes at once, beyond it 429 in the API's JSON
     shape; a second client behind the same trusted proxy has its own bucket."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import time
@@ -98,6 +99,7 @@ def record_run(config: Config, run_id: str, tags: dict[str, str] | None = None, 
 def _record(config: Config, run_id: str, tags: dict[str, str], result: str | None) -> str:
     from mlflow.entities import Metric, Param, RunTag
     paths = run_paths(config, run_id)
+    tags = {**_airflow_tags(), **tags}
     mlflow = client(config)
     exp = experiment_id(mlflow, config)
     metrics, manifest, publish = _read(paths.metrics), _read(paths.manifest), _read(paths.publish_report)
@@ -140,6 +142,13 @@ def _record(config: Config, run_id: str, tags: dict[str, str], result: str | Non
     if result:
         mlflow.set_terminated(rid, "FINISHED" if result != "failed" else "FAILED")
     return rid
+
+
+def _airflow_tags() -> dict[str, str]:
+    """The DAG run a job runs in (Airflow exports its context to the task's processes, spark-submit included)."""
+    names = {"AIRFLOW_CTX_DAG_ID": "airflow.dag_id", "AIRFLOW_CTX_DAG_RUN_ID": "airflow.run_id",
+             "AIRFLOW_CTX_LOGICAL_DATE": "airflow.logical_date"}
+    return {tag: os.environ[name] for name, tag in names.items() if os.environ.get(name)}
 
 
 def _started_ms(manifest: dict) -> int:
