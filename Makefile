@@ -199,8 +199,9 @@ demo: setup redis-up
 	@set -e; t0=$$(date +%s); step() { echo "[demo $$(( $$(date +%s) - t0 ))s] $$*"; }; \
 	user_redis="$${RECO_REDIS_URL:-}"; export RECO_REDIS_URL="$${user_redis:-$(REDIS_URL)}"; $(AIRFLOW_ENV); mkdir -p .airflow; \
 	export SPARK_SUBMIT_OPTS="$${SPARK_SUBMIT_OPTS:-$(DEMO_JIT)}"; \
-	step "preparing Airflow in .airflow/ (airflow db migrate)"; \
-	airflow db migrate > .airflow/db-migrate.log 2>&1; \
+	if [ .airflow/.migrated -nt $(STAMP) ]; then step "Airflow's database in .airflow/ is current"; else \
+	  step "preparing Airflow in .airflow/ (airflow db migrate)"; \
+	  airflow db migrate > .airflow/db-migrate.log 2>&1 && touch .airflow/.migrated; fi; \
 	step "running the DAG once (airflow dags test) on $${RECO_MOVIELENS_DIR:-MovieLens 100K downloaded from GroupLens}; log: .airflow/demo-run.log"; \
 	set +e; airflow dags test movielens_recommendations 2>&1 | tee .airflow/demo-run.log \
 	  | grep --line-buffered -oE "\[DAG TEST\] (starting|end task) task_id=[a-z_]+" \

@@ -26,12 +26,13 @@ from benchmarks.report import write
 REPO = Path(__file__).resolve().parent.parent
 STAMP = r"^(\d{4}-\d\d-\d\dT[\d:.]+)Z"
 # What `make setup` installs with apt-get (Makefile: system-deps), removed for a clean state.
-APT_PACKAGES = ("openjdk-17-jre-headless", "redis-server", "redis-tools", "nginx", "libopenblas0-serial")
+APT_PACKAGES = ("openjdk-17-jre-headless", "redis-server", "redis-tools", "nginx", "libnginx-mod-stream",
+                "libopenblas0-serial")
 # make's own lines that start each phase (Makefile: system-deps, the virtualenv's stamp, redis-up, demo).
 PHASES = (("apt-get (Java, Redis, nginx, OpenBLAS)", r"^setup: installing .* with apt-get"),
           ("Python dependencies into .venv", r"^setup: installing pinned Python dependencies"),
           ("Redis started", r"^redis: (started|running)"),
-          ("airflow db migrate", r"\] preparing Airflow"),
+          ("airflow db migrate (the first time)", r"\] (preparing Airflow|Airflow's database)"),
           ("the DAG run (airflow dags test)", r"\] running the DAG once"),
           ("service ready (nginx, gunicorn, speed layer)", r"\] starting the lookup service"))
 READY = r"\] ready\. Web page"
