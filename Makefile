@@ -191,14 +191,15 @@ redis-down:
 	@if [ -f $(REDIS_DIR)/redis.pid ]; then kill $$(cat $(REDIS_DIR)/redis.pid) 2>/dev/null || true; rm -f $(REDIS_DIR)/redis.pid; echo "redis: stopped"; fi
 
 # The demo's JVMs live for seconds on 100K ratings, where C2's compile threads cost more than they return: with
-# C1 alone a second demo run was ready in 175 s against 190 s (production JVMs keep tiered compilation).
-DEMO_JIT := -XX:TieredStopAtLevel=1
+# C1 alone a second demo run was ready in 175 s against 190 s (production JVMs keep tiered compilation). Nobody
+# opens the Spark UI of a 20-second job: not started.
+DEMO_JVM_OPTS := -XX:TieredStopAtLevel=1 -Dspark.ui.enabled=false
 
 # The first command of the README: set up, run the DAG once on MovieLens 100K, serve it. Ctrl-C stops it all.
 demo: setup redis-up
 	@set -e; t0=$$(date +%s); step() { echo "[demo $$(( $$(date +%s) - t0 ))s] $$*"; }; \
 	user_redis="$${RECO_REDIS_URL:-}"; export RECO_REDIS_URL="$${user_redis:-$(REDIS_URL)}"; $(AIRFLOW_ENV); mkdir -p .airflow; \
-	export SPARK_SUBMIT_OPTS="$${SPARK_SUBMIT_OPTS:-$(DEMO_JIT)}"; \
+	export SPARK_SUBMIT_OPTS="$${SPARK_SUBMIT_OPTS:-$(DEMO_JVM_OPTS)}"; \
 	if [ .airflow/.migrated -nt $(STAMP) ]; then step "Airflow's database in .airflow/ is current"; else \
 	  step "preparing Airflow in .airflow/ (airflow db migrate)"; \
 	  airflow db migrate > .airflow/db-migrate.log 2>&1 && touch .airflow/.migrated; fi; \

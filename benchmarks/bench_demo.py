@@ -122,7 +122,7 @@ def timed_demo(clone: Path, env: dict, log: Path) -> dict:
 
 def tracking_seconds(clone: Path) -> dict:
     """What MLflow costs the demo's run (imports included): saving the model in its Spark flavor (train), and
-    each recording of the run (publish, report_run), from the last DAG run's log and train report."""
+    each recording of the run (report_run), from the last DAG run's log and train report."""
     log = (clone / ".airflow" / "demo-run.log").read_text()
     recorded = [float(s) for s in re.findall(r"recorded in MLflow in ([\d.]+) s", log)]
     reports = sorted((clone / "data" / "runs").glob("*/train/report.json"), key=lambda p: p.stat().st_mtime)
@@ -167,8 +167,8 @@ def main() -> None:
              "runner before spark-submit and after the job; jvm_start = spark-submit until the job's Python "
              "starts; imports = the job's Python imports; work = the job's own time less its Spark session and "
              "GX context. MLflow in the second run: the model saved in its Spark flavor "
-             f"{tracking['train_model_save_s']} s (train), the run recorded {tracking['recordings_s']} s (publish, "
-             "report_run), imports included. Command: make bench-demo")
+             f"{tracking['train_model_save_s']} s (train), the run recorded {tracking['recordings_s']} s "
+             "(report_run), imports included. Command: make bench-demo")
     write("demo", {"first": first, "second": second, "apt_removed": removed, "second_run_tasks": tasks,
                    "second_run_mlflow_s": tracking},
           rows, ("phase", "first_s", *[f"second_{c}" if c == "total_s" else c for c in columns]), notes)

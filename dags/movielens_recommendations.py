@@ -185,7 +185,7 @@ with DAG(
     # Every step of the graph as a task, then its edges.
     tasks = {"gate": gate(RUN_ID), "experiment_running": experiment_running(), "smoke_check": smoke_check(RUN_ID),
              "cleanup": cleanup(), "report_run": report_run(RUN_ID)}
-    publish_args = ("{{ '--force' if params.force else '--no-force' }}",
+    publish_args = ("{{ '--force' if params.force else '--no-force' }}", "--no-record",  # report_run records
                     "--data-as-of", "{{ logical_date.isoformat() if logical_date else '' }}")
     for step in graph.STEPS:
         if step.spark_job:

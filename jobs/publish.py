@@ -36,11 +36,14 @@ from jobs.lib.tracking.runs import record_run
 def run(config: Config, run_id: str | None, spark: SparkSession | None = None, force: bool = False,
         rollback_to: str | bool | None = None, prune_only: bool = False, candidate: bool = False,
         share: float | None = None, salt: str | None = None, promote: bool = False, abort: bool = False,
-        data_as_of: str | None = None) -> dict:
+        data_as_of: str | None = None, record: bool = True) -> dict:
     result = _move(config, run_id, spark, force, rollback_to, prune_only, candidate, share, salt, promote, abort,
                    data_as_of)
-    # MLflow follows what Redis now says (best effort: the next call catches up if it is down).
-    if result.get("version") and not result.get("held"):
+    # MLflow follows what Redis now says (best effort: the next call catches up if it is down). The DAG records
+    # the run in its report_run step, a few seconds later, and passes --no-record.
+    if not record:
+        result["tracking"] = {"tracked": False, "reason": "--no-record: the caller records the run"}
+    elif result.get("version") and not result.get("held"):
         result["tracking"] = record_run(config, run_id)  # the run, its model, the registry and the aliases
     else:
         result["tracking"] = sync_registry(config)
@@ -82,6 +85,9 @@ def _arguments(parser) -> None:
     parser.add_argument("--data-as-of", default=None, metavar="ISO-TIME",
                         help="when the run's data was current (the DAG passes its logical date): a live version "
                              "built from newer data is not replaced unless --force")
+    parser.add_argument("--record", action=argparse.BooleanOptionalAction, default=True,
+                        help="record the run and move the registered model's aliases in MLflow (the DAG's "
+                             "report_run does it instead: --no-record)")
     parser.add_argument("--promote", action="store_true", help="end the running experiment: treatment goes live")
     parser.add_argument("--abort", action="store_true", help="end the running experiment: control stays live")
 
