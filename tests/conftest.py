@@ -56,23 +56,24 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group(group))
 
 
+def release_folder(variable: str, marker: str, what: str, beside: str) -> Path:
+    """The MovieLens folder the environment names (`make test` sets it), or the whole run stops saying so."""
+    folder = os.environ.get(variable)
+    if not folder or not (Path(folder) / marker).is_file():
+        pytest.exit(f"{variable} must name {what} (make test sets it to ../shared/data/{beside})", returncode=2)
+    return Path(folder)
+
+
 @pytest.fixture(scope="session")
 def ml100k_dir() -> Path:
-    folder = os.environ.get("RECO_MOVIELENS_DIR")
-    if not folder or not (Path(folder) / "u.data").is_file():
-        pytest.exit("RECO_MOVIELENS_DIR must name a MovieLens 100K folder (make test sets it to "
-                    "../shared/data/ml-100k)", returncode=2)
-    return Path(folder)
+    return release_folder("RECO_MOVIELENS_DIR", "u.data", "a MovieLens 100K folder", "ml-100k")
 
 
 @pytest.fixture(scope="session")
 def tagged_release_dir() -> Path:
-    """The tagged CSV release beside the project (ml-latest-small, 2016 edition): RECO_TAGGED_MOVIELENS_DIR."""
-    folder = os.environ.get("RECO_TAGGED_MOVIELENS_DIR")
-    if not folder or not (Path(folder) / "tags.csv").is_file():
-        pytest.exit("RECO_TAGGED_MOVIELENS_DIR must name a tagged MovieLens CSV release (make test sets it to "
-                    "../shared/data/ml-latest-small-2016)", returncode=2)
-    return Path(folder)
+    """The tagged CSV release beside the project (ml-latest-small, 2016 edition)."""
+    return release_folder("RECO_TAGGED_MOVIELENS_DIR", "tags.csv", "a tagged MovieLens CSV release",
+                          "ml-latest-small-2016")
 
 
 @pytest.fixture(scope="session")

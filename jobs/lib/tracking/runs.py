@@ -18,7 +18,7 @@ from conf.settings import REPO_ROOT, Config
 from jobs.lib.runtime.run_layout import run_paths
 from jobs.lib.tracking import registry
 from jobs.lib.tracking.connection import client, experiment_id, log, run_named
-from schemas.storage import is_local, read_json
+from schemas.storage import exists, is_local, read_json
 
 # The settings a model depends on (the rest place files and servers).
 MODEL_SECTIONS = ("validation", "clean", "split", "als", "evaluate", "gates", "drift", "recommend", "content")
@@ -71,15 +71,13 @@ def dataset_digest(manifest: dict) -> str:
 
 
 def _read(path: str) -> dict:
-    try:
-        return read_json(path)
-    except (OSError, ValueError):
-        return {}
+    """A run file, or {} for one the run never wrote (a run that stopped early)."""
+    return read_json(path) if exists(path) else {}
 
 
 def record_run(config: Config, run_id: str, tags: dict[str, str] | None = None, result: str | None = None) -> dict:
     """Record batch run `run_id` in MLflow, register what it published and move the aliases; never raises.
-    `result` (succeeded / failed) closes the MLflow run with that status. Returns what happened."""
+    `result` (success / failed) closes the MLflow run with that status. Returns what happened."""
     if not config.tracking.enabled:
         return {"tracked": False, "reason": "tracking.enabled is false"}
     started = time.perf_counter()
