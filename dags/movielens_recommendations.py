@@ -25,6 +25,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from conf.settings import load_config  # pydantic and YAML: cheap to import
 from jobs import graph  # plain Python
+from jobs.lib.runtime.class_archive import jvm_options  # plain Python
 from schemas.movielens import DATASET_NAMES  # plain Python
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,6 +55,9 @@ class SparkJobOperator(SparkSubmitOperator):
     at once, since retrying cannot fix it. Anything else (3: Redis unreachable, a lost JVM) retries with backoff."""
 
     def execute(self, context):
+        # On the worker, at run time: its driver JVM maps the archive of Spark's classes when setup built one.
+        self.env_vars = {**(self.env_vars or {}),
+                         "SPARK_SUBMIT_OPTS": jvm_options(os.environ.get("SPARK_SUBMIT_OPTS", ""))}
         try:
             return super().execute(context)
         except Exception as exc:

@@ -7,6 +7,7 @@ import sys
 import time
 
 from conf.settings import Config
+from jobs.lib.runtime.class_archive import jvm_options
 from schemas.storage import join
 
 log = logging.getLogger("reco")
@@ -24,6 +25,8 @@ def spark_session(config: Config, app_name: str):
         builder = builder.master(config.spark.master).config("spark.driver.memory", config.spark.driver_memory)
         # Python workers run the driver's interpreter (the project's venv), not whatever python3 is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # The driver JVM starts here: it maps the archive of Spark's classes when setup built one.
+        os.environ["SPARK_SUBMIT_OPTS"] = jvm_options(os.environ.get("SPARK_SUBMIT_OPTS", ""))
     settings = {
         "spark.sql.shuffle.partitions": str(config.spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
