@@ -31,6 +31,7 @@ APT_PACKAGES = ("openjdk-17-jre-headless", "redis-server", "redis-tools", "nginx
 # make's own lines that start each phase (Makefile: system-deps, the virtualenv's stamp, redis-up, demo).
 PHASES = (("apt-get (Java, Redis, nginx, OpenBLAS)", r"^setup: installing .* with apt-get"),
           ("Python dependencies into .venv", r"^setup: installing pinned Python dependencies"),
+          ("Spark's driver classes archived", r"^setup: archiving Spark's driver classes"),
           ("Redis started", r"^redis: (started|running)"),
           ("airflow db migrate (the first time)", r"\] (preparing Airflow|Airflow's database)"),
           ("the DAG run (airflow dags test)", r"\] running the DAG once"),
