@@ -30,7 +30,9 @@ def test_a_build_killed_while_it_writes_keeps_the_previous_archive(tmp_path):
     archive = tmp_path / "spark-classes.jsa"
     archive.write_bytes(b"the previous archive")
     result = {}
-    builder = threading.Thread(target=lambda: result.update(built=build(archive)))
+    script = tmp_path / "job.py"  # a small job: what it archives does not matter here
+    script.write_text(SCRIPT)
+    builder = threading.Thread(target=lambda: result.update(built=build(archive, script=script)))
     builder.start()
     killed = None
     while builder.is_alive() and killed is None:  # the JVM writes the archive as it exits: kill it then

@@ -29,12 +29,15 @@ def jvm_options(existing: str = "", archive: Path = ARCHIVE) -> str:
     return f"{existing} -XX:SharedArchiveFile={archive}".strip()
 
 
-def build(archive: Path = ARCHIVE, timeout_s: float = 600) -> bool:
-    """Run a small job that loads the classes the jobs load (CSV and Parquet I/O, joins, windows, Arrow, ALS) in a
-    JVM that dumps them at exit; keep the archive only if that JVM exited cleanly. False when it did not."""
+def build(archive: Path = ARCHIVE, timeout_s: float = 600, script: Path | None = None) -> bool:
+    """Run `script` (default: this module's workload, which loads the classes the jobs load: CSV and Parquet I/O,
+    joins, windows, Arrow, ALS) in a JVM that dumps them at exit; keep the archive only if that JVM exited
+    cleanly. False when it did not."""
     partial = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
-    env = {**os.environ, "SPARK_SUBMIT_OPTS": f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} "
-                                              f"-XX:ArchiveClassesAtExit={partial}".strip()}
+    # Not on top of an archive already mapped (the JVM refuses to start with both).
+    inherited = [option for option in os.environ.get("SPARK_SUBMIT_OPTS", "").split()
+                 if not option.startswith("-XX:SharedArchiveFile=")]
+    env = {**os.environ, "SPARK_SUBMIT_OPTS": " ".join([*inherited, f"-XX:ArchiveClassesAtExit={partial}"])}
     env.pop("PYSPARK_GATEWAY_PORT", None)
     from pyspark.find_spark_home import _find_spark_home
 
@@ -43,11 +46,13 @@ def build(archive: Path = ARCHIVE, timeout_s: float = 600) -> bool:
     try:
         # spark-submit, not an in-process session: the archive is complete only once the JVM has exited.
         finished = subprocess.run([f"{spark_home}/bin/spark-submit", "--master", "local[2]",
-                                   "--conf", "spark.ui.enabled=false", __file__, "--workload"],
+                                   "--conf", "spark.ui.enabled=false", *([str(script)] if script else
+                                                                          [__file__, "--workload"])],
                                   env=env, capture_output=True, text=True, timeout=timeout_s)
         if finished.returncode != 0 or not partial.is_file():
+            said = [line for line in (finished.stdout + finished.stderr).splitlines() if line.strip()]
             log.warning("no class archive: the job that builds it failed (exit %s): %s", finished.returncode,
-                        finished.stderr.strip().splitlines()[-1:] or "")
+                        said[-1] if said else "nothing said")
             return False
         os.replace(partial, archive)
         return True
