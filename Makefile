@@ -160,7 +160,10 @@ mlflow: setup mlflow-deps
 	  --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
 # Two workers: one for the modules that start JVMs and Airflow runs, one for those sharing the pipeline run.
-test: setup test-deps mlflow-deps
+# The class archive builds (CPU) while the test packages install (network, disk): about half a minute sooner.
+test: system-deps $(STAMP)
+	@$(MAKE) --no-print-directory $(CLASS_ARCHIVE) & archive=$$!; \
+	$(MAKE) --no-print-directory test-deps mlflow-deps; deps=$$?; wait $$archive; [ $$deps = 0 ]
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 test-fast: setup
