@@ -57,10 +57,11 @@ def pytest_collection_modifyitems(items):
 
 
 def release_folder(variable: str, marker: str, what: str, beside: str) -> Path:
-    """The MovieLens folder the environment names (`make test` sets it), or the whole run stops saying so."""
+    """The MovieLens folder the environment names (`make test` sets it); every test that needs it fails saying so."""
     folder = os.environ.get(variable)
     if not folder or not (Path(folder) / marker).is_file():
-        pytest.exit(f"{variable} must name {what} (make test sets it to ../shared/data/{beside})", returncode=2)
+        # A failure, not pytest.exit: under xdist a worker's exit is reported as a crash and its message is lost.
+        pytest.fail(f"{variable} must name {what} (make test sets it to ../shared/data/{beside})", pytrace=False)
     return Path(folder)
 
 
