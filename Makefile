@@ -160,11 +160,11 @@ mlflow: setup mlflow-deps
 	  --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
 # Two workers: one for the modules that start JVMs and Airflow runs, one for those sharing the pipeline run.
-# The class archive builds (CPU) while the test packages install (network, disk): about half a minute sooner.
-test: system-deps $(STAMP)
+# The class archive builds alongside (the tests wait on a third of the CPUs): JVMs map it once it appears whole
+# (it is renamed into place), and the one test of it waits for it.
+test: system-deps $(STAMP) test-deps mlflow-deps
 	@$(MAKE) --no-print-directory $(CLASS_ARCHIVE) & archive=$$!; \
-	$(MAKE) --no-print-directory test-deps mlflow-deps; deps=$$?; wait $$archive; [ $$deps = 0 ]
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2 --dist loadgroup; status=$$?; wait $$archive; exit $$status
 
 test-fast: setup
 	$(PY) -m pytest -q tests/unit

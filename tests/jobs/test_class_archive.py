@@ -10,13 +10,14 @@ import time
 import psutil
 
 from jobs.lib.runtime.class_archive import ARCHIVE, build, jvm_options
-from tests.support import REPO
+from tests.support import REPO, wait_until
 
 SCRIPT = "from pyspark.sql import SparkSession; SparkSession.builder.master('local[1]').getOrCreate().range(3).count()"
 
 
 def test_a_driver_jvm_maps_the_archive_setup_built(tmp_path):
-    assert ARCHIVE.is_file(), f"{ARCHIVE} is missing: make setup builds it"
+    # make test builds it alongside the tests; make setup before them
+    wait_until(ARCHIVE.is_file, 300, 1, f"{ARCHIVE}, which make setup builds")
     loaded = tmp_path / "classes.log"
     # -Xshare:on: a JVM that cannot map the archive stops instead of starting without it.
     env = {**os.environ, "SPARK_SUBMIT_OPTS": jvm_options(f"-Xshare:on -Xlog:class+load=info:file={loaded}")}
