@@ -160,7 +160,7 @@ mlflow: setup mlflow-deps
 	  --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
 # Two workers: one for the modules that start JVMs and Airflow runs, one for those sharing the pipeline run.
-# The class archive builds alongside (the tests wait on a third of the CPUs): JVMs map it once it appears whole
+# The class archive builds alongside (the CPUs are about 40% busy over the suite): JVMs map it once it is whole
 # (it is renamed into place), and the one test of it waits for it.
 test: system-deps $(STAMP) test-deps mlflow-deps
 	@$(MAKE) --no-print-directory $(CLASS_ARCHIVE) & archive=$$!; \
