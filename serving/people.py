@@ -100,6 +100,10 @@ class PeopleCache:
         # since the push it needed may already be spent.
         self._epoch = 0
         self._lock = threading.RLock()
+        self._readable = select.poll()  # the connection's socket, registered once per connection
+        # A drain stopped inside a push, or the connection is new: the parser may hold what the socket no longer
+        # shows, so the next drain asks the parser and not only the socket.
+        self._parser_may_hold = True
 
     def get(self, user_id: int, load: Callable[[], tuple[object, int]]):
         """The person's values: from the copy when it is confirmed and holds them, else `load()` -> (values, their
@@ -187,6 +191,8 @@ class PeopleCache:
         conn = self._conn
         if conn is None:
             return False
+        if not self._parser_may_hold and not self._readable.poll(0):  # nothing came: one syscall, most requests
+            return True
         try:
             while conn.can_read(0):
                 reply = conn.read_response(push_request=True, timeout=0, disconnect_on_error=False)
@@ -194,10 +200,12 @@ class PeopleCache:
                     self._confirmed_at = float(reply[len(PING_PREFIX) :])
                     self._ping_sent_at = None
         except redis.TimeoutError:  # the rest of a push is still on its way (Redis sends 64 KiB a pass)
+            self._parser_may_hold = True
             return False  # read through this time; the parser keeps the part, the next drain finishes it
         except (redis.RedisError, OSError, ValueError):
             self._close()
             return False
+        self._parser_may_hold = False  # read to the end: what comes next shows on the socket
         return True
 
     def _open(self) -> None:
@@ -225,10 +233,13 @@ class PeopleCache:
             return
         # The parser hands each invalidation to this handler while the connection is drained.
         conn._parser.set_invalidation_push_handler(self._invalidate)
+        readable = select.poll()
+        readable.register(conn._sock, select.POLLIN)
         with self._lock:
             self._entries.clear()
             self._epoch += 1
             self._conn, self._confirmed_at, self._ping_sent_at, self._warned = conn, opened_at, None, False
+            self._readable, self._parser_may_hold = readable, True
 
     def _close(self) -> None:
         """The connection broke or went quiet: pushes may have been lost, so the copy goes with it."""

@@ -1,6 +1,7 @@
 """The copy's own rules (serving/people.py) on a scripted connection: a push that arrives in parts, a heartbeat
 gone quiet, a parser that cannot see pushes, and the bound held to real memory. The same copy against a real
 Redis, its network path and its buffers: tests/serving/test_people.py."""
+import socket
 import subprocess
 import sys
 import textwrap
@@ -16,12 +17,18 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 class ScriptedConnection:
-    """A tracking connection whose replies the test hands in: `queue` holds what Redis has sent; a None in it is
-    a push whose rest has not arrived yet (reading it times out once)."""
-    _sock = None
+    """A tracking connection whose replies the test hands in (`arrive`): `queue` holds what Redis has sent, and
+    its socket is readable while anything waits there, as a real one would be. A None in it is the first part of
+    a push: reading it times out, and the parser holds that part (`holding`) until the next reply comes."""
 
     def __init__(self, **_):
-        self.queue, self.sent = [], []
+        self.queue, self.sent, self.holding = [], [], False
+        self._sock, self._peer = socket.socketpair()
+        self._sock.setblocking(False)
+
+    def arrive(self, *replies):
+        self.queue += replies
+        self._peer.send(b"r")
 
     def connect(self):
         pass
@@ -38,8 +45,13 @@ class ScriptedConnection:
         if not push_request:
             return b"OK"  # CLIENT TRACKING
         if not self.queue:
+            if self.holding:
+                raise redis.TimeoutError("Timeout reading from socket")
             return [b"subscribe", b"__redis__:invalidate", 1]
         item = self.queue.pop(0)
+        if not self.queue:  # all read: the socket shows nothing more
+            self._sock.recv(4096)
+        self.holding = item is None
         if item is None:
             raise redis.TimeoutError("Timeout reading from socket")
         if item[0] == b"invalidate":
@@ -47,7 +59,7 @@ class ScriptedConnection:
         return item
 
     def can_read(self, timeout=0):
-        return bool(self.queue)
+        return bool(self.queue) or self.holding  # as redis-py's: data on the socket or held by the parser
 
     class _parser:  # noqa: N801 - the attribute redis-py's connection has
         @classmethod
@@ -74,18 +86,31 @@ def people(monkeypatch):
 
 
 def answer_pings(conn):
-    conn.queue += [PING_PREFIX + token[len(PING_PREFIX):] for token in getattr(conn, "pings", [])]
+    conn.arrive(*[PING_PREFIX + token[len(PING_PREFIX):] for token in getattr(conn, "pings", [])])
     conn.pings = []
 
 
 def test_a_push_half_in_reads_through_keeps_the_connection_and_is_finished_next_time(people):
     assert people.get(7, lambda: ("before", 10)) == "before"  # kept: the connection is up
     conn = people._conn
-    conn.queue += [None, [b"invalidate", [b"reco:{events}:excluded:7"]]]  # a push for 7 has started to arrive
+    conn.arrive(None, [b"invalidate", [b"reco:{events}:excluded:7"]])  # a push for 7 has started to arrive
     assert people.get(7, lambda: ("after", 10)) == "after"  # not answered from the copy, nor kept
     assert people.tracked and people._conn is conn  # no reconnection for a push in flight; the rest came
     assert people.get(7, lambda: ("latest", 10)) == "latest"  # 7's entry was dropped: read again
     assert people.get(7, lambda: ("unused", 10)) == "latest"
+
+
+def test_a_push_whose_rest_has_not_come_keeps_the_copy_from_answering_though_the_socket_is_empty(people):
+    """Each drain first asks the socket whether anything came (one poll): that is not enough while the parser
+    holds the first part of a push, which the socket no longer shows."""
+    assert people.get(7, lambda: ("before", 10)) == "before"
+    conn = people._conn
+    conn.arrive(None)  # the first part of a push for 7, read off the socket
+    assert people.get(7, lambda: ("after", 10)) == "after"
+    assert people.get(7, lambda: ("still", 10)) == "still"  # the socket is empty; the part is still held
+    conn.arrive([b"invalidate", [b"reco:{events}:excluded:7"]])  # its rest
+    assert people.get(7, lambda: ("latest", 10)) == "latest"
+    assert people.get(7, lambda: ("unused", 10)) == "latest"  # the copy answers again
 
 
 def test_the_copy_answers_only_while_a_recent_ping_was_answered(people, monkeypatch):
