@@ -91,11 +91,12 @@ def rank_trained_mapping(ids, vectors, items, person, pairs, reg: float, seed: i
 def cold_movies(spark, config, train, test, movies, seed: int, k: int, tags=None) -> dict:
     """The cold-movie protocol on one split: NDCG@10 and recall@10 over the held-out movies, ranked for each user
     by (a) their ALS vector against factors mapped from content (jobs/lib/model/content.py, what the service's
-    new slots use), with each content block left out in turn (what it adds) and other weightings, (b) the same
-    plus a popularity prior predicted from content, and with the mapping trained to rank (BPR) (ridge of log ratings on the content vectors of the rated
-    movies), (c) their content profile (the sum of the content vectors of what they rated 4 or more), (d)
-    popularity by genre, (e) random order; and, for reference, (f) the held-out movies' own number of training
-    ratings, known only after the fact. `tags`: the release's clean tags (people per tag and movie), if any."""
+    new slots use), with each content block left out in turn (what it adds), other weightings and the mapping
+    trained to rank (`rank_trained_mapping`), (b) the same plus a popularity prior predicted from content (ridge of
+    log ratings on the content vectors of the rated movies), (c) their content profile (the sum of the content
+    vectors of what they rated 4 or more), (d) popularity by genre, (e) random order; and, for reference, (f) the
+    held-out movies' own number of training ratings, known only after the fact. `tags`: the release's clean tags
+    (people per tag and movie), if any."""
     import numpy as np
     import pyarrow as pa
     from pyspark.sql import functions as F
