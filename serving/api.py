@@ -16,7 +16,7 @@ A handler does key lookups (mostly from the worker's caches) and a pass over at 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from flask import Blueprint, current_app
 
@@ -39,7 +39,6 @@ from serving.http import (
     query_args,
 )
 from serving.lists import (
-    NO_FILTERS,
     Filters,
     candidates,
     fill,
@@ -65,7 +64,8 @@ def limits() -> dict:
     return current_app.config["RECO_LIMITS"]
 
 
-class Asked(NamedTuple):
+@dataclass(frozen=True)
+class Asked:
     """What a request asks of a list: k items passing the filters, none excluded, re-ranked for diversity."""
 
     k: int
@@ -92,12 +92,8 @@ def items_to_show(
 
 
 def _filter_fields(filters: Filters) -> dict:
-    if filters is NO_FILTERS:
-        return NO_FILTER_FIELDS
     return {"genre": ",".join(filters.genres) or None, "year_min": filters.year_min, "year_max": filters.year_max}
 
-
-NO_FILTER_FIELDS = _filter_fields(Filters())
 
 # ---------------------------------------------------------------- endpoints
 
@@ -105,10 +101,10 @@ NO_FILTER_FIELDS = _filter_fields(Filters())
 @api.get("/v1/users/<user_id>/recommendations")
 def user_recommendations(user_id: str):
     uid = parse_id(user_id, "user_id")
-    query, config, store = query_args(), current_app.config, versions()  # the app looked up once: the hot path
-    k, filters = parse_k(query, config["RECO_LIMITS"]["top_n"]), parse_filters(query)
+    query = query_args()
+    k, filters = parse_k(query, limits()["top_n"]), parse_filters(query)
     asked_out, diversity = parse_exclude(query), parse_diversity(query)
-    version, (published,), experiment, arm = store.lookup_for(uid, rk.suffix("user", uid))
+    version, (published,), experiment, arm = versions().lookup_for(uid, rk.suffix("user", uid))
     fields, exposure = experiment_fields(experiment, arm, version, uid, "recommendations")
     payload = {"user_id": uid, "version": version, **fields}
     fallback = None
@@ -116,7 +112,7 @@ def user_recommendations(user_id: str):
     asked = Asked(k, filters, since.excluded | asked_out, diversity)
     known = uid if published is not None else None  # a person the version has a `seen` list for
     if since.fresh is not None and since.fresh.version == version:  # folded in against this very version
-        items = items_to_show(version, store.items(version, since.fresh.packed), asked, "recommendations", known)
+        items = items_to_show(version, versions().items(version, since.fresh.packed), asked, "recommendations", known)
         payload.update(source="fold_in", fold_in={"events": since.fresh.events, "updated_at": since.fresh.updated_at})
     elif published is not None:
         items = items_to_show(version, published, asked, "recommendations", known)
@@ -128,9 +124,9 @@ def user_recommendations(user_id: str):
         if experiment:
             EXPERIMENT_FALLBACKS.labels(experiment["id"], arm, fallback).inc()
         payload.update(fallback=fallback, reason=reason)
-    slots = config["RECO_NEW_SLOTS"]
+    slots = current_app.config["RECO_NEW_SLOTS"]
     if known is not None and k > 1 and slots:  # a person the version knows: new movies near their taste
-        picks = store.get_in_version(version, [rk.suffix("new", uid)])[0]
+        picks = versions().get_in_version(version, [rk.suffix("new", uid)])[0]
         items = with_new(items, picks, asked.excluded, filters, k, min(slots, k - 1))
     payload.update(
         **_filter_fields(filters), diversity=diversity, filled=sum("filled" in i for i in items), items=items

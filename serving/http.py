@@ -119,7 +119,7 @@ def parse_k(query: dict[str, str], limit: int, default: int = 10) -> int:
 
 def parse_filters(query: dict[str, str]) -> Filters:
     """`genre=Western,Comedy` (any of them; as written or in lower case), `year_min`, `year_max` (inclusive)."""
-    if not query or ("genre" not in query and "year_min" not in query and "year_max" not in query):
+    if not query:
         return NO_FILTERS
     genres: tuple[str, ...] = ()
     raw = query.get("genre")

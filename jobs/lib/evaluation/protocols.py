@@ -61,15 +61,12 @@ def rank_trained_mapping(ids, vectors, items, person, pairs, reg: float, seed: i
     drawn at random. Measured in the cold-movie protocol, not shipped."""
     import numpy as np
 
+    from jobs.lib.model.content import content_mapping
     from jobs.lib.model.scoring import Factors
 
     known = np.isin(ids, items.ids)
-    rated = vectors[known].astype(np.float32)
-    targets = items.matrix[np.searchsorted(items.ids, ids[known])].astype(np.float32)
-    content_mean, target_mean = rated.mean(axis=0), targets.mean(axis=0)
-    rated -= content_mean
-    mapping = np.linalg.solve((rated.T @ rated).astype(np.float64) + reg * np.eye(rated.shape[1]),
-                              (rated.T @ (targets - target_mean)).astype(np.float64)).astype(np.float32)
+    ridge = content_mapping(ids, vectors, items, reg)
+    rated, mapping = vectors[known] - ridge.content_mean, ridge.mapping.copy()
     users = person.matrix[np.searchsorted(person.ids, pairs.user_id.to_numpy())].astype(np.float32)
     liked = np.searchsorted(ids[known], pairs.movie_id.to_numpy())  # rows of `rated`
     rng = np.random.default_rng(seed)
@@ -85,7 +82,7 @@ def rank_trained_mapping(ids, vectors, items, person, pairs, reg: float, seed: i
             moment = 0.9 * moment + 0.1 * gradient
             scale = 0.999 * scale + 0.001 * gradient**2
             mapping -= RANK_LEARNING_RATE * (moment / (1 - 0.9**step)) / (np.sqrt(scale / (1 - 0.999**step)) + 1e-8)
-    return Factors(ids[~known], (vectors[~known] - content_mean) @ mapping + target_mean)
+    return Factors(ids[~known], ridge._replace(mapping=mapping).apply(vectors[~known]))
 
 
 def cold_movies(spark, config, train, test, movies, seed: int, k: int, tags=None) -> dict:
