@@ -62,10 +62,11 @@ def test_whole_pipeline_runs_on_a_two_worker_standalone_cluster(standalone_clust
     # A small MovieLens-shaped release (a fifth of ML-100K's shape): the cluster path, not the data, is tested.
     release = tmp_path / "movielens"
     write(release, "100k", *generate(scaled(PRESETS["ml-100k"], 0.2), seed=11))
-    # The cluster path, not the model: small ALS and no quality gate; the lists scored on the workers too.
+    # The cluster path, not the model: small ALS without the explicit blend, no quality gate; the lists scored on
+    # the workers too.
     settings = tmp_path / "cluster-test.yaml"
     settings.write_text("als:\n  implicit: {rank: 16, reg_param: 0.5, alpha: 10.0, max_iter: 5}\n"
-                        "  explicit: {rank: 8, max_iter: 5}\nspark:\n  shuffle_partitions: 2\n"
+                        "  explicit: {rank: 8, max_iter: 5, implicit_feature: false}\nspark:\n  shuffle_partitions: 2\n"
                         "gates:\n  min_ndcg_lift_over_popularity: -1.0\n"
                         "recommend:\n  driver_max_scores: 0\n")
     job_env = {**env, "RECO_DATA_ROOT": str(tmp_path / "data"), "RECO_CONFIG": str(settings),

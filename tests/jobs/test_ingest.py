@@ -221,7 +221,7 @@ def test_csv_layout_with_half_star_ratings_tags_and_genome(spark, make_config, t
     assert manifest["layout"] == "csv" and manifest["malformed"]["ratings"] == 0
     assert manifest["rows"]["ratings"] == sum(1 for u in range(1, 41) for m in range(1, 31) if (u + m) % 3)
     assert validate.run(config, "csv", spark=spark)["success"]
-    clean.run(config, "csv", spark=spark)
+    report = clean.run(config, "csv", spark=spark)
     paths = run_paths(config, "csv")
     ratings = spark.read.parquet(paths.clean_ratings)
     assert {r["rating"] for r in ratings.select("rating").distinct().collect()} <= {x / 2 for x in range(1, 11)}
@@ -233,7 +233,6 @@ def test_csv_layout_with_half_star_ratings_tags_and_genome(spark, make_config, t
     # Tags and genome: ingested, validated (within the tolerance for tags people wrote), cleaned by rule.
     assert manifest["content_files"] == {"tags": "tags.csv", "genome": "genome-scores.csv"}
     assert manifest["rows"]["tags"] == 7 and manifest["rows"]["genome"] == 90 and manifest["malformed"]["tags"] == 0
-    report = clean.run(config, "csv", spark=spark)
     assert report["tags"]["dropped"] == {"missing_field": 0, "bad_tag_length": 0, "ts_out_of_range": 0,
                                          "unknown_movie": 1, "duplicate": 1}
     assert rows(spark.read.parquet(paths.clean_tags), "movie_id", "tag") == [

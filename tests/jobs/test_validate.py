@@ -22,24 +22,42 @@ def corrupt_copy(source, target, ratings=None, items=None, ratings_bytes=None):
     return target
 
 
-def replace_field(index, value, every=1000):
+def replace_field(index, value, every=1000, offset=0):
     def apply(lines):
         out = []
         for n, line in enumerate(lines):
             fields = line.split("\t")
-            if n % every == 0:
+            if n % every == offset:
                 fields[index] = value
             out.append("\t".join(fields))
         return out
     return apply
 
 
+def each(*changes):
+    """The changes applied one after the other."""
+    def apply(lines):
+        for change in changes:
+            lines = change(lines)
+        return lines
+    return apply
+
+
+# Each corruption touches one column, on rows of its own: applied together to one copy, each must be named by its
+# own expectation and nothing else may fail (an expectation reads one column, so none can hide another).
+ONE_COLUMN_EACH = {
+    "rating_out_of_range": "expect_column_values_to_be_in_set(column='rating'",
+    "null_user_ids": "expect_column_values_to_not_be_null(column='user_id'",
+    "unknown_movie_ids": "expect_column_values_to_be_in_set(column='movie_in_catalog'",
+    "timestamps_out_of_range": "expect_column_values_to_be_between(column='ts'",
+    "duplicate_movie_ids": "expect_column_values_to_be_unique(column='movie_id')",
+}
+ONE_COLUMN_CORRUPTIONS = dict(
+    ratings=each(replace_field(2, "7", offset=0), replace_field(0, "", offset=1), replace_field(1, "99999", offset=2),
+                 replace_field(3, "86400", offset=3)),
+    items=lambda lines: lines + [lines[0]])
+# Corruptions of the whole file, or of whole lines: each on a copy of its own.
 CASES = {
-    "rating_out_of_range": (dict(ratings=replace_field(2, "7")),
-                            "expect_column_values_to_be_in_set(column='rating'"),
-    "null_user_ids": (dict(ratings=replace_field(0, "")), "expect_column_values_to_not_be_null(column='user_id'"),
-    "unknown_movie_ids": (dict(ratings=replace_field(1, "99999")),
-                          "expect_column_values_to_be_in_set(column='movie_in_catalog'"),
     "malformed_lines": (dict(ratings=lambda lines: lines[:5000] + ["this is not a rating"] * 3 + lines[5000:]),
                         "expect_column_values_to_not_be_null(column='movie_id'"),
     "empty_ratings_file": (dict(ratings=lambda lines: []), "expect_table_row_count_to_be_between"),
@@ -47,11 +65,28 @@ CASES = {
                         "expect_column_values_to_not_be_null(column='movie_id'"),
     "wrong_encoding_utf16": (dict(ratings_bytes=lambda text: text.encode("utf-16")),
                              "expect_column_values_to_not_be_null(column='user_id'"),
-    "timestamps_out_of_range": (dict(ratings=replace_field(3, "86400")),
-                                "expect_column_values_to_be_between(column='ts'"),
-    "duplicate_movie_ids": (dict(items=lambda lines: lines + [lines[0]]),
-                            "expect_column_values_to_be_unique(column='movie_id')"),
 }
+
+
+def stopped_naming(spark, config, run_id, expected) -> list[str]:
+    """Ingest, then validate expecting it to stop naming every one of `expected`; the report's failed lines."""
+    ingest.run(config, run_id, spark=spark)
+    with pytest.raises(JobError) as err:
+        validate.run(config, run_id, spark=spark)
+    report = read_json(run_paths(config, run_id).validation_report)
+    assert report["success"] is False
+    for expectation in expected:
+        assert expectation in str(err.value)
+        assert any(expectation in line for line in report["failed"])
+        assert any(expectation in row["expectation"] and not row["success"] for row in report["expectations"])
+    return report["failed"]
+
+
+def test_corruptions_of_one_column_each_are_each_named(spark, make_config, ml100k_dir, tmp_path):
+    folder = corrupt_copy(ml100k_dir, tmp_path / "ml-100k", **ONE_COLUMN_CORRUPTIONS)
+    config = make_config(tmp_path / "data", data__movielens_dir=str(folder))
+    failed = stopped_naming(spark, config, "one_column_each", ONE_COLUMN_EACH.values())
+    assert len(failed) == len(ONE_COLUMN_EACH), failed
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -59,14 +94,7 @@ def test_corrupted_input_stops_naming_the_expectation(spark, make_config, ml100k
     corruption, expected = CASES[case]
     folder = corrupt_copy(ml100k_dir, tmp_path / "ml-100k", **corruption)
     config = make_config(tmp_path / "data", data__movielens_dir=str(folder))
-    ingest.run(config, case, spark=spark)
-    with pytest.raises(JobError) as err:
-        validate.run(config, case, spark=spark)
-    assert expected in str(err.value)
-    report = read_json(run_paths(config, case).validation_report)
-    assert report["success"] is False
-    assert any(expected in line for line in report["failed"])
-    assert any(expected in row["expectation"] and not row["success"] for row in report["expectations"])
+    stopped_naming(spark, config, case, [expected])
 
 
 def test_clean_copy_passes_and_writes_data_docs(spark, make_config, tmp_path):

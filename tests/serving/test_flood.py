@@ -12,7 +12,7 @@ from serving.exposures import BATCH_BYTES
 from tests.support import GunicornService, RedisServer, wait_until, write_config
 
 BOUND_MB = 1
-REQUESTS = 10_000  # at k=50 about 4.7 MB of exposures (470 bytes each): over four times the bound
+REQUESTS = 6_000  # at k=50 about 2.8 MB of exposures (470 bytes each): over twice the bound
 TOKEN = "flood-token"
 
 
