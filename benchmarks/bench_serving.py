@@ -162,12 +162,12 @@ def publication_throughput(spark, url: str, keys: int, folder: Path) -> float:
 
     from jobs.lib.publication.versions import FILE_OPTIONS, write_files
     spark.range(keys, numPartitions=2).select(
-        F.concat(F.lit("reco:v:bench:user:"), F.col("id").cast("string")).alias("key"),
+        F.concat(F.lit("user:"), F.col("id").cast("string")).alias("suffix"),
         F.repeat(F.lit("x"), 400).alias("value")).write.options(**FILE_OPTIONS).parquet(str(folder))
     best = 0.0
     for _ in range(3):
         started = time.perf_counter()
-        written = write_files(str(folder), RedisSettings(url=url))
+        written = write_files(str(folder), RedisSettings(url=url), "reco:v:bench:")
         best = max(best, written / (time.perf_counter() - started))
     return best
 

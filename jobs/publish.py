@@ -11,8 +11,8 @@ With `experiments.release: canary` every publication is a candidate at `experime
 experiment is still running, a canary publication is held (nothing is written) until a judgement ends it.
 
 Values are built in Spark in the exact shape the API returns, kept as Parquet in the run's folder
-(publish/values.parquet) and written from there by the driver with pipelined MSETs. Readers never see half a
-version: the pointer moves only after every key is written and counted.
+(publish/values.parquet, built once per run's outputs) and written from there by the driver with pipelined MSETs.
+Readers never see half a version: the pointer moves only after every key is written and counted.
 """
 from __future__ import annotations
 

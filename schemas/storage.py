@@ -96,6 +96,20 @@ def list_files(folder: str, suffix: str, contains: bool = False) -> list[str]:
     return [join(folder, name) for name in names]
 
 
+def fingerprint(path: str) -> list[list]:
+    """[relative name, size, modification time in ns] of every file under `path` (a file, or a folder of part
+    files as Spark writes them), sorted; [] when missing. Rewriting anything there changes it (Spark names each
+    part file anew)."""
+    filesystem, inner = _filesystem(path)
+    info = filesystem.get_file_info(inner)
+    if info.type == pafs.FileType.File:
+        return [[info.base_name, info.size, info.mtime_ns]]
+    infos = filesystem.get_file_info(pafs.FileSelector(inner, allow_not_found=True, recursive=True))
+    return sorted(
+        [i.path.removeprefix(inner).lstrip("/"), i.size, i.mtime_ns] for i in infos if i.type == pafs.FileType.File
+    )
+
+
 def move_file(source: str, target: str) -> None:
     filesystem, inner = _filesystem(source)
     filesystem.move(inner, _filesystem(target)[1])

@@ -66,7 +66,7 @@ def test_a_half_written_version_never_goes_live(on_cluster, spark, tmp_path):
     client = redis_client.writer(config.redis)
     live = publication.live_version(client)
     values = str(tmp_path / "values.parquet")
-    spark.createDataFrame([("reco:v:broken:user:1", "[]")], "key string, value string").write.parquet(values)
+    spark.createDataFrame([("user:1", "[]")], "suffix string, value string").write.parquet(values)
     from jobs.lib.runtime.errors import JobError
     from jobs.lib.runtime.leases import Lease
     with Lease(client, "publish", "test") as lease, pytest.raises(JobError, match="incomplete"):

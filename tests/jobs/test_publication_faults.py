@@ -38,19 +38,6 @@ def version_ids_in_redis(client) -> set[str]:
     return {key.decode().split(":")[2] for key in client.scan_iter(match="reco:v:*", count=10_000)}
 
 
-def values_as(version: str, published: dict, values_folder: str, folder) -> str:
-    """The published version's values (keys and all) renamed to `version`: a version of the same size."""
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
-    table = ds.dataset(values_folder, format="parquet").to_table()
-    keys = pc.replace_substring(table.column("key"), rk.version_prefix(published["version"]),
-                                rk.version_prefix(version))
-    folder.mkdir()
-    pq.write_table(table.set_column(table.schema.get_field_index("key"), "key", keys), folder / "part-0.parquet")
-    return str(folder)
-
-
 def test_a_lost_reply_to_the_flip_keeps_the_version_the_pointer_names(pipeline_run, spark, redis_server,
                                                                        redis_client):
     """Before: the publisher took the lost reply for a failure and deleted the version the pointer named."""
@@ -97,7 +84,7 @@ def test_a_publisher_killed_mid_write_leaves_nothing_once_the_next_one_runs(pipe
     empty = redis_client.info("memory")["used_memory"]
     live = publish.run(config, run_id, spark=spark)
     before = redis_client.info("memory")["used_memory"]
-    values = values_as("killed", live, paths.publish_values, tmp_path / "killed")
+    values = paths.publish_values  # the run's values serve any version: written as "killed"
     writer = subprocess.Popen([sys.executable, "-c", WRITER, redis_server.url, values, str(live["keys"] - 1)],
                               cwd=REPO)
     try:
@@ -173,7 +160,7 @@ def test_a_publisher_that_lost_its_lease_prunes_nothing(pipeline_run, spark, red
     config, run_id, paths, _ = pipeline_run
     live = publish.run(config, run_id, spark=spark)
     stalled = subprocess.Popen([sys.executable, "-c", STALLED, redis_server.url,
-                                values_as("stalled", live, paths.publish_values, tmp_path / "stalled"),
+                                paths.publish_values,
                                 str(live["keys"] - 1)], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     taken_over, go_on = threading.Event(), threading.Event()
@@ -187,7 +174,7 @@ def test_a_publisher_that_lost_its_lease_prunes_nothing(pipeline_run, spark, red
         assert stalled.stdout.readline().strip() == "flipped"
         os.kill(stalled.pid, signal.SIGSTOP)  # its lease renewals stop with it; the lease runs out in 1 s
         monkeypatch.setattr(publication, "count_version_keys", counted_after_the_stalled_one_woke)
-        values = values_as("next", live, paths.publish_values, tmp_path / "next")
+        values = paths.publish_values
 
         def next_publisher():
             with Lease(redis_client, "publish", "next-publisher", wait_s=10) as lease:
@@ -213,7 +200,7 @@ def test_a_stale_holder_is_fenced_and_a_dead_holders_lease_is_taken_over(pipelin
                                                                          tmp_path):
     config, run_id, paths, _ = pipeline_run
     live = publish.run(config, run_id, spark=spark)
-    values = values_as("stale", live, paths.publish_values, tmp_path / "stale")
+    values = paths.publish_values
     stale = Lease(redis_client, "publish", "stalled-publisher", ttl_s=0.5)
     stale.acquire()  # and never renewed: the holder froze
     time.sleep(0.6)

@@ -60,6 +60,35 @@ def test_publish_writes_a_complete_version(pipeline_run, spark, redis_client):
     assert read_json(paths.publish_report)["version"] == version
 
 
+def test_a_runs_values_are_built_once_and_again_only_when_what_they_come_from_changed(pipeline_run, spark,
+                                                                                      redis_client):
+    """publish/values.json records what the values were built from: the same run published again writes them
+    without Spark; a rewritten input (a rerun of recommend, say) or another value format builds them anew."""
+    config, run_id, _, _ = pipeline_run
+    run = copy_run(config, run_id, "it_values_once")
+    paths = run_paths(config, run)
+    first = publish.run(config, run, spark=spark)
+    again = publish.run(config, run, spark=spark)
+    assert again["values_built"] is False and again["counts"] == first["counts"]
+    assert publication.count_version_keys(redis_client, again["version"]) == again["keys"] == first["keys"]
+    user_1 = [redis_client.get(rk.key(report["version"], "user", 1)) for report in (first, again)]
+    assert user_1[0] == user_1[1] is not None
+
+    # The popular list rewritten, as a rerun would: built anew, and the new version shows the new list.
+    popular = spark.read.parquet(paths.popular).toPandas()
+    popular = popular[popular.genre == "_all"].assign(rank=lambda frame: frame["rank"].max() + 1 - frame["rank"])
+    spark.createDataFrame(popular).write.mode("overwrite").parquet(paths.popular)
+    rebuilt = publish.run(config, run, spark=spark)
+    assert rebuilt["values_built"] is True and rebuilt["counts"]["popular"] == 1
+    shown = items.unpack(redis_client.get(rk.key(rebuilt["version"], "popular", "_all"))).movie_ids
+    assert list(shown) == list(popular.sort_values("rank").movie_id)
+
+    record = read_json(paths.publish_values_built)  # values of an older format are never written as they are
+    write_json(paths.publish_values_built, {**record, "built_from": {**record["built_from"], "format": 1}})
+    assert publish.run(config, run, spark=spark)["values_built"] is True
+    assert read_json(paths.publish_values_built) == record
+
+
 def test_unpublishable_run_is_refused_unless_forced(pipeline_run, spark, redis_client):
     config, run_id, _, _ = pipeline_run
     live = publish.run(config, run_id, spark=spark)["version"]

@@ -1,4 +1,5 @@
-"""A run's publication: build its values in Spark, write them as a new version, flip live or start an experiment."""
+"""A run's publication: build its values in Spark (once per run's outputs), write them as a new version, flip live
+or start an experiment."""
 from __future__ import annotations
 
 import logging
@@ -21,7 +22,7 @@ from schemas import items
 from schemas import redis_keys as rk
 from schemas.events import stream_id_key
 from schemas.experiments import public_view
-from schemas.storage import exists, read_json, write_json
+from schemas.storage import delete_file, exists, fingerprint, read_json, write_json
 from schemas.versions import VersionMeta
 
 log = logging.getLogger("reco.publish")
@@ -79,22 +80,9 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
     # one, and any an experiment serves); the live one stays for rollback.
     pruned = versions.prune(client, config.redis.retention - 1, lease)
     version = new_version_id(run_id)
-    # Built once into the run's folder (the version's exact keys and values), then counted and written from the
-    # files: the write reads them with pyarrow, without the JVM-to-Python hop of a cached DataFrame.
-    seen = spark.read.parquet(paths.clean_ratings).select("user_id", "movie_id")
-    if exists(paths.clean_dismissed):
-        seen = seen.unionByName(spark.read.parquet(paths.clean_dismissed).select("user_id", "movie_id"))
-    build_values(version, spark.read.parquet(paths.user_recs), spark.read.parquet(paths.item_neighbors),
-                 spark.read.parquet(paths.popular), spark.read.parquet(paths.clean_movies),
-                 spark.read.parquet(paths.movie_stats), seen,
-                 spark.read.parquet(paths.content_neighbors) if exists(paths.content_neighbors) else None,
-                 spark.read.parquet(paths.new_picks) if exists(paths.new_picks) else None,
-                 spark.read.parquet(paths.new_lists) if exists(paths.new_lists) else None) \
-        .write.mode("overwrite") \
-        .options(**versions.FILE_OPTIONS).parquet(paths.publish_values)
-    k = metrics["k"]
-    counts = count_by_kind(spark.read.parquet(paths.publish_values), version)
+    counts, built = run_values(spark, paths)
     expected = sum(counts.values())
+    k = metrics["k"]
     meta = VersionMeta(
         version=version, run_id=run_id, dataset=metrics["dataset"], k=k, published_at=utc_now(),
         trained_at=read_json(paths.train_report)["trained_at"], data_as_of=data_as_of,
@@ -117,7 +105,7 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
             versions.delete_version(client, version)
             raise
     pruned += versions.prune(client, config.redis.retention, lease, keep=(previous,) if previous else ())
-    report = {"version": version, "previous": previous, "keys": expected + 1, "counts": counts,
+    report = {"version": version, "previous": previous, "keys": expected + 1, "counts": counts, "values_built": built,
               "write_seconds": round(seconds, 3), "keys_per_second": round(expected / seconds),
               "pruned": pruned, "published_at": meta.published_at, "forced": meta.forced, "candidate": bool(experiment),
               "experiment": public_view(experiment)}
@@ -126,6 +114,38 @@ def _publish_under_lease(config, run_id, spark, client, lease, metrics, force, c
              report["keys_per_second"], f" as the treatment of {experiment['id']}" if experiment else "",
              previous if experiment else version)
     return report
+
+
+# What a run's values are built from (run_layout names; the optional ones only where the run has them).
+VALUE_INPUTS = ("user_recs", "item_neighbors", "popular", "clean_movies", "movie_stats", "clean_ratings",
+                "clean_dismissed", "content_neighbors", "new_picks", "new_lists")
+
+
+def run_values(spark: SparkSession, paths) -> tuple[dict[str, int], bool]:
+    """(keys per kind, built now?) of the run's values in paths.publish_values, the version's exact suffixes and
+    values, written from there with pyarrow (no JVM-to-Python hop). They do not depend on the version, so they
+    are built in Spark only when the files they come from changed since the last build (or the value format
+    did): a retried, forced or repeated publication of a run writes what the first one built."""
+    inputs = {name: getattr(paths, name) for name in VALUE_INPUTS if exists(getattr(paths, name))}
+    built_from = {"format": items.FORMAT, "inputs": {name: fingerprint(path) for name, path in inputs.items()}}
+    if exists(paths.publish_values_built):
+        record = read_json(paths.publish_values_built)
+        if record["built_from"] == built_from:
+            return record["counts"], False
+        delete_file(paths.publish_values_built)  # gone before the files it describes are replaced
+    seen = spark.read.parquet(paths.clean_ratings).select("user_id", "movie_id")
+    if "clean_dismissed" in inputs:
+        seen = seen.unionByName(spark.read.parquet(paths.clean_dismissed).select("user_id", "movie_id"))
+    optional = {name: spark.read.parquet(inputs[name]) if name in inputs else None
+                for name in ("content_neighbors", "new_picks", "new_lists")}
+    build_values(spark.read.parquet(paths.user_recs), spark.read.parquet(paths.item_neighbors),
+                 spark.read.parquet(paths.popular), spark.read.parquet(paths.clean_movies),
+                 spark.read.parquet(paths.movie_stats), seen, optional["content_neighbors"], optional["new_picks"],
+                 optional["new_lists"]) \
+        .write.mode("overwrite").options(**versions.FILE_OPTIONS).parquet(paths.publish_values)
+    counts = count_by_kind(spark.read.parquet(paths.publish_values))
+    write_json(paths.publish_values_built, {"built_from": built_from, "counts": counts})  # last: they are complete
+    return counts, True
 
 
 def _newer_live_data(client, live: str, data_as_of: str | None, events_high_water: str | None) -> str:

@@ -1,6 +1,7 @@
-"""A run's answers as Redis keys and values (pure DataFrame functions). Lists are stored compact, as
-schemas/items.py packs them (movie ids, scores, `because` ids): the service joins what it shows of each movie
-from the version's movie keys. Key layout: schemas/redis_keys.py."""
+"""A run's answers as Redis values under their key suffixes (pure DataFrame functions). Lists are stored compact,
+as schemas/items.py packs them (movie ids, scores, `because` ids): the service joins what it shows of each movie
+from the version's movie keys. A suffix is a key without its version prefix (schemas/redis_keys.py), so one run's
+values serve any version published from it: the writer adds the prefix."""
 from __future__ import annotations
 
 import pandas as pd
@@ -38,16 +39,16 @@ def _ranked_list(frame: DataFrame, group_col: str, movie_col: str) -> DataFrame:
                          .alias("value"))
 
 
-def build_values(version: str, user_recs: DataFrame, neighbors: DataFrame, popular: DataFrame,
+def build_values(user_recs: DataFrame, neighbors: DataFrame, popular: DataFrame,
                  movies: DataFrame, movie_stats: DataFrame, seen: DataFrame,
                  content: DataFrame | None = None, new_picks: DataFrame | None = None,
                  new_lists: DataFrame | None = None) -> DataFrame:
-    """Every (key, value) of a version except meta: lists packed (schemas/items.py), a movie's details as JSON.
+    """Every (suffix, value) of a version except meta: lists packed (schemas/items.py), a movie's details as JSON.
     `seen`: the (user_id, movie_id) pairs each person has seen (rated or dismissed, schemas/people.py), which a
     filtered answer's fill-up leaves out."""
     def keyed(frame: DataFrame, kind: str, ident: str) -> DataFrame:
-        return frame.select(F.concat(F.lit(rk.kind_prefix(version, kind)), F.col(ident).cast("string"))
-                            .alias("key"), "value")
+        return frame.select(F.concat(F.lit(rk.suffix(kind, "")), F.col(ident).cast("string")).alias("suffix"),
+                            "value")
 
     users = keyed(_ranked_list(user_recs, "user_id", "movie_id"), "user", "user_id")
     similar = keyed(_ranked_list(neighbors, "movie_id", "neighbor_id"), "similar", "movie_id")
@@ -61,7 +62,7 @@ def build_values(version: str, user_recs: DataFrame, neighbors: DataFrame, popul
         F.col("movie_id").cast("int")))).alias("value")).join(user_recs.select("user_id").distinct(), "user_id"),
         "seen", "user_id")
     values = users.unionByName(similar).unionByName(popular_lists).unionByName(details) \
-        .unionByName(title_index(version, movies, movie_stats)).unionByName(seen_lists)
+        .unionByName(title_index(movies, movie_stats)).unionByName(seen_lists)
     if content is not None:  # by content, for the movies without an ALS neighbour list only
         content = content.join(neighbors.select("movie_id").distinct(), "movie_id", "left_anti")
         values = values.unionByName(keyed(_ranked_list(content, "movie_id", "neighbor_id"), "content", "movie_id"))
@@ -72,8 +73,8 @@ def build_values(version: str, user_recs: DataFrame, neighbors: DataFrame, popul
     return values
 
 
-def title_index(version: str, movies: DataFrame, movie_stats: DataFrame) -> DataFrame:
-    """(key, value): per title word, the movies having it, most rated first (the service intersects them)."""
+def title_index(movies: DataFrame, movie_stats: DataFrame) -> DataFrame:
+    """(suffix, value): per title word, the movies having it, most rated first (the service intersects them)."""
     spark = movies.sparkSession
     ranked = movies.join(movie_stats, "movie_id", "left").select(
         "movie_id", "title", F.coalesce("n_ratings", F.lit(0)).alias("n"))
@@ -83,10 +84,10 @@ def title_index(version: str, movies: DataFrame, movie_stats: DataFrame) -> Data
     return tokens.groupBy("token").agg(_udf(_pack_ids)(F.transform(
         F.array_sort(F.collect_list(F.struct((-F.col("n")).alias("neg_n"), "movie_id"))),
         lambda s: s["movie_id"])).alias("value")).select(
-        F.concat(F.lit(rk.kind_prefix(version, "title")), "token").alias("key"), "value")
+        F.concat(F.lit(rk.suffix("title", "")), "token").alias("suffix"), "value")
 
 
-def count_by_kind(values: DataFrame, version: str) -> dict[str, int]:
-    """Keys per kind (user, similar, ...) in one pass: the kind is the key's first part after the version prefix."""
-    kind = F.split(F.substring("key", len(rk.version_prefix(version)) + 1, 1 << 20), ":").getItem(0)
+def count_by_kind(values: DataFrame) -> dict[str, int]:
+    """Keys per kind (user, similar, ...) in one pass: the kind is the suffix's first part."""
+    kind = F.split("suffix", ":").getItem(0)
     return {row["kind"]: row["count"] for row in values.groupBy(kind.alias("kind")).count().collect()}

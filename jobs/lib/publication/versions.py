@@ -69,9 +69,9 @@ return 1
 """
 
 
-def write_files(folder: str, settings: RedisSettings) -> int:
-    """Write the (key, value) rows of the Parquet files in `folder` (written with FILE_OPTIONS) into Redis from
-    this process; returns the number of keys Redis accepted.
+def write_files(folder: str, settings: RedisSettings, prefix: str) -> int:
+    """Write the (suffix, value) rows of the Parquet files in `folder` (written with FILE_OPTIONS) into Redis
+    from this process, each under `prefix` + suffix; returns the number of keys Redis accepted.
 
     WRITERS threads share the files; each reads its files with pyarrow and sends the rows as they are: the values
     never pass through the JVM or become Python objects. On a single Redis each batch is one MSET whose framing
@@ -84,26 +84,27 @@ def write_files(folder: str, settings: RedisSettings) -> int:
         raise JobError(f"no values to publish in {folder}")
     shares = [paths[i::WRITERS] for i in range(min(WRITERS, len(paths)))]
     with ThreadPoolExecutor(len(shares), thread_name_prefix="publish") as pool:
-        return sum(pool.map(lambda share: _write_share(share, settings), shares))
+        return sum(pool.map(lambda share: _write_share(share, settings, prefix), shares))
 
 
-def _write_share(paths: list[str], settings: RedisSettings) -> int:
+def _write_share(paths: list[str], settings: RedisSettings, prefix: str) -> int:
     client = redis_client.writer(settings)
     try:
-        batches = (batch for path in paths for batch in read_parquet_batches(path, ["key", "value"], BATCH_KEYS))
-        return _write_cluster(client, batches) if settings.cluster else _write_packed(client, batches)
+        batches = (batch for path in paths for batch in read_parquet_batches(path, ["suffix", "value"], BATCH_KEYS))
+        return _write_cluster(client, batches, prefix) if settings.cluster else _write_packed(client, batches, prefix)
     finally:
         client.close()
 
 
-def _write_packed(client: redis.Redis, batches) -> int:
+def _write_packed(client: redis.Redis, batches, prefix: str) -> int:
     """One MSET per batch on one connection, PIPELINE_KEYS keys in flight before reading the replies."""
     connection = client.connection_pool.get_connection()
+    lead = pa.scalar(prefix.encode(), pa.binary())
     written, in_flight = 0, []
     try:
         for batch in (batch for batch in batches if batch.num_rows):  # MSET needs at least one pair
-            connection.send_packed_command(_packed_mset(batch.column("key"), batch.column("value")),
-                                           check_health=False)
+            keys = pc.binary_join_element_wise(lead, batch.column("suffix").cast(pa.binary()), EMPTY)
+            connection.send_packed_command(_packed_mset(keys, batch.column("value")), check_health=False)
             in_flight.append(batch.num_rows)
             if sum(in_flight) >= PIPELINE_KEYS:
                 written += _replies(connection, in_flight)
@@ -141,11 +142,11 @@ def _replies(connection, in_flight: list[int]) -> int:
     return written
 
 
-def _write_cluster(client, batches) -> int:
+def _write_cluster(client, batches, prefix: str) -> int:
     pipe, written, pending = client.pipeline(transaction=False), 0, 0
     for batch in batches:
-        for key, value in zip(batch.column("key").to_pylist(), batch.column("value").to_pylist()):
-            pipe.set(key, value)
+        for suffix, value in zip(batch.column("suffix").to_pylist(), batch.column("value").to_pylist()):
+            pipe.set(prefix + suffix, value)
             pending += 1
             if pending >= PIPELINE_KEYS:
                 written += _flush(pipe, pending)
@@ -163,7 +164,7 @@ def _flush(pipe, pending: int) -> int:
 
 def publish_version(client: redis.Redis, settings: RedisSettings, version: str, values_folder: str, expected: int,
                     meta: bytes, lease: Lease, make_live: bool = True) -> float:
-    """Write the (key, value) Parquet files in `values_folder` and then `meta` as `version`, check that Redis
+    """Write the (suffix, value) Parquet files in `values_folder` and then `meta` as `version`, check that Redis
     acknowledged and holds exactly `expected` keys and the meta, then in one fenced step register the version and
     make it live (a candidate, `make_live=False`, is only registered: an experiment serves it). Returns the write
     seconds. On a failure the partial version is deleted and the live pointer has not moved, except where the
@@ -174,7 +175,7 @@ def publish_version(client: redis.Redis, settings: RedisSettings, version: str, 
         pipe.execute()
     try:
         started = time.perf_counter()
-        written = write_files(values_folder, settings)
+        written = write_files(values_folder, settings, rk.version_prefix(version))
         seconds = time.perf_counter() - started
         client.set(rk.key(version, "meta"), meta)  # last: a version with meta has all its keys
         in_redis = count_version_keys(client, version)

@@ -51,6 +51,7 @@ _LAYOUT = {
     "fold_in_bundle": "recommend/fold_in",
     "recommend_report": "recommend/report.json",
     "publish_values": "publish/values.parquet",
+    "publish_values_built": "publish/values.json",
     "publish_report": "publish.json",
     "tune": "tune",
     "experiment_report": "experiment/report.json",

@@ -1,5 +1,5 @@
-"""A run's answers as Redis keys and values, on tiny frames: lists packed as schemas/items.py reads them, which
-the service joins with the movies' details into exactly the items the API serves."""
+"""A run's answers as Redis values under their key suffixes, on tiny frames: lists packed as schemas/items.py
+reads them, which the service joins with the movies' details into exactly the items the API serves."""
 import json
 
 from jobs.lib.publication.values import build_values, count_by_kind
@@ -22,8 +22,8 @@ def test_values_are_the_api_shapes_in_rank_order_and_counted_per_kind(spark):
                                     "movie_id int, rank int, neighbor_id int, score float")
     new_lists = spark.createDataFrame([("_all", 1, 2, 0.4), ("Crime", 1, 2, 0.9)],
                                       "genre string, rank int, movie_id int, score float")
-    values = build_values("v1", user_recs, neighbors, popular, movies, stats, seen, content, None, new_lists)
-    raw = {row["key"]: bytes(row["value"]) for row in values.collect()}
+    values = build_values(user_recs, neighbors, popular, movies, stats, seen, content, None, new_lists)
+    raw = {rk.version_prefix("v1") + row["suffix"]: bytes(row["value"]) for row in values.collect()}
     details = {int(k.rsplit(":", 1)[1]): json.loads(v) for k, v in raw.items() if ":movie:" in k}
     ids_only = (":seen:", ":title:")
     # Every list as the service shows it: decoded and joined with the details (serving/versions.py).
@@ -46,7 +46,7 @@ def test_values_are_the_api_shapes_in_rank_order_and_counted_per_kind(spark):
     assert got[rk.key("v1", "movie", 3)] == {"movie_id": 3, "title": "Alien Nation", "year": 1988,
                                              "genres": ["Sci-Fi"], "n_ratings": 0}  # never rated
     assert got[rk.key("v1", "title", "alien")] == [1, 3]  # most rated first
-    assert count_by_kind(values, "v1") == {"user": 1, "seen": 1, "similar": 1, "content": 1, "popular": 1, "movie": 3,
+    assert count_by_kind(values) == {"user": 1, "seen": 1, "similar": 1, "content": 1, "popular": 1, "movie": 3,
                                            "new_movies": 2,
                                            "title": len({t for m in ("Alien", "Heat", "Alien Nation")
                                                          for t in rk.title_tokens(m)})}
