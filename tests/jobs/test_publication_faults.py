@@ -18,7 +18,7 @@ from jobs.lib.runtime.errors import TransientJobError
 from jobs.lib.runtime.leases import Lease, LeaseLost
 from jobs.lib.runtime.run_layout import run_paths
 from schemas import redis_keys as rk
-from schemas.storage import write_json
+from schemas.storage import delete_file, exists, write_json
 from tests.jobs.test_publish import copy_run
 from tests.support import REPO, RedisServer, ReplyDroppingProxy, wait_until
 
@@ -107,8 +107,11 @@ def test_a_publisher_killed_mid_write_leaves_nothing_once_the_next_one_runs(pipe
 
 
 def test_two_publishers_at_once_publish_one_after_the_other_never_interleaved(pipeline_run, spark, redis_client):
-    config, run_id, _, _ = pipeline_run
+    config, run_id, paths, _ = pipeline_run
     results, errors = [], []
+    # The first builds the run's values anew in Spark under the lease (seconds): the second comes while it is held.
+    if exists(paths.publish_values_built):
+        delete_file(paths.publish_values_built)
 
     def publisher(wait_s):
         try:
