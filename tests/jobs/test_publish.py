@@ -63,7 +63,8 @@ def test_publish_writes_a_complete_version(pipeline_run, spark, redis_client):
 def test_a_runs_values_are_built_once_and_again_only_when_what_they_come_from_changed(pipeline_run, spark,
                                                                                       redis_client):
     """publish/values.json records what the values were built from: the same run published again writes them
-    without Spark; a rewritten input (a rerun of recommend, say) or another value format builds them anew."""
+    without Spark; a rewritten input (a rerun of recommend, say), another value format or a values file lost
+    builds them anew."""
     config, run_id, _, _ = pipeline_run
     run = copy_run(config, run_id, "it_values_once")
     paths = run_paths(config, run)
@@ -86,7 +87,10 @@ def test_a_runs_values_are_built_once_and_again_only_when_what_they_come_from_ch
     record = read_json(paths.publish_values_built)  # values of an older format are never written as they are
     write_json(paths.publish_values_built, {**record, "built_from": {**record["built_from"], "format": 1}})
     assert publish.run(config, run, spark=spark)["values_built"] is True
-    assert read_json(paths.publish_values_built) == record
+    assert read_json(paths.publish_values_built)["built_from"] == record["built_from"]
+    Path(sorted(Path(paths.publish_values).glob("part-*"))[0]).unlink()  # and so are values with a file lost
+    rebuilt = publish.run(config, run, spark=spark)
+    assert rebuilt["values_built"] is True and rebuilt["keys"] == first["keys"] - first["counts"]["popular"] + 1
 
 
 def test_unpublishable_run_is_refused_unless_forced(pipeline_run, spark, redis_client):

@@ -130,7 +130,7 @@ def run_values(spark: SparkSession, paths) -> tuple[dict[str, int], bool]:
     built_from = {"format": items.FORMAT, "inputs": {name: fingerprint(path) for name, path in inputs.items()}}
     if exists(paths.publish_values_built):
         record = read_json(paths.publish_values_built)
-        if record["built_from"] == built_from:
+        if record["built_from"] == built_from and record["values"] == fingerprint(paths.publish_values):
             return record["counts"], False
         delete_file(paths.publish_values_built)  # gone before the files it describes are replaced
     seen = spark.read.parquet(paths.clean_ratings).select("user_id", "movie_id")
@@ -144,7 +144,9 @@ def run_values(spark: SparkSession, paths) -> tuple[dict[str, int], bool]:
                  optional["new_lists"]) \
         .write.mode("overwrite").options(**versions.FILE_OPTIONS).parquet(paths.publish_values)
     counts = count_by_kind(spark.read.parquet(paths.publish_values))
-    write_json(paths.publish_values_built, {"built_from": built_from, "counts": counts})  # last: they are complete
+    # Last, once they are complete; with the values' own files, so that one lost or changed is built again.
+    write_json(paths.publish_values_built,
+               {"built_from": built_from, "values": fingerprint(paths.publish_values), "counts": counts})
     return counts, True
 
 
