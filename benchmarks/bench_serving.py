@@ -167,7 +167,7 @@ def publication_throughput(spark, url: str, keys: int, folder: Path) -> float:
     best = 0.0
     for _ in range(3):
         started = time.perf_counter()
-        written = write_files(str(folder), RedisSettings(url=url), "reco:v:bench:")
+        written = write_files(str(folder), RedisSettings(url=url), rk.version_prefix("bench"))
         best = max(best, written / (time.perf_counter() - started))
     return best
 

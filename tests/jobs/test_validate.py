@@ -45,17 +45,19 @@ def each(*changes):
 
 # Each corruption touches one column, on rows of its own: applied together to one copy, each must be named by its
 # own expectation and nothing else may fail (an expectation reads one column, so none can hide another).
+# {case: (the file it changes, the change, the expectation that stops it)}
 ONE_COLUMN_EACH = {
-    "rating_out_of_range": "expect_column_values_to_be_in_set(column='rating'",
-    "null_user_ids": "expect_column_values_to_not_be_null(column='user_id'",
-    "unknown_movie_ids": "expect_column_values_to_be_in_set(column='movie_in_catalog'",
-    "timestamps_out_of_range": "expect_column_values_to_be_between(column='ts'",
-    "duplicate_movie_ids": "expect_column_values_to_be_unique(column='movie_id')",
+    "rating_out_of_range": ("ratings", replace_field(2, "7", offset=0),
+                            "expect_column_values_to_be_in_set(column='rating'"),
+    "null_user_ids": ("ratings", replace_field(0, "", offset=1),
+                      "expect_column_values_to_not_be_null(column='user_id'"),
+    "unknown_movie_ids": ("ratings", replace_field(1, "99999", offset=2),
+                          "expect_column_values_to_be_in_set(column='movie_in_catalog'"),
+    "timestamps_out_of_range": ("ratings", replace_field(3, "86400", offset=3),
+                                "expect_column_values_to_be_between(column='ts'"),
+    "duplicate_movie_ids": ("items", lambda lines: lines + [lines[0]],
+                            "expect_column_values_to_be_unique(column='movie_id')"),
 }
-ONE_COLUMN_CORRUPTIONS = dict(
-    ratings=each(replace_field(2, "7", offset=0), replace_field(0, "", offset=1), replace_field(1, "99999", offset=2),
-                 replace_field(3, "86400", offset=3)),
-    items=lambda lines: lines + [lines[0]])
 # Corruptions of the whole file, or of whole lines: each on a copy of its own.
 CASES = {
     "malformed_lines": (dict(ratings=lambda lines: lines[:5000] + ["this is not a rating"] * 3 + lines[5000:]),
@@ -83,9 +85,11 @@ def stopped_naming(spark, config, run_id, expected) -> list[str]:
 
 
 def test_corruptions_of_one_column_each_are_each_named(spark, make_config, ml100k_dir, tmp_path):
-    folder = corrupt_copy(ml100k_dir, tmp_path / "ml-100k", **ONE_COLUMN_CORRUPTIONS)
+    changes = {file: each(*[change for changed, change, _ in ONE_COLUMN_EACH.values() if changed == file])
+               for file in ("ratings", "items")}
+    folder = corrupt_copy(ml100k_dir, tmp_path / "ml-100k", **changes)
     config = make_config(tmp_path / "data", data__movielens_dir=str(folder))
-    failed = stopped_naming(spark, config, "one_column_each", ONE_COLUMN_EACH.values())
+    failed = stopped_naming(spark, config, "one_column_each", [named for _, _, named in ONE_COLUMN_EACH.values()])
     assert len(failed) == len(ONE_COLUMN_EACH), failed
 
 

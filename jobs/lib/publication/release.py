@@ -126,8 +126,9 @@ def run_values(spark: SparkSession, paths) -> tuple[dict[str, int], bool]:
     values, written from there with pyarrow (no JVM-to-Python hop). They do not depend on the version, so they
     are built in Spark only when the files they come from changed since the last build (or the value format
     did): a retried, forced or repeated publication of a run writes what the first one built."""
-    inputs = {name: getattr(paths, name) for name in VALUE_INPUTS if exists(getattr(paths, name))}
-    built_from = {"format": items.FORMAT, "inputs": {name: fingerprint(path) for name, path in inputs.items()}}
+    files = {name: fingerprint(getattr(paths, name)) for name in VALUE_INPUTS}
+    inputs = {name: getattr(paths, name) for name, found in files.items() if found}  # [] where the run has none
+    built_from = {"format": items.FORMAT, "inputs": {name: files[name] for name in inputs}}
     if exists(paths.publish_values_built):
         record = read_json(paths.publish_values_built)
         if record["built_from"] == built_from and record["values"] == fingerprint(paths.publish_values):
