@@ -66,7 +66,7 @@ def create_app(config: Config | None = None) -> Flask:
     exposures = ExposureLog(client, config.experiments.exposure_backlog_mb, config.experiments.exposure_flush_s)
     app.extensions.update(
         reco_versions=versions,
-        reco_people=People(client, config.serving.people_cache_mb),
+        reco_people=People(client, config.serving.people_cache_mb, config.serving.people_cache_stale_s),
         reco_event_log=event_log,
         reco_exposures=exposures,
     )

@@ -16,8 +16,9 @@ What keeps that promise when the network or Redis misbehaves (docs/security-and-
   looks like a quiet connection. A thread per worker PINGs the tracking connection every HEARTBEAT_S, and the
   copy answers only while Redis has answered a PING sent less than MAX_STALE_S ago: every write Redis finished
   before that PING was sent had its push ahead of the PONG. So an answer is at most MAX_STALE_S stale when the
-  path dies; then reads go to Redis, and a PING unanswered for MAX_STALE_S drops the connection (and the copy)
-  and the thread connects again.
+  path dies (`serving.people_cache_stale_s`, 1 s by default; a host so loaded that a thread waits longer than that
+  for its turn reads Redis meanwhile); then reads go to Redis, and a PING unanswered for MAX_STALE_S drops the
+  connection (and the copy) and the thread connects again.
 - **Pushes piling up in Redis** for a worker that serves no personal request: the same thread reads them as
   they come. And the connection SUBSCRIBEs to Redis's invalidation channel, which makes Redis count it as a
   pub/sub client: its output buffer falls under `client-output-buffer-limit pubsub` (Redis's default: cut off
@@ -46,6 +47,7 @@ import redis
 from redis.utils import HIREDIS_AVAILABLE
 
 from conf import redis_client
+from conf.settings import ServingSettings
 from schemas import redis_keys as rk
 from schemas.items import MAGIC, Packed, unpack
 from serving.sizes import ENTRY_OVERHEAD, held_bytes
@@ -54,7 +56,8 @@ from serving.versions import StoreUnavailable
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 0.25  # a PING on the tracking connection this often
-MAX_STALE_S = 1.0  # the copy answers only while a PING sent less than this long ago has been answered
+# The copy answers only while a PING sent less than this long ago has been answered (serving.people_cache_stale_s).
+MAX_STALE_S = ServingSettings.model_fields["people_cache_stale_s"].default
 # Subscribed, the tracking connection is a pub/sub client to Redis, with pub/sub's output-buffer limits. Nothing
 # is published there (it is the channel RESP2 clients receive invalidations on when they ask for a redirect).
 INVALIDATION_CHANNEL = "__redis__:invalidate"
@@ -312,9 +315,10 @@ class People:
     """Reads what people did since the version (three keys per person that the intake and the speed layer
     change), through this worker's copy while Redis tracks it for us, else in one round trip."""
 
-    def __init__(self, client: redis.Redis, copy_mb: float):
+    def __init__(self, client: redis.Redis, copy_mb: float, max_stale_s: float = MAX_STALE_S):
         self.client = client
-        self.copy = PeopleCache(client, copy_mb) if copy_mb and not redis_client.is_cluster(client) else None
+        cluster = redis_client.is_cluster(client)
+        self.copy = PeopleCache(client, copy_mb, max_stale_s=max_stale_s) if copy_mb and not cluster else None
 
     def since_version(self, user_id: int) -> SinceVersion:
         if self.copy is None:

@@ -17,7 +17,7 @@ from jobs.lib.loop.event_archive import archive_events
 from schemas import redis_keys as rk
 from schemas.events import from_stream_entry
 from serving.app import create_app
-from tests.support import GunicornService, RedisServer, ReplyDroppingProxy, wait_until
+from tests.support import GunicornService, RedisServer, ReplyDroppingProxy, wait_until, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "test-events-token"
@@ -469,7 +469,11 @@ def test_through_two_workers_each_answer_leaves_out_the_rating_just_acknowledged
     user = 13
     admin = server.client()
     admin.delete(rk.recent(user), rk.excluded(user))
-    gunicorn = GunicornService(server.url, tmp_path, env={"RECO_EVENTS_TOKEN": TOKEN}).start()
+    # A copy unconfirmed for a second reads Redis by design (test_people.py); under the suite's load a worker's
+    # thread can wait that long for its turn, so here the copy may go 30 s without a PING answered.
+    settings = write_config(tmp_path / "patient.yaml", {"serving.people_cache_stale_s": 30})
+    gunicorn = GunicornService(server.url, tmp_path, env={"RECO_EVENTS_TOKEN": TOKEN,
+                                                          "RECO_CONFIG": str(settings)}).start()
     url = f"{gunicorn.base_url}/v1/users/{user}/recommendations?k=10"
     reads = lambda: admin.info("commandstats")["cmdstat_smembers"]["calls"]  # noqa: E731
     try:
