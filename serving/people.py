@@ -9,7 +9,10 @@ anyone changes, or that expires or is evicted (`CLIENT TRACKING ON BCAST`).
 Why no answer misses a change it comes after: Redis writes its BCAST invalidations in the same pass of its event
 loop as the write's reply, and before it, so they are in this worker's socket before the writer hears OK, hence
 before the intake answers 202. Each request drains that socket before it looks at the copy (a poll when nothing
-came). That order holds with Redis's `io-threads` at 1, its default and ours.
+came). That order holds with Redis's `io-threads` at 1, its default and ours, while Redis holds no output for this
+connection: it flushes the connections queued last first, so one still holding output (a PONG queued in the same
+pass, or a socket full because the worker fell behind) gets its push after the writer's OK, by as long as Redis
+takes to reach it. The PING below bounds that too.
 
 What keeps that promise when the network or Redis misbehaves (docs/security-and-reliability.md):
 - **A path that dies without a FIN** (a crashed host, a fail-over to a new address, a NAT forgetting the flow)
