@@ -270,9 +270,10 @@ class ServingSettings(_Section):
     people_cache_mb: float = Field(8, ge=0, description="per-worker LRU of what people did since the version "
                                    "(rated, dismissed, fold-in list), kept right by Redis's invalidation pushes, in "
                                    "MB as Redis holds them (0: read on every request; Redis Cluster: always read)")
-    people_cache_stale_s: float = Field(1.0, gt=0, description="the people copy answers only while Redis answered "
-                                        "a PING sent less than this long ago: how stale an answer may be when the "
-                                        "path to Redis dies without a word (a PING goes every quarter of a second)")
+    people_cache_stale_s: float = Field(1.0, ge=0.5, description="the people copy answers only while Redis "
+                                        "answered a PING sent less than this long ago: how stale an answer may be "
+                                        "when the path to Redis dies without a word (a PING goes every 0.25 s, so "
+                                        "at least 0.5)")
     new_slots: int = Field(1, ge=0, description="of a person's k recommendations, up to this many go to new "
                            "movies (nobody rated them yet) their ALS vector scores highest, marked new (0: none)")
 
