@@ -5,7 +5,9 @@ one run so the ratios hold on a noisy machine.
 - the service: random known users of the published ML-100K run, max throughput, then p50/p99 at about half
   of that rate (wrk's per-connection delay() paces the load);
 - lookups against /healthz and against the same service reading each person's keys from Redis on every request
-  (serving.people_cache_mb 0), in alternating rounds, as median ratios (the headline ratio_to_floor);
+  (serving.people_cache_mb 0), in alternating rounds, as median ratios (the headline ratio_to_floor); beside them
+  the lookup's own floor, a bench-only route that parses a lookup's URL and answers a constant
+  (benchmarks/floors_app.py), which shows how much of the gap to /healthz is the lookup's reads and answer;
 - the same with an experiment running (a second version as the candidate for half the users, every answer's
   exposure logged), in alternating rounds without and with, as median ratios;
 - the same with filters (genres, years, exclusions, diversity: a random mix, many answers topped up from the
@@ -17,8 +19,8 @@ one run so the ratios hold on a noisy machine.
   against redis-benchmark SET with pipelining;
 - event intake (POST /v1/events with the token): single-event requests at max rate against two framework
   floors, in alternating rounds (median ratios): /healthz, and the intake's own floor, the same POST (token,
-  body, JSON parse, 202) to a bench-only endpoint that stores nothing (benchmarks/intake_floor_app.py; the
-  server runs that app, which is the service's plus this one route); p50/p99 at about half load; 100-event
+  body, JSON parse, 202) to a bench-only endpoint that stores nothing (benchmarks/floors_app.py; the
+  server runs that app, which is the service's plus the two floor routes); p50/p99 at about half load; 100-event
   batches in events/s against redis-benchmark XADD (unpipelined, and pipelined by 100, the commands of one
   batch's script).
 Writes benchmarks/results/serving.json and serving.md.
@@ -61,6 +63,8 @@ request = function()
   return wrk.format("GET", "/v1/users/" .. math.random(1, {n_users}) .. "/recommendations?k=10")
 end
 """ + PACED
+# The lookup's floor (benchmarks/floors_app.py): the same URLs under a bench-only route.
+LOOKUP_FLOOR_LUA = USERS_LUA.replace("/v1/users/", "/bench/lookup-floor/")
 HEALTHZ_LUA = """
 math.randomseed(42)
 request = function()
@@ -205,6 +209,8 @@ def main() -> None:
     # so a script that costs the load generator more also takes from the server.
     healthz_script = work / "healthz.lua"
     healthz_script.write_text(HEALTHZ_LUA.replace("{n_users}", str(n_users)))
+    lookup_floor_script = work / "lookup-floor.lua"
+    lookup_floor_script.write_text(LOOKUP_FLOOR_LUA.replace("{n_users}", str(n_users)))
     filtered_script.write_text(FILTERED_LUA.replace("{n_users}", str(n_users)))
     n_movies = published["counts"]["movie"]
     single, batched, posted = work / "events1.lua", work / "events100.lua", work / "intake-floor.lua"
@@ -222,7 +228,7 @@ def main() -> None:
     (work / "reading").mkdir()
     server = GunicornService(redis_server.url, work / "service", env={
         "RECO_EVENTS_TOKEN": BENCH_TOKEN, "RECO_CONFIG": str(service_config)},
-        app="benchmarks.intake_floor_app:app").start()  # ready at /readyz
+        app="benchmarks.floors_app:app").start()  # ready at /readyz
     base = server.base_url
     try:
         wrk(base, 3, 8, str(script))  # warm-up: connections, caches
@@ -241,7 +247,8 @@ def main() -> None:
                 measure = {"lookups": lambda: wrk(base, args.round_seconds, 8, str(script)),
                            "reading": lambda: wrk(reading.base_url, args.round_seconds, 8, str(script)),
                            "healthz": lambda: wrk(f"{base}/healthz", args.round_seconds, 8),
-                           "healthz_scripted": lambda: wrk(base, args.round_seconds, 8, str(healthz_script))}
+                           "healthz_scripted": lambda: wrk(base, args.round_seconds, 8, str(healthz_script)),
+                           "lookup_floor": lambda: wrk(base, args.round_seconds, 8, str(lookup_floor_script))}
                 order = list(measure) if i % 2 == 0 else list(reversed(measure))
                 lookup_rounds.append({name: measure[name]() for name in order})
         finally:
@@ -334,6 +341,9 @@ def main() -> None:
             "scripted_floor_rps": round(median(r["healthz_scripted"]["rps"] for r in lookup_rounds)),
             "ratio_to_scripted_floor": round(median(r["lookups"]["rps"] / r["healthz_scripted"]["rps"]
                                                     for r in lookup_rounds), 3),
+            "lookup_floor_rps": round(median(r["lookup_floor"]["rps"] for r in lookup_rounds)),
+            "lookup_floor_ratio_to_floor": round(median(r["lookup_floor"]["rps"] / r["healthz"]["rps"]
+                                                        for r in lookup_rounds), 3),
             "reading_every_time_ratio_to_floor": round(median(r["reading"]["rps"] / r["healthz"]["rps"]
                                                               for r in lookup_rounds), 3),
             "ratio_to_reading_every_time": round(median(r["lookups"]["rps"] / r["reading"]["rps"]
@@ -407,6 +417,8 @@ def main() -> None:
         ("lookup rounds: /healthz (median)", f"{result['lookups']['floor_rps']:,}", "", ""),
         ("lookup rounds: /healthz driven by a script like the lookups' (median)",
          f"{result['lookups']['scripted_floor_rps']:,}", "", ""),
+        ("lookup rounds: the lookup's floor, its URL parsed and a constant answer (median)",
+         f"{result['lookups']['lookup_floor_rps']:,}", "", ""),
         ("experiment rounds: without (max, median)", f"{result['experiment']['rps_without']:,}", "", ""),
         ("experiment rounds: with an experiment running (max, median)", f"{result['experiment']['rps']:,}", "", ""),
         ("experiment rounds: without, ~half load (median)", "",
@@ -442,7 +454,8 @@ def main() -> None:
     ]
     notes = (f"ratio_to_floor {result['ratio_to_floor']} (target >= 0.8; median of the lookup rounds; reading each "
              f"person from Redis every time: {result['lookups']['reading_every_time_ratio_to_floor']}; against "
-             f"/healthz driven by the same kind of script: {result['lookups']['ratio_to_scripted_floor']}); "
+             f"/healthz driven by the same kind of script: {result['lookups']['ratio_to_scripted_floor']}; "
+             f"the lookup's floor, its URL parsed: {result['lookups']['lookup_floor_ratio_to_floor']}); "
              f"publish_ratio_to_redis "
              f"{result['publish_ratio_to_redis']} (target >= 0.5); p99 at half load {half['p99_ms']:.2f} ms "
              f"(target <= 5 ms); with an experiment running: {result['experiment']['ratio_to_no_experiment']} of "
