@@ -13,25 +13,15 @@ from __future__ import annotations
 import orjson
 from flask import request
 
-from serving.api import limits
-from serving.http import (
-    json_response,
-    parse_diversity,
-    parse_exclude,
-    parse_filters,
-    parse_id,
-    parse_k,
-    query_args,
-)
+from serving.api import parse_recommendations_request
+from serving.http import json_response
 from serving.intake import authorize, settings
 from serving.wsgi import app
 
 
 @app.get("/bench/lookup-floor/<user_id>/recommendations")
 def lookup_floor(user_id: str):
-    parse_id(user_id, "user_id")
-    query = query_args()
-    parse_k(query, limits()["top_n"]), parse_filters(query), parse_exclude(query), parse_diversity(query)
+    parse_recommendations_request(user_id)  # exactly what the lookup parses and checks
     return json_response({"status": "ok"})
 
 

@@ -98,12 +98,17 @@ def _filter_fields(filters: Filters) -> dict:
 # ---------------------------------------------------------------- endpoints
 
 
-@api.get("/v1/users/<user_id>/recommendations")
-def user_recommendations(user_id: str):
+def parse_recommendations_request(user_id: str) -> tuple[int, int, Filters, set[int], float]:
+    """A person's recommendations request as its URL asks it: (user id, k, filters, the movies it excludes,
+    diversity); BadRequest for anything out of bounds."""
     uid = parse_id(user_id, "user_id")
     query = query_args()
-    k, filters = parse_k(query, limits()["top_n"]), parse_filters(query)
-    asked_out, diversity = parse_exclude(query), parse_diversity(query)
+    return uid, parse_k(query, limits()["top_n"]), parse_filters(query), parse_exclude(query), parse_diversity(query)
+
+
+@api.get("/v1/users/<user_id>/recommendations")
+def user_recommendations(user_id: str):
+    uid, k, filters, asked_out, diversity = parse_recommendations_request(user_id)
     version, (published,), experiment, arm = versions().lookup_for(uid, rk.suffix("user", uid))
     fields, exposure = experiment_fields(experiment, arm, version, uid, "recommendations")
     payload = {"user_id": uid, "version": version, **fields}
