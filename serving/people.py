@@ -29,7 +29,8 @@ What keeps that promise when the network or Redis misbehaves (docs/security-and-
   instead of filling Redis's memory, and reads through once it runs again.
 - **A parser that cannot tell pushes from replies** (hiredis before 3.2 hands them over as plain replies, and
   they would be dropped unseen): the copy is never used; every request reads Redis.
-Reads go to Redis, never to the copy, whenever it is not confirmed: before the connection is up, after it
+Reads go to Redis, never to the copy, whenever it is not confirmed: before the connection is up (a gunicorn
+worker connects it as it starts, serving/wsgi.py), after it
 breaks, when Redis refuses tracking or the subscription (an ACL without them), and on Redis Cluster (the keys'
 slot can move to a node this connection does not watch: the Store never builds a copy there).
 """
@@ -114,7 +115,7 @@ class PeopleCache:
     def get(self, user_id: int, load: Callable[[], tuple[object, int]]):
         """The person's values: from the copy when it is confirmed and holds them, else `load()` -> (values, their
         size as Redis sent them), kept when the copy is confirmed."""
-        self._ensure_watcher()
+        self.start()
         with self._lock:
             usable = self._drain() and self._confirmed()
             if usable:
@@ -147,7 +148,8 @@ class PeopleCache:
 
     # -- the watcher: one daemon thread per process, the only one that opens the connection
 
-    def _ensure_watcher(self) -> None:
+    def start(self) -> None:
+        """Starts this process's watcher thread (once per process: after a fork the parent's is not ours)."""
         if self._watcher_pid == os.getpid() or self._unsupported:
             return
         with self._lock:
@@ -322,6 +324,12 @@ class People:
         self.client = client
         cluster = redis_client.is_cluster(client)
         self.copy = PeopleCache(client, copy_mb, max_stale_s=max_stale_s) if copy_mb and not cluster else None
+
+    def start(self) -> None:
+        """Connects the copy now rather than on the first request, which would otherwise read Redis (and so would
+        the next few) while the connection comes up: a gunicorn worker calls this once it is forked."""
+        if self.copy is not None:
+            self.copy.start()
 
     def since_version(self, user_id: int) -> SinceVersion:
         if self.copy is None:

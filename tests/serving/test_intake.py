@@ -472,11 +472,16 @@ def test_through_two_workers_each_answer_leaves_out_the_rating_just_acknowledged
     # A copy unconfirmed for a second reads Redis by design (test_people.py); under the suite's load a worker's
     # thread can wait that long for its turn, so here the copy may go 30 s without a PING answered.
     settings = write_config(tmp_path / "patient.yaml", {"serving.people_cache_stale_s": 30})
+    trackers = lambda: {c["id"] for c in admin.client_list() if "t" in c["flags"]}  # noqa: E731
+    trackers_before = trackers()  # the in-process apps' copies of this module's other tests
     gunicorn = GunicornService(server.url, tmp_path, env={"RECO_EVENTS_TOKEN": TOKEN,
                                                           "RECO_CONFIG": str(settings)}).start()
     url = f"{gunicorn.base_url}/v1/users/{user}/recommendations?k=10"
     reads = lambda: admin.info("commandstats")["cmdstat_smembers"]["calls"]  # noqa: E731
     try:
+        # Each worker's copy connects as the worker starts, not on its first request (which would read Redis until
+        # it is up): a worker that first answers after the last rating reads once, like the other.
+        wait_until(lambda: len(trackers() - trackers_before) == 2, 30, what="both workers' copies connected")
         rated = set()
         for _ in range(40):  # gunicorn's sync workers close each connection: either worker takes each request
             shown = [item["movie_id"] for item in requests.get(url, timeout=10).json()["items"]]

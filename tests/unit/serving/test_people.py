@@ -78,7 +78,7 @@ class Client:
 @pytest.fixture
 def people(monkeypatch):
     """A copy whose watcher the test drives by hand (`_watch_once`), connected."""
-    monkeypatch.setattr(PeopleCache, "_ensure_watcher", lambda self: None)
+    monkeypatch.setattr(PeopleCache, "start", lambda self: None)
     copy = PeopleCache(Client(), max_mb=1)
     copy._watch_once()
     assert copy._conn is not None
@@ -156,7 +156,7 @@ MEASURED = textwrap.dedent("""
     from serving.people import PeopleCache, SinceVersion, fresh_of
     from tests.unit.serving.test_people import Client
     exclusions = int(sys.argv[1])
-    PeopleCache._ensure_watcher = lambda self: None
+    PeopleCache.start = lambda self: None
     people = PeopleCache(Client(), max_mb=1)
     people._watch_once()
     fresh = items.pack(range(1000, 1050), [0.5] * 50, range(2000, 2050),
