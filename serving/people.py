@@ -30,9 +30,9 @@ What keeps that promise when the network or Redis misbehaves (docs/security-and-
 - **A parser that cannot tell pushes from replies** (hiredis before 3.2 hands them over as plain replies, and
   they would be dropped unseen): the copy is never used; every request reads Redis.
 Reads go to Redis, never to the copy, whenever it is not confirmed: before the connection is up (a gunicorn
-worker connects it as it starts, serving/wsgi.py), after it
-breaks, when Redis refuses tracking or the subscription (an ACL without them), and on Redis Cluster (the keys'
-slot can move to a node this connection does not watch: the Store never builds a copy there).
+worker connects it as it starts, serving/wsgi.py), after it breaks, when Redis refuses tracking or the
+subscription (an ACL without them), and on Redis Cluster (the keys' slot can move to a node this connection does
+not watch: the Store never builds a copy there).
 """
 
 from __future__ import annotations
