@@ -65,6 +65,13 @@ def release_folder(variable: str, marker: str, what: str, beside: str) -> Path:
     return Path(folder)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def spark_local_dirs(tmp_path_factory):
+    """Every JVM the suite starts (its own session, the jobs and DAG runs it spawns) keeps its scratch folders
+    under pytest's temporary folder, which pytest prunes: a JVM the tests SIGKILL leaves them behind."""
+    os.environ["SPARK_LOCAL_DIRS"] = str(tmp_path_factory.mktemp("spark-local"))
+
+
 @pytest.fixture(scope="session")
 def ml100k_dir() -> Path:
     return release_folder("RECO_MOVIELENS_DIR", "u.data", "a MovieLens 100K folder", "ml-100k")
