@@ -68,8 +68,11 @@ def release_folder(variable: str, marker: str, what: str, beside: str) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def spark_local_dirs(tmp_path_factory):
     """Every JVM the suite starts (its own session, the jobs and DAG runs it spawns) keeps its scratch folders
-    under pytest's temporary folder, which pytest prunes: a JVM the tests SIGKILL leaves them behind."""
-    os.environ["SPARK_LOCAL_DIRS"] = str(tmp_path_factory.mktemp("spark-local"))
+    (Spark's local dirs, the JVM's temporary folder) under pytest's temporary folder, which pytest prunes: a JVM
+    the tests SIGKILL leaves them behind."""
+    folder = tmp_path_factory.mktemp("spark-local")
+    os.environ["SPARK_LOCAL_DIRS"] = str(folder)
+    os.environ["SPARK_SUBMIT_OPTS"] = f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} -Djava.io.tmpdir={folder}".strip()
 
 
 @pytest.fixture(scope="session")
