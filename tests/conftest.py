@@ -70,11 +70,12 @@ def release_folder(variable: str, marker: str, what: str, beside: str) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def spark_local_dirs(tmp_path_factory):
     """Every JVM the suite starts (its own session, the jobs and DAG runs it spawns) keeps its scratch folders
-    (Spark's local dirs, the JVM's temporary folder) under pytest's temporary folder, which pytest prunes: a JVM
-    the tests SIGKILL leaves them behind."""
+    (Spark's local dirs, the JVM's temporary folder, MLflow's Spark scratch) under pytest's temporary folder,
+    which pytest prunes: a JVM the tests SIGKILL leaves them behind."""
     folder = tmp_path_factory.mktemp("spark-local")
     os.environ["SPARK_LOCAL_DIRS"] = str(folder)
     os.environ["SPARK_SUBMIT_OPTS"] = f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} -Djava.io.tmpdir={folder}".strip()
+    os.environ["MLFLOW_DFS_TMP"] = str(folder / "mlflow")  # MLflow's Spark flavor's scratch, /tmp/mlflow by default
 
 
 @pytest.fixture(scope="session")

@@ -95,7 +95,9 @@ def test_a_publication_records_the_run_and_live_follows_publish_and_rollback(tra
     import mlflow.spark
     mlflow.set_tracking_uri(config.tracking.uri)
     mlflow.set_registry_uri(config.tracking.uri)
-    model = mlflow.spark.load_model(f"models:/{config.tracking.registered_model}@live")
+    downloads = tmp_path / "model"  # by default MLflow downloads it into a folder of /tmp it leaves behind
+    downloads.mkdir()
+    model = mlflow.spark.load_model(f"models:/{config.tracking.registered_model}@live", dst_path=str(downloads))
     (als,) = model.stages
     assert als.rank == config.als.implicit.rank
     assert als.userFactors.count() == metrics["counts"]["users"]
