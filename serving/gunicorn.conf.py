@@ -7,6 +7,7 @@ behind these defaults.
 import json
 import multiprocessing
 import os
+import shutil
 import tempfile
 
 bind = f"{os.environ.get('RECO_HOST', '127.0.0.1')}:{os.environ.get('RECO_PORT', '8000')}"
@@ -21,9 +22,18 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG")  # off by default: it costs thr
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 
-# Prometheus metrics from every worker process, aggregated by /metrics.
+# Prometheus metrics from every worker process, aggregated by /metrics: in a folder of its own, made here unless
+# one is given, and removed as the server exits (a new server counts from zero). Named in the environment, which
+# a reload (SIGHUP runs this file again) keeps.
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="reco-prometheus-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["RECO_MADE_METRICS_FOLDER"] = tempfile.mkdtemp(
+        prefix="reco-prometheus-"
+    )
+
+
+def on_exit(server):
+    if made := os.environ.get("RECO_MADE_METRICS_FOLDER"):
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def child_exit(server, worker):

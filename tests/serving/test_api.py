@@ -1,10 +1,12 @@
 """The lookup service against a real redis-server holding the published ML-100K run."""
 import json
 import re
+import signal
 import socket
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -223,7 +225,11 @@ def raw_request(port: int, request: bytes) -> tuple[int, dict]:
 
 def test_gunicorn_serves_the_app(live, tmp_path):
     config, _, version = live
-    service = GunicornService(config.redis.url, tmp_path).start()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    service = GunicornService(config.redis.url, tmp_path, env={"TMPDIR": str(scratch)})
+    del service.env["PROMETHEUS_MULTIPROC_DIR"]  # as `make serve` starts it: the config makes the metrics folder
+    service.start()
     try:
         base = service.base_url
         for user in range(1, 30):
@@ -235,6 +241,7 @@ def test_gunicorn_serves_the_app(live, tmp_path):
             r'reco_http_request_duration_seconds_count\{endpoint="/v1/users/<user_id>/recommendations",'
             r'status="200"\} (\S+)', metrics))
         assert total == 29  # aggregated over the worker processes
+        (metrics_folder,) = scratch.glob("reco-prometheus-*")
         # Refused by gunicorn's parser before the app runs: still the API's JSON errors.
         too_long = requests.get(f"{base}/v1/movies?q={'a' * 5000}", timeout=2)
         assert too_long.status_code == 414 and too_long.json()["error"] == "uri_too_long"
@@ -244,8 +251,15 @@ def test_gunicorn_serves_the_app(live, tmp_path):
         assert status == 400 and body["error"] == "bad_request" and "CONTENT-TYPE" in body["detail"]
         many = requests.get(f"{base}/healthz", timeout=2, headers={f"X-H{i}": "1" for i in range(120)})
         assert many.status_code == 431 and many.json()["error"] == "request_header_fields_too_large"
+        master = psutil.Process(service.process.pid)
+        before = {worker.pid for worker in master.children()}
+        master.send_signal(signal.SIGHUP)  # a reload: the config runs again, new workers, the same metrics folder
+        wait_until(lambda: not before & {worker.pid for worker in master.children()}
+                   and requests.get(f"{base}/healthz", timeout=2).ok, 30, what="reloaded workers")
+        assert list(scratch.glob("reco-prometheus-*")) == [metrics_folder]
     finally:
         service.stop()
+    assert not metrics_folder.exists()  # removed as gunicorn exited
 
 
 def test_an_app_asks_for_the_next_ten_without_the_ones_it_showed(client):
