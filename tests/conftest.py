@@ -25,8 +25,9 @@ FAST_ALS = {
 # return: with C1 alone each job used 20-40% less CPU and no more wall time (ingest, train, evaluate and
 # recommend measured). spark-submit, and so every driver the suite starts, reads this variable.
 # Production JVMs keep the default tiered compilation. C1 alone shrinks the JIT's code cache to 48 MB by default,
-# which one pipeline run on 100K ratings nearly fills (47.5 MB at its peak, measured with -XX:+PrintCodeCache): a
-# full cache then fails the next query with "Out of space in CodeCache for adapters". The tiered default instead.
+# which one pipeline run on 100K ratings nearly fills (47.5 MB) and a suite's JVM outgrows (74 MB by its end,
+# measured with jcmd Compiler.codecache): a full cache fails the next query with "Out of space in CodeCache for
+# adapters". The tiered default instead.
 JIT_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 os.environ.setdefault("SPARK_SUBMIT_OPTS", JIT_OPTIONS)
 
