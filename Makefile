@@ -202,9 +202,9 @@ redis-down:
 
 # The demo's JVMs live for seconds on 100K ratings, where C2's compile threads cost more than they return: with
 # C1 alone a second demo run was ready in 175 s against 190 s (production JVMs keep tiered compilation). Nobody
-# opens the Spark UI of a 20-second job: not started. C1 alone would shrink the code cache to 48 MB, which a run
-# nearly fills (tests/conftest.py): the tiered default instead.
-DEMO_JVM_OPTS := -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m -Dspark.ui.enabled=false
+# opens the Spark UI of a 20-second job: not started. The JIT options are the suite's (tests/conftest.py says why
+# the code cache keeps its tiered size).
+DEMO_JVM_OPTS := $(shell cat conf/spark/short-lived-jvm.options) -Dspark.ui.enabled=false
 
 # The first command of the README: set up, run the DAG once on MovieLens 100K, serve it. Ctrl-C stops it all.
 demo: setup redis-up

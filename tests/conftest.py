@@ -23,12 +23,12 @@ FAST_ALS = {
 
 # The suite's JVMs live for seconds to a minute on 100K ratings, where C2's compile threads cost more than they
 # return: with C1 alone each job used 20-40% less CPU and no more wall time (ingest, train, evaluate and
-# recommend measured). spark-submit, and so every driver the suite starts, reads this variable.
-# Production JVMs keep the default tiered compilation. C1 alone shrinks the JIT's code cache to 48 MB by default,
-# which one pipeline run on 100K ratings nearly fills (47.5 MB) and a suite's JVM outgrows (74 MB by its end,
-# measured with jcmd Compiler.codecache): a full cache fails the next query with "Out of space in CodeCache for
-# adapters". The tiered default instead.
-JIT_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+# recommend measured). spark-submit, and so every driver the suite starts, reads this variable. The options are
+# the demo's too (the Makefile's DEMO_JVM_OPTS); production JVMs keep the default tiered compilation. C1 alone
+# would shrink the JIT's code cache to 48 MB, which one pipeline run on 100K ratings nearly fills (47.5 MB) and a
+# suite's JVM outgrows (74 MB by its end, measured with jcmd Compiler.codecache): a full cache fails the next
+# query with "Out of space in CodeCache for adapters". Hence the tiered default's 240 MB beside C1.
+JIT_OPTIONS = (REPO / "conf" / "spark" / "short-lived-jvm.options").read_text().strip()
 os.environ.setdefault("SPARK_SUBMIT_OPTS", JIT_OPTIONS)
 
 # MovieLens folders are read only under data.movielens_roots: the shared copy's folder, and the temporary folders
