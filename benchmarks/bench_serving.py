@@ -22,15 +22,19 @@ one run so the ratios hold on a noisy machine.
   body, JSON parse, 202) to a bench-only endpoint that stores nothing (benchmarks/floors_app.py; the
   server runs that app, which is the service's plus the two floor routes); p50/p99 at about half load; 100-event
   batches in events/s against redis-benchmark XADD (unpipelined, and pipelined by 100, the commands of one
-  batch's script).
+  batch's script);
+- a worker's full garbage collection with its near cache full, against the same cache holding each item's
+  `because` as a nested dict (benchmarks/collector_pause.py).
 Writes benchmarks/results/serving.json and serving.md.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 from statistics import median
@@ -174,6 +178,14 @@ def publication_throughput(spark, url: str, keys: int, folder: Path) -> float:
         written = write_files(str(folder), RedisSettings(url=url), rk.version_prefix("bench"))
         best = max(best, written / (time.perf_counter() - started))
     return best
+
+
+def collector_pause(nested_because: bool) -> dict:
+    """A worker's full garbage collection with its near cache full, in a fresh interpreter
+    (benchmarks/collector_pause.py)."""
+    args = [sys.executable, "-m", "benchmarks.collector_pause"] + (["--nested-because"] if nested_because else [])
+    out = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=True, timeout=600).stdout
+    return json.loads(out)
 
 
 def main() -> None:
@@ -452,6 +464,8 @@ def main() -> None:
         ("redis-benchmark XADD (events/s)", f"{round(xadd):,}", "", ""),
         ("redis-benchmark XADD -P 100 (events/s)", f"{round(xadd_pipelined):,}", "", ""),
     ]
+    result["collector"] = {"items": collector_pause(False), "nested_because": collector_pause(True)}
+    pause, before = result["collector"]["items"], result["collector"]["nested_because"]
     notes = (f"ratio_to_floor {result['ratio_to_floor']} (target >= 0.8; median of the lookup rounds; reading each "
              f"person from Redis every time: {result['lookups']['reading_every_time_ratio_to_floor']}; against "
              f"/healthz driven by the same kind of script: {result['lookups']['ratio_to_scripted_floor']}; "
@@ -468,7 +482,9 @@ def main() -> None:
              f"floor (target >= 0.7; {result['intake']['single_ratio_to_intake_floor']} of the same POST storing "
              f"nothing), 100-event batches {result['intake']['batch_ratio_to_xadd_pipelined']} of "
              f"pipelined XADD and {result['intake']['batch_ratio_to_xadd']} of unpipelined XADD in events/s "
-             f"(target >= 0.3). Command: make bench-serving")
+             f"(target >= 0.3); a worker's full garbage collection with its near cache full ({pause['cache_mb']:g} MB, "
+             f"{pause['lists']:,} lists of 50 at the seeds' shape): {pause['pause_ms']} ms, {before['pause_ms']} ms "
+             f"with each `because` a nested dict ({before['lists']:,} lists). Command: make bench-serving")
     write("serving", result, rows, ("what", "req/s", "p50 ms", "p99 ms"), notes)
     done_with(work)
 

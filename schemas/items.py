@@ -17,6 +17,7 @@ a title word's movies).
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import orjson
@@ -70,9 +71,17 @@ def unpack(raw: bytes) -> Packed:
     return Packed(ids, scores, because, header)
 
 
-def item(details: dict, score: float, because: dict | None = None) -> dict:
+def because_field(details: dict) -> orjson.Fragment:
+    """The `because` of an item, naming this movie ({movie_id, title}), serialized once per movie and version as
+    an orjson Fragment. A Fragment is no container to the cyclic garbage collector, so an item holding one (and
+    only numbers, strings and tuples of strings besides) leaves the collector's sight after a full pass; a nested
+    dict kept every item a worker caches in every full collection's walk, whose pause grew with the cache."""
+    return orjson.Fragment(orjson.dumps({"movie_id": details["movie_id"], "title": details["title"]}))
+
+
+def item(details: dict, score: float, because: orjson.Fragment | None = None) -> dict:
     """The API's item of a movie: its details as the version holds them (movie_id, title, year, genres), its
-    score, and the movie it is `because` of ({movie_id, title}), when there is one."""
+    score, and the movie it is `because` of (`because_field`), when there is one."""
     shown = {
         "movie_id": details["movie_id"],
         "title": details["title"],
@@ -81,13 +90,14 @@ def item(details: dict, score: float, because: dict | None = None) -> dict:
         "score": round(score, SCORE_DECIMALS),
     }
     if because is not None:
-        shown["because"] = {"movie_id": because["movie_id"], "title": because["title"]}
+        shown["because"] = because
     return shown
 
 
-def items_of(packed: Packed, details: dict) -> tuple[dict, ...]:
-    """A packed list's items, `details` mapping each movie id to its details (a movie without any, e.g. gone
-    from the catalogue, is left out, and so is a `because` without)."""
+def items_of(packed: Packed, details: Mapping[int, dict], because: Mapping[int, orjson.Fragment]) -> tuple[dict, ...]:
+    """A packed list's items, `details` mapping each movie id to its details and `because` to its
+    `because_field` (a movie without details, e.g. gone from the catalogue, is left out, and so is a `because`
+    without)."""
     shown = []
     for at, movie in enumerate(packed.movie_ids):
         movie_details = details.get(movie)
@@ -95,7 +105,7 @@ def items_of(packed: Packed, details: dict) -> tuple[dict, ...]:
             continue
         reason = packed.because[at] if packed.because else 0
         shown.append(
-            item(movie_details, packed.scores[at] if packed.scores else 0.0, details.get(reason) if reason else None)
+            item(movie_details, packed.scores[at] if packed.scores else 0.0, because.get(reason) if reason else None)
         )
     return tuple(shown)
 

@@ -22,6 +22,7 @@ import threading
 import time
 
 import cachetools
+import orjson
 import redis
 
 from conf import redis_client
@@ -65,7 +66,9 @@ class Versions:
             cachetools.LRUCache(maxsize=int(cache_mb * 2**20), getsizeof=lambda entry: entry[1]) if cache_mb else None
         )
         self._formats: dict[str, int] = {}  # version -> how its lists are stored
-        self._details: dict[str, dict[int, dict | None]] = {}  # version -> movie -> details, the newest versions last
+        # version -> (movie -> details or None, movie -> its `because` field), the newest versions last; two maps,
+        # not a pair per movie: a pair (a tuple holding a dict) would stay in the garbage collector's sight
+        self._movies: dict[str, tuple[dict[int, dict | None], dict[int, orjson.Fragment]]] = {}
 
     # -- the live pointer
 
@@ -123,21 +126,28 @@ class Versions:
 
     def items(self, version: str, packed: lists.Packed) -> tuple[dict, ...]:
         """A packed list's items, joined with the version's movie details."""
-        return lists.items_of(packed, self.details(version, lists.movies_named(packed)))
+        details, because = self.movies(version, lists.movies_named(packed))
+        return lists.items_of(packed, details, because)
 
-    def details(self, version: str, movies) -> dict[int, dict | None]:
-        """The version's details of these movies (those it has), read once per worker and version."""
-        known = self._details.get(version)
+    def movies(self, version: str, movies) -> tuple[dict[int, dict], dict[int, orjson.Fragment]]:
+        """(details, `because` fields) of these movies in the version (those it has): read and built once per
+        worker and version."""
+        known = self._movies.get(version)
         if known is None:
             with self._lock:
-                known = self._details.setdefault(version, {})
-                while len(self._details) > KEPT_VERSIONS:
-                    del self._details[next(iter(self._details))]
-        missing = [m for m in movies if m not in known]
+                known = self._movies.setdefault(version, ({}, {}))
+                while len(self._movies) > KEPT_VERSIONS:
+                    del self._movies[next(iter(self._movies))]
+        details, because = known
+        missing = [m for m in movies if m not in details]
         if missing:
             for movie, raw in zip(missing, self._fetch_raw(version, [rk.suffix("movie", m) for m in missing])):
-                known[movie] = frozen(rk.decode(raw)) if raw is not None else None
-        return {m: known[m] for m in movies if known.get(m) is not None}
+                value = frozen(rk.decode(raw)) if raw is not None else None
+                if value is not None:
+                    because[movie] = lists.because_field(value)
+                details[movie] = value  # last: whoever finds a movie's details finds its `because`
+        shown = {m: value for m in movies if (value := details.get(m)) is not None}
+        return shown, {m: because[m] for m in shown}
 
     def format_of(self, version: str) -> int:
         """How a version's lists are stored: its meta's `format` (1, JSON items, when it names none)."""

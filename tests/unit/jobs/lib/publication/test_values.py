@@ -2,6 +2,8 @@
 reads them, which the service joins with the movies' details into exactly the items the API serves."""
 import json
 
+import orjson
+
 from jobs.lib.publication.values import build_values, count_by_kind
 from schemas import items
 from schemas import redis_keys as rk
@@ -25,10 +27,11 @@ def test_values_are_the_api_shapes_in_rank_order_and_counted_per_kind(spark):
     values = build_values(user_recs, neighbors, popular, movies, stats, seen, content, None, new_lists)
     raw = {rk.version_prefix("v1") + row["suffix"]: bytes(row["value"]) for row in values.collect()}
     details = {int(k.rsplit(":", 1)[1]): json.loads(v) for k, v in raw.items() if ":movie:" in k}
+    because = {movie: items.because_field(d) for movie, d in details.items()}
     ids_only = (":seen:", ":title:")
     # Every list as the service shows it: decoded and joined with the details (serving/versions.py).
     got = {k: (list(items.unpack(v).movie_ids) if any(kind in k for kind in ids_only)
-               else [dict(i) for i in items.items_of(items.unpack(v), details)]) if ":movie:" not in k
+               else orjson.loads(orjson.dumps(items.items_of(items.unpack(v), details, because)))) if ":movie:" not in k
            else json.loads(v) for k, v in raw.items()}
 
     assert [item["movie_id"] for item in got[rk.key("v1", "user", 7)]] == [3, 1]  # by rank, not by row order
