@@ -83,10 +83,12 @@ def fill(
 def with_new(items: list[dict], picks, excluded: AbstractSet[int], filters: Filters, k: int, slots: int) -> list[dict]:
     """Up to `slots` of the k places given to new movies (nobody rated them when the version was built) from the
     person's `picks`, marked "new": true, after the first k - slots of `items`."""
+    if not picks:
+        return items
     shown = {item["movie_id"] for item in items}
     chosen = [
         {**pick, "new": True}
-        for pick in picks or ()
+        for pick in picks
         if pick["movie_id"] not in excluded and pick["movie_id"] not in shown and filters.keeps(pick)
     ][:slots]
     return items[: k - len(chosen)] + chosen if chosen else items

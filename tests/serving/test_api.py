@@ -214,7 +214,7 @@ def test_read_only_acl_user_can_serve_but_not_write(live, redis_server):
 
 
 def raw_request(port: int, request: bytes) -> tuple[int, dict]:
-    """Send bytes no HTTP client would (a header twice); (status, JSON body) of the answer."""
+    """Send bytes no HTTP client would (a header twice, raw bytes in a URL); (status, JSON body) of the answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
         connection.sendall(request)
         answer = b"".join(iter(lambda: connection.recv(65536), b""))
@@ -249,6 +249,11 @@ def test_gunicorn_serves_the_app(live, tmp_path):
                         b"Content-Type: application/json\r\nContent-Type: text/plain\r\n\r\n{}")
         status, body = raw_request(service.port, header_twice)
         assert status == 400 and body["error"] == "bad_request" and "CONTENT-TYPE" in body["detail"]
+        # Raw bytes in the URL, not %E9: gunicorn refuses the request line (the app would refuse its query too,
+        # tests/unit/serving/test_api_parameters.py).
+        not_ascii = b"GET /v1/users/1/recommendations?k=3&genre=\xe9 HTTP/1.1\r\nHost: x\r\n\r\n"
+        status, body = raw_request(service.port, not_ascii)
+        assert status == 400 and body["error"] == "bad_request" and "request line" in body["detail"]
         many = requests.get(f"{base}/healthz", timeout=2, headers={f"X-H{i}": "1" for i in range(120)})
         assert many.status_code == 431 and many.json()["error"] == "request_header_fields_too_large"
         master = psutil.Process(service.process.pid)

@@ -30,6 +30,16 @@ def query_of():
     return parsed
 
 
+@pytest.mark.parametrize("raw", [b"k=\xff", b"k=5&genre=\xc3", b"\xe9=1"])
+def test_a_query_string_of_raw_bytes_that_are_not_utf8_is_refused(raw):
+    from flask import Flask
+    # As a WSGI server hands the request's bytes over: as latin-1 text.
+    with Flask(__name__).test_request_context("/", environ_overrides={"QUERY_STRING": raw.decode("latin-1")}):
+        with pytest.raises(BadRequest) as refused:
+            query_args()
+    assert refused.value.status == 400 and "UTF-8" in refused.value.detail
+
+
 @pytest.mark.parametrize("raw", [*HOSTILE, "5" * 7, "51"])
 def test_k_refuses_everything_but_a_plain_number_in_range(query_of, raw):
     with pytest.raises(BadRequest) as refused:
