@@ -8,6 +8,8 @@ one run so the ratios hold on a noisy machine.
   (serving.people_cache_mb 0), in alternating rounds, as median ratios (the headline ratio_to_floor); beside them
   the lookup's own floor, a bench-only route that parses a lookup's URL and answers a constant
   (benchmarks/floors_app.py), which shows how much of the gap to /healthz is the lookup's reads and answer;
+- lookups of people with a fold-in (a list as the speed layer writes one, for every person) against /healthz, in
+  alternating rounds, as the median ratio;
 - the same with an experiment running (a second version as the candidate for half the users, every answer's
   exposure logged), in alternating rounds without and with, as median ratios;
 - the same with filters (genres, years, exclusions, diversity: a random mix, many answers topped up from the
@@ -45,6 +47,7 @@ from benchmarks.harness import GunicornService, RedisServer, free_port
 from benchmarks.report import done_with, scratch_folder, write
 from conf.settings import RedisSettings, load_config
 from jobs.lib.loop import experiment_control as experiments
+from schemas import items
 from schemas import redis_keys as rk
 from schemas.events import to_stream_fields
 from schemas.experiments import logged
@@ -180,6 +183,21 @@ def publication_throughput(spark, url: str, keys: int, folder: Path) -> float:
     return best
 
 
+def write_fold_ins(client, n_users: int) -> None:
+    """A fold-in list for each person against the live version, as the speed layer writes one (schemas/items.py,
+    its header naming the version): their published list in reverse."""
+    version = client.get(rk.LIVE).decode()
+    published = client.mget([rk.key(version, "user", user) for user in range(1, n_users + 1)])
+    with client.pipeline(transaction=False) as pipe:
+        for user, raw in enumerate(published, start=1):
+            if raw is not None:
+                listed = items.unpack(raw)
+                pipe.set(rk.fresh(user), items.pack(
+                    listed.movie_ids[::-1], listed.scores[::-1], listed.because[::-1] if listed.because else None,
+                    {"version": version, "events": 1, "updated_at": time.time()}))
+        pipe.execute()
+
+
 def collector_pause(nested_because: bool) -> dict:
     """A worker's full garbage collection with its near cache full, in a fresh interpreter
     (benchmarks/collector_pause.py)."""
@@ -268,6 +286,16 @@ def main() -> None:
                 lookup_rounds.append({name: measure[name]() for name in order})
         finally:
             reading.stop()
+        # Lookups of people with a fold-in against /healthz, alternating rounds; then the fold-ins go again.
+        write_fold_ins(redis_server.client(), n_users)
+        wrk(base, 2, 8, str(script))  # warm-up: each person's fold-in into the copies
+        fold_in_rounds = []
+        for i in range(args.rounds):
+            measure = {"healthz": lambda: wrk(f"{base}/healthz", args.round_seconds, 8),
+                       "fold_in": lambda: wrk(base, args.round_seconds, 8, str(script))}
+            order = list(measure) if i % 2 == 0 else list(reversed(measure))
+            fold_in_rounds.append({name: measure[name]() for name in order})
+        redis_server.client().delete(*(rk.fresh(user) for user in range(1, n_users + 1)))
         # With and without an experiment, alternating rounds (the machine's drift falls on both alike).
         rounds, exposures_logged = [], 0
         for _ in range(args.rounds):
@@ -365,6 +393,12 @@ def main() -> None:
                                                         for r in lookup_rounds), 3),
             "per_round": [{name: round(m["rps"]) for name, m in r.items()} for r in lookup_rounds],
             "non_2xx": sum(r[k]["non_2xx"] for r in lookup_rounds for k in r)},
+        "fold_in": {
+            "rounds": len(fold_in_rounds),
+            "rps": round(median(r["fold_in"]["rps"] for r in fold_in_rounds)),
+            "floor_rps": round(median(r["healthz"]["rps"] for r in fold_in_rounds)),
+            "ratio_to_floor": round(median(r["fold_in"]["rps"] / r["healthz"]["rps"] for r in fold_in_rounds), 3),
+            "non_2xx": sum(r[k]["non_2xx"] for r in fold_in_rounds for k in r)},
         "redis_get_rps": round(store_get), "ratio_to_redis_get": round(service["rps"] / store_get, 3),
         "publish_keys_per_s": round(publish_kps), "redis_set_pipelined_rps": round(store_set_pipelined),
         "publish_ratio_to_redis": round(publish_kps / store_set_pipelined, 3),
@@ -434,6 +468,8 @@ def main() -> None:
          f"{result['lookups']['scripted_floor_rps']:,}", "", ""),
         ("lookup rounds: the lookup's floor, its URL parsed and a constant answer (median)",
          f"{result['lookups']['lookup_floor_rps']:,}", "", ""),
+        ("fold-in rounds: people with a fold-in (max, median)", f"{result['fold_in']['rps']:,}", "", ""),
+        ("fold-in rounds: /healthz (median)", f"{result['fold_in']['floor_rps']:,}", "", ""),
         ("experiment rounds: without (max, median)", f"{result['experiment']['rps_without']:,}", "", ""),
         ("experiment rounds: with an experiment running (max, median)", f"{result['experiment']['rps']:,}", "", ""),
         ("experiment rounds: without, ~half load (median)", "",
@@ -472,7 +508,8 @@ def main() -> None:
     notes = (f"ratio_to_floor {result['ratio_to_floor']} (target >= 0.8; median of the lookup rounds; reading each "
              f"person from Redis every time: {result['lookups']['reading_every_time_ratio_to_floor']}; against "
              f"/healthz driven by the same kind of script: {result['lookups']['ratio_to_scripted_floor']}; "
-             f"the lookup's floor, its URL parsed: {result['lookups']['lookup_floor_ratio_to_floor']}); "
+             f"the lookup's floor, its URL parsed: {result['lookups']['lookup_floor_ratio_to_floor']}; people with a "
+             f"fold-in: {result['fold_in']['ratio_to_floor']}); "
              f"publish_ratio_to_redis "
              f"{result['publish_ratio_to_redis']} (target >= 0.5); p99 at half load {half['p99_ms']:.2f} ms "
              f"(target <= 5 ms); with an experiment running: {result['experiment']['ratio_to_no_experiment']} of "

@@ -117,7 +117,8 @@ def user_recommendations(user_id: str):
     asked = Asked(k, filters, since.excluded | asked_out, diversity)
     known = uid if published is not None else None  # a person the version has a `seen` list for
     if since.fresh is not None and since.fresh.version == version:  # folded in against this very version
-        items = items_to_show(version, versions().items(version, since.fresh.packed), asked, "recommendations", known)
+        fresh = versions().fresh_items(version, since.fresh.packed)
+        items = items_to_show(version, fresh, asked, "recommendations", known)
         payload.update(source="fold_in", fold_in={"events": since.fresh.events, "updated_at": since.fresh.updated_at})
     elif published is not None:
         items = items_to_show(version, published, asked, "recommendations", known)

@@ -129,6 +129,23 @@ class Versions:
         details, because = self.movies(version, lists.movies_named(packed))
         return lists.items_of(packed, details, because)
 
+    def fresh_items(self, version: str, packed: lists.Packed) -> tuple[dict, ...]:
+        """A person's fold-in list (the speed layer's, against this version) as the API's items, joined once and
+        kept in the near cache under its contents: a person's next requests answer the same list until they rate
+        again (joining 50 items costs about a third of a lookup)."""
+        if self._cache is None:
+            return self.items(version, packed)
+        key = (version, packed.movie_ids, packed.scores, packed.because)
+        entry = self._cache.get(key)
+        if entry is None:
+            value = self.items(version, packed)
+            entry = (value, held_bytes(value) + held_bytes(key) + ENTRY_OVERHEAD)
+            try:
+                self._cache[key] = entry
+            except ValueError:  # larger than the whole cache: served, not kept
+                pass
+        return entry[0]
+
     def movies(self, version: str, movies) -> tuple[dict[int, dict], dict[int, orjson.Fragment]]:
         """(details, `because` fields) of these movies in the version (those it has): read and built once per
         worker and version."""

@@ -85,3 +85,21 @@ def test_the_near_cache_is_bounded_in_the_bytes_it_holds():
     assert redis_.reads == reads
     versions.get_in_version("v1", ["user:0"])  # the first was evicted
     assert redis_.reads == reads + 1
+
+
+def test_a_fold_in_list_is_joined_once_and_kept_under_its_contents():
+    versions = Versions(CountingRedis(version_keys("v1", {}) | version_keys("v2", {})), cache_mb=1)
+
+    def fold_in(ids, because, version="v1", events=1):  # as the people copy reads it after each rating
+        return items.unpack(items.pack(ids, [0.9, 0.5], because, {"version": version, "events": events}))
+
+    first = versions.fresh_items("v1", fold_in([3, 1], [2, 0]))
+    assert orjson.loads(orjson.dumps(first)) == [
+        {"movie_id": 3, "title": "Movie 3", "year": 1993, "genres": ["Drama"], "score": 0.9,
+         "because": {"movie_id": 2, "title": "Movie 2"}},
+        {"movie_id": 1, "title": "Movie 1", "year": 1991, "genres": ["Drama"], "score": 0.5}]
+    assert versions.fresh_items("v1", fold_in([3, 1], [2, 0], events=2)) is first  # the same list read again
+    assert [i["movie_id"] for i in versions.fresh_items("v1", fold_in([1, 3], [0, 2]))] == [1, 3]  # rated again
+    assert versions.fresh_items("v2", fold_in([3, 1], [2, 0], "v2")) is not first  # another version's details
+    uncached = Versions(CountingRedis(version_keys("v1", {})), cache_mb=0)
+    assert uncached.fresh_items("v1", fold_in([3, 1], [2, 0])) == uncached.fresh_items("v1", fold_in([3, 1], [2, 0]))
