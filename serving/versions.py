@@ -6,10 +6,11 @@ values decoded into what the API shows, and a near cache that is safe because ve
   experiment is therefore seen within that time; until then the worker answers from the previous state, whose
   versions are still complete (publication keeps at least two, and never prunes an experiment's).
 - A version's lists are stored compact (schemas/items.py, the format its meta names): a list is decoded and
-  joined with the version's movie details (`details`, kept per worker and version once read: they never change)
+  joined with the version's movie details (`movies`, kept per worker and version once read: they never change)
   into the API's items. Decoded values are cached per (version, key) in an LRU bounded in the bytes the decoded
-  values hold (`serving.cache_mb`), kept immutable (arrays as tuples), which also lets Python's collector stop
-  tracking them (a full collection walks every tracked object).
+  values hold (`serving.cache_mb`), and so is a person's fold-in list, under its contents. They hold only
+  numbers, strings, tuples and pre-serialized `because` fields, which lets Python's collector stop tracking the
+  items (a full collection walks every tracked object: `make bench-serving` times one with the cache full).
 - A key missing under a cached pointer re-reads the pointer before concluding "not found", so a version pruned
   behind a stale pointer can never pass for an unknown user.
 - Once the pointer's time is up it must be re-read: with Redis down that fails and the request gets a 503,
@@ -132,7 +133,7 @@ class Versions:
     def fresh_items(self, version: str, packed: lists.Packed) -> tuple[dict, ...]:
         """A person's fold-in list (the speed layer's, against this version) as the API's items, joined once and
         kept in the near cache under its contents: a person's next requests answer the same list until they rate
-        again (joining 50 items costs about a third of a lookup)."""
+        again (joining 50 items on every request made such a lookup take 1.7 times as long, in-process)."""
         if self._cache is None:
             return self.items(version, packed)
         key = (version, packed.movie_ids, packed.scores, packed.because)
