@@ -139,12 +139,7 @@ class Versions:
         key = (version, packed.movie_ids, packed.scores, packed.because)
         entry = self._cache.get(key)
         if entry is None:
-            value = self.items(version, packed)
-            entry = (value, held_bytes(value) + held_bytes(key) + ENTRY_OVERHEAD)
-            try:
-                self._cache[key] = entry
-            except ValueError:  # larger than the whole cache: served, not kept
-                pass
+            entry = self._keep(key, self.items(version, packed), held_bytes(key))
         return entry[0]
 
     def movies(self, version: str, movies) -> tuple[dict[int, dict], dict[int, orjson.Fragment]]:
@@ -195,13 +190,18 @@ class Versions:
         entry = self._cache.get(key)
         if entry is None:
             (raw,) = self._fetch_raw(version, [suffix])
-            value = self._decoded(version, suffix, raw)
-            entry = (value, held_bytes(value) + ENTRY_OVERHEAD)
-            try:
-                self._cache[key] = entry
-            except ValueError:  # larger than the whole cache: served, not kept
-                pass
+            entry = self._keep(key, self._decoded(version, suffix, raw))
         return entry[0]
+
+    def _keep(self, key: tuple, value, key_bytes: int = 0) -> tuple:
+        """The near cache's entry for `value` (the value, the bytes it holds), kept under `key`."""
+        assert self._cache is not None
+        entry = (value, held_bytes(value) + key_bytes + ENTRY_OVERHEAD)
+        try:
+            self._cache[key] = entry
+        except ValueError:  # larger than the whole cache: served, not kept
+            pass
+        return entry
 
     def _fetch_raw(self, version: str, suffixes: list[str]) -> list[bytes | None]:
         if not suffixes:
